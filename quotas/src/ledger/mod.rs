@@ -1,0 +1,113 @@
+//! Ledger backends: where usage lives.
+//!
+//! Every backend implements [`Ledger`] with the semantics of
+//! [`crate::state::PeriodState`]; they differ in where the numbers live and
+//! what survives:
+//!
+//! | backend | shared by | survives | per-op cost |
+//! |---|---|---|---|
+//! | [`MemoryLedger`] | threads of one process | nothing | a few atomic CAS |
+//! | [`DurableLedger`] | one process at a time (file lock) | `kill -9`; power loss with [`Durability::PowerLoss`] | one group-committed `write` (or `fdatasync`) per grant |
+//! | [`RedisLedger`] | many engine instances | whatever the Redis server's persistence gives | one Lua round trip |
+//!
+//! Slots: [`Ledger::bind`] receives the process list once; afterwards a
+//! process is addressed by its position in that list (`slot`), so the hot
+//! path never hashes a string.
+
+use std::path::PathBuf;
+
+use crate::config::ProcessConfig;
+use crate::day::QuotaDay;
+use crate::state::{Operation, Period, ReserveOutcome, ReserveRequest, SlotSnapshot};
+use crate::usage::Usage;
+
+pub mod memory;
+
+pub use memory::MemoryLedger;
+
+/// A ledger backend failure. Carried into denials and notifications as text.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The backend could not be reached (connection refused, timeout).
+    #[error("ledger backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered something that is not a valid ledger reply.
+    #[error("ledger backend returned an invalid reply: {0}")]
+    Protocol(String),
+    /// The ledger file fails its checksums or structure. The ledger refuses to
+    /// open: usage is never silently reset.
+    #[error(
+        "ledger file {path} is corrupt at byte {offset}: {reason}. Refusing to start: \
+         usage would otherwise be lost. Restore the file from a backup, or move it \
+         aside deliberately to start from zero"
+    )]
+    Corrupt {
+        /// The ledger file.
+        path: PathBuf,
+        /// Byte offset of the first bad record.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// Another process holds the ledger file.
+    #[error("ledger file {path} is in use by another process (it is locked exclusively)")]
+    Locked {
+        /// The ledger file.
+        path: PathBuf,
+    },
+    /// An I/O error on the ledger file. After a failed write the ledger
+    /// refuses further grants (see [`LedgerError::Failed`]).
+    #[error("I/O error on ledger {path}: {source}")]
+    Io {
+        /// The ledger file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A previous write failed; the durable ledger can no longer promise
+    /// durability and denies until reopened.
+    #[error("ledger {0} failed earlier and accepts no more writes; reopen it")]
+    Failed(PathBuf),
+    /// The ledger was used before [`Ledger::bind`], or bound twice.
+    #[error("ledger binding: {0}")]
+    Binding(String),
+    /// A slot outside the bound process list.
+    #[error("no ledger slot {0}")]
+    NoSuchSlot(u32),
+}
+
+/// A store of per-process quota periods. Implementations are `Send + Sync`
+/// and linearizable per slot; see [`crate::state`] for the rules.
+pub trait Ledger: Send + Sync {
+    /// Declares the processes; slot `i` is `processes[i]`. Persistent
+    /// ledgers store the configs so operators can inspect the ledger without
+    /// the YAML ([`crate::Quotas::from_ledger`]). May be called once.
+    fn bind(&self, processes: &[ProcessConfig]) -> Result<(), LedgerError>;
+
+    /// The process configs stored in the ledger (the latest bound ones);
+    /// empty for a new ledger.
+    fn declared(&self) -> Result<Vec<ProcessConfig>, LedgerError>;
+
+    /// Atomically evaluates and, if granted, charges a reservation.
+    fn reserve(&self, slot: u32, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError>;
+
+    /// Gives back `amount` of a charge made in `period` (ignored if the
+    /// period has ended).
+    fn refund(&self, slot: u32, period: Period, amount: Usage) -> Result<(), LedgerError>;
+
+    /// Reads the entry as of `day`.
+    fn snapshot(&self, slot: u32, day: QuotaDay) -> Result<SlotSnapshot, LedgerError>;
+
+    /// Applies an operator action for `day`.
+    fn operate(&self, slot: u32, day: QuotaDay, op: Operation)
+        -> Result<SlotSnapshot, LedgerError>;
+
+    /// Makes everything recorded so far durable (refunds included).
+    fn sync(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// A short description for status output, e.g. `memory` or `file:/var/lib/q.ledger`.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,833 @@
+//! [`Quotas`]: the quota manager the engine and the CLI talk to.
+//!
+//! It owns the validated configuration, one ledger backend and a notifier.
+//! It turns a caller's `(process, amount, at)` into a ledger request (the
+//! quota day of `at` in the process's zone, the configured caps and warning
+//! thresholds), turns the ledger's answer into a [`Reservation`] or a
+//! [`Denial`], applies the backend-failure policy, and reports transitions
+//! to the notifier.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{
+    valid_id, BackendPolicy, ProcessConfig, QuotaConfig, UnknownProcess, UNKNOWN_BUCKET_ID,
+};
+use crate::day::{DayCache, QuotaDay};
+use crate::ledger::{Ledger, LedgerError};
+use crate::notify::{NotificationKind, Notifier, QuotaNotification};
+use crate::state::{
+    Events, Operation, Period, QuotaState, ReserveOutcome, ReserveRequest, SlotSnapshot, Verdict,
+};
+use crate::usage::{Dimension, Limits, Usage, MAX_AMOUNT};
+
+/// A pre-resolved process: [`Quotas::reserve_handle`] skips the id lookup.
+/// Valid only for the [`Quotas`] that issued it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProcessHandle(u32);
+
+/// Why a reservation was refused. Serializes with a `reason` tag, e.g.
+/// `{"reason":"stopped","process":"crm-sync",...}`, for `held.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Denial {
+    /// This request would take usage past the limit; the process is now
+    /// stopped for the rest of the quota day.
+    #[error("process `{process}` quota exhausted on {quota_day}: {requested} more {dimension} would exceed the limit {limit} (used {used})")]
+    Exhausted {
+        /// Process id.
+        process: String,
+        /// The dimension that does not fit.
+        dimension: Dimension,
+        /// The amount requested in that dimension.
+        requested: u64,
+        /// Usage in that dimension.
+        used: u64,
+        /// The limit in that dimension.
+        limit: u64,
+        /// The quota day.
+        quota_day: QuotaDay,
+    },
+    /// The process was stopped earlier this quota day (exhausted); it stays
+    /// stopped until the next quota day or an operator raise / resume.
+    #[error("process `{process}` is stopped for {quota_day} (quota exhausted; used {used}, limit {limit})")]
+    Stopped {
+        /// Process id.
+        process: String,
+        /// The quota day.
+        quota_day: QuotaDay,
+        /// Usage of the day.
+        used: Usage,
+        /// Effective limits.
+        limit: Limits,
+    },
+    /// The process is not configured and `unknown_process` is `deny`.
+    #[error("unknown process `{process}` (not in the quota configuration; unknown processes are denied)")]
+    UnknownProcess {
+        /// The id as given.
+        process: String,
+    },
+    /// The ledger backend failed and the process fails closed.
+    #[error("quota ledger unavailable for process `{process}` (failing closed): {error}")]
+    BackendUnavailable {
+        /// Process id.
+        process: String,
+        /// The backend error.
+        error: String,
+    },
+}
+
+/// Errors of construction and operator actions.
+#[derive(Debug, thiserror::Error)]
+pub enum QuotasError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// No such process.
+    #[error("unknown process `{0}`")]
+    UnknownProcess(String),
+    /// A configuration built in code breaks a rule the YAML validator enforces.
+    #[error("invalid quota configuration: {0}")]
+    InvalidConfig(String),
+    /// `raise` was given a limit below the current one.
+    #[error("raise would lower the {dimension} limit of `{process}` from {current} to {requested}; change the configuration to lower a limit")]
+    NotARaise {
+        /// Process id.
+        process: String,
+        /// The dimension.
+        dimension: Dimension,
+        /// The current effective limit.
+        current: String,
+        /// The requested limit.
+        requested: u64,
+    },
+    /// `raise` was given a zero or too large limit.
+    #[error("invalid {dimension} limit {value} for `{process}`: must be 1..={MAX_AMOUNT}")]
+    InvalidLimit {
+        /// Process id.
+        process: String,
+        /// The dimension.
+        dimension: Dimension,
+        /// The value given.
+        value: u64,
+    },
+}
+
+/// One process's quota as seen on a quota day. Serializable for `fusebox
+/// quota status --json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProcessStatus {
+    /// Process id.
+    pub process: String,
+    /// Owner.
+    pub owner: String,
+    /// IANA zone of the quota day.
+    pub time_zone: String,
+    /// The quota day described.
+    pub quota_day: QuotaDay,
+    /// Active / warned / exhausted.
+    pub state: QuotaState,
+    /// Shadow mode (never denies).
+    pub shadow: bool,
+    /// Usage of the day.
+    pub used: Usage,
+    /// Effective limits (an operator raise included).
+    pub limit: Limits,
+    /// Limits from the configuration.
+    pub configured_limit: Limits,
+    /// An operator raise is in effect for the day.
+    pub raised: bool,
+    /// Headroom per dimension (`None` = unmetered).
+    pub remaining: Limits,
+    /// When the quota day ends and usage resets.
+    pub resets_at: Option<DateTime<Utc>>,
+    /// The ledger backend.
+    pub backend: String,
+}
+
+/// How a reservation was settled.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Settlement {
+    /// Usage that stays charged.
+    pub committed: Usage,
+    /// Usage given back.
+    pub refunded: Usage,
+    /// Actual usage beyond the reservation. It is *not* charged (that could
+    /// pass the limit); reserve the real size up front to avoid it.
+    pub overrun: Usage,
+    /// The backend could not take the refund; usage stays higher than true
+    /// (conservative), never lower.
+    pub refund_error: Option<String>,
+}
+
+struct Entry {
+    cfg: ProcessConfig,
+    caps: Usage,
+    warn: Usage,
+    days: DayCache,
+    backend_down: AtomicBool,
+}
+
+/// The quota manager. `Send + Sync`; share it with `Arc`.
+///
+/// Invariants: `entries[i]` is ledger slot `i`; the unknown bucket, if any,
+/// is the last entry; `index` maps every configured id to its slot.
+pub struct Quotas {
+    config: QuotaConfig,
+    entries: Vec<Entry>,
+    index: HashMap<String, u32>,
+    unknown: Option<u32>,
+    ledger: Box<dyn Ledger>,
+    notifier: Arc<dyn Notifier>,
+}
+
+impl fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quotas")
+            .field("processes", &self.index.len())
+            .field("unknown_bucket", &self.unknown.is_some())
+            .field("ledger", &self.ledger.describe())
+            .finish()
+    }
+}
+
+fn check_process(p: &ProcessConfig) -> Result<(), QuotasError> {
+    let bad = |m: String| Err(QuotasError::InvalidConfig(m));
+    if !valid_id(&p.id) && p.id != UNKNOWN_BUCKET_ID {
+        return bad(format!("invalid process id `{}`", p.id));
+    }
+    if p.limits.records.is_none() && p.limits.bytes.is_none() {
+        return bad(format!("process `{}` has no limit", p.id));
+    }
+    for v in [p.limits.records, p.limits.bytes].into_iter().flatten() {
+        if v == 0 || v > MAX_AMOUNT {
+            return bad(format!(
+                "process `{}`: limit {v} outside 1..={MAX_AMOUNT}",
+                p.id
+            ));
+        }
+    }
+    if !(p.warn_at > 0.0 && p.warn_at <= 1.0) {
+        return bad(format!(
+            "process `{}`: warn_at {} outside (0, 1]",
+            p.id, p.warn_at
+        ));
+    }
+    Ok(())
+}
+
+impl Quotas {
+    /// Builds the manager and binds the ledger to the configured processes
+    /// (plus the unknown bucket under `unknown_process: default`).
+    pub fn new(
+        config: QuotaConfig,
+        ledger: Box<dyn Ledger>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Quotas, QuotasError> {
+        let mut procs: Vec<ProcessConfig> = config.processes.clone();
+        let mut unknown = None;
+        if config.unknown_process == UnknownProcess::Default {
+            let bucket = config.unknown_bucket().ok_or_else(|| {
+                QuotasError::InvalidConfig(
+                    "`unknown_process: default` needs `default_limits`".into(),
+                )
+            })?;
+            unknown = Some(procs.len() as u32);
+            procs.push(bucket);
+        }
+        let mut index = HashMap::with_capacity(procs.len());
+        for (i, p) in procs.iter().enumerate() {
+            check_process(p)?;
+            if index.insert(p.id.clone(), i as u32).is_some() {
+                return Err(QuotasError::InvalidConfig(format!(
+                    "duplicate process id `{}`",
+                    p.id
+                )));
+            }
+        }
+        if procs.len() > u32::MAX as usize {
+            return Err(QuotasError::InvalidConfig("too many processes".into()));
+        }
+        ledger.bind(&procs)?;
+        let entries = procs
+            .into_iter()
+            .map(|cfg| Entry {
+                caps: cfg.limits.caps(),
+                warn: cfg.limits.warn_thresholds(cfg.warn_at),
+                cfg,
+                days: DayCache::new(),
+                backend_down: AtomicBool::new(false),
+            })
+            .collect();
+        Ok(Quotas {
+            config,
+            entries,
+            index,
+            unknown,
+            ledger,
+            notifier,
+        })
+    }
+
+    /// Builds the manager from the process configs stored in a persistent
+    /// ledger — for operator tools that have the ledger but not the YAML.
+    pub fn from_ledger(
+        ledger: Box<dyn Ledger>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Quotas, QuotasError> {
+        let declared = ledger.declared()?;
+        let mut config = QuotaConfig {
+            unknown_process: UnknownProcess::Deny,
+            default_limits: None,
+            default_owner: None,
+            default_time_zone: None,
+            processes: Vec::new(),
+        };
+        for p in declared {
+            if p.id == UNKNOWN_BUCKET_ID {
+                config.unknown_process = UnknownProcess::Default;
+                config.default_limits = Some(p.limits);
+                config.default_owner = Some(p.owner).filter(|o| !o.is_empty());
+                config.default_time_zone = Some(p.time_zone);
+            } else {
+                config.processes.push(p);
+            }
+        }
+        Quotas::new(config, ledger, notifier)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &QuotaConfig {
+        &self.config
+    }
+
+    /// The ledger backend.
+    pub fn ledger(&self) -> &dyn Ledger {
+        &*self.ledger
+    }
+
+    /// Resolves an id once for [`Quotas::reserve_handle`]. Unknown ids
+    /// resolve to the shared unknown bucket under `unknown_process: default`,
+    /// and to `None` under `deny`.
+    pub fn process_handle(&self, process: &str) -> Option<ProcessHandle> {
+        self.index
+            .get(process)
+            .copied()
+            .or(self.unknown)
+            .map(ProcessHandle)
+    }
+
+    /// The id a handle stands for.
+    pub fn process_id(&self, handle: ProcessHandle) -> Option<&str> {
+        self.entries
+            .get(handle.0 as usize)
+            .map(|e| e.cfg.id.as_str())
+    }
+
+    /// Reserves `records` and `bytes` for `process` at instant `at` (the
+    /// caller's clock: event time when replaying). See [`Quotas::reserve_handle`].
+    pub fn reserve(
+        &self,
+        process: &str,
+        records: u64,
+        bytes: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Reservation<'_>, Denial> {
+        match self.process_handle(process) {
+            Some(h) => self.reserve_handle(h, records, bytes, at),
+            None => Err(Denial::UnknownProcess {
+                process: process.to_string(),
+            }),
+        }
+    }
+
+    /// Reserves on a resolved process. On success the amount is charged
+    /// against the quota day of `at` in the process's zone until the
+    /// [`Reservation`] is committed (unused part refunded) or dropped (all
+    /// refunded). Transitions (warned, exhausted, rolled over, backend
+    /// failure) are notified before this returns.
+    #[inline]
+    pub fn reserve_handle(
+        &self,
+        handle: ProcessHandle,
+        records: u64,
+        bytes: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Reservation<'_>, Denial> {
+        let Some(e) = self.entries.get(handle.0 as usize) else {
+            return Err(Denial::UnknownProcess {
+                process: format!("#{}", handle.0),
+            });
+        };
+        // Anything above MAX_AMOUNT can never fit; clamping keeps every
+        // backend's arithmetic exact.
+        let amount = Usage::new(records.min(MAX_AMOUNT + 1), bytes.min(MAX_AMOUNT + 1));
+        let req = ReserveRequest {
+            day: e.days.day_of(at, e.cfg.time_zone),
+            amount,
+            caps: e.caps,
+            warn: e.warn,
+            shadow: e.cfg.shadow,
+        };
+        match self.ledger.reserve(handle.0, &req) {
+            Ok(o) => {
+                if e.backend_down.load(Ordering::Relaxed) {
+                    self.backend_recovered(e, &o, at);
+                }
+                if o.events.0 != 0 {
+                    self.notify_events(e, &o, at);
+                }
+                match o.verdict {
+                    Verdict::Granted => Ok(Reservation {
+                        quotas: self,
+                        slot: handle.0,
+                        period: Some(o.period),
+                        amount,
+                    }),
+                    Verdict::Stopped => Err(Denial::Stopped {
+                        process: e.cfg.id.clone(),
+                        quota_day: o.period.day,
+                        used: o.used,
+                        limit: Limits::from_caps(o.caps),
+                    }),
+                    Verdict::Exceeded(dim) => Err(Denial::Exhausted {
+                        process: e.cfg.id.clone(),
+                        dimension: dim,
+                        requested: Usage::new(records, bytes).get(dim),
+                        used: o.used.get(dim),
+                        limit: o.caps.get(dim),
+                        quota_day: o.period.day,
+                    }),
+                }
+            }
+            Err(err) => self.backend_failed(handle.0, e, req.day, err, at),
+        }
+    }
+
+    #[cold]
+    fn backend_failed(
+        &self,
+        slot: u32,
+        e: &Entry,
+        day: QuotaDay,
+        err: LedgerError,
+        at: DateTime<Utc>,
+    ) -> Result<Reservation<'_>, Denial> {
+        let open = e.cfg.on_backend_unavailable == BackendPolicy::FailOpen;
+        if !e.backend_down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(process = %e.cfg.id, error = %err, fail_open = open, "quota ledger unavailable");
+            let kind = if open {
+                NotificationKind::BackendUnavailableAllowed
+            } else {
+                NotificationKind::BackendUnavailableDenied
+            };
+            let what = if open {
+                "transfers continue unmetered (fail_open)"
+            } else {
+                "transfers are denied (fail_closed)"
+            };
+            self.emit(
+                e,
+                kind,
+                day,
+                Usage::ZERO,
+                e.cfg.limits,
+                at,
+                format!(
+                    "quota ledger {} unavailable: {err}; {what}",
+                    self.ledger.describe()
+                ),
+            );
+        }
+        if open {
+            Ok(Reservation {
+                quotas: self,
+                slot,
+                period: None,
+                amount: Usage::ZERO,
+            })
+        } else {
+            Err(Denial::BackendUnavailable {
+                process: e.cfg.id.clone(),
+                error: err.to_string(),
+            })
+        }
+    }
+
+    #[cold]
+    fn backend_recovered(&self, e: &Entry, o: &ReserveOutcome, at: DateTime<Utc>) {
+        if e.backend_down.swap(false, Ordering::AcqRel) {
+            self.emit(
+                e,
+                NotificationKind::BackendRecovered,
+                o.period.day,
+                o.used,
+                Limits::from_caps(o.caps),
+                at,
+                format!(
+                    "quota ledger {} reachable again; metering resumed",
+                    self.ledger.describe()
+                ),
+            );
+        }
+    }
+
+    #[cold]
+    fn notify_events(&self, e: &Entry, o: &ReserveOutcome, at: DateTime<Utc>) {
+        let limit = Limits::from_caps(o.caps);
+        let day = o.period.day;
+        let id = &e.cfg.id;
+        if o.events.has(Events::ROLLED_OVER) {
+            self.emit(
+                e,
+                NotificationKind::RolledOver,
+                day,
+                o.used,
+                limit,
+                at,
+                format!(
+                    "{id}: new quota day {day} ({}); the process is active again",
+                    e.cfg.time_zone.name()
+                ),
+            );
+        }
+        if o.events.has(Events::WARNED) {
+            self.emit(
+                e,
+                NotificationKind::Warned,
+                day,
+                o.used,
+                limit,
+                at,
+                format!(
+                    "{id} reached {:.0}% of its daily quota on {day}: used {}, limit {limit}",
+                    e.cfg.warn_at * 100.0,
+                    o.used
+                ),
+            );
+        }
+        if o.events.has(Events::STOPPED) {
+            let dim = match o.verdict {
+                Verdict::Exceeded(d) => d,
+                _ if o.used.records > o.caps.records => Dimension::Records,
+                _ => Dimension::Bytes,
+            };
+            let (kind, what) = if e.cfg.shadow {
+                (
+                    NotificationKind::ShadowWouldDeny,
+                    "shadow mode: it would have been stopped and keeps running",
+                )
+            } else {
+                (
+                    NotificationKind::Exhausted,
+                    "it is stopped until the next quota day or an operator raises the limit or resumes it",
+                )
+            };
+            self.emit(
+                e,
+                kind,
+                day,
+                o.used,
+                limit,
+                at,
+                format!("{id} exhausted its daily {dim} quota on {day} (used {}, limit {limit}); {what}", o.used),
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        e: &Entry,
+        kind: NotificationKind,
+        quota_day: QuotaDay,
+        used: Usage,
+        limit: Limits,
+        at: DateTime<Utc>,
+        message: String,
+    ) {
+        tracing::info!(process = %e.cfg.id, ?kind, %quota_day, "quota notification");
+        self.notifier.notify(QuotaNotification {
+            process: e.cfg.id.clone(),
+            owner: e.cfg.owner.clone(),
+            kind,
+            quota_day,
+            time_zone: e.cfg.time_zone.name().to_string(),
+            used,
+            limit,
+            at,
+            message,
+        });
+    }
+
+    fn slot_of(&self, process: &str) -> Result<u32, QuotasError> {
+        self.index
+            .get(process)
+            .copied()
+            .ok_or_else(|| QuotasError::UnknownProcess(process.to_string()))
+    }
+
+    fn status_of(&self, slot: u32, snap: SlotSnapshot) -> ProcessStatus {
+        let e = &self.entries[slot as usize];
+        let caps = snap.raised.unwrap_or(e.caps);
+        let limit = Limits::from_caps(caps);
+        let remaining = Limits::new(
+            limit.records.map(|l| l.saturating_sub(snap.used.records)),
+            limit.bytes.map(|l| l.saturating_sub(snap.used.bytes)),
+        );
+        ProcessStatus {
+            process: e.cfg.id.clone(),
+            owner: e.cfg.owner.clone(),
+            time_zone: e.cfg.time_zone.name().to_string(),
+            quota_day: snap.day,
+            state: QuotaState::from_flags(snap.flags),
+            shadow: e.cfg.shadow,
+            used: snap.used,
+            limit,
+            configured_limit: e.cfg.limits,
+            raised: snap.raised.is_some(),
+            remaining,
+            resets_at: snap.day.end(e.cfg.time_zone),
+            backend: self.ledger.describe(),
+        }
+    }
+
+    /// Status of one process (`Some(id)`) or of all, in configuration order,
+    /// on the quota day of `at` in each process's zone.
+    pub fn status(
+        &self,
+        process: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ProcessStatus>, QuotasError> {
+        let slots: Vec<u32> = match process {
+            Some(p) => vec![self.slot_of(p)?],
+            None => (0..self.entries.len() as u32).collect(),
+        };
+        slots
+            .into_iter()
+            .map(|slot| {
+                let e = &self.entries[slot as usize];
+                let snap = self
+                    .ledger
+                    .snapshot(slot, e.days.day_of(at, e.cfg.time_zone))?;
+                Ok(self.status_of(slot, snap))
+            })
+            .collect()
+    }
+
+    fn operate(
+        &self,
+        process: &str,
+        at: DateTime<Utc>,
+        op: Operation,
+        kind: NotificationKind,
+    ) -> Result<ProcessStatus, QuotasError> {
+        let slot = self.slot_of(process)?;
+        let e = &self.entries[slot as usize];
+        let snap = self
+            .ledger
+            .operate(slot, e.days.day_of(at, e.cfg.time_zone), op)?;
+        let status = self.status_of(slot, snap);
+        let verb = match kind {
+            NotificationKind::LimitRaised => format!("raised the limit to {}", status.limit),
+            NotificationKind::Reset => "reset the day's usage to zero".to_string(),
+            _ => "resumed the process".to_string(),
+        };
+        self.emit(
+            e,
+            kind,
+            status.quota_day,
+            status.used,
+            status.limit,
+            at,
+            format!("an operator {verb} for {} on {}", process, status.quota_day),
+        );
+        Ok(status)
+    }
+
+    /// Raises `process`'s limits for the rest of the quota day of `at`
+    /// (`None` keeps a dimension as is). Clears the stop, re-arms the
+    /// warning, notifies `LimitRaised`. The raise lapses at the next quota
+    /// day; change the configuration for a lasting change. Lowering a limit
+    /// is refused ([`QuotasError::NotARaise`]).
+    pub fn raise(
+        &self,
+        process: &str,
+        new_limits: Limits,
+        at: DateTime<Utc>,
+    ) -> Result<ProcessStatus, QuotasError> {
+        let slot = self.slot_of(process)?;
+        let e = &self.entries[slot as usize];
+        let snap = self
+            .ledger
+            .snapshot(slot, e.days.day_of(at, e.cfg.time_zone))?;
+        let current = snap.raised.unwrap_or(e.caps);
+        let mut caps = current;
+        for dim in [Dimension::Records, Dimension::Bytes] {
+            let Some(v) = new_limits.get(dim) else {
+                continue;
+            };
+            if v == 0 || v > MAX_AMOUNT {
+                return Err(QuotasError::InvalidLimit {
+                    process: process.to_string(),
+                    dimension: dim,
+                    value: v,
+                });
+            }
+            let cur = current.get(dim);
+            if v < cur {
+                return Err(QuotasError::NotARaise {
+                    process: process.to_string(),
+                    dimension: dim,
+                    current: if cur >= MAX_AMOUNT {
+                        "unlimited".into()
+                    } else {
+                        cur.to_string()
+                    },
+                    requested: v,
+                });
+            }
+            match dim {
+                Dimension::Records => caps.records = v,
+                Dimension::Bytes => caps.bytes = v,
+            }
+        }
+        self.operate(
+            process,
+            at,
+            Operation::Raise(caps),
+            NotificationKind::LimitRaised,
+        )
+    }
+
+    /// Lets a stopped process run again on the quota day of `at` (usage and
+    /// limit unchanged, so it stops again at the next request that does
+    /// not fit). Notifies `Resumed`.
+    pub fn resume(&self, process: &str, at: DateTime<Utc>) -> Result<ProcessStatus, QuotasError> {
+        self.operate(process, at, Operation::Resume, NotificationKind::Resumed)
+    }
+
+    /// Zeroes the usage of the quota day of `at` and returns the process to
+    /// active. Reservations still open keep their grant but their refunds
+    /// are dropped (they belong to the forgiven period). Notifies `Reset`.
+    pub fn reset(&self, process: &str, at: DateTime<Utc>) -> Result<ProcessStatus, QuotasError> {
+        self.operate(process, at, Operation::Reset, NotificationKind::Reset)
+    }
+
+    /// Makes everything recorded so far durable (see [`Ledger::sync`]).
+    pub fn sync(&self) -> Result<(), LedgerError> {
+        self.ledger.sync()
+    }
+}
+
+/// Granted quota, charged until settled. Commit it with the actual amount
+/// transferred; dropping it uncommitted refunds everything.
+#[must_use = "dropping a reservation refunds it; call commit() after the transfer"]
+pub struct Reservation<'q> {
+    quotas: &'q Quotas,
+    slot: u32,
+    /// `None`: granted unmetered by a fail-open policy.
+    period: Option<Period>,
+    amount: Usage,
+}
+
+impl fmt::Debug for Reservation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reservation")
+            .field("process", &self.process())
+            .field("amount", &self.amount)
+            .field("period", &self.period)
+            .finish()
+    }
+}
+
+impl Reservation<'_> {
+    /// The process charged.
+    pub fn process(&self) -> &str {
+        self.quotas.entries[self.slot as usize].cfg.id.as_str()
+    }
+
+    /// The amount charged (zero when unmetered).
+    pub fn amount(&self) -> Usage {
+        self.amount
+    }
+
+    /// The quota day charged; `None` when granted unmetered (fail open).
+    pub fn quota_day(&self) -> Option<QuotaDay> {
+        self.period.map(|p| p.day)
+    }
+
+    /// False when granted without metering because the backend was down
+    /// and the process fails open.
+    pub fn is_metered(&self) -> bool {
+        self.period.is_some()
+    }
+
+    /// Settles: keeps `min(actual, reserved)` charged and refunds the rest.
+    pub fn commit(mut self, actual_records: u64, actual_bytes: u64) -> Settlement {
+        let actual = Usage::new(actual_records, actual_bytes);
+        let committed = actual.min(self.amount);
+        let refund = self.amount.saturating_sub(committed);
+        let overrun = actual.saturating_sub(self.amount);
+        if !overrun.is_zero() && self.period.is_some() {
+            tracing::warn!(process = self.process(), %overrun, "transfer exceeded its reservation; overrun not charged");
+        }
+        self.amount = Usage::ZERO;
+        let refund_error = self.give_back(refund);
+        Settlement {
+            committed: if self.period.is_some() {
+                committed
+            } else {
+                Usage::ZERO
+            },
+            refunded: if refund_error.is_none() {
+                refund
+            } else {
+                Usage::ZERO
+            },
+            overrun,
+            refund_error,
+        }
+    }
+
+    /// Cancels: refunds everything now (same as dropping, with the result).
+    pub fn cancel(mut self) -> Settlement {
+        let refund = std::mem::take(&mut self.amount);
+        let refund_error = self.give_back(refund);
+        Settlement {
+            refunded: if refund_error.is_none() {
+                refund
+            } else {
+                Usage::ZERO
+            },
+            refund_error,
+            ..Settlement::default()
+        }
+    }
+
+    fn give_back(&self, amount: Usage) -> Option<String> {
+        let period = self.period?;
+        if amount.is_zero() {
+            return None;
+        }
+        match self.quotas.ledger.refund(self.slot, period, amount) {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(process = self.process(), error = %e, "refund lost; usage stays over-counted");
+                Some(e.to_string())
+            }
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let amount = std::mem::take(&mut self.amount);
+        let _ = self.give_back(amount);
+    }
+}
