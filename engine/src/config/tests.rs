@@ -1,0 +1,168 @@
+use super::*;
+use crate::customers::Schema;
+use crate::value::AttrType;
+
+fn schema() -> Schema {
+    Schema::new([
+        ("city".to_string(), AttrType::String),
+        ("points".to_string(), AttrType::Int),
+        ("orders_count".to_string(), AttrType::Int),
+        ("tier".to_string(), AttrType::String),
+        ("last_coupon".to_string(), AttrType::String),
+    ])
+    .unwrap()
+}
+
+fn compile(text: &str) -> Result<TriggerSet, ConfigError> {
+    compile_triggers(text, "triggers.yaml", Some(&schema()))
+}
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match compile(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.errors().cloned().collect(),
+    }
+}
+
+const GOOD: &str = r#"
+event_types: [order.completed, points.milestone, page.viewed]
+settings: { max_chain_depth: 4 }
+pools:
+  - id: welcome
+    codes: [A, B]
+  - id: spring
+    generate: { prefix: "S-", count: 100 }
+counters:
+  - id: orders_total
+triggers:
+  - id: z-late
+    owner: a@x
+    on: order.completed
+    priority: 200
+    actions:
+      - increment: { counter: orders_total }
+  - id: points
+    owner: a@x
+    on: order.completed
+    condition: "event.properties.total > 50"
+    limits: { max_points: 1000 }
+    actions:
+      - award_points: { amount: "int(event.properties.total / 10)" }
+      - increment: { attribute: orders_count }
+      - issue_coupon: { pool: welcome, store_in: last_coupon }
+      - send_message: { channel: sms, template: thanks, args: { code: "coupon" } }
+      - emit_event: { type: points.milestone, properties: { points: "customer.points" } }
+  - id: a-first
+    owner: b@x
+    on: order.completed
+    enabled: false
+    actions:
+      - set: { attribute: tier, value: "'gold'" }
+"#;
+
+#[test]
+fn good_file_compiles_in_priority_then_id_order() {
+    let set = compile(GOOD).unwrap();
+    let order: Vec<&str> = set.triggers.iter().map(|t| t.id.as_ref()).collect();
+    assert_eq!(order, ["a-first", "points", "z-late"], "priority first, then id");
+    let enabled: Vec<&str> = set.for_event_type("order.completed").iter().map(|&i| set.trigger(i).id.as_ref()).collect();
+    assert_eq!(enabled, ["points", "z-late"], "disabled triggers do not run");
+    assert_eq!(set.settings.max_chain_depth, 4);
+    assert!(set.is_known_event_type("page.viewed"));
+    assert!(!set.is_known_event_type("page.clicked"));
+    assert_eq!(set.pools[1].code(99).as_deref(), Some("S-100"));
+    assert!(set.is_runnable());
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+}
+
+#[test]
+fn every_error_is_reported_with_its_line() {
+    let text = r#"
+event_types: [order.completed]
+pools:
+  - id: welcome
+    codes: [A, A]
+triggers:
+  - id: t1
+    owner: a@x
+    on: order.complete
+    condition: "customer.pionts > 3"
+    actions:
+      - issue_coupon: { pool: welcom }
+  - id: t1
+    owner: a@x
+    on: order.completed
+    actions:
+      - set: { attribute: points, value: "'many'" }
+      - increment: { counter: nope }
+"#;
+    let errs = errors(text);
+    let msgs: Vec<String> = errs.iter().map(|d| format!("{}: {}", d.line, d.message)).collect();
+    let has = |line: u64, needle: &str| errs.iter().any(|d| d.line == line && d.message.contains(needle));
+    assert!(has(5, "code `A` twice"), "{msgs:#?}");
+    assert!(has(9, "unknown event type `order.complete`"), "{msgs:#?}");
+    assert!(has(10, "unknown customer attribute `pionts`"), "{msgs:#?}");
+    assert!(has(12, "unknown coupon pool `welcom`"), "{msgs:#?}");
+    assert!(has(13, "duplicate trigger id `t1` (first defined at line 7)"), "{msgs:#?}");
+    assert!(has(17, "attribute `points` is int, but the value is a string"), "{msgs:#?}");
+    assert!(has(18, "unknown counter `nope`"), "{msgs:#?}");
+    let typo = errs.iter().find(|d| d.message.contains("order.complete`")).unwrap();
+    assert_eq!(typo.help.as_deref(), Some("did you mean `order.completed`?"));
+}
+
+#[test]
+fn cel_errors_point_inside_the_expression() {
+    let text = "triggers:\n  - id: t\n    owner: o\n    on: x\n    condition: \"customer.points > 'abc'\"\n    actions:\n      - increment: { attribute: points }\n";
+    let err = compile(text).unwrap_err();
+    let d = err.errors().next().unwrap();
+    assert_eq!(d.line, 5);
+    assert!(d.message.contains("cannot combine int and string"), "{d:?}");
+    let (start, _) = d.span.unwrap();
+    let expr_start = text.find("customer.points").unwrap();
+    assert!(start >= expr_start && start < expr_start + 26, "span {start} not inside the expression at {expr_start}");
+}
+
+#[test]
+fn unknown_keys_and_syntax_errors_are_located() {
+    let err = compile("triggers:\n  - id: t\n    owner: o\n    on: x\n    conditon: \"true\"\n    actions: []\n").unwrap_err();
+    let d = &err.diagnostics[0];
+    assert!(d.message.contains("conditon"), "{d:?}");
+    assert!(d.line >= 2, "{d:?}");
+
+    let err = compile("triggers: [\n").unwrap_err();
+    assert!(err.diagnostics[0].line >= 1, "{:?}", err.diagnostics);
+    let err = compile("   \n").unwrap_err();
+    assert!(err.diagnostics[0].message.contains("empty"));
+}
+
+#[test]
+fn unconditional_chain_cycles_are_errors_and_conditional_ones_warnings() {
+    let cyc = |cond: &str| {
+        format!(
+            "triggers:\n  - id: a\n    owner: o\n    on: ping\n{cond}    actions:\n      - emit_event: {{ type: pong }}\n  - id: b\n    owner: o\n    on: pong\n    actions:\n      - emit_event: {{ type: ping }}\n"
+        )
+    };
+    let errs = errors(&cyc(""));
+    assert!(errs.iter().any(|d| d.message.contains("cyclic event chain") && d.line > 0), "{errs:?}");
+    let set = compile(&cyc("    condition: \"customer.points < 10\"\n")).unwrap();
+    assert!(set.warnings.iter().any(|d| d.message.contains("cyclic event chain")), "{:?}", set.warnings);
+}
+
+#[test]
+fn action_shapes_are_checked() {
+    let base = |action: &str| format!("triggers:\n  - id: t\n    owner: o\n    on: x\n    actions:\n      - {action}\n");
+    assert!(errors(&base("increment: { attribute: city }"))[0].message.contains("is string"));
+    assert!(errors(&base("increment: { attribute: points, counter: c }"))[0].message.contains("exactly one"));
+    assert!(errors(&base("send_message: { channel: fax, template: t }"))[0].message.contains("unknown channel"));
+    assert!(errors(&base("send_message: { channel: sms, template: t, args: { c: coupon } }"))[0].message.contains("issue_coupon"));
+    assert!(errors(&base("award_points: { amount: \"1.5\" }"))[0].message.contains("must be an int"));
+    assert!(errors(&base("teleport: {}"))[0].message.contains("teleport"));
+    assert!(errors("settings: { max_chain_depth: 0 }\ntriggers:\n  - id: t\n    owner: o\n    on: x\n    actions:\n      - increment: { attribute: points }\n")[0].message.contains("max_chain_depth"));
+}
+
+#[test]
+fn without_a_schema_attributes_are_not_checked_and_the_set_cannot_run() {
+    let text = "triggers:\n  - id: t\n    owner: o\n    on: x\n    condition: \"customer.anything > 1\"\n    actions:\n      - set: { attribute: whatever, value: \"1\" }\n";
+    let set = compile_triggers(text, "t.yaml", None).unwrap();
+    assert!(!set.is_runnable());
+}

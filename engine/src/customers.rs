@@ -1,0 +1,368 @@
+//! The customer table: typed, columnar, in memory.
+//!
+//! Customers are identified by a `u64` id (the `id` column of the input file). Internally a
+//! customer is addressed by its dense *row* index (`u32`), which is what state keys, bitmaps
+//! and the executors use; [`CustomerTable::row_of`] maps ids to rows.
+//!
+//! Invariants:
+//! - every column has exactly `len()` entries, and row `r` of every column belongs to `ids[r]`;
+//! - ids are unique (loading rejects duplicates with the offending rows);
+//! - a value stored in a column is always of that column's [`AttrType`] (or null): writes go
+//!   through [`CustomerTable::set`], which checks, so readers never see a mistyped value.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::value::{AttrType, Value};
+
+/// Index of an attribute (column) in a [`Schema`].
+pub type AttrId = u16;
+
+/// Dense row index of a customer in a [`CustomerTable`].
+pub type Row = u32;
+
+/// Names and types of the customer attributes.
+#[derive(Clone, Debug, Default)]
+pub struct Schema {
+    attrs: Vec<(Arc<str>, AttrType)>,
+    by_name: FxHashMap<Arc<str>, AttrId>,
+}
+
+impl Schema {
+    /// Builds a schema from `(name, type)` pairs in column order.
+    ///
+    /// Returns the first duplicated name as the error.
+    pub fn new(attrs: impl IntoIterator<Item = (String, AttrType)>) -> Result<Schema, String> {
+        let mut schema = Schema::default();
+        for (name, ty) in attrs {
+            let name: Arc<str> = Arc::from(name);
+            let id = AttrId::try_from(schema.attrs.len())
+                .map_err(|_| "more than 65535 attributes".to_string())?;
+            if schema.by_name.insert(name.clone(), id).is_some() {
+                return Err(name.to_string());
+            }
+            schema.attrs.push((name, ty));
+        }
+        Ok(schema)
+    }
+
+    /// Looks an attribute up by name.
+    pub fn attr(&self, name: &str) -> Option<(AttrId, AttrType)> {
+        self.by_name
+            .get(name)
+            .map(|&id| (id, self.attrs[usize::from(id)].1))
+    }
+
+    /// Name of an attribute.
+    pub fn name(&self, id: AttrId) -> &str {
+        &self.attrs[usize::from(id)].0
+    }
+
+    /// Type of an attribute.
+    pub fn ty(&self, id: AttrId) -> AttrType {
+        self.attrs[usize::from(id)].1
+    }
+
+    /// All attributes in column order.
+    pub fn iter(&self) -> impl Iterator<Item = (AttrId, &str, AttrType)> {
+        self.attrs
+            .iter()
+            .enumerate()
+            .map(|(i, (n, t))| (i as AttrId, n.as_ref(), *t))
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.attrs.len()
+    }
+
+    /// Whether there are no attributes.
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
+}
+
+/// One typed column of customer attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Column {
+    /// Text values.
+    String(Vec<Option<Arc<str>>>),
+    /// Integer values.
+    Int(Vec<Option<i64>>),
+    /// Float values.
+    Float(Vec<Option<f64>>),
+    /// Boolean values.
+    Bool(Vec<Option<bool>>),
+    /// Timestamps, microseconds since the epoch (UTC).
+    Timestamp(Vec<Option<i64>>),
+    /// Lists of strings, stored as ready-made list values so reads do not allocate.
+    StringList(Vec<Option<Arc<[Value]>>>),
+}
+
+impl Column {
+    /// An all-null column of `ty` with `len` rows.
+    pub fn nulls(ty: AttrType, len: usize) -> Column {
+        match ty {
+            AttrType::String => Column::String(vec![None; len]),
+            AttrType::Int => Column::Int(vec![None; len]),
+            AttrType::Float => Column::Float(vec![None; len]),
+            AttrType::Bool => Column::Bool(vec![None; len]),
+            AttrType::Timestamp => Column::Timestamp(vec![None; len]),
+            AttrType::StringList => Column::StringList(vec![None; len]),
+        }
+    }
+
+    /// The column's attribute type.
+    pub fn ty(&self) -> AttrType {
+        match self {
+            Column::String(_) => AttrType::String,
+            Column::Int(_) => AttrType::Int,
+            Column::Float(_) => AttrType::Float,
+            Column::Bool(_) => AttrType::Bool,
+            Column::Timestamp(_) => AttrType::Timestamp,
+            Column::StringList(_) => AttrType::StringList,
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Column::String(v) => v.len(),
+            Column::Int(v) => v.len(),
+            Column::Float(v) => v.len(),
+            Column::Bool(v) => v.len(),
+            Column::Timestamp(v) => v.len(),
+            Column::StringList(v) => v.len(),
+        }
+    }
+
+    /// Whether the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads row `row` as a [`Value`].
+    pub fn get(&self, row: usize) -> Value {
+        match self {
+            Column::String(v) => v[row].clone().map_or(Value::Null, Value::Str),
+            Column::Int(v) => v[row].map_or(Value::Null, Value::Int),
+            Column::Float(v) => v[row].map_or(Value::Null, Value::Float),
+            Column::Bool(v) => v[row].map_or(Value::Null, Value::Bool),
+            Column::Timestamp(v) => v[row].map_or(Value::Null, Value::Timestamp),
+            Column::StringList(v) => v[row].clone().map_or(Value::Null, Value::List),
+        }
+    }
+
+    /// Writes `value` into row `row`; `false` (and nothing written) if the type does not fit.
+    fn set(&mut self, row: usize, value: Value) -> bool {
+        match (self, value) {
+            (Column::String(v), Value::Null) => v[row] = None,
+            (Column::Int(v), Value::Null) => v[row] = None,
+            (Column::Float(v), Value::Null) => v[row] = None,
+            (Column::Bool(v), Value::Null) => v[row] = None,
+            (Column::Timestamp(v), Value::Null) => v[row] = None,
+            (Column::StringList(v), Value::Null) => v[row] = None,
+            (Column::String(v), Value::Str(s)) => v[row] = Some(s),
+            (Column::Int(v), Value::Int(i)) => v[row] = Some(i),
+            (Column::Float(v), Value::Float(x)) => v[row] = Some(x),
+            (Column::Float(v), Value::Int(i)) => v[row] = Some(i as f64),
+            (Column::Bool(v), Value::Bool(b)) => v[row] = Some(b),
+            (Column::Timestamp(v), Value::Timestamp(t)) => v[row] = Some(t),
+            (Column::StringList(v), Value::List(l)) => v[row] = Some(l),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// All customers: ids plus one [`Column`] per schema attribute.
+#[derive(Clone, Debug)]
+pub struct CustomerTable {
+    schema: Arc<Schema>,
+    ids: Vec<u64>,
+    rows: FxHashMap<u64, Row>,
+    columns: Vec<Column>,
+}
+
+/// Why a [`CustomerTable`] could not be assembled.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TableError {
+    /// Two rows carry the same customer id.
+    #[error("customer id {id} appears twice (rows {first} and {second})")]
+    DuplicateId {
+        /// The repeated id.
+        id: u64,
+        /// Row (0-based) of the first occurrence.
+        first: usize,
+        /// Row (0-based) of the repeat.
+        second: usize,
+    },
+    /// A column's length or type does not match the schema.
+    #[error("column `{name}` does not match the schema ({detail})")]
+    ColumnMismatch {
+        /// Attribute name.
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// More customers than row indices.
+    #[error("too many customers: {0} (at most {max})", max = Row::MAX)]
+    TooMany(usize),
+}
+
+impl CustomerTable {
+    /// Assembles a table; `columns[i]` holds attribute `i` of `schema`.
+    pub fn new(
+        schema: Schema,
+        ids: Vec<u64>,
+        columns: Vec<Column>,
+    ) -> Result<CustomerTable, TableError> {
+        if ids.len() > Row::MAX as usize {
+            return Err(TableError::TooMany(ids.len()));
+        }
+        if columns.len() != schema.len() {
+            return Err(TableError::ColumnMismatch {
+                name: "*".into(),
+                detail: format!("{} columns for {} attributes", columns.len(), schema.len()),
+            });
+        }
+        for ((_, name, ty), col) in schema.iter().zip(&columns) {
+            if col.ty() != ty || col.len() != ids.len() {
+                return Err(TableError::ColumnMismatch {
+                    name: name.to_string(),
+                    detail: format!(
+                        "{} with {} rows, expected {} with {} rows",
+                        col.ty(),
+                        col.len(),
+                        ty,
+                        ids.len()
+                    ),
+                });
+            }
+        }
+        let mut rows = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
+        for (row, &id) in ids.iter().enumerate() {
+            if let Some(first) = rows.insert(id, row as Row) {
+                return Err(TableError::DuplicateId {
+                    id,
+                    first: first as usize,
+                    second: row,
+                });
+            }
+        }
+        Ok(CustomerTable {
+            schema: Arc::new(schema),
+            ids,
+            rows,
+            columns,
+        })
+    }
+
+    /// The attribute schema.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// Number of customers.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no customers.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The row of customer `id`, if known.
+    pub fn row_of(&self, id: u64) -> Option<Row> {
+        self.rows.get(&id).copied()
+    }
+
+    /// The id of the customer at `row`.
+    pub fn id_at(&self, row: Row) -> u64 {
+        self.ids[row as usize]
+    }
+
+    /// All ids in row order.
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
+    /// All columns in schema order.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Reads one attribute of one customer.
+    pub fn get(&self, row: Row, attr: AttrId) -> Value {
+        self.columns[usize::from(attr)].get(row as usize)
+    }
+
+    /// Writes one attribute of one customer.
+    ///
+    /// Returns `false` and leaves the table unchanged if `value` does not fit the attribute's
+    /// type; executors type-check before committing, so `false` means a bug upstream.
+    pub fn set(&mut self, row: Row, attr: AttrId, value: Value) -> bool {
+        self.columns[usize::from(attr)].set(row as usize, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> CustomerTable {
+        let schema = Schema::new([
+            ("city".to_string(), AttrType::String),
+            ("points".to_string(), AttrType::Int),
+        ])
+        .unwrap();
+        CustomerTable::new(
+            schema,
+            vec![10, 20],
+            vec![
+                Column::String(vec![Some("Berlin".into()), None]),
+                Column::Int(vec![Some(5), Some(7)]),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_and_type_checked_writes() {
+        let mut t = table();
+        let row = t.row_of(20).unwrap();
+        let (points, _) = t.schema().attr("points").unwrap();
+        assert_eq!(t.get(row, points), Value::Int(7));
+        assert!(t.set(row, points, Value::Int(9)));
+        assert!(!t.set(row, points, Value::str("nine")));
+        assert_eq!(t.get(row, points), Value::Int(9));
+        assert_eq!(t.get(row, 0), Value::Null);
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected_with_rows() {
+        let schema = Schema::new([("a".to_string(), AttrType::Int)]).unwrap();
+        let err = CustomerTable::new(schema, vec![1, 1], vec![Column::Int(vec![None, None])])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TableError::DuplicateId {
+                id: 1,
+                first: 0,
+                second: 1
+            }
+        );
+    }
+
+    #[test]
+    fn duplicate_attribute_names_are_rejected() {
+        let err = Schema::new([
+            ("a".to_string(), AttrType::Int),
+            ("a".to_string(), AttrType::Bool),
+        ])
+        .unwrap_err();
+        assert_eq!(err, "a");
+    }
+}

@@ -1,0 +1,824 @@
+//! From CEL source to a resolved, type-checked [`Node`] tree.
+//!
+//! Invariants of a compiled tree:
+//! - no names are left: every variable is a slot (`Attr`, `EventProp`, `Counter`, `Local`…);
+//! - literal-only calls that can fail (`duration('3x')`, `timestamp('noon')`, bad regexes) were
+//!   evaluated or rejected here, so they cannot fail at run time;
+//! - operand kinds that are known statically were checked: `customer.points > "abc"` never
+//!   compiles. Only `Ty::Dyn` operands (event properties, list elements) are checked at run time.
+
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue, SourceInfo};
+use cel::parser::Parser;
+
+use super::{CounterId, ExprEnv, ExprError};
+use crate::customers::AttrId;
+use crate::value::{parse_timestamp, AttrType, Value};
+
+/// The statically known type of an expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    /// Boolean.
+    Bool,
+    /// Integer.
+    Int,
+    /// Float.
+    Float,
+    /// String.
+    Str,
+    /// Timestamp.
+    Timestamp,
+    /// Duration.
+    Duration,
+    /// List.
+    List,
+    /// Map.
+    Map,
+    /// The null literal.
+    Null,
+    /// Known only at run time.
+    Dyn,
+}
+
+impl Ty {
+    /// The type of an attribute of `ty`.
+    pub fn of_attr(ty: AttrType) -> Ty {
+        match ty {
+            AttrType::String => Ty::Str,
+            AttrType::Int => Ty::Int,
+            AttrType::Float => Ty::Float,
+            AttrType::Bool => Ty::Bool,
+            AttrType::Timestamp => Ty::Timestamp,
+            AttrType::StringList => Ty::List,
+        }
+    }
+
+    fn of_value(v: &Value) -> Ty {
+        match v {
+            Value::Null => Ty::Null,
+            Value::Bool(_) => Ty::Bool,
+            Value::Int(_) => Ty::Int,
+            Value::Float(_) => Ty::Float,
+            Value::Str(_) => Ty::Str,
+            Value::Timestamp(_) => Ty::Timestamp,
+            Value::Duration(_) => Ty::Duration,
+            Value::List(_) => Ty::List,
+            Value::Map(_) => Ty::Map,
+        }
+    }
+
+    fn is_numeric(self) -> bool {
+        matches!(self, Ty::Int | Ty::Float)
+    }
+
+    /// Human name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::Bool => "bool",
+            Ty::Int => "int",
+            Ty::Float => "float",
+            Ty::Str => "string",
+            Ty::Timestamp => "timestamp",
+            Ty::Duration => "duration",
+            Ty::List => "list",
+            Ty::Map => "map",
+            Ty::Null => "null",
+            Ty::Dyn => "dyn",
+        }
+    }
+}
+
+/// Binary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+}
+
+impl BinOp {
+    fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::In => "in",
+        }
+    }
+}
+
+/// Built-in functions (receiver first when called as a method).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Func {
+    Size,
+    Int,
+    Double,
+    String,
+    Timestamp,
+    Duration,
+    StartsWith,
+    EndsWith,
+    Contains,
+    LowerAscii,
+    UpperAscii,
+    GetHours,
+    GetMinutes,
+    GetDayOfWeek,
+    GetDayOfMonth,
+    GetMonth,
+    GetFullYear,
+}
+
+/// Which event field a node reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventField {
+    Id,
+    Type,
+    Timestamp,
+    CustomerId,
+    Process,
+    Properties,
+}
+
+/// A compiled expression node.
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    Const(Value),
+    Attr(AttrId),
+    Event(EventField),
+    EventProp(Arc<str>),
+    Now,
+    Counter(CounterId),
+    Coupon,
+    Local(usize),
+    Select(Box<Node>, Arc<str>),
+    HasKey(Box<Node>, Arc<str>),
+    NotNull(Box<Node>),
+    Not(Box<Node>),
+    Neg(Box<Node>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Cond(Box<(Node, Node, Node)>),
+    Bin(BinOp, Box<Node>, Box<Node>),
+    Index(Box<Node>, Box<Node>),
+    List(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+    Call(Func, Vec<Node>),
+    Matches(Box<Node>, Arc<regex::Regex>),
+    NotStrictlyFalse(Box<Node>),
+    Comprehension(Box<Comprehension>),
+}
+
+/// A CEL comprehension (what `exists`, `all`, `map`, `filter` expand to).
+#[derive(Clone, Debug)]
+pub(crate) struct Comprehension {
+    pub range: Node,
+    pub iter_slot: usize,
+    pub accu_slot: usize,
+    pub init: Node,
+    pub cond: Node,
+    pub step: Node,
+    pub result: Node,
+}
+
+struct Compiler<'a, 'e> {
+    env: &'a ExprEnv<'e>,
+    info: &'a SourceInfo,
+    source: &'a str,
+    locals: Vec<(String, usize)>,
+    next_slot: usize,
+}
+
+pub(super) fn compile(source: &str, env: &ExprEnv<'_>) -> Result<super::CompiledExpr, ExprError> {
+    if source.trim().is_empty() {
+        return Err(ExprError {
+            message: "empty expression".into(),
+            span: None,
+            help: Some("write a CEL expression, e.g. `event.properties.total > 50`".into()),
+        });
+    }
+    let (ast, info) = Parser::new()
+        .parse_with_source_info(source)
+        .map_err(|errors| parse_error(source, &errors))?;
+    let mut compiler = Compiler {
+        env,
+        info: &info,
+        source,
+        locals: Vec::new(),
+        next_slot: 0,
+    };
+    let (root, ty) = compiler.node(&ast)?;
+    Ok(super::CompiledExpr {
+        source: source.to_string(),
+        root,
+        ty,
+        locals: compiler.next_slot,
+    })
+}
+
+fn parse_error(source: &str, errors: &cel::parser::ParseErrors) -> ExprError {
+    let first = errors.errors.first();
+    let message = first
+        .map(|e| format!("syntax error: {}", e.msg))
+        .unwrap_or_else(|| "syntax error".into());
+    let span = first.and_then(|e| {
+        let (line, col) = e.pos;
+        if line < 1 || col < 0 {
+            return None;
+        }
+        let line_start: usize = source
+            .split_inclusive('\n')
+            .take(line as usize - 1)
+            .map(str::len)
+            .sum();
+        let rest = source.get(line_start..)?;
+        let byte_col = rest
+            .char_indices()
+            .nth(col as usize)
+            .map_or(rest.len(), |(i, _)| i);
+        let start = line_start + byte_col;
+        Some((start, (start + 1).min(source.len()).max(start)))
+    });
+    ExprError {
+        message,
+        span,
+        help: None,
+    }
+}
+
+/// Edit distance for "did you mean" hints.
+pub(crate) fn closest<'n>(name: &str, candidates: impl Iterator<Item = &'n str>) -> Option<&'n str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let cost = usize::from(ca != *cb);
+                cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    candidates
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c)
+}
+
+type Compiled = (Node, Ty);
+
+impl Compiler<'_, '_> {
+    fn span(&self, id: u64) -> Option<(usize, usize)> {
+        let (start, stop) = self.info.offset_for(id)?;
+        let to_byte = |chars: u32| {
+            self.source
+                .char_indices()
+                .nth(chars as usize)
+                .map_or(self.source.len(), |(i, _)| i)
+        };
+        let (s, e) = (to_byte(start), to_byte(stop));
+        Some((s, e.max(s + 1).min(self.source.len()).max(s)))
+    }
+
+    fn err(&self, id: u64, message: impl Into<String>, help: Option<String>) -> ExprError {
+        ExprError {
+            message: message.into(),
+            span: self.span(id),
+            help,
+        }
+    }
+
+    fn node(&mut self, e: &IdedExpr) -> Result<Compiled, ExprError> {
+        match &e.expr {
+            Expr::Literal(lit) => self.literal(e.id, lit),
+            Expr::Ident(name) => self.ident(e.id, name),
+            Expr::Select(sel) => {
+                if sel.test {
+                    return self.has(e.id, &sel.operand, &sel.field);
+                }
+                self.select(e.id, &sel.operand, &sel.field)
+            }
+            Expr::Call(call) => self.call(e.id, &call.func_name, call.target.as_deref(), &call.args),
+            Expr::List(list) => {
+                if !list.optional_indices.is_empty() {
+                    return Err(self.err(e.id, "optional list elements are not supported", None));
+                }
+                let items = list
+                    .elements
+                    .iter()
+                    .map(|x| self.node(x).map(|c| c.0))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((fold_list(items), Ty::List))
+            }
+            Expr::Map(map) => {
+                let mut entries = Vec::with_capacity(map.entries.len());
+                for entry in &map.entries {
+                    let EntryExpr::MapEntry(me) = &entry.expr else {
+                        return Err(self.err(entry.id, "struct fields are not supported", None));
+                    };
+                    let (k, kt) = self.node(&me.key)?;
+                    if !matches!(kt, Ty::Str | Ty::Dyn) {
+                        return Err(self.err(me.key.id, format!("map keys must be strings, got {}", kt.name()), None));
+                    }
+                    let (v, _) = self.node(&me.value)?;
+                    entries.push((k, v));
+                }
+                Ok((Node::Map(entries), Ty::Map))
+            }
+            Expr::Comprehension(c) => self.comprehension(e.id, c),
+            Expr::Struct(_) => Err(self.err(e.id, "message construction is not supported", None)),
+            Expr::Unspecified => Err(self.err(e.id, "incomplete expression", None)),
+        }
+    }
+
+    fn literal(&self, id: u64, lit: &LiteralValue) -> Result<Compiled, ExprError> {
+        let v = match lit {
+            LiteralValue::Boolean(b) => Value::Bool(*b.inner()),
+            LiteralValue::Int(i) => Value::Int(*i.inner()),
+            LiteralValue::UInt(u) => match i64::try_from(*u.inner()) {
+                Ok(i) => Value::Int(i),
+                Err(_) => return Err(self.err(id, "unsigned literal does not fit a 64-bit signed int", None)),
+            },
+            LiteralValue::Double(d) => Value::Float(*d.inner()),
+            LiteralValue::String(s) => Value::str(s.inner()),
+            LiteralValue::Null => Value::Null,
+            LiteralValue::Bytes(_) => return Err(self.err(id, "bytes literals are not supported", None)),
+        };
+        let ty = Ty::of_value(&v);
+        Ok((Node::Const(v), ty))
+    }
+
+    fn ident(&self, id: u64, name: &str) -> Result<Compiled, ExprError> {
+        if let Some((_, slot)) = self.locals.iter().rev().find(|(n, _)| n == name) {
+            return Ok((Node::Local(*slot), Ty::Dyn));
+        }
+        match name {
+            "now" => Ok((Node::Now, Ty::Timestamp)),
+            "coupon" if self.env.coupon_available => Ok((Node::Coupon, Ty::Str)),
+            "coupon" => Err(self.err(
+                id,
+                "`coupon` is only available after an `issue_coupon` action of the same trigger",
+                Some("move this action after the `issue_coupon` action".into()),
+            )),
+            "customer" | "event" | "counters" => Err(self.err(
+                id,
+                format!("`{name}` must be followed by a field, e.g. `{name}.{}`", match name {
+                    "customer" => "points",
+                    "event" => "type",
+                    _ => "orders_total",
+                }),
+                None,
+            )),
+            _ => Err(self.err(
+                id,
+                format!("unknown name `{name}`"),
+                Some(
+                    closest(name, ["now", "customer", "event", "counters", "coupon"].into_iter())
+                        .map(|c| format!("did you mean `{c}`?"))
+                        .unwrap_or_else(|| "names available: customer, event, now, counters, coupon".into()),
+                ),
+            )),
+        }
+    }
+
+    fn root_name<'x>(&self, e: &'x IdedExpr) -> Option<&'x str> {
+        match &e.expr {
+            Expr::Ident(n) if !self.locals.iter().any(|(l, _)| l == n) => Some(n.as_str()),
+            _ => None,
+        }
+    }
+
+    fn is_event_properties(&self, e: &IdedExpr) -> bool {
+        matches!(&e.expr, Expr::Select(s) if !s.test && s.field == "properties" && self.root_name(&s.operand) == Some("event"))
+    }
+
+    fn select(&mut self, id: u64, operand: &IdedExpr, field: &str) -> Result<Compiled, ExprError> {
+        match self.root_name(operand) {
+            Some("customer") => {
+                if let Some((attr, ty)) = self.env.schema.attr(field) {
+                    return Ok((Node::Attr(attr), Ty::of_attr(ty)));
+                }
+                if field == "id" {
+                    return Ok((Node::Event(EventField::CustomerId), Ty::Int));
+                }
+                if self.env.lenient_customer {
+                    return Ok((Node::Const(Value::Null), Ty::Dyn));
+                }
+                let help = closest(field, self.env.schema.iter().map(|(_, n, _)| n))
+                    .map(|c| format!("did you mean `customer.{c}`?"))
+                    .unwrap_or_else(|| {
+                        let names: Vec<&str> = self.env.schema.iter().map(|(_, n, _)| n).collect();
+                        format!("customer attributes: {}", names.join(", "))
+                    });
+                return Err(self.err(id, format!("unknown customer attribute `{field}`"), Some(help)));
+            }
+            Some("event") => {
+                let (f, ty) = match field {
+                    "id" => (EventField::Id, Ty::Str),
+                    "type" => (EventField::Type, Ty::Str),
+                    "timestamp" => (EventField::Timestamp, Ty::Timestamp),
+                    "customer_id" => (EventField::CustomerId, Ty::Int),
+                    "process" => (EventField::Process, Ty::Str),
+                    "properties" => (EventField::Properties, Ty::Map),
+                    _ => {
+                        let fields = ["id", "type", "timestamp", "customer_id", "process", "properties"];
+                        return Err(self.err(
+                            id,
+                            format!("unknown event field `{field}`"),
+                            Some(match closest(field, fields.into_iter()) {
+                                Some(c) => format!("did you mean `event.{c}`? (properties are under `event.properties.{field}`)"),
+                                None => format!("event fields: {}; properties are under `event.properties.<key>`", fields.join(", ")),
+                            }),
+                        ));
+                    }
+                };
+                return Ok((Node::Event(f), ty));
+            }
+            Some("counters") => {
+                return match self.env.counters.get(field) {
+                    Some(&(c, ty)) => Ok((Node::Counter(c), ty)),
+                    None => Err(self.err(
+                        id,
+                        format!("unknown counter `{field}`"),
+                        Some(
+                            closest(field, self.env.counters.keys().map(String::as_str))
+                                .map(|c| format!("did you mean `counters.{c}`?"))
+                                .unwrap_or_else(|| "declare counters under `counters:` in the triggers file".into()),
+                        ),
+                    )),
+                };
+            }
+            _ => {}
+        }
+        if self.is_event_properties(operand) {
+            return Ok((Node::EventProp(Arc::from(field)), Ty::Dyn));
+        }
+        let (inner, ty) = self.node(operand)?;
+        if !matches!(ty, Ty::Map | Ty::Dyn) {
+            return Err(self.err(id, format!("cannot select field `{field}` of a {}", ty.name()), None));
+        }
+        Ok((Node::Select(Box::new(inner), Arc::from(field)), Ty::Dyn))
+    }
+
+    fn has(&mut self, id: u64, operand: &IdedExpr, field: &str) -> Result<Compiled, ExprError> {
+        match self.root_name(operand) {
+            Some("customer") | Some("event") | Some("counters") => {
+                let (node, _) = self.select(id, operand, field)?;
+                Ok((Node::NotNull(Box::new(node)), Ty::Bool))
+            }
+            _ => {
+                let (inner, ty) = if self.is_event_properties(operand) {
+                    (Node::Event(EventField::Properties), Ty::Map)
+                } else {
+                    self.node(operand)?
+                };
+                if !matches!(ty, Ty::Map | Ty::Dyn) {
+                    return Err(self.err(id, format!("has() needs a map field, got a {}", ty.name()), None));
+                }
+                Ok((Node::HasKey(Box::new(inner), Arc::from(field)), Ty::Bool))
+            }
+        }
+    }
+
+    fn comprehension(&mut self, id: u64, c: &cel::common::ast::ComprehensionExpr) -> Result<Compiled, ExprError> {
+        if c.iter_var2.is_some() {
+            return Err(self.err(id, "two-variable comprehensions are not supported", None));
+        }
+        let (range, range_ty) = self.node(&c.iter_range)?;
+        if !matches!(range_ty, Ty::List | Ty::Map | Ty::Dyn) {
+            return Err(self.err(c.iter_range.id, format!("cannot iterate over a {}", range_ty.name()), None));
+        }
+        let (init, _) = self.node(&c.accu_init)?;
+        let iter_slot = self.next_slot;
+        let accu_slot = self.next_slot + 1;
+        self.next_slot += 2;
+        self.locals.push((c.accu_var.clone(), accu_slot));
+        self.locals.push((c.iter_var.clone(), iter_slot));
+        let body = (|| {
+            let (cond, _) = self.node(&c.loop_cond)?;
+            let (step, _) = self.node(&c.loop_step)?;
+            Ok::<_, ExprError>((cond, step))
+        })();
+        self.locals.pop(); // iter var is out of scope in the result
+        let (cond, step) = body?;
+        let result = self.node(&c.result);
+        self.locals.pop();
+        let (result, ty) = result?;
+        Ok((
+            Node::Comprehension(Box::new(Comprehension { range, iter_slot, accu_slot, init, cond, step, result })),
+            ty,
+        ))
+    }
+
+    fn call(&mut self, id: u64, name: &str, target: Option<&IdedExpr>, args: &[IdedExpr]) -> Result<Compiled, ExprError> {
+        use cel::common::ast::operators as op;
+        let bin = match name {
+            op::ADD => Some(BinOp::Add),
+            op::SUBSTRACT => Some(BinOp::Sub),
+            op::MULTIPLY => Some(BinOp::Mul),
+            op::DIVIDE => Some(BinOp::Div),
+            op::MODULO => Some(BinOp::Rem),
+            op::EQUALS => Some(BinOp::Eq),
+            op::NOT_EQUALS => Some(BinOp::Ne),
+            op::LESS => Some(BinOp::Lt),
+            op::LESS_EQUALS => Some(BinOp::Le),
+            op::GREATER => Some(BinOp::Gt),
+            op::GREATER_EQUALS => Some(BinOp::Ge),
+            op::IN => Some(BinOp::In),
+            _ => None,
+        };
+        if let (Some(bop), [a, b], None) = (bin, args, target) {
+            let (na, ta) = self.node(a)?;
+            let (nb, tb) = self.node(b)?;
+            let ty = self.bin_type(id, bop, ta, tb)?;
+            return Ok((fold(Node::Bin(bop, Box::new(na), Box::new(nb))), ty));
+        }
+        match (name, args, target) {
+            (op::LOGICAL_AND | op::LOGICAL_OR, [a, b], None) => {
+                let (na, ta) = self.node(a)?;
+                let (nb, tb) = self.node(b)?;
+                for (t, x) in [(ta, a), (tb, b)] {
+                    if !matches!(t, Ty::Bool | Ty::Dyn) {
+                        return Err(self.err(x.id, format!("`{}` needs bool operands, got {}", if name == op::LOGICAL_AND { "&&" } else { "||" }, t.name()), None));
+                    }
+                }
+                let node = if name == op::LOGICAL_AND {
+                    Node::And(Box::new(na), Box::new(nb))
+                } else {
+                    Node::Or(Box::new(na), Box::new(nb))
+                };
+                Ok((node, Ty::Bool))
+            }
+            (op::LOGICAL_NOT, [a], None) => {
+                let (na, ta) = self.node(a)?;
+                if !matches!(ta, Ty::Bool | Ty::Dyn) {
+                    return Err(self.err(a.id, format!("`!` needs a bool, got {}", ta.name()), None));
+                }
+                Ok((fold(Node::Not(Box::new(na))), Ty::Bool))
+            }
+            (op::NEGATE, [a], None) => {
+                let (na, ta) = self.node(a)?;
+                if !matches!(ta, Ty::Int | Ty::Float | Ty::Duration | Ty::Dyn) {
+                    return Err(self.err(a.id, format!("cannot negate a {}", ta.name()), None));
+                }
+                Ok((fold(Node::Neg(Box::new(na))), ta))
+            }
+            (op::NOT_STRICTLY_FALSE, [a], None) => {
+                let (na, _) = self.node(a)?;
+                Ok((Node::NotStrictlyFalse(Box::new(na)), Ty::Bool))
+            }
+            (op::CONDITIONAL, [c, a, b], None) => {
+                let (nc, tc) = self.node(c)?;
+                if !matches!(tc, Ty::Bool | Ty::Dyn) {
+                    return Err(self.err(c.id, format!("the condition of `?:` must be a bool, got {}", tc.name()), None));
+                }
+                let (na, ta) = self.node(a)?;
+                let (nb, tb) = self.node(b)?;
+                let ty = if ta == tb { ta } else { Ty::Dyn };
+                Ok((Node::Cond(Box::new((nc, na, nb))), ty))
+            }
+            (op::INDEX, [a, b], None) => {
+                if self.is_event_properties(a) {
+                    if let Expr::Literal(LiteralValue::String(key)) = &b.expr {
+                        return Ok((Node::EventProp(Arc::from(key.inner())), Ty::Dyn));
+                    }
+                }
+                let (na, ta) = self.node(a)?;
+                let (nb, tb) = self.node(b)?;
+                match (ta, tb) {
+                    (Ty::List | Ty::Dyn, Ty::Int | Ty::Dyn) | (Ty::Map | Ty::Dyn, Ty::Str) => {}
+                    _ => return Err(self.err(id, format!("cannot index a {} with a {}", ta.name(), tb.name()), None)),
+                }
+                Ok((Node::Index(Box::new(na), Box::new(nb)), Ty::Dyn))
+            }
+            _ => self.function(id, name, target, args),
+        }
+    }
+
+    fn bin_type(&self, id: u64, op: BinOp, a: Ty, b: Ty) -> Result<Ty, ExprError> {
+        use Ty::*;
+        let mismatch = || {
+            self.err(
+                id,
+                format!("operator `{}` cannot combine {} and {}", op.symbol(), a.name(), b.name()),
+                match (a, b) {
+                    (Str, Int | Float) | (Int | Float, Str) => Some("compare numbers with numbers, e.g. `customer.points > 100`; use int(...) or double(...) to convert a string".into()),
+                    _ => None,
+                },
+            )
+        };
+        if a == Dyn || b == Dyn {
+            return Ok(match op {
+                BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::In => Bool,
+                _ => Dyn,
+            });
+        }
+        match op {
+            BinOp::Eq | BinOp::Ne => {
+                let ok = a == b || a == Null || b == Null || (a.is_numeric() && b.is_numeric());
+                if ok { Ok(Bool) } else { Err(mismatch()) }
+            }
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                let ok = (a.is_numeric() && b.is_numeric())
+                    || (a == b && matches!(a, Str | Timestamp | Duration | Bool));
+                if ok { Ok(Bool) } else { Err(mismatch()) }
+            }
+            BinOp::In => {
+                if matches!(b, List | Map) { Ok(Bool) } else { Err(mismatch()) }
+            }
+            BinOp::Add => match (a, b) {
+                (Int, Int) => Ok(Int),
+                _ if a.is_numeric() && b.is_numeric() => Ok(Float),
+                (Str, Str) => Ok(Str),
+                (List, List) => Ok(List),
+                (Timestamp, Duration) | (Duration, Timestamp) => Ok(Timestamp),
+                (Duration, Duration) => Ok(Duration),
+                _ => Err(mismatch()),
+            },
+            BinOp::Sub => match (a, b) {
+                (Int, Int) => Ok(Int),
+                _ if a.is_numeric() && b.is_numeric() => Ok(Float),
+                (Timestamp, Timestamp) => Ok(Duration),
+                (Timestamp, Duration) => Ok(Timestamp),
+                (Duration, Duration) => Ok(Duration),
+                _ => Err(mismatch()),
+            },
+            BinOp::Mul | BinOp::Div => match (a, b) {
+                (Int, Int) => Ok(Int),
+                _ if a.is_numeric() && b.is_numeric() => Ok(Float),
+                _ => Err(mismatch()),
+            },
+            BinOp::Rem => match (a, b) {
+                (Int, Int) => Ok(Int),
+                _ => Err(mismatch()),
+            },
+        }
+    }
+
+    fn function(&mut self, id: u64, name: &str, target: Option<&IdedExpr>, args: &[IdedExpr]) -> Result<Compiled, ExprError> {
+        let mut all: Vec<&IdedExpr> = Vec::with_capacity(args.len() + 1);
+        all.extend(target);
+        all.extend(args.iter());
+        // `matches` with a literal pattern compiles the regex once, here.
+        if name == "matches" && all.len() == 2 {
+            let (subject, st) = self.node(all[0])?;
+            if !matches!(st, Ty::Str | Ty::Dyn) {
+                return Err(self.err(all[0].id, format!("matches() needs a string, got {}", st.name()), None));
+            }
+            let Expr::Literal(LiteralValue::String(pattern)) = &all[1].expr else {
+                return Err(self.err(all[1].id, "matches() needs a literal pattern", Some("write the regular expression as a string literal".into())));
+            };
+            let re = regex::Regex::new(pattern.inner())
+                .map_err(|e| self.err(all[1].id, format!("invalid regular expression: {e}"), None))?;
+            return Ok((Node::Matches(Box::new(subject), Arc::new(re)), Ty::Bool));
+        }
+        let (func, arity, ty) = match name {
+            "size" => (Func::Size, 1, Ty::Int),
+            "int" => (Func::Int, 1, Ty::Int),
+            "double" => (Func::Double, 1, Ty::Float),
+            "string" => (Func::String, 1, Ty::Str),
+            "timestamp" => (Func::Timestamp, 1, Ty::Timestamp),
+            "duration" => (Func::Duration, 1, Ty::Duration),
+            "startsWith" => (Func::StartsWith, 2, Ty::Bool),
+            "endsWith" => (Func::EndsWith, 2, Ty::Bool),
+            "contains" => (Func::Contains, 2, Ty::Bool),
+            "lowerAscii" => (Func::LowerAscii, 1, Ty::Str),
+            "upperAscii" => (Func::UpperAscii, 1, Ty::Str),
+            "getHours" => (Func::GetHours, 1, Ty::Int),
+            "getMinutes" => (Func::GetMinutes, 1, Ty::Int),
+            "getDayOfWeek" => (Func::GetDayOfWeek, 1, Ty::Int),
+            "getDayOfMonth" => (Func::GetDayOfMonth, 1, Ty::Int),
+            "getMonth" => (Func::GetMonth, 1, Ty::Int),
+            "getFullYear" => (Func::GetFullYear, 1, Ty::Int),
+            _ => {
+                let known = ["size", "int", "double", "string", "timestamp", "duration", "startsWith", "endsWith", "contains", "matches", "lowerAscii", "upperAscii", "getHours", "getMinutes", "getDayOfWeek", "getDayOfMonth", "getMonth", "getFullYear", "has", "exists", "all", "exists_one", "map", "filter"];
+                return Err(self.err(
+                    id,
+                    format!("unknown function `{name}`"),
+                    Some(closest(name, known.into_iter()).map(|c| format!("did you mean `{c}`?")).unwrap_or_else(|| format!("functions: {}", known.join(", ")))),
+                ));
+            }
+        };
+        if all.len() != arity {
+            return Err(self.err(id, format!("`{name}` takes {} argument(s), got {}", arity, all.len()), None));
+        }
+        let mut nodes = Vec::with_capacity(all.len());
+        for a in &all {
+            let (n, t) = self.node(a)?;
+            let ok = match func {
+                Func::Size => matches!(t, Ty::Str | Ty::List | Ty::Map | Ty::Dyn),
+                Func::Int | Func::Double | Func::String => !matches!(t, Ty::List | Ty::Map),
+                Func::Timestamp | Func::Duration => matches!(t, Ty::Str | Ty::Dyn | Ty::Timestamp | Ty::Duration),
+                Func::StartsWith | Func::EndsWith | Func::Contains | Func::LowerAscii | Func::UpperAscii => matches!(t, Ty::Str | Ty::Dyn),
+                _ => matches!(t, Ty::Timestamp | Ty::Dyn),
+            };
+            if !ok {
+                return Err(self.err(a.id, format!("`{name}` cannot take a {}", t.name()), None));
+            }
+            nodes.push(n);
+        }
+        let node = Node::Call(func, nodes);
+        // Calls on literals are evaluated now, so `duration('3x')` is a compile error.
+        if let Node::Call(_, args) = &node {
+            if args.iter().all(|a| matches!(a, Node::Const(_))) && !matches!(func, Func::Size) {
+                let value = node
+                    .eval(&mut super::eval::NoScope, &mut Vec::new())
+                    .map_err(|e| self.err(id, e.to_string(), None))?;
+                return Ok((Node::Const(value), ty));
+            }
+        }
+        Ok((node, ty))
+    }
+}
+
+/// Folds a constant-only subtree (errors stay for run time, where they are reported).
+fn fold(node: Node) -> Node {
+    let constant = match &node {
+        Node::Bin(_, a, b) => matches!(**a, Node::Const(_)) && matches!(**b, Node::Const(_)),
+        Node::Not(a) | Node::Neg(a) => matches!(**a, Node::Const(_)),
+        _ => false,
+    };
+    if constant {
+        if let Ok(v) = node.eval(&mut super::eval::NoScope, &mut Vec::new()) {
+            return Node::Const(v);
+        }
+    }
+    node
+}
+
+fn fold_list(items: Vec<Node>) -> Node {
+    if items.iter().all(|n| matches!(n, Node::Const(_))) {
+        let values: Vec<Value> = items
+            .into_iter()
+            .map(|n| match n {
+                Node::Const(v) => v,
+                _ => Value::Null,
+            })
+            .collect();
+        Node::Const(Value::List(values.into()))
+    } else {
+        Node::List(items)
+    }
+}
+
+/// Parses a CEL duration string such as `720h`, `1h30m`, `90s`, `1.5h`, `250ms`.
+pub(crate) fn parse_duration(text: &str) -> Option<i64> {
+    let (neg, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let number: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let micros = match &rest[..unit_len] {
+            "h" => 3_600e6,
+            "m" => 60e6,
+            "s" => 1e6,
+            "ms" => 1e3,
+            "us" | "µs" => 1.0,
+            "ns" => 1e-3,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * micros;
+    }
+    if !total.is_finite() || total.abs() > i64::MAX as f64 {
+        return None;
+    }
+    let micros = total.round() as i64;
+    Some(if neg { -micros } else { micros })
+}
+
+pub(crate) fn parse_timestamp_value(text: &str) -> Option<i64> {
+    parse_timestamp(text)
+}
