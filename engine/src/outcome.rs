@@ -1,0 +1,216 @@
+//! What a run reports: effects, per-event outcomes, abort reasons.
+//!
+//! These are the engine's outputs. Their serialised forms are the lines of `effects.jsonl`
+//! and `outcomes.jsonl`; both are deterministic (no timings, no addresses, maps in key order),
+//! so two runs over the same input produce byte-identical files whatever the executor or
+//! thread count.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::event::LineNo;
+use crate::trigger::Channel;
+use crate::value::{Map, Value};
+
+/// A side effect for a downstream system, produced only by a committed execution.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Effect {
+    /// Idempotency key `{event_id}:{trigger_id}:{action_index}`: unique per effect, stable
+    /// across runs, so downstream systems can deduplicate retries.
+    pub key: String,
+    /// The event (input or chained) that fired the trigger.
+    pub event_id: Arc<str>,
+    /// The customer.
+    pub customer_id: u64,
+    /// The trigger.
+    pub trigger: Arc<str>,
+    /// Index of the action within the trigger (0-based).
+    pub action: u32,
+    /// What to do.
+    #[serde(flatten)]
+    pub kind: EffectKind,
+}
+
+/// The kinds of effects.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EffectKind {
+    /// Send a message.
+    Message {
+        /// Channel.
+        channel: Channel,
+        /// Template id.
+        template: Arc<str>,
+        /// Template arguments.
+        args: Map,
+    },
+    /// Start an email feed.
+    Feed {
+        /// Feed id.
+        feed: Arc<str>,
+        /// Arguments.
+        args: Map,
+    },
+    /// A coupon code was issued to the customer.
+    Coupon {
+        /// Pool.
+        pool: Arc<str>,
+        /// The code.
+        code: Arc<str>,
+    },
+}
+
+/// Why a trigger execution was aborted (its writes and effects discarded).
+#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum AbortReason {
+    /// The condition could not be evaluated.
+    #[error("condition error: {message}")]
+    ConditionError {
+        /// The evaluation error.
+        message: String,
+    },
+    /// An action failed to evaluate or apply.
+    #[error("action {action} failed: {message}")]
+    ActionError {
+        /// Action index.
+        action: u32,
+        /// The error.
+        message: String,
+    },
+    /// The pool has no codes left.
+    #[error("action {action}: coupon pool `{pool}` is exhausted")]
+    PoolExhausted {
+        /// Action index.
+        action: u32,
+        /// Pool.
+        pool: Arc<str>,
+    },
+    /// A per-execution limit was exceeded.
+    #[error("action {action}: limit `{limit}` ({max}) exceeded")]
+    LimitExceeded {
+        /// Action index.
+        action: u32,
+        /// Which limit.
+        limit: &'static str,
+        /// Its value.
+        max: i64,
+    },
+    /// Emitting would nest chained events deeper than `max_chain_depth`.
+    #[error("action {action}: chain depth {depth} would exceed max_chain_depth {max}")]
+    ChainDepthExceeded {
+        /// Action index.
+        action: u32,
+        /// Depth the new event would have.
+        depth: u32,
+        /// The limit.
+        max: u32,
+    },
+}
+
+impl AbortReason {
+    /// A stable short name for aggregation in reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AbortReason::ConditionError { .. } => "condition_error",
+            AbortReason::ActionError { .. } => "action_error",
+            AbortReason::PoolExhausted { .. } => "pool_exhausted",
+            AbortReason::LimitExceeded { .. } => "limit_exceeded",
+            AbortReason::ChainDepthExceeded { .. } => "chain_depth_exceeded",
+        }
+    }
+}
+
+/// The result of one trigger on one (input or chained) event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum TriggerResult {
+    /// All actions applied; writes and effects kept.
+    Committed,
+    /// The condition was false; nothing done.
+    Skipped,
+    /// Aborted; nothing kept.
+    Aborted(AbortReason),
+}
+
+/// One trigger execution in an event's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TriggerOutcome {
+    /// Trigger id.
+    pub trigger: Arc<str>,
+    /// The event it ran on (differs from the input event for chained events).
+    pub event_id: Arc<str>,
+    /// Chain depth of that event (0 = the input event).
+    pub depth: u32,
+    /// What happened.
+    #[serde(flatten)]
+    pub result: TriggerResult,
+}
+
+/// The outcome of one input record: one line of `outcomes.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecordOutcome {
+    /// 1-based line (or row) in the input.
+    pub line: LineNo,
+    /// The event id, when the record could be parsed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Arc<str>>,
+    /// Processed or rejected.
+    #[serde(flatten)]
+    pub status: RecordStatus,
+}
+
+/// Whether an input record was processed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// The event ran; every trigger execution it caused, in serial order.
+    Processed {
+        /// Trigger executions.
+        triggers: Vec<TriggerOutcome>,
+    },
+    /// The record was not run.
+    Rejected {
+        /// Category of the problem.
+        kind: RejectKind,
+        /// Why, precisely.
+        error: String,
+    },
+    /// The record was held back (e.g. its process's quota is spent) and not run.
+    Held {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why an input record was rejected before running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    /// The record could not be parsed (bad JSON, bad UTF-8, missing or mistyped field).
+    Malformed,
+    /// Its customer is not in the customer file.
+    UnknownCustomer,
+    /// Its type is not a known event type.
+    UnknownEventType,
+    /// Another record earlier in the input has the same id.
+    DuplicateEventId,
+}
+
+impl RejectKind {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectKind::Malformed => "malformed",
+            RejectKind::UnknownCustomer => "unknown_customer",
+            RejectKind::UnknownEventType => "unknown_event_type",
+            RejectKind::DuplicateEventId => "duplicate_event_id",
+        }
+    }
+}
+
+/// A helper to make a `Value` map from name/value pairs (effect arguments, properties).
+pub(crate) fn map_of(entries: Vec<(Arc<str>, Value)>) -> Map {
+    Map::from_entries(entries)
+}
