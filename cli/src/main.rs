@@ -1,1 +1,148 @@
-fn main() { println!("hi"); }
+//! `fusebox`: the command-line face of the Fusebox engine.
+//!
+//! Thin glue over the libraries: parse arguments, call the engine, render errors.
+//! Exit codes: `0` success, `1` a runtime failure (I/O, internal), `2` invalid input or
+//! configuration (nothing was run).
+
+mod commands;
+mod diagnostics;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fusebox_engine::ExecutorKind;
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input or configuration (exit 2).
+    Input(anyhow::Error),
+    /// Bad input whose diagnostics were already printed (exit 2).
+    Reported,
+    /// Something else went wrong (exit 1).
+    Runtime(anyhow::Error),
+}
+
+#[derive(Parser)]
+#[command(name = "fusebox", version, about = "Run marketing-automation triggers safely at scale", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ExecutorArg {
+    /// One event after another (the reference executor).
+    Sequential,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a realistic synthetic workload (customers, events, triggers, …).
+    Gen {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of customers.
+        #[arg(long, default_value_t = 10_000)]
+        customers: u64,
+        /// Number of events.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Random seed: the same seed writes identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Run triggers over events and write effects, outcomes, final customers and a report.
+    Run {
+        /// Customers (.parquet or .csv).
+        #[arg(long)]
+        customers: PathBuf,
+        /// Events (.jsonl or .parquet).
+        #[arg(long)]
+        events: PathBuf,
+        /// Triggers (.yaml).
+        #[arg(long)]
+        triggers: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Worker threads for I/O and (with the parallel executor) execution; default: cores.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Executor.
+        #[arg(long, value_enum, default_value_t = ExecutorArg::Sequential)]
+        executor: ExecutorArg,
+        /// Do not print the summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Validate configuration files; every problem is reported with file, line and column.
+    Check {
+        /// Files to check (triggers; segment and quota files once those engines land).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also check attribute names and types against this customer file.
+        #[arg(long)]
+        customers: Option<PathBuf>,
+    },
+    /// Generate a small built-in workload, run it and print the summary.
+    Demo {
+        /// Keep the demo's inputs and outputs in this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gen { out, customers, events, seed } => {
+            let spec = commands::gen::GenSpec { out, customers, events, seed };
+            let bar = progress::bar(events, "generate");
+            let r = commands::gen::generate(&spec, &bar).map_err(Failure::Runtime);
+            bar.finish_and_clear();
+            r.map(|w| {
+                println!(
+                    "wrote {}, {}, {}, {}, {}",
+                    w.customers.display(),
+                    w.events.display(),
+                    w.triggers.display(),
+                    w.segments.display(),
+                    w.quotas.display()
+                )
+            })
+        }
+        Command::Run { customers, events, triggers, out, threads, executor, quiet } => {
+            if let Some(n) = threads {
+                if n == 0 {
+                    eprintln!("error: --threads must be at least 1");
+                    return ExitCode::from(2);
+                }
+                // Polars reads this when its pool starts (first use), so set it before any I/O.
+                std::env::set_var("POLARS_MAX_THREADS", n.to_string());
+            }
+            let executor = match executor {
+                ExecutorArg::Sequential => ExecutorKind::Sequential,
+            };
+            let spec = commands::run::RunSpec { customers, events, triggers, out, executor, quiet };
+            commands::run::run(&spec).map(|_| ())
+        }
+        Command::Check { files, customers } => commands::check::check(&files, customers.as_ref()),
+        Command::Demo { out } => commands::demo::demo(out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Reported) => ExitCode::from(2),
+        Err(Failure::Input(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `fusebox run`: load, check, execute, write outputs, summarise.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use fusebox_engine::config::compile_triggers;
+use fusebox_engine::io::customers::{load_customers, save_customers};
+use fusebox_engine::io::events::read_events;
+use fusebox_engine::state::State;
+use fusebox_engine::{BatchResult, Engine, ExecutorKind, RunOptions};
+use serde::Serialize;
+
+use crate::diagnostics::print_config_error;
+use crate::progress;
+use crate::Failure;
+
+/// Inputs and options of a run.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// Customer file (.parquet / .csv).
+    pub customers: PathBuf,
+    /// Events file (.jsonl / .parquet).
+    pub events: PathBuf,
+    /// Triggers file (.yaml).
+    pub triggers: PathBuf,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Executor.
+    pub executor: ExecutorKind,
+    /// Print the summary.
+    pub quiet: bool,
+}
+
+/// Runs and writes `effects.jsonl`, `customers.parquet`, `outcomes.jsonl`, `report.json`,
+/// `timings.json` into `spec.out`.
+pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
+    let started = Instant::now();
+    let triggers_text = read_text(&spec.triggers)?;
+    let customers = load_customers(&spec.customers).map_err(|e| Failure::Input(e.into()))?;
+    let file = spec.triggers.display().to_string();
+    let set = compile_triggers(&triggers_text, &file, Some(customers.schema())).map_err(|e| {
+        print_config_error(&e);
+        Failure::Reported
+    })?;
+    if !set.warnings.is_empty() {
+        let text: std::sync::Arc<str> = std::sync::Arc::from(triggers_text.as_str());
+        for r in crate::diagnostics::reports(&file, &text, &set.warnings) {
+            eprintln!("{r:?}");
+        }
+    }
+    let engine = Engine::new(set).map_err(|e| Failure::Input(e.into()))?;
+    let records = read_events(&spec.events).map_err(|e| Failure::Input(e.into()))?;
+    let loaded_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let mut state = State::new(customers, engine.triggers());
+    let bar = progress::bar(records.len() as u64, "events");
+    let tick = |done: u64| bar.set_position(done);
+    let options = RunOptions { executor: spec.executor, progress: Some(&tick) };
+    let exec_started = Instant::now();
+    let result = engine.run_batch(&mut state, &records, &options).map_err(|e| Failure::Runtime(e.into()))?;
+    let exec_ms = exec_started.elapsed().as_secs_f64() * 1e3;
+    bar.finish_and_clear();
+
+    write_outputs(&spec.out, &result, &state).map_err(Failure::Runtime)?;
+    if !spec.quiet {
+        print_summary(&result, loaded_ms, exec_ms, &spec.out);
+    }
+    Ok(result)
+}
+
+fn read_text(path: &Path) -> Result<String, Failure> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display())).map_err(Failure::Input)?;
+    String::from_utf8(bytes).map_err(|e| Failure::Input(anyhow::anyhow!("{}: not valid UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to())))
+}
+
+fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    for item in items {
+        serde_json::to_writer(&mut out, item)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush().with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_outputs(out: &Path, result: &BatchResult, state: &State) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_jsonl(&out.join("effects.jsonl"), &result.effects)?;
+    write_jsonl(&out.join("outcomes.jsonl"), &result.outcomes)?;
+    write_json(&out.join("report.json"), &result.report)?;
+    write_json(&out.join("timings.json"), &result.timings)?;
+    save_customers(&state.customers, &out.join("customers.parquet"))?;
+    Ok(())
+}
+
+/// The human summary printed after a run.
+pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &Path) {
+    let r = &result.report;
+    let e = &r.events;
+    println!(
+        "events: {} in, {} processed, {} rejected, {} held; {} chained events",
+        e.input, e.processed, e.rejected, e.held, e.chained
+    );
+    if !r.rejected_by_reason.is_empty() {
+        let parts: Vec<String> = r.rejected_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("rejected: {} (details with line numbers in outcomes.jsonl)", parts.join(", "));
+    }
+    println!(
+        "effects: {} ({} messages, {} feeds, {} coupons)",
+        r.effects.total, r.effects.messages, r.effects.feeds, r.effects.coupons
+    );
+    println!("{:<20} {:>10} {:>10} {:>10} {:>10} {:>9}  aborted by reason", "trigger", "fired", "committed", "skipped", "aborted", "ms");
+    for (id, t) in &r.triggers {
+        let ms = result.timings.triggers.get(id).map_or(0.0, |x| x.total_ms);
+        let reasons: Vec<String> = t.aborted_by_reason.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("{:<20} {:>10} {:>10} {:>10} {:>10} {:>9.1}  {}", id, t.fired, t.committed, t.skipped, t.aborted, ms, reasons.join(" "));
+    }
+    let rate = if exec_ms > 0.0 { e.input as f64 / (exec_ms / 1e3) } else { 0.0 };
+    println!(
+        "time: load {:.0} ms, execute {:.0} ms ({:.0} events/s, {} executor); outputs in {}",
+        loaded_ms, exec_ms, rate, result.timings.executor, out.display()
+    );
+}
