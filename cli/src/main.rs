@@ -97,6 +97,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Long messages stay on one line so they can be grepped in logs; snippets still render.
+    let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Gen { out, customers, events, seed } => {

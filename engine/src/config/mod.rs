@@ -331,8 +331,10 @@ impl Checker<'_> {
 
     fn trigger(&mut self, def: raw::TriggerDef, pools: &FxHashMap<String, PoolId>, declared: Option<&FxHashMap<String, Location>>) -> Option<Trigger> {
         let errors_before = self.error_count();
-        if def.id.value.trim().is_empty() {
-            self.error(def.id.referenced, "empty trigger id", None);
+        if def.id.value.is_empty() || !def.id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            // Effect idempotency keys are `{event_id}:{trigger_id}:{action}`; restricting ids
+            // keeps those keys unambiguous.
+            self.error(def.id.referenced, format!("invalid trigger id `{}`", def.id.value), Some("use letters, digits, `-`, `_` and `.` only".into()));
         }
         if def.owner.value.trim().is_empty() {
             self.error(def.owner.referenced, format!("trigger `{}` has an empty owner", def.id.value), Some("the owner is notified when the trigger is throttled or stopped".into()));

@@ -157,6 +157,7 @@ fn action_shapes_are_checked() {
     assert!(errors(&base("send_message: { channel: sms, template: t, args: { c: coupon } }"))[0].message.contains("issue_coupon"));
     assert!(errors(&base("award_points: { amount: \"1.5\" }"))[0].message.contains("must be an int"));
     assert!(errors(&base("teleport: {}"))[0].message.contains("teleport"));
+    assert!(errors("triggers:\n  - id: \"a:b\"\n    owner: o\n    on: x\n    actions:\n      - increment: { attribute: points }\n")[0].message.contains("invalid trigger id"));
     assert!(errors("settings: { max_chain_depth: 0 }\ntriggers:\n  - id: t\n    owner: o\n    on: x\n    actions:\n      - increment: { attribute: points }\n")[0].message.contains("max_chain_depth"));
 }
 

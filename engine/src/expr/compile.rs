@@ -431,7 +431,12 @@ impl Compiler<'_, '_> {
                         let names: Vec<&str> = self.env.schema.iter().map(|(_, n, _)| n).collect();
                         format!("customer attributes: {}", names.join(", "))
                     });
-                return Err(self.err(id, format!("unknown customer attribute `{field}`"), Some(help)));
+                let mut e = self.err(id, format!("unknown customer attribute `{field}`"), Some(help));
+                // Point at the whole `customer.field`, not at the dot the parser reports.
+                if let (Some((start, _)), Some((dot, _))) = (self.span(operand.id), self.span(id)) {
+                    e.span = Some((start, (dot + 1 + field.len()).min(self.source.len())));
+                }
+                return Err(e);
             }
             Some("event") => {
                 let (f, ty) = match field {
