@@ -21,8 +21,11 @@ use crate::day::QuotaDay;
 use crate::state::{Operation, Period, ReserveOutcome, ReserveRequest, SlotSnapshot};
 use crate::usage::Usage;
 
+pub mod durable;
 pub mod memory;
+mod wal;
 
+pub use durable::{Durability, DurableLedger, DurableOptions, RecoveryReport};
 pub use memory::MemoryLedger;
 
 /// A ledger backend failure. Carried into denials and notifications as text.
