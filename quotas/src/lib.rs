@@ -11,7 +11,10 @@ pub use config::{
     BackendPolicy, ConfigDiagnostic, ConfigError, ProcessConfig, QuotaConfig, UnknownProcess,
 };
 pub use day::QuotaDay;
-pub use ledger::{Durability, DurableLedger, DurableOptions, Ledger, LedgerError, MemoryLedger};
+pub use ledger::{
+    Durability, DurableLedger, DurableOptions, Ledger, LedgerError, MemoryLedger, RedisLedger,
+    RedisOptions,
+};
 pub use manager::{
     Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, Reservation, Settlement,
 };

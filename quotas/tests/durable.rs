@@ -213,8 +213,12 @@ fn run_child_and_kill(path: &Path, acks_before_kill: usize) -> Usage {
         if n == 0 {
             break;
         }
-        // Only complete lines were acknowledged.
-        if let Some(rest) = line.strip_prefix("ACK ").and_then(|l| l.strip_suffix('\n')) {
+        // Only complete lines were acknowledged. The harness prints
+        // "test crash_child ... " without a newline before the first one.
+        if let Some(rest) = line
+            .split_once("ACK ")
+            .and_then(|(_, l)| l.strip_suffix('\n'))
+        {
             let mut it = rest
                 .split(' ')
                 .map(|x| x.parse::<u64>().expect("ack number"));

@@ -23,10 +23,12 @@ use crate::usage::Usage;
 
 pub mod durable;
 pub mod memory;
+pub mod redis;
 mod wal;
 
 pub use durable::{Durability, DurableLedger, DurableOptions, RecoveryReport};
 pub use memory::MemoryLedger;
+pub use redis::{RedisLedger, RedisOptions};
 
 /// A ledger backend failure. Carried into denials and notifications as text.
 #[derive(Debug, thiserror::Error)]
