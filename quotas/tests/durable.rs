@@ -57,6 +57,7 @@ fn stress_with_fsync_and_tiny_compaction_threshold() {
         let opts = DurableOptions {
             durability: Durability::PowerLoss,
             compact_at_bytes: 16 * 1024,
+            ..DurableOptions::default()
         };
         Box::new(DurableLedger::open_with(fresh_path(), opts).expect("open ledger"))
     };

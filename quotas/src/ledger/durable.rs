@@ -51,6 +51,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use super::wal::{Scanned, Wal};
 use super::{Ledger, LedgerError};
@@ -74,6 +75,9 @@ pub struct DurableOptions {
     pub durability: Durability,
     /// Compact the log once the file passes this size.
     pub compact_at_bytes: u64,
+    /// How long `open` waits for another holder of the file lock to let go
+    /// before failing with [`LedgerError::Locked`].
+    pub lock_wait: Duration,
 }
 
 impl Default for DurableOptions {
@@ -81,6 +85,7 @@ impl Default for DurableOptions {
         DurableOptions {
             durability: Durability::ProcessCrash,
             compact_at_bytes: 64 * 1024 * 1024,
+            lock_wait: Duration::from_millis(500),
         }
     }
 }
@@ -252,7 +257,7 @@ impl DurableLedger {
         opts: DurableOptions,
     ) -> Result<DurableLedger, LedgerError> {
         let path = path.as_ref();
-        let (wal, records, scan) = Wal::open(path, opts.durability)?;
+        let (wal, records, scan) = Wal::open(path, opts.durability, opts.lock_wait)?;
         let mut slots: BTreeMap<u32, (ProcessConfig, PeriodState)> = BTreeMap::new();
         for rec in &records {
             match decode(path, rec)? {
@@ -577,7 +582,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("q.ledger");
         {
-            let (w, _, _) = Wal::open(&p, Durability::ProcessCrash).unwrap();
+            let (w, _, _) = Wal::open(&p, Durability::ProcessCrash, Duration::ZERO).unwrap();
             let lsn = w.append(&encode_state(7, &PeriodState::default())).unwrap();
             w.wait_durable(lsn, false).unwrap();
         }
@@ -585,7 +590,7 @@ mod tests {
         assert!(e.to_string().contains("undeclared slot 7"), "{e}");
         std::fs::remove_file(&p).unwrap();
         {
-            let (w, _, _) = Wal::open(&p, Durability::ProcessCrash).unwrap();
+            let (w, _, _) = Wal::open(&p, Durability::ProcessCrash, Duration::ZERO).unwrap();
             let lsn = w.append(&[9, 9, 9]).unwrap();
             w.wait_durable(lsn, false).unwrap();
         }

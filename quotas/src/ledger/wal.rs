@@ -41,6 +41,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::LedgerError;
 
@@ -140,12 +141,27 @@ pub(crate) fn frame(out: &mut Vec<u8>, payload: &[u8]) {
 }
 
 fn lock_exclusive(file: &File, path: &Path) -> Result<(), LedgerError> {
-    match fs4::FileExt::try_lock(file) {
-        Ok(()) => Ok(()),
-        Err(fs4::TryLockError::WouldBlock) => Err(LedgerError::Locked {
-            path: path.to_path_buf(),
-        }),
-        Err(fs4::TryLockError::Error(e)) => Err(io_err(path, e)),
+    lock_exclusive_within(file, path, Duration::ZERO)
+}
+
+/// Takes the exclusive lock, retrying for up to `wait`: a previous owner may
+/// be exiting, and a process that just forked (to spawn a child) holds a
+/// copy of every descriptor until its `exec`.
+fn lock_exclusive_within(file: &File, path: &Path, wait: Duration) -> Result<(), LedgerError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match fs4::FileExt::try_lock(file) {
+            Ok(()) => return Ok(()),
+            Err(fs4::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(LedgerError::Locked {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(io_err(path, e)),
+        }
     }
 }
 
@@ -225,6 +241,7 @@ impl Wal {
     pub fn open(
         path: &Path,
         durability: Durability,
+        lock_wait: Duration,
     ) -> Result<(Wal, Vec<Scanned>, ScanReport), LedgerError> {
         if !path.exists() {
             Self::create(path)?;
@@ -234,7 +251,7 @@ impl Wal {
             .append(true)
             .open(path)
             .map_err(|e| io_err(path, e))?;
-        lock_exclusive(&file, path)?;
+        lock_exclusive_within(&file, path, lock_wait)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(|e| io_err(path, e))?;
         let (records, valid) = scan(path, &data)?;
@@ -446,7 +463,7 @@ mod tests {
     use super::*;
 
     fn open(path: &Path) -> Result<(Wal, Vec<Scanned>, ScanReport), LedgerError> {
-        Wal::open(path, Durability::ProcessCrash)
+        Wal::open(path, Durability::ProcessCrash, Duration::ZERO)
     }
 
     #[test]
