@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use fusebox_engine::config::{ConfigError, Diagnostic as ConfigDiagnostic, Severity as ConfigSeverity};
+use fusebox_engine::config::{
+    ConfigError, Diagnostic as ConfigDiagnostic, Severity as ConfigSeverity,
+};
 use miette::{Diagnostic, LabeledSpan, NamedSource, Severity, SourceSpan};
 
 /// One configuration problem with its file attached, ready for miette.
@@ -33,21 +35,31 @@ impl Diagnostic for Located {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h.as_str()) as Box<dyn std::fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h.as_str()) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.span.is_some().then_some(&self.source as &dyn miette::SourceCode)
+        self.span
+            .is_some()
+            .then_some(&self.source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(Some("here".into()), span))))
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(Some("here".into()), span),
+        )))
     }
 }
 
 /// Builds the miette reports for every diagnostic of a file.
-pub fn reports(file: &str, text: &Arc<str>, diagnostics: &[ConfigDiagnostic]) -> Vec<miette::Report> {
+pub fn reports(
+    file: &str,
+    text: &Arc<str>,
+    diagnostics: &[ConfigDiagnostic],
+) -> Vec<miette::Report> {
     diagnostics
         .iter()
         .map(|d| {
@@ -56,7 +68,11 @@ pub fn reports(file: &str, text: &Arc<str>, diagnostics: &[ConfigDiagnostic]) ->
                 let e = e.clamp(s, text.len());
                 SourceSpan::from((s, e - s))
             });
-            let location = if d.line > 0 { format!("{file}:{}:{}: ", d.line, d.column) } else { format!("{file}: ") };
+            let location = if d.line > 0 {
+                format!("{file}:{}:{}: ", d.line, d.column)
+            } else {
+                format!("{file}: ")
+            };
             miette::Report::new(Located {
                 message: format!("{location}{}", d.message),
                 severity: d.severity,

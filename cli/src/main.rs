@@ -98,11 +98,23 @@ enum Command {
 
 fn main() -> ExitCode {
     // Long messages stay on one line so they can be grepped in logs; snippets still render.
-    let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Gen { out, customers, events, seed } => {
-            let spec = commands::gen::GenSpec { out, customers, events, seed };
+        Command::Gen {
+            out,
+            customers,
+            events,
+            seed,
+        } => {
+            let spec = commands::gen::GenSpec {
+                out,
+                customers,
+                events,
+                seed,
+            };
             let bar = progress::bar(events, "generate");
             let r = commands::gen::generate(&spec, &bar).map_err(Failure::Runtime);
             bar.finish_and_clear();
@@ -117,7 +129,15 @@ fn main() -> ExitCode {
                 )
             })
         }
-        Command::Run { customers, events, triggers, out, threads, executor, quiet } => {
+        Command::Run {
+            customers,
+            events,
+            triggers,
+            out,
+            threads,
+            executor,
+            quiet,
+        } => {
             if let Some(n) = threads {
                 if n == 0 {
                     eprintln!("error: --threads must be at least 1");
@@ -129,7 +149,14 @@ fn main() -> ExitCode {
             let executor = match executor {
                 ExecutorArg::Sequential => ExecutorKind::Sequential,
             };
-            let spec = commands::run::RunSpec { customers, events, triggers, out, executor, quiet };
+            let spec = commands::run::RunSpec {
+                customers,
+                events,
+                triggers,
+                out,
+                executor,
+                quiet,
+            };
             commands::run::run(&spec).map(|_| ())
         }
         Command::Check { files, customers } => commands::check::check(&files, customers.as_ref()),

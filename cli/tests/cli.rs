@@ -9,32 +9,57 @@ use fusebox_engine::io::customers::load_customers;
 use serde_json::Value as Json;
 
 fn fusebox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fusebox")).args(args).output().expect("run fusebox")
+    Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args(args)
+        .output()
+        .expect("run fusebox")
 }
 
 fn ok(args: &[&str]) -> Output {
     let out = fusebox(args);
-    assert!(out.status.success(), "fusebox {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fusebox {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
 fn gen(dir: &Path, customers: u64, events: u64, seed: u64) {
-    ok(&["gen", "--out", dir.to_str().unwrap(), "--customers", &customers.to_string(), "--events", &events.to_string(), "--seed", &seed.to_string()]);
+    ok(&[
+        "gen",
+        "--out",
+        dir.to_str().unwrap(),
+        "--customers",
+        &customers.to_string(),
+        "--events",
+        &events.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
 }
 
 fn run(input: &Path, out: &Path) -> Output {
     ok(&[
         "run",
-        "--customers", input.join("customers.parquet").to_str().unwrap(),
-        "--events", input.join("events.jsonl").to_str().unwrap(),
-        "--triggers", input.join("triggers.yaml").to_str().unwrap(),
-        "--out", out.to_str().unwrap(),
+        "--customers",
+        input.join("customers.parquet").to_str().unwrap(),
+        "--events",
+        input.join("events.jsonl").to_str().unwrap(),
+        "--triggers",
+        input.join("triggers.yaml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
         "--quiet",
     ])
 }
 
 fn jsonl(path: &Path) -> Vec<Json> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -56,20 +81,35 @@ fn generated_workload_runs_and_reconciles() {
 
     // Coupon codes are unique, and each matches a committed execution.
     let effects = jsonl(&out.join("effects.jsonl"));
-    let codes: Vec<&str> = effects.iter().filter(|e| e["kind"] == "coupon").map(|e| e["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = effects
+        .iter()
+        .filter(|e| e["kind"] == "coupon")
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
     assert!(!codes.is_empty());
-    assert_eq!(codes.iter().collect::<HashSet<_>>().len(), codes.len(), "a coupon code was issued twice");
+    assert_eq!(
+        codes.iter().collect::<HashSet<_>>().len(),
+        codes.len(),
+        "a coupon code was issued twice"
+    );
     let keys: HashSet<&str> = effects.iter().map(|e| e["key"].as_str().unwrap()).collect();
     assert_eq!(keys.len(), effects.len(), "idempotency keys must be unique");
 
     // Points: final balance = initial balance + the deltas of committed award_points actions,
     // recomputed independently from the events (order-points: int(total / 10); welcome: 100).
-    let by_id: HashMap<&str, &Json> = events.iter().map(|e| (e["id"].as_str().unwrap(), e)).collect();
+    let by_id: HashMap<&str, &Json> = events
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e))
+        .collect();
     let mut awarded: HashMap<u64, i64> = HashMap::new();
     for o in &outcomes {
-        let Some(triggers) = o["triggers"].as_array() else { continue };
+        let Some(triggers) = o["triggers"].as_array() else {
+            continue;
+        };
         for t in triggers.iter().filter(|t| t["result"] == "committed") {
-            let Some(ev) = by_id.get(t["event_id"].as_str().unwrap()) else { continue };
+            let Some(ev) = by_id.get(t["event_id"].as_str().unwrap()) else {
+                continue;
+            };
             let customer = ev["customer_id"].as_u64().unwrap();
             let delta = match t["trigger"].as_str().unwrap() {
                 "order-points" => (ev["properties"]["total"].as_f64().unwrap() / 10.0) as i64,
@@ -87,14 +127,22 @@ fn generated_workload_runs_and_reconciles() {
         let id = after.id_at(row);
         let b = before.get(before.row_of(id).unwrap(), points);
         let a = after.get(row, points);
-        let (fusebox_engine::value::Value::Int(b), fusebox_engine::value::Value::Int(a)) = (b, a) else { panic!("points not int") };
-        assert_eq!(a, b + awarded.get(&id).copied().unwrap_or(0), "customer {id}");
+        let (fusebox_engine::value::Value::Int(b), fusebox_engine::value::Value::Int(a)) = (b, a)
+        else {
+            panic!("points not int")
+        };
+        assert_eq!(
+            a,
+            b + awarded.get(&id).copied().unwrap_or(0),
+            "customer {id}"
+        );
         checked += 1;
     }
     assert_eq!(checked, 500);
 
     // The report agrees with the files.
-    let report: Json = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report: Json =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["events"]["input"], events.len() as u64);
     assert_eq!(report["effects"]["total"], effects.len() as u64);
     assert_eq!(report["effects"]["coupons"], codes.len() as u64);
@@ -106,18 +154,40 @@ fn same_seed_same_files_and_same_run_same_outputs() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     gen(&a, 300, 5_000, 42);
     gen(&b, 300, 5_000, 42);
-    for f in ["customers.parquet", "events.jsonl", "triggers.yaml", "segments.yaml", "quotas.yaml"] {
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    for f in [
+        "customers.parquet",
+        "events.jsonl",
+        "triggers.yaml",
+        "segments.yaml",
+        "quotas.yaml",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
     }
     let (o1, o2) = (dir.path().join("o1"), dir.path().join("o2"));
     run(&a, &o1);
     run(&a, &o2);
-    for f in ["effects.jsonl", "outcomes.jsonl", "customers.parquet", "report.json"] {
-        assert_eq!(std::fs::read(o1.join(f)).unwrap(), std::fs::read(o2.join(f)).unwrap(), "{f} differs between runs");
+    for f in [
+        "effects.jsonl",
+        "outcomes.jsonl",
+        "customers.parquet",
+        "report.json",
+    ] {
+        assert_eq!(
+            std::fs::read(o1.join(f)).unwrap(),
+            std::fs::read(o2.join(f)).unwrap(),
+            "{f} differs between runs"
+        );
     }
     let c = dir.path().join("c");
     gen(&c, 300, 5_000, 43);
-    assert_ne!(std::fs::read(a.join("events.jsonl")).unwrap(), std::fs::read(c.join("events.jsonl")).unwrap());
+    assert_ne!(
+        std::fs::read(a.join("events.jsonl")).unwrap(),
+        std::fs::read(c.join("events.jsonl")).unwrap()
+    );
 }
 
 #[test]
@@ -134,7 +204,10 @@ fn bad_event_lines_are_reported_and_the_run_continues() {
     assert_eq!(outcomes.len(), 13);
     assert_eq!(outcomes[10]["line"], 11);
     assert_eq!(outcomes[10]["status"], "rejected");
-    assert!(outcomes[10]["error"].as_str().unwrap().contains("malformed event JSON"));
+    assert!(outcomes[10]["error"]
+        .as_str()
+        .unwrap()
+        .contains("malformed event JSON"));
     assert!(outcomes[11]["error"].as_str().unwrap().contains("UTF-8"));
     assert!(outcomes[12]["error"].as_str().unwrap().contains("RFC 3339"));
 }
@@ -149,19 +222,32 @@ fn config_errors_stop_before_any_work_with_exit_code_2() {
     let out_dir = dir.path().join("out");
     let out = fusebox(&[
         "run",
-        "--customers", input.join("customers.parquet").to_str().unwrap(),
-        "--events", input.join("events.jsonl").to_str().unwrap(),
-        "--triggers", bad.to_str().unwrap(),
-        "--out", out_dir.to_str().unwrap(),
+        "--customers",
+        input.join("customers.parquet").to_str().unwrap(),
+        "--events",
+        input.join("events.jsonl").to_str().unwrap(),
+        "--triggers",
+        bad.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.yaml:5:"), "{stderr}");
-    assert!(stderr.contains("unknown customer attribute `pionts`"), "{stderr}");
-    assert!(stderr.contains("did you mean `customer.points`?"), "{stderr}");
+    assert!(
+        stderr.contains("unknown customer attribute `pionts`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("did you mean `customer.points`?"),
+        "{stderr}"
+    );
     assert!(stderr.contains("bad.yaml:7:"), "{stderr}");
     assert!(stderr.contains("unknown coupon pool `nope`"), "{stderr}");
-    assert!(!out_dir.exists(), "nothing may be written when the configuration is invalid");
+    assert!(
+        !out_dir.exists(),
+        "nothing may be written when the configuration is invalid"
+    );
 }
 
 #[test]
@@ -171,7 +257,12 @@ fn check_reports_every_error_and_accepts_good_files() {
     gen(&input, 50, 10, 1);
     let triggers = input.join("triggers.yaml");
     let customers = input.join("customers.parquet");
-    let out = ok(&["check", triggers.to_str().unwrap(), "--customers", customers.to_str().unwrap()]);
+    let out = ok(&[
+        "check",
+        triggers.to_str().unwrap(),
+        "--customers",
+        customers.to_str().unwrap(),
+    ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("8 triggers (7 enabled)"));
 
     let bad = dir.path().join("bad.yaml");
@@ -179,15 +270,27 @@ fn check_reports_every_error_and_accepts_good_files() {
     let out = fusebox(&["check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.yaml:6:") && stderr.contains("unknown channel `fax`"), "{stderr}");
-    assert!(stderr.contains("bad.yaml:7:") && stderr.contains("duplicate trigger id `t`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:6:") && stderr.contains("unknown channel `fax`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.yaml:7:") && stderr.contains("duplicate trigger id `t`"),
+        "{stderr}"
+    );
 
     let binary = dir.path().join("bin.yaml");
     std::fs::write(&binary, b"triggers:\n  - id: \xff\n").unwrap();
-    assert_eq!(fusebox(&["check", binary.to_str().unwrap()]).status.code(), Some(2));
+    assert_eq!(
+        fusebox(&["check", binary.to_str().unwrap()]).status.code(),
+        Some(2)
+    );
     let empty = dir.path().join("empty.yaml");
     std::fs::write(&empty, "").unwrap();
-    assert_eq!(fusebox(&["check", empty.to_str().unwrap()]).status.code(), Some(2));
+    assert_eq!(
+        fusebox(&["check", empty.to_str().unwrap()]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -200,16 +303,23 @@ fn empty_or_missing_inputs_exit_2() {
     let args = |events: &Path| {
         fusebox(&[
             "run",
-            "--customers", input.join("customers.parquet").to_str().unwrap(),
-            "--events", events.to_str().unwrap(),
-            "--triggers", input.join("triggers.yaml").to_str().unwrap(),
-            "--out", dir.path().join("o").to_str().unwrap(),
+            "--customers",
+            input.join("customers.parquet").to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+            "--triggers",
+            input.join("triggers.yaml").to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
         ])
     };
     let out = args(&empty);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
-    assert_eq!(args(&dir.path().join("missing.jsonl")).status.code(), Some(2));
+    assert_eq!(
+        args(&dir.path().join("missing.jsonl")).status.code(),
+        Some(2)
+    );
 }
 
 #[test]

@@ -110,7 +110,9 @@ impl Engine {
         if !triggers.is_runnable() {
             return Err(EngineError::NotRunnable);
         }
-        Ok(Engine { triggers: Arc::new(triggers) })
+        Ok(Engine {
+            triggers: Arc::new(triggers),
+        })
     }
 
     /// The trigger set.
@@ -125,14 +127,21 @@ impl Engine {
         records: &[EventRecord],
         options: &RunOptions<'_>,
     ) -> Result<BatchResult, EngineError> {
-        if state.counters.len() != self.triggers.counters.len() || state.pool_cursors.len() != self.triggers.pools.len() {
-            return Err(EngineError::SchemaMismatch("state was built for another trigger set".into()));
+        if state.counters.len() != self.triggers.counters.len()
+            || state.pool_cursors.len() != self.triggers.pools.len()
+        {
+            return Err(EngineError::SchemaMismatch(
+                "state was built for another trigger set".into(),
+            ));
         }
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let admitted = self.admit(state, records, &mut outcomes);
 
         let mut report = Report::new(&self.triggers);
-        let mut timings = Timings { executor: options.executor.name().to_string(), ..Timings::default() };
+        let mut timings = Timings {
+            executor: options.executor.name().to_string(),
+            ..Timings::default()
+        };
         let mut effects = Vec::new();
         let started = Instant::now();
         let set = &self.triggers;
@@ -146,7 +155,9 @@ impl Engine {
                 outcomes[a.record] = Some(RecordOutcome {
                     line: a.line,
                     event_id: Some(a.event.id.clone()),
-                    status: RecordStatus::Processed { triggers: output.triggers },
+                    status: RecordStatus::Processed {
+                        triggers: output.triggers,
+                    },
                 });
                 done += 1;
                 if done % 4096 == 0 {
@@ -167,14 +178,22 @@ impl Engine {
                 o.unwrap_or_else(|| RecordOutcome {
                     line: r.line,
                     event_id: r.event.as_ref().ok().map(|e| e.id.clone()),
-                    status: RecordStatus::Rejected { kind: RejectKind::Malformed, error: "internal: record neither admitted nor rejected".into() },
+                    status: RecordStatus::Rejected {
+                        kind: RejectKind::Malformed,
+                        error: "internal: record neither admitted nor rejected".into(),
+                    },
                 })
             })
             .collect();
         for o in &outcomes {
             report.record(o);
         }
-        Ok(BatchResult { outcomes, effects, report, timings })
+        Ok(BatchResult {
+            outcomes,
+            effects,
+            report,
+            timings,
+        })
     }
 
     /// Stage 1: decides which records run. Rejections are written into `outcomes`.
@@ -200,19 +219,36 @@ impl Engine {
                 }
             };
             if let Some(first) = first_line.get(event.id.as_ref()) {
-                outcomes[i] = Some(reject(RejectKind::DuplicateEventId, format!("duplicate event id `{}` (first seen at line {first})", event.id)));
+                outcomes[i] = Some(reject(
+                    RejectKind::DuplicateEventId,
+                    format!(
+                        "duplicate event id `{}` (first seen at line {first})",
+                        event.id
+                    ),
+                ));
                 continue;
             }
             first_line.insert(event.id.as_ref(), record.line);
             if !self.triggers.is_known_event_type(&event.event_type) {
-                outcomes[i] = Some(reject(RejectKind::UnknownEventType, format!("unknown event type `{}`", event.event_type)));
+                outcomes[i] = Some(reject(
+                    RejectKind::UnknownEventType,
+                    format!("unknown event type `{}`", event.event_type),
+                ));
                 continue;
             }
             let Some(row) = state.customers.row_of(event.customer_id) else {
-                outcomes[i] = Some(reject(RejectKind::UnknownCustomer, format!("unknown customer {}", event.customer_id)));
+                outcomes[i] = Some(reject(
+                    RejectKind::UnknownCustomer,
+                    format!("unknown customer {}", event.customer_id),
+                ));
                 continue;
             };
-            admitted.push(Admitted { record: i, line: record.line, event, row });
+            admitted.push(Admitted {
+                record: i,
+                line: record.line,
+                event,
+                row,
+            });
         }
         admitted
     }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::outcome::{EffectKind, RecordOutcome, RecordStatus, TriggerResult};
 use crate::exec::txn::TxnOutput;
+use crate::outcome::{EffectKind, RecordOutcome, RecordStatus, TriggerResult};
 use crate::trigger::TriggerSet;
 
 /// Deterministic totals of a run.
@@ -99,7 +99,10 @@ impl Report {
         for t in &set.triggers {
             report.triggers.insert(
                 t.id.to_string(),
-                TriggerStats { owner: t.owner.to_string(), ..TriggerStats::default() },
+                TriggerStats {
+                    owner: t.owner.to_string(),
+                    ..TriggerStats::default()
+                },
             );
         }
         report
@@ -112,7 +115,9 @@ impl Report {
             RecordStatus::Processed { triggers } => {
                 self.events.processed += 1;
                 for t in triggers {
-                    let Some(stats) = self.triggers.get_mut(t.trigger.as_ref()) else { continue };
+                    let Some(stats) = self.triggers.get_mut(t.trigger.as_ref()) else {
+                        continue;
+                    };
                     stats.fired += 1;
                     match &t.result {
                         TriggerResult::Committed => stats.committed += 1,
@@ -153,7 +158,10 @@ impl Timings {
     /// Adds one transaction's per-trigger timings.
     pub fn transaction(&mut self, set: &TriggerSet, output: &TxnOutput) {
         for &(ti, nanos) in &output.timings {
-            let t = self.triggers.entry(set.trigger(ti).id.to_string()).or_default();
+            let t = self
+                .triggers
+                .entry(set.trigger(ti).id.to_string())
+                .or_default();
             t.total_ms += nanos as f64 / 1e6;
             t.max_us = t.max_us.max(nanos as f64 / 1e3);
         }

@@ -59,7 +59,11 @@ impl State {
     pub fn new(customers: CustomerTable, triggers: &TriggerSet) -> State {
         State {
             customers,
-            counters: triggers.counters.iter().map(|c| c.initial.clone()).collect(),
+            counters: triggers
+                .counters
+                .iter()
+                .map(|c| c.initial.clone())
+                .collect(),
             pool_cursors: vec![0; triggers.pools.len()],
         }
     }

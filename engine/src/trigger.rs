@@ -35,7 +35,9 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { max_chain_depth: 16 }
+        Settings {
+            max_chain_depth: 16,
+        }
     }
 }
 
@@ -210,8 +212,16 @@ impl Pool {
     /// The code at position `index` (0-based), if the pool has one there.
     pub fn code(&self, index: u64) -> Option<Arc<str>> {
         match &self.source {
-            PoolSource::List(codes) => usize::try_from(index).ok().and_then(|i| codes.get(i)).cloned(),
-            PoolSource::Generated { prefix, start, count, width } => (index < *count)
+            PoolSource::List(codes) => usize::try_from(index)
+                .ok()
+                .and_then(|i| codes.get(i))
+                .cloned(),
+            PoolSource::Generated {
+                prefix,
+                start,
+                count,
+                width,
+            } => (index < *count)
                 .then(|| Arc::from(format!("{prefix}{:0width$}", start + index, width = *width))),
         }
     }
@@ -249,7 +259,9 @@ pub struct TriggerSet {
 impl TriggerSet {
     /// The enabled triggers for `event_type`, in run order.
     pub fn for_event_type(&self, event_type: &str) -> &[TriggerIdx] {
-        self.by_event_type.get(event_type).map_or(&[], Vec::as_slice)
+        self.by_event_type
+            .get(event_type)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Whether events of this type are accepted: declared in `event_types` when the file
@@ -277,7 +289,12 @@ mod tests {
     fn generated_pool_codes_are_padded_and_bounded() {
         let pool = Pool {
             id: Arc::from("p"),
-            source: PoolSource::Generated { prefix: Arc::from("W-"), start: 1, count: 3, width: 4 },
+            source: PoolSource::Generated {
+                prefix: Arc::from("W-"),
+                start: 1,
+                count: 3,
+                width: 4,
+            },
         };
         assert_eq!(pool.code(0).as_deref(), Some("W-0001"));
         assert_eq!(pool.code(2).as_deref(), Some("W-0003"));

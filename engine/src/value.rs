@@ -291,10 +291,15 @@ mod tests {
     #[test]
     fn json_numbers_keep_their_kind() {
         let v = Value::from_json(&serde_json::json!({"n": 3, "x": 2.5, "t": [true]}));
-        let Value::Map(m) = v else { panic!("expected map") };
+        let Value::Map(m) = v else {
+            panic!("expected map")
+        };
         assert_eq!(m.get("n"), Some(&Value::Int(3)));
         assert_eq!(m.get("x"), Some(&Value::Float(2.5)));
-        assert_eq!(serde_json::to_string(&Value::Map(m)).unwrap(), r#"{"n":3,"t":[true],"x":2.5}"#);
+        assert_eq!(
+            serde_json::to_string(&Value::Map(m)).unwrap(),
+            r#"{"n":3,"t":[true],"x":2.5}"#
+        );
     }
 
     #[test]

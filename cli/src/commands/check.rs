@@ -52,20 +52,24 @@ pub fn check(files: &[PathBuf], customers: Option<&PathBuf>) -> Result<(), Failu
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: {name}: not valid UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to());
+                eprintln!(
+                    "error: {name}: not valid UTF-8 (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                );
                 failed = true;
                 continue;
             }
         };
         match kind_of(&text) {
-            Some(Kind::Triggers) => match compile_triggers(&text, &name, table.as_ref().map(|t| t.schema().as_ref())) {
-                Ok(set) => {
-                    let source: Arc<str> = Arc::from(text.as_str());
-                    for r in reports(&name, &source, &set.warnings) {
-                        eprintln!("{r:?}");
-                    }
-                    let enabled = set.triggers.iter().filter(|t| t.enabled).count();
-                    println!(
+            Some(Kind::Triggers) => {
+                match compile_triggers(&text, &name, table.as_ref().map(|t| t.schema().as_ref())) {
+                    Ok(set) => {
+                        let source: Arc<str> = Arc::from(text.as_str());
+                        for r in reports(&name, &source, &set.warnings) {
+                            eprintln!("{r:?}");
+                        }
+                        let enabled = set.triggers.iter().filter(|t| t.enabled).count();
+                        println!(
                         "ok: {name}: {} triggers ({enabled} enabled), {} pools, {} counters, {} warnings{}",
                         set.triggers.len(),
                         set.pools.len(),
@@ -73,12 +77,13 @@ pub fn check(files: &[PathBuf], customers: Option<&PathBuf>) -> Result<(), Failu
                         set.warnings.len(),
                         if table.is_none() { " (attributes not checked: pass --customers FILE)" } else { "" }
                     );
+                    }
+                    Err(e) => {
+                        print_config_error(&e);
+                        failed = true;
+                    }
                 }
-                Err(e) => {
-                    print_config_error(&e);
-                    failed = true;
-                }
-            },
+            }
             Some(Kind::Segments) | Some(Kind::Quotas) => {
                 println!("skipped: {name}: segment and quota files are validated once those engines land (issues 4 and 5)");
             }
@@ -101,7 +106,10 @@ mod tests {
 
     #[test]
     fn kinds_come_from_top_level_keys() {
-        assert_eq!(kind_of("# c\nversion: 1\ntriggers:\n  - id: x"), Some(Kind::Triggers));
+        assert_eq!(
+            kind_of("# c\nversion: 1\ntriggers:\n  - id: x"),
+            Some(Kind::Triggers)
+        );
         assert_eq!(kind_of("segments: []"), Some(Kind::Segments));
         assert_eq!(kind_of("  triggers: nested"), None);
         assert_eq!(kind_of(""), None);

@@ -11,10 +11,23 @@ use crate::{progress, Failure};
 
 /// Runs the demo; outputs go to `out` or to a temporary directory that is removed afterwards.
 pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
-    let temp = tempfile::tempdir().context("cannot create a temporary directory").map_err(Failure::Runtime)?;
+    let temp = tempfile::tempdir()
+        .context("cannot create a temporary directory")
+        .map_err(Failure::Runtime)?;
     let dir = out.unwrap_or_else(|| temp.path().to_path_buf());
-    let spec = GenSpec { out: dir.join("input"), customers: 2_000, events: 50_000, seed: 42 };
-    println!("fusebox demo: {} customers, {} events (seed {}), generated in {}", spec.customers, spec.events, spec.seed, spec.out.display());
+    let spec = GenSpec {
+        out: dir.join("input"),
+        customers: 2_000,
+        events: 50_000,
+        seed: 42,
+    };
+    println!(
+        "fusebox demo: {} customers, {} events (seed {}), generated in {}",
+        spec.customers,
+        spec.events,
+        spec.seed,
+        spec.out.display()
+    );
     let bar = progress::bar(spec.events, "generate");
     let workload = generate(&spec, &bar).map_err(Failure::Runtime)?;
     bar.finish_and_clear();

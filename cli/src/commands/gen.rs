@@ -48,9 +48,21 @@ pub struct Workload {
     pub quotas: PathBuf,
 }
 
-const CITIES: &[&str] = &["Moscow", "Berlin", "London", "Paris", "Madrid", "Warsaw", "Prague", "Vienna", "Lisbon", "Riga"];
-const FIRST_NAMES: &[&str] = &["Anna", "Boris", "Chloe", "Dmitri", "Elena", "Felix", "Greta", "Hugo", "Irina", "Jonas", "Katya", "Liam"];
-const TAGS: &[&str] = &["newsletter", "sale-hunter", "mobile", "b2b", "eco", "premium"];
+const CITIES: &[&str] = &[
+    "Moscow", "Berlin", "London", "Paris", "Madrid", "Warsaw", "Prague", "Vienna", "Lisbon", "Riga",
+];
+const FIRST_NAMES: &[&str] = &[
+    "Anna", "Boris", "Chloe", "Dmitri", "Elena", "Felix", "Greta", "Hugo", "Irina", "Jonas",
+    "Katya", "Liam",
+];
+const TAGS: &[&str] = &[
+    "newsletter",
+    "sale-hunter",
+    "mobile",
+    "b2b",
+    "eco",
+    "premium",
+];
 const PAGES: &[&str] = &["/", "/catalog", "/sale", "/cart", "/account", "/blog"];
 /// 2026-03-01T00:00:00Z: the workload's clock starts here.
 const EPOCH: &str = "2026-03-01T00:00:00Z";
@@ -58,7 +70,8 @@ const EPOCH: &str = "2026-03-01T00:00:00Z";
 /// Writes the workload and returns the file paths.
 pub fn generate(spec: &GenSpec, progress: &indicatif::ProgressBar) -> Result<Workload> {
     anyhow::ensure!(spec.customers > 0, "--customers must be at least 1");
-    std::fs::create_dir_all(&spec.out).with_context(|| format!("cannot create {}", spec.out.display()))?;
+    std::fs::create_dir_all(&spec.out)
+        .with_context(|| format!("cannot create {}", spec.out.display()))?;
     let w = Workload {
         customers: spec.out.join("customers.parquet"),
         events: spec.out.join("events.jsonl"),
@@ -70,11 +83,15 @@ pub fn generate(spec: &GenSpec, progress: &indicatif::ProgressBar) -> Result<Wor
     let start = parse_timestamp(EPOCH).unwrap_or_default();
 
     let table = customers(&mut rng, spec.customers, start)?;
-    save_customers(&table, &w.customers).with_context(|| format!("cannot write {}", w.customers.display()))?;
+    save_customers(&table, &w.customers)
+        .with_context(|| format!("cannot write {}", w.customers.display()))?;
     write_events(&mut rng, spec, start, &w.events, progress)?;
-    std::fs::write(&w.triggers, triggers_yaml(spec)).with_context(|| format!("cannot write {}", w.triggers.display()))?;
-    std::fs::write(&w.segments, SEGMENTS_PLACEHOLDER).with_context(|| format!("cannot write {}", w.segments.display()))?;
-    std::fs::write(&w.quotas, QUOTAS_PLACEHOLDER).with_context(|| format!("cannot write {}", w.quotas.display()))?;
+    std::fs::write(&w.triggers, triggers_yaml(spec))
+        .with_context(|| format!("cannot write {}", w.triggers.display()))?;
+    std::fs::write(&w.segments, SEGMENTS_PLACEHOLDER)
+        .with_context(|| format!("cannot write {}", w.segments.display()))?;
+    std::fs::write(&w.quotas, QUOTAS_PLACEHOLDER)
+        .with_context(|| format!("cannot write {}", w.quotas.display()))?;
     Ok(w)
 }
 
@@ -97,21 +114,48 @@ fn customers(rng: &mut ChaCha8Rng, n: u64, start: i64) -> Result<CustomerTable> 
     ])
     .map_err(|dup| anyhow::anyhow!("duplicate attribute {dup}"))?;
     let len = n as usize;
-    let (mut first, mut email, mut city, mut opt_in, mut unsub) = (Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len));
-    let (mut points, mut orders, mut spent, mut tier, mut signup) = (Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len));
+    let (mut first, mut email, mut city, mut opt_in, mut unsub) = (
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+    );
+    let (mut points, mut orders, mut spent, mut tier, mut signup) = (
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+    );
     let (mut last_order, mut tags) = (Vec::with_capacity(len), Vec::with_capacity(len));
     let city_zipf = Zipf::new(CITIES.len() as f64, 1.2).map_err(|e| anyhow::anyhow!("{e}"))?;
     for id in 1..=n {
         let name = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
         first.push(Some(Arc::<str>::from(name)));
-        email.push((rng.random_bool(0.9)).then(|| Arc::<str>::from(format!("{}.{id}@example.com", name.to_ascii_lowercase()))));
+        email.push(
+            (rng.random_bool(0.9)).then(|| {
+                Arc::<str>::from(format!("{}.{id}@example.com", name.to_ascii_lowercase()))
+            }),
+        );
         let c = city_zipf.sample(rng) as usize - 1;
-        city.push(rng.random_bool(0.97).then(|| Arc::<str>::from(CITIES[c.min(CITIES.len() - 1)])));
+        city.push(
+            rng.random_bool(0.97)
+                .then(|| Arc::<str>::from(CITIES[c.min(CITIES.len() - 1)])),
+        );
         opt_in.push(Some(rng.random_bool(0.7)));
         unsub.push(Some(rng.random_bool(0.05)));
-        let n_orders = if rng.random_bool(0.4) { 0 } else { rng.random_range(1..30) };
+        let n_orders = if rng.random_bool(0.4) {
+            0
+        } else {
+            rng.random_range(1..30)
+        };
         orders.push(Some(n_orders));
-        let total = if n_orders == 0 { 0.0 } else { (rng.random_range(10.0..200.0) * n_orders as f64 * 100.0_f64).round() / 100.0 };
+        let total = if n_orders == 0 {
+            0.0
+        } else {
+            (rng.random_range(10.0..200.0) * n_orders as f64 * 100.0_f64).round() / 100.0
+        };
         spent.push(Some(total));
         points.push(Some((total / 10.0) as i64));
         tier.push(Some(Arc::<str>::from(match total {
@@ -119,11 +163,17 @@ fn customers(rng: &mut ChaCha8Rng, n: u64, start: i64) -> Result<CustomerTable> 
             t if t > 1000.0 => "silver",
             _ => "bronze",
         })));
-        signup.push(Some(start - rng.random_range(1..(3 * 365 * 86_400_i64)) * 1_000_000));
-        last_order.push((n_orders > 0).then(|| start - rng.random_range(1..(180 * 86_400_i64)) * 1_000_000));
+        signup.push(Some(
+            start - rng.random_range(1..(3 * 365 * 86_400_i64)) * 1_000_000,
+        ));
+        last_order.push(
+            (n_orders > 0).then(|| start - rng.random_range(1..(180 * 86_400_i64)) * 1_000_000),
+        );
         let k = rng.random_range(0..3);
         tags.push((k > 0).then(|| {
-            let mut t: Vec<&str> = (0..k).map(|_| TAGS[rng.random_range(0..TAGS.len())]).collect();
+            let mut t: Vec<&str> = (0..k)
+                .map(|_| TAGS[rng.random_range(0..TAGS.len())])
+                .collect();
             t.sort_unstable();
             t.dedup();
             t.into_iter().map(Value::str).collect::<Arc<[Value]>>()
@@ -152,7 +202,13 @@ fn customers(rng: &mut ChaCha8Rng, n: u64, start: i64) -> Result<CustomerTable> 
     .context("generated customer table is inconsistent")
 }
 
-fn write_events(rng: &mut ChaCha8Rng, spec: &GenSpec, start: i64, path: &Path, progress: &indicatif::ProgressBar) -> Result<()> {
+fn write_events(
+    rng: &mut ChaCha8Rng,
+    spec: &GenSpec,
+    start: i64,
+    path: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<()> {
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let popularity = Zipf::new(spec.customers as f64, 1.05).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -175,16 +231,36 @@ fn write_events(rng: &mut ChaCha8Rng, spec: &GenSpec, start: i64, path: &Path, p
         let roll: f64 = rng.random();
         let (ty, process, props) = if roll < 0.30 {
             let total = (rng.random_range(5.0..400.0_f64) * 100.0).round() / 100.0;
-            ("order.completed", None, serde_json::json!({"order_id": format!("o-{i}"), "total": total, "items": rng.random_range(1..8)}))
+            (
+                "order.completed",
+                None,
+                serde_json::json!({"order_id": format!("o-{i}"), "total": total, "items": rng.random_range(1..8)}),
+            )
         } else if roll < 0.45 {
             let value = (rng.random_range(5.0..300.0_f64) * 100.0).round() / 100.0;
-            ("cart.abandoned", None, serde_json::json!({"value": value, "items": rng.random_range(1..6)}))
+            (
+                "cart.abandoned",
+                None,
+                serde_json::json!({"value": value, "items": rng.random_range(1..6)}),
+            )
         } else if roll < 0.82 {
-            ("page.viewed", None, serde_json::json!({"url": PAGES[rng.random_range(0..PAGES.len())]}))
+            (
+                "page.viewed",
+                None,
+                serde_json::json!({"url": PAGES[rng.random_range(0..PAGES.len())]}),
+            )
         } else if roll < 0.85 {
-            ("customer.registered", None, serde_json::json!({"channel": if rng.random_bool(0.6) { "web" } else { "app" }}))
+            (
+                "customer.registered",
+                None,
+                serde_json::json!({"channel": if rng.random_bool(0.6) { "web" } else { "app" }}),
+            )
         } else {
-            ("customer.updated", Some("crm-sync"), serde_json::json!({"fields": rng.random_range(1..12)}))
+            (
+                "customer.updated",
+                Some("crm-sync"),
+                serde_json::json!({"fields": rng.random_range(1..12)}),
+            )
         };
         // Real feeds reference customers that are not (yet) in the customer file.
         if rng.random_bool(0.0005) {

@@ -58,9 +58,14 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     let mut state = State::new(customers, engine.triggers());
     let bar = progress::bar(records.len() as u64, "events");
     let tick = |done: u64| bar.set_position(done);
-    let options = RunOptions { executor: spec.executor, progress: Some(&tick) };
+    let options = RunOptions {
+        executor: spec.executor,
+        progress: Some(&tick),
+    };
     let exec_started = Instant::now();
-    let result = engine.run_batch(&mut state, &records, &options).map_err(|e| Failure::Runtime(e.into()))?;
+    let result = engine
+        .run_batch(&mut state, &records, &options)
+        .map_err(|e| Failure::Runtime(e.into()))?;
     let exec_ms = exec_started.elapsed().as_secs_f64() * 1e3;
     bar.finish_and_clear();
 
@@ -72,8 +77,16 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
 }
 
 fn read_text(path: &Path) -> Result<String, Failure> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display())).map_err(Failure::Input)?;
-    String::from_utf8(bytes).map_err(|e| Failure::Input(anyhow::anyhow!("{}: not valid UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to())))
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .map_err(Failure::Input)?;
+    String::from_utf8(bytes).map_err(|e| {
+        Failure::Input(anyhow::anyhow!(
+            "{}: not valid UTF-8 (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
@@ -83,7 +96,8 @@ fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
         serde_json::to_writer(&mut out, item)?;
         out.write_all(b"\n")?;
     }
-    out.flush().with_context(|| format!("cannot write {}", path.display()))
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -111,22 +125,53 @@ pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &P
         e.input, e.processed, e.rejected, e.held, e.chained
     );
     if !r.rejected_by_reason.is_empty() {
-        let parts: Vec<String> = r.rejected_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("rejected: {} (details with line numbers in outcomes.jsonl)", parts.join(", "));
+        let parts: Vec<String> = r
+            .rejected_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!(
+            "rejected: {} (details with line numbers in outcomes.jsonl)",
+            parts.join(", ")
+        );
     }
     println!(
         "effects: {} ({} messages, {} feeds, {} coupons)",
         r.effects.total, r.effects.messages, r.effects.feeds, r.effects.coupons
     );
-    println!("{:<20} {:>10} {:>10} {:>10} {:>10} {:>9}  aborted by reason", "trigger", "fired", "committed", "skipped", "aborted", "ms");
+    println!(
+        "{:<20} {:>10} {:>10} {:>10} {:>10} {:>9}  aborted by reason",
+        "trigger", "fired", "committed", "skipped", "aborted", "ms"
+    );
     for (id, t) in &r.triggers {
         let ms = result.timings.triggers.get(id).map_or(0.0, |x| x.total_ms);
-        let reasons: Vec<String> = t.aborted_by_reason.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("{:<20} {:>10} {:>10} {:>10} {:>10} {:>9.1}  {}", id, t.fired, t.committed, t.skipped, t.aborted, ms, reasons.join(" "));
+        let reasons: Vec<String> = t
+            .aborted_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>9.1}  {}",
+            id,
+            t.fired,
+            t.committed,
+            t.skipped,
+            t.aborted,
+            ms,
+            reasons.join(" ")
+        );
     }
-    let rate = if exec_ms > 0.0 { e.input as f64 / (exec_ms / 1e3) } else { 0.0 };
+    let rate = if exec_ms > 0.0 {
+        e.input as f64 / (exec_ms / 1e3)
+    } else {
+        0.0
+    };
     println!(
         "time: load {:.0} ms, execute {:.0} ms ({:.0} events/s, {} executor); outputs in {}",
-        loaded_ms, exec_ms, rate, result.timings.executor, out.display()
+        loaded_ms,
+        exec_ms,
+        rate,
+        result.timings.executor,
+        out.display()
     );
 }

@@ -102,7 +102,9 @@ pub struct ConfigError {
 impl ConfigError {
     /// Only the errors.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 }
 
@@ -115,7 +117,11 @@ impl fmt::Display for ConfigError {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            write!(f, "\n  {}:{}:{}: {kind}: {}", self.file, d.line, d.column, d.message)?;
+            write!(
+                f,
+                "\n  {}:{}:{}: {kind}: {}",
+                self.file, d.line, d.column, d.message
+            )?;
             if let Some(help) = &d.help {
                 write!(f, " (help: {help})")?;
             }
@@ -138,11 +144,7 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
     // snippet, so keep the first line only.
     let text = err.to_string();
     let first = text.lines().next().unwrap_or("invalid YAML").trim();
-    first
-        .split(" at line ")
-        .next()
-        .unwrap_or(first)
-        .to_string()
+    first.split(" at line ").next().unwrap_or(first).to_string()
 }
 
 /// Finds where the *content* of a scalar starts: after an opening quote if there is one.

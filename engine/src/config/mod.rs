@@ -65,7 +65,8 @@ pub fn compile_triggers(
         return Err(fail(vec![Diagnostic::global("the triggers file is empty")
             .with_help("a triggers file needs at least `triggers:` with one trigger; see examples/triggers.yaml")]));
     }
-    let parsed: TriggerFile = serde_saphyr::from_str(text).map_err(|e| fail(vec![from_yaml_error(&e)]))?;
+    let parsed: TriggerFile =
+        serde_saphyr::from_str(text).map_err(|e| fail(vec![from_yaml_error(&e)]))?;
     let empty = Schema::default();
     let mut c = Checker {
         text,
@@ -101,17 +102,23 @@ struct ActionScope<'s> {
 
 impl Checker<'_> {
     fn error(&mut self, at: Location, msg: impl Into<String>, help: Option<String>) {
-        self.diags.push(Diagnostic::error(at, msg).with_help_opt(help));
+        self.diags
+            .push(Diagnostic::error(at, msg).with_help_opt(help));
     }
 
     fn warn(&mut self, at: Location, msg: impl Into<String>, help: Option<String>) {
-        self.diags.push(Diagnostic::warning(at, msg).with_help_opt(help));
+        self.diags
+            .push(Diagnostic::warning(at, msg).with_help_opt(help));
     }
 
     fn positive(&mut self, v: &Option<Spanned<i64>>, what: &str) -> Option<i64> {
         let v = v.as_ref()?;
         if v.value <= 0 {
-            self.error(v.referenced, format!("{what} must be at least 1, got {}", v.value), None);
+            self.error(
+                v.referenced,
+                format!("{what} must be at least 1, got {}", v.value),
+                None,
+            );
             return None;
         }
         Some(v.value)
@@ -120,14 +127,25 @@ impl Checker<'_> {
     fn file(&mut self, f: TriggerFile) -> TriggerSet {
         if let Some(v) = &f.version {
             if v.value != 1 {
-                self.error(v.referenced, format!("unsupported version {}", v.value), Some("the only version is 1".into()));
+                self.error(
+                    v.referenced,
+                    format!("unsupported version {}", v.value),
+                    Some("the only version is 1".into()),
+                );
             }
         }
         let mut settings = Settings::default();
         if let Some(s) = &f.settings {
             if let Some(d) = &s.value.max_chain_depth {
                 if d.value < 1 || d.value > MAX_CHAIN_DEPTH_LIMIT {
-                    self.error(d.referenced, format!("max_chain_depth must be between 1 and {MAX_CHAIN_DEPTH_LIMIT}, got {}", d.value), None);
+                    self.error(
+                        d.referenced,
+                        format!(
+                            "max_chain_depth must be between 1 and {MAX_CHAIN_DEPTH_LIMIT}, got {}",
+                            d.value
+                        ),
+                        None,
+                    );
                 } else {
                     settings.max_chain_depth = d.value as u32;
                 }
@@ -140,7 +158,14 @@ impl Checker<'_> {
                     self.error(t.referenced, "empty event type", None);
                 } else if let Some(first) = set.get(&t.value) {
                     let line = first.line();
-                    self.error(t.referenced, format!("event type `{}` is declared twice (first at line {line})", t.value), None);
+                    self.error(
+                        t.referenced,
+                        format!(
+                            "event type `{}` is declared twice (first at line {line})",
+                            t.value
+                        ),
+                        None,
+                    );
                 } else {
                     set.insert(t.value.clone(), t.referenced);
                 }
@@ -149,17 +174,32 @@ impl Checker<'_> {
         });
         let pools = self.pools(&f.pools);
         let counters = self.counter_specs(&f.counters);
-        let pool_index: FxHashMap<String, PoolId> = pools.iter().enumerate().map(|(i, p)| (p.id.to_string(), i as PoolId)).collect();
+        let pool_index: FxHashMap<String, PoolId> = pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.to_string(), i as PoolId))
+            .collect();
 
         if f.triggers.value.is_empty() {
-            self.error(f.triggers.referenced, "no triggers defined", Some("add at least one trigger under `triggers:`".into()));
+            self.error(
+                f.triggers.referenced,
+                "no triggers defined",
+                Some("add at least one trigger under `triggers:`".into()),
+            );
         }
         let mut seen_ids: FxHashMap<String, u64> = FxHashMap::default();
         let mut triggers = Vec::new();
         let mut emits: Vec<ChainEdge> = Vec::new();
         for def in f.triggers.value {
             if let Some(first_line) = seen_ids.get(&def.id.value) {
-                self.error(def.id.referenced, format!("duplicate trigger id `{}` (first defined at line {first_line})", def.id.value), Some("trigger ids must be unique; rename one of them".into()));
+                self.error(
+                    def.id.referenced,
+                    format!(
+                        "duplicate trigger id `{}` (first defined at line {first_line})",
+                        def.id.value
+                    ),
+                    Some("trigger ids must be unique; rename one of them".into()),
+                );
             } else {
                 seen_ids.insert(def.id.value.clone(), def.id.referenced.line());
             }
@@ -168,17 +208,30 @@ impl Checker<'_> {
                 .value
                 .iter()
                 .filter_map(|a| match &a.value {
-                    ActionDef::EmitEvent { event_type, .. } => Some((event_type.value.clone(), event_type.referenced)),
+                    ActionDef::EmitEvent { event_type, .. } => {
+                        Some((event_type.value.clone(), event_type.referenced))
+                    }
                     _ => None,
                 })
                 .collect();
-            let (on, trigger_id, enabled, unconditional) = (def.on.value.clone(), def.id.value.clone(), def.enabled.unwrap_or(true), def.condition.is_none());
+            let (on, trigger_id, enabled, unconditional) = (
+                def.on.value.clone(),
+                def.id.value.clone(),
+                def.enabled.unwrap_or(true),
+                def.condition.is_none(),
+            );
             if let Some(t) = self.trigger(def, &pool_index, declared.as_ref()) {
                 triggers.push(t);
             }
             if enabled {
                 for (target, at) in emitted {
-                    emits.push(ChainEdge { from: on.clone(), to: target, unconditional, at, trigger: trigger_id.clone() });
+                    emits.push(ChainEdge {
+                        from: on.clone(),
+                        to: target,
+                        unconditional,
+                        at,
+                        trigger: trigger_id.clone(),
+                    });
                 }
             }
         }
@@ -188,7 +241,10 @@ impl Checker<'_> {
         let mut by_event_type: FxHashMap<Arc<str>, Vec<u32>> = FxHashMap::default();
         for (i, t) in triggers.iter().enumerate() {
             if t.enabled {
-                by_event_type.entry(t.on.clone()).or_default().push(i as u32);
+                by_event_type
+                    .entry(t.on.clone())
+                    .or_default()
+                    .push(i as u32);
             }
         }
         let known_event_types: FxHashSet<Arc<str>> = match declared {
@@ -223,21 +279,39 @@ impl Checker<'_> {
                 continue;
             }
             if pools.iter().any(|p| *p.id == *def.id.value) {
-                self.error(def.id.referenced, format!("duplicate pool id `{}`", def.id.value), None);
+                self.error(
+                    def.id.referenced,
+                    format!("duplicate pool id `{}`", def.id.value),
+                    None,
+                );
                 continue;
             }
             let source = match (&def.codes, &def.generate) {
                 (Some(codes), None) => {
                     if codes.value.is_empty() {
-                        self.error(codes.referenced, format!("pool `{}` has an empty code list", def.id.value), None);
+                        self.error(
+                            codes.referenced,
+                            format!("pool `{}` has an empty code list", def.id.value),
+                            None,
+                        );
                         continue;
                     }
                     let mut seen: FxHashSet<&str> = FxHashSet::default();
                     let mut ok = true;
                     for code in &codes.value {
                         if code.is_empty() || !seen.insert(code.as_str()) {
-                            let what = if code.is_empty() { "an empty code".to_string() } else { format!("code `{code}` twice") };
-                            self.error(codes.referenced, format!("pool `{}` lists {what}", def.id.value), Some("every code must be unique: each is issued at most once".into()));
+                            let what = if code.is_empty() {
+                                "an empty code".to_string()
+                            } else {
+                                format!("code `{code}` twice")
+                            };
+                            self.error(
+                                codes.referenced,
+                                format!("pool `{}` lists {what}", def.id.value),
+                                Some(
+                                    "every code must be unique: each is issued at most once".into(),
+                                ),
+                            );
                             ok = false;
                             break;
                         }
@@ -249,7 +323,10 @@ impl Checker<'_> {
                 }
                 (None, Some(gen)) => {
                     let g = &gen.value;
-                    let Some(count) = self.positive(&Some(g.count.clone()), "generate.count") else { continue };
+                    let Some(count) = self.positive(&Some(g.count.clone()), "generate.count")
+                    else {
+                        continue;
+                    };
                     let start = match &g.start {
                         Some(s) if s.value < 0 => {
                             self.error(s.referenced, "generate.start must not be negative", None);
@@ -262,24 +339,47 @@ impl Checker<'_> {
                     let digits = last.to_string().len();
                     let width = match &g.width {
                         Some(w) if w.value < 0 || w.value > 40 => {
-                            self.error(w.referenced, "generate.width must be between 0 and 40", None);
+                            self.error(
+                                w.referenced,
+                                "generate.width must be between 0 and 40",
+                                None,
+                            );
                             continue;
                         }
                         Some(w) => (w.value as usize).max(digits),
                         None => digits,
                     };
-                    PoolSource::Generated { prefix: Arc::from(g.prefix.as_str()), start, count: count as u64, width }
+                    PoolSource::Generated {
+                        prefix: Arc::from(g.prefix.as_str()),
+                        start,
+                        count: count as u64,
+                        width,
+                    }
                 }
                 (Some(_), Some(g)) => {
-                    self.error(g.referenced, format!("pool `{}` has both `codes` and `generate`", def.id.value), Some("use one of them".into()));
+                    self.error(
+                        g.referenced,
+                        format!("pool `{}` has both `codes` and `generate`", def.id.value),
+                        Some("use one of them".into()),
+                    );
                     continue;
                 }
                 (None, None) => {
-                    self.error(def.id.referenced, format!("pool `{}` has no codes", def.id.value), Some("add `codes: [...]` or `generate: { prefix: \"X-\", count: 1000 }`".into()));
+                    self.error(
+                        def.id.referenced,
+                        format!("pool `{}` has no codes", def.id.value),
+                        Some(
+                            "add `codes: [...]` or `generate: { prefix: \"X-\", count: 1000 }`"
+                                .into(),
+                        ),
+                    );
                     continue;
                 }
             };
-            pools.push(Pool { id: Arc::from(def.id.value.as_str()), source });
+            pools.push(Pool {
+                id: Arc::from(def.id.value.as_str()),
+                source,
+            });
         }
         pools
     }
@@ -288,33 +388,61 @@ impl Checker<'_> {
         let mut out: Vec<CounterSpec> = Vec::new();
         for def in defs {
             if self.counters.contains_key(&def.id.value) {
-                self.error(def.id.referenced, format!("duplicate counter id `{}`", def.id.value), None);
+                self.error(
+                    def.id.referenced,
+                    format!("duplicate counter id `{}`", def.id.value),
+                    None,
+                );
                 continue;
             }
             let ty = match def.kind.as_ref().map(|k| k.value.as_str()) {
                 None | Some("int") => Ty::Int,
                 Some("float") => Ty::Float,
                 Some(other) => {
-                    let at = def.kind.as_ref().map_or(def.id.referenced, |k| k.referenced);
-                    self.error(at, format!("unknown counter kind `{other}`"), Some("use `int` or `float`".into()));
+                    let at = def
+                        .kind
+                        .as_ref()
+                        .map_or(def.id.referenced, |k| k.referenced);
+                    self.error(
+                        at,
+                        format!("unknown counter kind `{other}`"),
+                        Some("use `int` or `float`".into()),
+                    );
                     continue;
                 }
             };
             let initial = match (ty, def.initial.as_ref()) {
                 (Ty::Int, Some(v)) if v.value.fract() != 0.0 || v.value.abs() > 9.0e15 => {
-                    self.error(v.referenced, format!("int counter `{}` needs an integer initial value", def.id.value), None);
+                    self.error(
+                        v.referenced,
+                        format!(
+                            "int counter `{}` needs an integer initial value",
+                            def.id.value
+                        ),
+                        None,
+                    );
                     continue;
                 }
                 (Ty::Int, v) => Value::Int(v.map_or(0, |v| v.value as i64)),
                 (_, v) => Value::Float(v.map_or(0.0, |v| v.value)),
             };
-            self.counters.insert(def.id.value.clone(), (out.len() as CounterId, ty));
-            out.push(CounterSpec { id: Arc::from(def.id.value.as_str()), ty, initial });
+            self.counters
+                .insert(def.id.value.clone(), (out.len() as CounterId, ty));
+            out.push(CounterSpec {
+                id: Arc::from(def.id.value.as_str()),
+                ty,
+                initial,
+            });
         }
         out
     }
 
-    fn event_type_ref(&mut self, t: &Spanned<String>, declared: Option<&FxHashMap<String, Location>>, role: &str) {
+    fn event_type_ref(
+        &mut self,
+        t: &Spanned<String>,
+        declared: Option<&FxHashMap<String, Location>>,
+        role: &str,
+    ) {
         if t.value.trim().is_empty() {
             self.error(t.referenced, format!("empty event type in `{role}`"), None);
             return;
@@ -324,38 +452,80 @@ impl Checker<'_> {
                 let help = crate::expr::closest_name(&t.value, declared.keys().map(String::as_str))
                     .map(|c| format!("did you mean `{c}`?"))
                     .unwrap_or_else(|| "add it to `event_types:`".to_string());
-                self.error(t.referenced, format!("unknown event type `{}` (not in `event_types`)", t.value), Some(help));
+                self.error(
+                    t.referenced,
+                    format!("unknown event type `{}` (not in `event_types`)", t.value),
+                    Some(help),
+                );
             }
         }
     }
 
-    fn trigger(&mut self, def: raw::TriggerDef, pools: &FxHashMap<String, PoolId>, declared: Option<&FxHashMap<String, Location>>) -> Option<Trigger> {
+    fn trigger(
+        &mut self,
+        def: raw::TriggerDef,
+        pools: &FxHashMap<String, PoolId>,
+        declared: Option<&FxHashMap<String, Location>>,
+    ) -> Option<Trigger> {
         let errors_before = self.error_count();
-        if def.id.value.is_empty() || !def.id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if def.id.value.is_empty()
+            || !def
+                .id
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             // Effect idempotency keys are `{event_id}:{trigger_id}:{action}`; restricting ids
             // keeps those keys unambiguous.
-            self.error(def.id.referenced, format!("invalid trigger id `{}`", def.id.value), Some("use letters, digits, `-`, `_` and `.` only".into()));
+            self.error(
+                def.id.referenced,
+                format!("invalid trigger id `{}`", def.id.value),
+                Some("use letters, digits, `-`, `_` and `.` only".into()),
+            );
         }
         if def.owner.value.trim().is_empty() {
-            self.error(def.owner.referenced, format!("trigger `{}` has an empty owner", def.id.value), Some("the owner is notified when the trigger is throttled or stopped".into()));
+            self.error(
+                def.owner.referenced,
+                format!("trigger `{}` has an empty owner", def.id.value),
+                Some("the owner is notified when the trigger is throttled or stopped".into()),
+            );
         }
         self.event_type_ref(&def.on, declared, "on");
         let condition = def.condition.as_ref().and_then(|c| {
             let expr = self.expr(c, false)?;
             if !matches!(expr.ty(), Ty::Bool | Ty::Dyn) {
-                self.error(c.referenced, format!("the condition of trigger `{}` is a {}, not a bool", def.id.value, expr.ty().name()), Some("compare something, e.g. `event.properties.total > 50`".into()));
+                self.error(
+                    c.referenced,
+                    format!(
+                        "the condition of trigger `{}` is a {}, not a bool",
+                        def.id.value,
+                        expr.ty().name()
+                    ),
+                    Some("compare something, e.g. `event.properties.total > 50`".into()),
+                );
             }
             Some(expr)
         });
         let limits = def.limits.as_ref().map(|l| Limits {
-            max_effects: self.positive(&l.value.max_effects, "max_effects").map(|v| v.min(u32::MAX as i64) as u32),
+            max_effects: self
+                .positive(&l.value.max_effects, "max_effects")
+                .map(|v| v.min(u32::MAX as i64) as u32),
             max_points: self.positive(&l.value.max_points, "max_points"),
-            max_emitted_events: self.positive(&l.value.max_emitted_events, "max_emitted_events").map(|v| v.min(u32::MAX as i64) as u32),
+            max_emitted_events: self
+                .positive(&l.value.max_emitted_events, "max_emitted_events")
+                .map(|v| v.min(u32::MAX as i64) as u32),
         });
         if def.actions.value.is_empty() {
-            self.error(def.actions.referenced, format!("trigger `{}` has no actions", def.id.value), None);
+            self.error(
+                def.actions.referenced,
+                format!("trigger `{}` has no actions", def.id.value),
+                None,
+            );
         }
-        let mut scope = ActionScope { pools, coupon_issued: false };
+        let mut scope = ActionScope {
+            pools,
+            coupon_issued: false,
+        };
         let mut actions = Vec::with_capacity(def.actions.value.len());
         for action in &def.actions.value {
             if let Some(a) = self.action(action, &mut scope, declared) {
@@ -375,11 +545,19 @@ impl Checker<'_> {
     }
 
     fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     fn expr(&mut self, src: &Spanned<String>, coupon_available: bool) -> Option<CompiledExpr> {
-        let env = ExprEnv { schema: self.schema, counters: &self.counters, coupon_available, lenient_customer: self.lenient };
+        let env = ExprEnv {
+            schema: self.schema,
+            counters: &self.counters,
+            coupon_available,
+            lenient_customer: self.lenient,
+        };
         match CompiledExpr::compile(&src.value, &env) {
             Ok(e) => Some(e),
             Err(err) => {
@@ -391,14 +569,25 @@ impl Checker<'_> {
 
     /// Places an expression error inside the YAML scalar that holds the expression.
     fn expr_error(&mut self, src: &Spanned<String>, err: ExprError) {
-        let mut d = Diagnostic::error(src.referenced, format!("in CEL expression: {}", err.message)).with_help_opt(err.help);
-        if let (Some(base), Some((s, e))) = (scalar_content_offset(self.text, src.referenced), err.span) {
+        let mut d = Diagnostic::error(
+            src.referenced,
+            format!("in CEL expression: {}", err.message),
+        )
+        .with_help_opt(err.help);
+        if let (Some(base), Some((s, e))) =
+            (scalar_content_offset(self.text, src.referenced), err.span)
+        {
             let single_line = !src.value.contains('\n');
             // The expression's text is found verbatim at `base` for plain and simply quoted
             // scalars; otherwise (escapes, folded blocks) we point at the scalar as a whole.
-            if single_line && self.text.get(base..base + src.value.len()) == Some(src.value.as_str()) {
+            if single_line
+                && self.text.get(base..base + src.value.len()) == Some(src.value.as_str())
+            {
                 d.span = Some((base + s, base + e.max(s + 1)));
-                d.column = src.referenced.column() + (base - src.referenced.span().byte_offset().unwrap_or(base as u64) as usize) as u64 + src.value[..s].chars().count() as u64;
+                d.column = src.referenced.column()
+                    + (base - src.referenced.span().byte_offset().unwrap_or(base as u64) as usize)
+                        as u64
+                    + src.value[..s].chars().count() as u64;
             }
         }
         self.diags.push(d);
@@ -412,20 +601,46 @@ impl Checker<'_> {
             Some((id, ty)) if allowed.is_empty() || allowed.contains(&ty) => Some(id),
             Some((_, ty)) => {
                 let wanted: Vec<&str> = allowed.iter().map(|t| t.name()).collect();
-                self.error(name.referenced, format!("attribute `{}` is {ty}; `{role}` needs {}", name.value, wanted.join(" or ")), None);
+                self.error(
+                    name.referenced,
+                    format!(
+                        "attribute `{}` is {ty}; `{role}` needs {}",
+                        name.value,
+                        wanted.join(" or ")
+                    ),
+                    None,
+                );
                 None
             }
             None => {
-                let help = crate::expr::closest_name(&name.value, self.schema.iter().map(|(_, n, _)| n))
-                    .map(|c| format!("did you mean `{c}`?"))
-                    .unwrap_or_else(|| format!("customer attributes: {}", self.schema.iter().map(|(_, n, _)| n).collect::<Vec<_>>().join(", ")));
-                self.error(name.referenced, format!("unknown customer attribute `{}`", name.value), Some(help));
+                let help =
+                    crate::expr::closest_name(&name.value, self.schema.iter().map(|(_, n, _)| n))
+                        .map(|c| format!("did you mean `{c}`?"))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "customer attributes: {}",
+                                self.schema
+                                    .iter()
+                                    .map(|(_, n, _)| n)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        });
+                self.error(
+                    name.referenced,
+                    format!("unknown customer attribute `{}`", name.value),
+                    Some(help),
+                );
                 None
             }
         }
     }
 
-    fn named(&mut self, items: &BTreeMap<String, Spanned<String>>, coupon: bool) -> Option<NamedExprs> {
+    fn named(
+        &mut self,
+        items: &BTreeMap<String, Spanned<String>>,
+        coupon: bool,
+    ) -> Option<NamedExprs> {
         let mut out = Vec::with_capacity(items.len());
         let mut ok = true;
         for (name, src) in items {
@@ -437,7 +652,13 @@ impl Checker<'_> {
         ok.then_some(out)
     }
 
-    fn numeric_expr(&mut self, src: &Spanned<String>, coupon: bool, int_only: bool, role: &str) -> Option<CompiledExpr> {
+    fn numeric_expr(
+        &mut self,
+        src: &Spanned<String>,
+        coupon: bool,
+        int_only: bool,
+        role: &str,
+    ) -> Option<CompiledExpr> {
         let e = self.expr(src, coupon)?;
         let ok = match e.ty() {
             Ty::Int | Ty::Dyn => true,
@@ -446,13 +667,29 @@ impl Checker<'_> {
         };
         if !ok {
             let wanted = if int_only { "an int" } else { "a number" };
-            self.error(src.referenced, format!("`{role}` must be {wanted}, but this expression is a {}", e.ty().name()), if int_only { Some("wrap it in int(...)".into()) } else { None });
+            self.error(
+                src.referenced,
+                format!(
+                    "`{role}` must be {wanted}, but this expression is a {}",
+                    e.ty().name()
+                ),
+                if int_only {
+                    Some("wrap it in int(...)".into())
+                } else {
+                    None
+                },
+            );
             return None;
         }
         Some(e)
     }
 
-    fn action(&mut self, action: &Spanned<ActionDef>, scope: &mut ActionScope<'_>, declared: Option<&FxHashMap<String, Location>>) -> Option<Action> {
+    fn action(
+        &mut self,
+        action: &Spanned<ActionDef>,
+        scope: &mut ActionScope<'_>,
+        declared: Option<&FxHashMap<String, Location>>,
+    ) -> Option<Action> {
         let coupon = scope.coupon_issued;
         match &action.value {
             ActionDef::Set { attribute, value } => {
@@ -473,38 +710,78 @@ impl Checker<'_> {
                 }
                 Some(Action::Set { attr, value: expr })
             }
-            ActionDef::Increment { attribute, counter, by } => {
+            ActionDef::Increment {
+                attribute,
+                counter,
+                by,
+            } => {
                 let target = match (attribute, counter) {
-                    (Some(a), None) => Target::Attr(self.attr(a, &[AttrType::Int, AttrType::Float], "increment")?),
+                    (Some(a), None) => Target::Attr(self.attr(
+                        a,
+                        &[AttrType::Int, AttrType::Float],
+                        "increment",
+                    )?),
                     (None, Some(c)) => match self.counters.get(&c.value) {
                         Some(&(id, _)) => Target::Counter(id),
                         None => {
-                            let help = crate::expr::closest_name(&c.value, self.counters.keys().map(String::as_str)).map(|x| format!("did you mean `{x}`?")).unwrap_or_else(|| "declare it under `counters:`".into());
-                            self.error(c.referenced, format!("unknown counter `{}`", c.value), Some(help));
+                            let help = crate::expr::closest_name(
+                                &c.value,
+                                self.counters.keys().map(String::as_str),
+                            )
+                            .map(|x| format!("did you mean `{x}`?"))
+                            .unwrap_or_else(|| "declare it under `counters:`".into());
+                            self.error(
+                                c.referenced,
+                                format!("unknown counter `{}`", c.value),
+                                Some(help),
+                            );
                             return None;
                         }
                     },
                     _ => {
-                        self.error(action.referenced, "`increment` needs exactly one of `attribute` or `counter`", None);
+                        self.error(
+                            action.referenced,
+                            "`increment` needs exactly one of `attribute` or `counter`",
+                            None,
+                        );
                         return None;
                     }
                 };
                 let int_only = match target {
                     Target::Attr(a) => !self.lenient && self.schema.ty(a) == AttrType::Int,
-                    Target::Counter(c) => self.counters.values().any(|&(id, ty)| id == c && ty == Ty::Int),
+                    Target::Counter(c) => self
+                        .counters
+                        .values()
+                        .any(|&(id, ty)| id == c && ty == Ty::Int),
                 };
                 let by = match by {
                     Some(src) => self.numeric_expr(src, coupon, int_only, "increment.by")?,
-                    None => CompiledExpr::compile("1", &ExprEnv { schema: self.schema, counters: &self.counters, coupon_available: false, lenient_customer: false }).ok()?,
+                    None => CompiledExpr::compile(
+                        "1",
+                        &ExprEnv {
+                            schema: self.schema,
+                            counters: &self.counters,
+                            coupon_available: false,
+                            lenient_customer: false,
+                        },
+                    )
+                    .ok()?,
                 };
                 Some(Action::Increment { target, by })
             }
             ActionDef::AwardPoints { amount, attribute } => {
-                let default_name = Spanned { value: "points".to_string(), referenced: action.referenced, defined: action.defined };
+                let default_name = Spanned {
+                    value: "points".to_string(),
+                    referenced: action.referenced,
+                    defined: action.defined,
+                };
                 let name = attribute.as_ref().unwrap_or(&default_name);
                 let attr = self.attr(name, &[AttrType::Int], "award_points");
                 let amount = self.numeric_expr(amount, coupon, true, "award_points.amount")?;
-                Some(Action::AwardPoints { attr: attr?, amount })
+                Some(Action::AwardPoints {
+                    attr: attr?,
+                    amount,
+                })
             }
             ActionDef::IssueCoupon { pool, store_in } => {
                 let store = match store_in {
@@ -512,35 +789,68 @@ impl Checker<'_> {
                     None => None,
                 };
                 let Some(&pool_id) = scope.pools.get(&pool.value) else {
-                    let help = crate::expr::closest_name(&pool.value, scope.pools.keys().map(String::as_str)).map(|x| format!("did you mean `{x}`?")).unwrap_or_else(|| "declare it under `pools:`".into());
-                    self.error(pool.referenced, format!("unknown coupon pool `{}`", pool.value), Some(help));
+                    let help = crate::expr::closest_name(
+                        &pool.value,
+                        scope.pools.keys().map(String::as_str),
+                    )
+                    .map(|x| format!("did you mean `{x}`?"))
+                    .unwrap_or_else(|| "declare it under `pools:`".into());
+                    self.error(
+                        pool.referenced,
+                        format!("unknown coupon pool `{}`", pool.value),
+                        Some(help),
+                    );
                     return None;
                 };
                 scope.coupon_issued = true;
-                Some(Action::IssueCoupon { pool: pool_id, store_in: store })
+                Some(Action::IssueCoupon {
+                    pool: pool_id,
+                    store_in: store,
+                })
             }
-            ActionDef::SendMessage { channel, template, args } => {
+            ActionDef::SendMessage {
+                channel,
+                template,
+                args,
+            } => {
                 let ch = Channel::parse(&channel.value);
                 if ch.is_none() {
-                    self.error(channel.referenced, format!("unknown channel `{}`", channel.value), Some("channels: sms, email, push, webhook".into()));
+                    self.error(
+                        channel.referenced,
+                        format!("unknown channel `{}`", channel.value),
+                        Some("channels: sms, email, push, webhook".into()),
+                    );
                 }
                 if template.value.trim().is_empty() {
                     self.error(template.referenced, "empty template", None);
                 }
                 let args = self.named(args, coupon)?;
-                Some(Action::SendMessage { channel: ch?, template: Arc::from(template.value.as_str()), args })
+                Some(Action::SendMessage {
+                    channel: ch?,
+                    template: Arc::from(template.value.as_str()),
+                    args,
+                })
             }
             ActionDef::StartFeed { feed, args } => {
                 if feed.value.trim().is_empty() {
                     self.error(feed.referenced, "empty feed id", None);
                 }
                 let args = self.named(args, coupon)?;
-                Some(Action::StartFeed { feed: Arc::from(feed.value.as_str()), args })
+                Some(Action::StartFeed {
+                    feed: Arc::from(feed.value.as_str()),
+                    args,
+                })
             }
-            ActionDef::EmitEvent { event_type, properties } => {
+            ActionDef::EmitEvent {
+                event_type,
+                properties,
+            } => {
                 self.event_type_ref(event_type, declared, "emit_event.type");
                 let properties = self.named(properties, coupon)?;
-                Some(Action::EmitEvent { event_type: Arc::from(event_type.value.as_str()), properties })
+                Some(Action::EmitEvent {
+                    event_type: Arc::from(event_type.value.as_str()),
+                    properties,
+                })
             }
         }
     }
@@ -551,7 +861,8 @@ impl Checker<'_> {
     /// somewhere may terminate and is only a warning (the depth limit still guards it).
     fn check_chain_cycles(&mut self, edges: &[ChainEdge], settings: &Settings) {
         let mut reported: FxHashSet<Vec<String>> = FxHashSet::default();
-        let starts: std::collections::BTreeSet<&str> = edges.iter().map(|e| e.from.as_str()).collect();
+        let starts: std::collections::BTreeSet<&str> =
+            edges.iter().map(|e| e.from.as_str()).collect();
         for start in starts {
             // Depth-first search for paths that come back to `start`.
             let mut stack: Vec<(&str, Vec<&str>, bool)> = vec![(start, vec![start], true)];
@@ -564,8 +875,16 @@ impl Checker<'_> {
                         if !reported.insert(key) {
                             continue;
                         }
-                        let cycle = path.iter().copied().chain(std::iter::once(start)).collect::<Vec<_>>().join(" → ");
-                        let msg = format!("cyclic event chain {cycle} (closed by trigger `{}`)", edge.trigger);
+                        let cycle = path
+                            .iter()
+                            .copied()
+                            .chain(std::iter::once(start))
+                            .collect::<Vec<_>>()
+                            .join(" → ");
+                        let msg = format!(
+                            "cyclic event chain {cycle} (closed by trigger `{}`)",
+                            edge.trigger
+                        );
                         if uncond {
                             self.diags.push(
                                 Diagnostic::error(edge.at, format!("{msg}: every trigger on it is unconditional, so each event entering it would cascade until the chain depth limit ({})", settings.max_chain_depth))

@@ -64,9 +64,21 @@ triggers:
 fn good_file_compiles_in_priority_then_id_order() {
     let set = compile(GOOD).unwrap();
     let order: Vec<&str> = set.triggers.iter().map(|t| t.id.as_ref()).collect();
-    assert_eq!(order, ["a-first", "points", "z-late"], "priority first, then id");
-    let enabled: Vec<&str> = set.for_event_type("order.completed").iter().map(|&i| set.trigger(i).id.as_ref()).collect();
-    assert_eq!(enabled, ["points", "z-late"], "disabled triggers do not run");
+    assert_eq!(
+        order,
+        ["a-first", "points", "z-late"],
+        "priority first, then id"
+    );
+    let enabled: Vec<&str> = set
+        .for_event_type("order.completed")
+        .iter()
+        .map(|&i| set.trigger(i).id.as_ref())
+        .collect();
+    assert_eq!(
+        enabled,
+        ["points", "z-late"],
+        "disabled triggers do not run"
+    );
     assert_eq!(set.settings.max_chain_depth, 4);
     assert!(set.is_known_event_type("page.viewed"));
     assert!(!set.is_known_event_type("page.clicked"));
@@ -97,17 +109,35 @@ triggers:
       - increment: { counter: nope }
 "#;
     let errs = errors(text);
-    let msgs: Vec<String> = errs.iter().map(|d| format!("{}: {}", d.line, d.message)).collect();
-    let has = |line: u64, needle: &str| errs.iter().any(|d| d.line == line && d.message.contains(needle));
+    let msgs: Vec<String> = errs
+        .iter()
+        .map(|d| format!("{}: {}", d.line, d.message))
+        .collect();
+    let has = |line: u64, needle: &str| {
+        errs.iter()
+            .any(|d| d.line == line && d.message.contains(needle))
+    };
     assert!(has(5, "code `A` twice"), "{msgs:#?}");
     assert!(has(9, "unknown event type `order.complete`"), "{msgs:#?}");
     assert!(has(10, "unknown customer attribute `pionts`"), "{msgs:#?}");
     assert!(has(12, "unknown coupon pool `welcom`"), "{msgs:#?}");
-    assert!(has(13, "duplicate trigger id `t1` (first defined at line 7)"), "{msgs:#?}");
-    assert!(has(17, "attribute `points` is int, but the value is a string"), "{msgs:#?}");
+    assert!(
+        has(13, "duplicate trigger id `t1` (first defined at line 7)"),
+        "{msgs:#?}"
+    );
+    assert!(
+        has(17, "attribute `points` is int, but the value is a string"),
+        "{msgs:#?}"
+    );
     assert!(has(18, "unknown counter `nope`"), "{msgs:#?}");
-    let typo = errs.iter().find(|d| d.message.contains("order.complete`")).unwrap();
-    assert_eq!(typo.help.as_deref(), Some("did you mean `order.completed`?"));
+    let typo = errs
+        .iter()
+        .find(|d| d.message.contains("order.complete`"))
+        .unwrap();
+    assert_eq!(
+        typo.help.as_deref(),
+        Some("did you mean `order.completed`?")
+    );
 }
 
 #[test]
@@ -119,12 +149,18 @@ fn cel_errors_point_inside_the_expression() {
     assert!(d.message.contains("cannot combine int and string"), "{d:?}");
     let (start, _) = d.span.unwrap();
     let expr_start = text.find("customer.points").unwrap();
-    assert!(start >= expr_start && start < expr_start + 26, "span {start} not inside the expression at {expr_start}");
+    assert!(
+        start >= expr_start && start < expr_start + 26,
+        "span {start} not inside the expression at {expr_start}"
+    );
 }
 
 #[test]
 fn unknown_keys_and_syntax_errors_are_located() {
-    let err = compile("triggers:\n  - id: t\n    owner: o\n    on: x\n    conditon: \"true\"\n    actions: []\n").unwrap_err();
+    let err = compile(
+        "triggers:\n  - id: t\n    owner: o\n    on: x\n    conditon: \"true\"\n    actions: []\n",
+    )
+    .unwrap_err();
     let d = &err.diagnostics[0];
     assert!(d.message.contains("conditon"), "{d:?}");
     assert!(d.line >= 2, "{d:?}");
@@ -143,20 +179,50 @@ fn unconditional_chain_cycles_are_errors_and_conditional_ones_warnings() {
         )
     };
     let errs = errors(&cyc(""));
-    assert!(errs.iter().any(|d| d.message.contains("cyclic event chain") && d.line > 0), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|d| d.message.contains("cyclic event chain") && d.line > 0),
+        "{errs:?}"
+    );
     let set = compile(&cyc("    condition: \"customer.points < 10\"\n")).unwrap();
-    assert!(set.warnings.iter().any(|d| d.message.contains("cyclic event chain")), "{:?}", set.warnings);
+    assert!(
+        set.warnings
+            .iter()
+            .any(|d| d.message.contains("cyclic event chain")),
+        "{:?}",
+        set.warnings
+    );
 }
 
 #[test]
 fn action_shapes_are_checked() {
-    let base = |action: &str| format!("triggers:\n  - id: t\n    owner: o\n    on: x\n    actions:\n      - {action}\n");
-    assert!(errors(&base("increment: { attribute: city }"))[0].message.contains("is string"));
-    assert!(errors(&base("increment: { attribute: points, counter: c }"))[0].message.contains("exactly one"));
-    assert!(errors(&base("send_message: { channel: fax, template: t }"))[0].message.contains("unknown channel"));
-    assert!(errors(&base("send_message: { channel: sms, template: t, args: { c: coupon } }"))[0].message.contains("issue_coupon"));
-    assert!(errors(&base("award_points: { amount: \"1.5\" }"))[0].message.contains("must be an int"));
-    assert!(errors(&base("teleport: {}"))[0].message.contains("teleport"));
+    let base = |action: &str| {
+        format!("triggers:\n  - id: t\n    owner: o\n    on: x\n    actions:\n      - {action}\n")
+    };
+    assert!(errors(&base("increment: { attribute: city }"))[0]
+        .message
+        .contains("is string"));
+    assert!(
+        errors(&base("increment: { attribute: points, counter: c }"))[0]
+            .message
+            .contains("exactly one")
+    );
+    assert!(
+        errors(&base("send_message: { channel: fax, template: t }"))[0]
+            .message
+            .contains("unknown channel")
+    );
+    assert!(errors(&base(
+        "send_message: { channel: sms, template: t, args: { c: coupon } }"
+    ))[0]
+        .message
+        .contains("issue_coupon"));
+    assert!(errors(&base("award_points: { amount: \"1.5\" }"))[0]
+        .message
+        .contains("must be an int"));
+    assert!(errors(&base("teleport: {}"))[0]
+        .message
+        .contains("teleport"));
     assert!(errors("triggers:\n  - id: \"a:b\"\n    owner: o\n    on: x\n    actions:\n      - increment: { attribute: points }\n")[0].message.contains("invalid trigger id"));
     assert!(errors("settings: { max_chain_depth: 0 }\ntriggers:\n  - id: t\n    owner: o\n    on: x\n    actions:\n      - increment: { attribute: points }\n")[0].message.contains("max_chain_depth"));
 }

@@ -22,11 +22,24 @@ pub fn run(
 ) -> Result<(), InvariantViolation> {
     let schema = state.customers.schema().clone();
     for admitted in events {
-        let output = execute(set, &schema, &mut CommittedView(state), admitted.event, admitted.row)
-            .map_err(|_| InvariantViolation(format!("the committed view halted event {}", admitted.event.id)))?;
+        let output = execute(
+            set,
+            &schema,
+            &mut CommittedView(state),
+            admitted.event,
+            admitted.row,
+        )
+        .map_err(|_| {
+            InvariantViolation(format!(
+                "the committed view halted event {}",
+                admitted.event.id
+            ))
+        })?;
         for (key, value) in &output.writes {
             if !state.apply(*key, value.clone()) {
-                return Err(InvariantViolation(format!("ill-typed write {value} to {key:?}")));
+                return Err(InvariantViolation(format!(
+                    "ill-typed write {value} to {key:?}"
+                )));
             }
         }
         on_commit(admitted, output);

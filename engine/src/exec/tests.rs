@@ -32,16 +32,21 @@ fn customers(n: u64) -> CustomerTable {
 
 fn run(triggers: &str, events: &str) -> (BatchResult, State) {
     let table = customers(3);
-    let set = compile_triggers(triggers, "t.yaml", Some(table.schema())).unwrap_or_else(|e| panic!("{e}"));
+    let set = compile_triggers(triggers, "t.yaml", Some(table.schema()))
+        .unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::new(set).unwrap();
     let mut state = State::new(table, engine.triggers());
     let records = read_jsonl(events.as_bytes()).unwrap();
-    let result = engine.run_batch(&mut state, &records, &RunOptions::default()).unwrap();
+    let result = engine
+        .run_batch(&mut state, &records, &RunOptions::default())
+        .unwrap();
     (result, state)
 }
 
 fn ev(id: &str, customer: u64, ty: &str, props: &str) -> String {
-    format!(r#"{{"id":"{id}","customer_id":{customer},"type":"{ty}","timestamp":"2026-03-01T12:00:00Z","properties":{props}}}"#) + "\n"
+    format!(
+        r#"{{"id":"{id}","customer_id":{customer},"type":"{ty}","timestamp":"2026-03-01T12:00:00Z","properties":{props}}}"#
+    ) + "\n"
 }
 
 fn results(r: &BatchResult, line: usize) -> Vec<TriggerResult> {
@@ -73,22 +78,55 @@ triggers:
 
 #[test]
 fn executions_are_atomic_and_see_earlier_writes() {
-    let events = [ev("e1", 1, "order", "{}"), ev("e2", 1, "order", "{}"), ev("e3", 1, "order", "{}")].concat();
+    let events = [
+        ev("e1", 1, "order", "{}"),
+        ev("e2", 1, "order", "{}"),
+        ev("e3", 1, "order", "{}"),
+    ]
+    .concat();
     let (r, state) = run(POOL_TRIGGERS, &events);
     // e1: points 10, coupon C1; tier condition false. e2: points 20, C2; tier gold (sees a-points' write).
-    assert_eq!(results(&r, 0), vec![TriggerResult::Committed, TriggerResult::Skipped]);
-    assert_eq!(results(&r, 1), vec![TriggerResult::Committed, TriggerResult::Committed]);
+    assert_eq!(
+        results(&r, 0),
+        vec![TriggerResult::Committed, TriggerResult::Skipped]
+    );
+    assert_eq!(
+        results(&r, 1),
+        vec![TriggerResult::Committed, TriggerResult::Committed]
+    );
     // e3: pool exhausted → a-points aborts entirely: no points, no message; b-tier still runs.
     let r3 = results(&r, 2);
-    assert!(matches!(&r3[0], TriggerResult::Aborted(AbortReason::PoolExhausted { action: 1, .. })), "{r3:?}");
+    assert!(
+        matches!(
+            &r3[0],
+            TriggerResult::Aborted(AbortReason::PoolExhausted { action: 1, .. })
+        ),
+        "{r3:?}"
+    );
     assert_eq!(r3[1], TriggerResult::Committed);
-    assert_eq!(state.customers.get(0, 0), Value::Int(20), "aborted award must not stick");
+    assert_eq!(
+        state.customers.get(0, 0),
+        Value::Int(20),
+        "aborted award must not stick"
+    );
     assert_eq!(state.customers.get(0, 3), Value::str("C2"));
-    let messages: Vec<_> = r.effects.iter().filter_map(|e| match &e.kind {
-        EffectKind::Message { args, .. } => Some((args.get("code").cloned(), args.get("points").cloned())),
-        _ => None,
-    }).collect();
-    assert_eq!(messages, vec![(Some(Value::str("C1")), Some(Value::Int(10))), (Some(Value::str("C2")), Some(Value::Int(20)))]);
+    let messages: Vec<_> = r
+        .effects
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::Message { args, .. } => {
+                Some((args.get("code").cloned(), args.get("points").cloned()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            (Some(Value::str("C1")), Some(Value::Int(10))),
+            (Some(Value::str("C2")), Some(Value::Int(20)))
+        ]
+    );
     let keys: std::collections::HashSet<&str> = r.effects.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys.len(), r.effects.len(), "idempotency keys are unique");
     assert!(keys.contains("e1:a-points:2"));
@@ -106,12 +144,28 @@ fn bad_records_are_rejected_with_reasons_and_nothing_is_lost() {
     .concat();
     let (r, _) = run(POOL_TRIGGERS, &events);
     assert_eq!(r.outcomes.len(), 5);
-    let kinds: Vec<Option<RejectKind>> = r.outcomes.iter().map(|o| match &o.status {
-        RecordStatus::Rejected { kind, .. } => Some(*kind),
-        _ => None,
-    }).collect();
-    assert_eq!(kinds, vec![None, Some(RejectKind::Malformed), Some(RejectKind::DuplicateEventId), Some(RejectKind::UnknownCustomer), Some(RejectKind::UnknownEventType)]);
-    assert_eq!(r.outcomes.iter().map(|o| o.line).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    let kinds: Vec<Option<RejectKind>> = r
+        .outcomes
+        .iter()
+        .map(|o| match &o.status {
+            RecordStatus::Rejected { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            None,
+            Some(RejectKind::Malformed),
+            Some(RejectKind::DuplicateEventId),
+            Some(RejectKind::UnknownCustomer),
+            Some(RejectKind::UnknownEventType)
+        ]
+    );
+    assert_eq!(
+        r.outcomes.iter().map(|o| o.line).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
     assert_eq!(r.report.events.rejected, 4);
     assert_eq!(r.report.rejected_by_reason["unknown_customer"], 1);
 }
@@ -130,11 +184,35 @@ triggers:
       - emit_event: { type: ping, properties: { n: "customer.points" } }
 "#;
     let (r, state) = run(triggers, &ev("e1", 2, "ping", "{}"));
-    let RecordStatus::Processed { triggers } = &r.outcomes[0].status else { panic!() };
-    let ids: Vec<(&str, u32)> = triggers.iter().map(|t| (t.event_id.as_ref(), t.depth)).collect();
-    assert_eq!(ids, vec![("e1", 0), ("e1/bump#1", 1), ("e1/bump#1/bump#1", 2), ("e1/bump#1/bump#1/bump#1", 3)]);
-    assert!(matches!(triggers[3].result, TriggerResult::Aborted(AbortReason::ChainDepthExceeded { depth: 4, max: 3, .. })));
-    assert_eq!(state.customers.get(1, 0), Value::Int(3), "the aborted 4th execution did not increment");
+    let RecordStatus::Processed { triggers } = &r.outcomes[0].status else {
+        panic!()
+    };
+    let ids: Vec<(&str, u32)> = triggers
+        .iter()
+        .map(|t| (t.event_id.as_ref(), t.depth))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("e1", 0),
+            ("e1/bump#1", 1),
+            ("e1/bump#1/bump#1", 2),
+            ("e1/bump#1/bump#1/bump#1", 3)
+        ]
+    );
+    assert!(matches!(
+        triggers[3].result,
+        TriggerResult::Aborted(AbortReason::ChainDepthExceeded {
+            depth: 4,
+            max: 3,
+            ..
+        })
+    ));
+    assert_eq!(
+        state.customers.get(1, 0),
+        Value::Int(3),
+        "the aborted 4th execution did not increment"
+    );
     assert_eq!(r.report.events.chained, 3);
 }
 
@@ -156,15 +234,34 @@ triggers:
     actions:
       - award_points: { amount: "int(event.properties.total)" }
 "#;
-    let events = [ev("e1", 1, "order", r#"{"total": 30}"#), ev("e2", 1, "order", r#"{"total": 80.0}"#)].concat();
+    let events = [
+        ev("e1", 1, "order", r#"{"total": 30}"#),
+        ev("e2", 1, "order", r#"{"total": 80.0}"#),
+    ]
+    .concat();
     let (r, state) = run(triggers, &events);
     // Same priority: `generous` runs before `spammy` (id order).
     assert_eq!(results(&r, 0)[0], TriggerResult::Committed);
-    assert!(matches!(&results(&r, 0)[1], TriggerResult::Aborted(AbortReason::LimitExceeded { limit: "max_effects", .. })));
-    assert!(matches!(&results(&r, 1)[0], TriggerResult::Aborted(AbortReason::LimitExceeded { limit: "max_points", .. })));
+    assert!(matches!(
+        &results(&r, 0)[1],
+        TriggerResult::Aborted(AbortReason::LimitExceeded {
+            limit: "max_effects",
+            ..
+        })
+    ));
+    assert!(matches!(
+        &results(&r, 1)[0],
+        TriggerResult::Aborted(AbortReason::LimitExceeded {
+            limit: "max_points",
+            ..
+        })
+    ));
     assert_eq!(state.customers.get(0, 0), Value::Int(30));
     assert!(r.effects.is_empty());
-    assert_eq!(r.report.triggers["spammy"].aborted_by_reason["limit_exceeded"], 2);
+    assert_eq!(
+        r.report.triggers["spammy"].aborted_by_reason["limit_exceeded"],
+        2
+    );
 }
 
 #[test]
@@ -179,10 +276,25 @@ triggers:
       - set: { attribute: spent, value: "event.properties.total" }
       - set: { attribute: tier, value: "event.properties.total" }
 "#;
-    let events = [ev("e1", 1, "order", "{}"), ev("e2", 1, "order", r#"{"total": 12}"#)].concat();
+    let events = [
+        ev("e1", 1, "order", "{}"),
+        ev("e2", 1, "order", r#"{"total": 12}"#),
+    ]
+    .concat();
     let (r, state) = run(triggers, &events);
-    assert!(matches!(&results(&r, 0)[0], TriggerResult::Aborted(AbortReason::ConditionError { .. })));
-    let TriggerResult::Aborted(AbortReason::ActionError { action: 1, message }) = &results(&r, 1)[0] else { panic!("{:?}", results(&r, 1)) };
+    assert!(matches!(
+        &results(&r, 0)[0],
+        TriggerResult::Aborted(AbortReason::ConditionError { .. })
+    ));
+    let TriggerResult::Aborted(AbortReason::ActionError { action: 1, message }) =
+        &results(&r, 1)[0]
+    else {
+        panic!("{:?}", results(&r, 1))
+    };
     assert!(message.contains("attribute `tier` is string"), "{message}");
-    assert_eq!(state.customers.get(0, 2), Value::Null, "the first set was rolled back with the execution");
+    assert_eq!(
+        state.customers.get(0, 2),
+        Value::Null,
+        "the first set was rolled back with the execution"
+    );
 }

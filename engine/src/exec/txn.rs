@@ -98,7 +98,13 @@ pub fn execute(
                 Err(Stop::Abort(reason)) => TriggerResult::Aborted(reason),
                 Ok(false) => TriggerResult::Skipped,
                 Ok(true) => {
-                    let Execution { local, local_order, effects, emitted, .. } = exec;
+                    let Execution {
+                        local,
+                        local_order,
+                        effects,
+                        emitted,
+                        ..
+                    } = exec;
                     txn.merge(local, local_order);
                     out.effects.extend(effects);
                     queue.extend(emitted.into_iter().map(|e| (Arc::new(e), depth + 1)));
@@ -179,7 +185,10 @@ struct Execution<'x, 'v> {
 
 impl Scope for Execution<'_, '_> {
     fn attr(&mut self, attr: AttrId) -> Result<Value, EvalError> {
-        self.read(Key::Attr { row: self.row, attr })
+        self.read(Key::Attr {
+            row: self.row,
+            attr,
+        })
     }
     fn counter(&mut self, counter: crate::expr::CounterId) -> Result<Value, EvalError> {
         self.read(Key::Counter(counter))
@@ -213,7 +222,11 @@ impl Execution<'_, '_> {
                 Ok(false) => return Ok(false),
                 Ok(true) => {}
                 Err(EvalError::Halt) => return Err(Stop::Halt),
-                Err(e) => return Err(Stop::Abort(AbortReason::ConditionError { message: e.to_string() })),
+                Err(e) => {
+                    return Err(Stop::Abort(AbortReason::ConditionError {
+                        message: e.to_string(),
+                    }))
+                }
             }
         }
         for (i, action) in trigger.actions.iter().enumerate() {
@@ -237,7 +250,11 @@ impl Execution<'_, '_> {
     fn effect(&mut self, trigger: &Trigger, action: u32, kind: EffectKind) -> Result<(), Stop> {
         if let Some(max) = trigger.limits.max_effects {
             if self.effects.len() as u32 >= max {
-                return Err(Stop::Abort(AbortReason::LimitExceeded { action, limit: "max_effects", max: i64::from(max) }));
+                return Err(Stop::Abort(AbortReason::LimitExceeded {
+                    action,
+                    limit: "max_effects",
+                    max: i64::from(max),
+                }));
             }
         }
         self.effects.push(Effect {
@@ -256,12 +273,24 @@ impl Execution<'_, '_> {
             Action::Set { attr, value } => {
                 let v = self.eval(value, i)?;
                 let v = self.fit_attr(*attr, v, i)?;
-                self.write(Key::Attr { row: self.row, attr: *attr }, v);
+                self.write(
+                    Key::Attr {
+                        row: self.row,
+                        attr: *attr,
+                    },
+                    v,
+                );
             }
             Action::Increment { target, by } => {
                 let amount = self.eval(by, i)?;
                 let (key, ty) = match target {
-                    Target::Attr(a) => (Key::Attr { row: self.row, attr: *a }, Ty::of_attr(self.schema.ty(*a))),
+                    Target::Attr(a) => (
+                        Key::Attr {
+                            row: self.row,
+                            attr: *a,
+                        },
+                        Ty::of_attr(self.schema.ty(*a)),
+                    ),
                     Target::Counter(c) => (Key::Counter(*c), self.set.counters[usize::from(*c)].ty),
                 };
                 self.add(key, ty, amount, i)?;
@@ -269,54 +298,128 @@ impl Execution<'_, '_> {
             Action::AwardPoints { attr, amount } => {
                 let amount = self.eval(amount, i)?;
                 let Value::Int(n) = amount else {
-                    return Err(Stop::Abort(AbortReason::ActionError { action: i, message: format!("type error: points must be an int, got {}", amount.kind()) }));
+                    return Err(Stop::Abort(AbortReason::ActionError {
+                        action: i,
+                        message: format!(
+                            "type error: points must be an int, got {}",
+                            amount.kind()
+                        ),
+                    }));
                 };
                 if n < 0 {
-                    return Err(Stop::Abort(AbortReason::ActionError { action: i, message: format!("cannot award negative points ({n}); use `increment` to deduct") }));
+                    return Err(Stop::Abort(AbortReason::ActionError {
+                        action: i,
+                        message: format!(
+                            "cannot award negative points ({n}); use `increment` to deduct"
+                        ),
+                    }));
                 }
                 self.points = self.points.saturating_add(n);
                 if let Some(max) = trigger.limits.max_points {
                     if self.points > max {
-                        return Err(Stop::Abort(AbortReason::LimitExceeded { action: i, limit: "max_points", max }));
+                        return Err(Stop::Abort(AbortReason::LimitExceeded {
+                            action: i,
+                            limit: "max_points",
+                            max,
+                        }));
                     }
                 }
-                self.add(Key::Attr { row: self.row, attr: *attr }, Ty::Int, Value::Int(n), i)?;
+                self.add(
+                    Key::Attr {
+                        row: self.row,
+                        attr: *attr,
+                    },
+                    Ty::Int,
+                    Value::Int(n),
+                    i,
+                )?;
             }
             Action::IssueCoupon { pool, store_in } => {
                 let key = Key::PoolCursor(*pool);
                 let cursor = match self.read(key).map_err(|e| action_error(i, e))? {
                     Value::Int(n) if n >= 0 => n as u64,
-                    other => return Err(Stop::Abort(AbortReason::ActionError { action: i, message: format!("corrupt pool cursor {other}") })),
+                    other => {
+                        return Err(Stop::Abort(AbortReason::ActionError {
+                            action: i,
+                            message: format!("corrupt pool cursor {other}"),
+                        }))
+                    }
                 };
                 let spec = &self.set.pools[usize::from(*pool)];
                 let Some(code) = spec.code(cursor) else {
-                    return Err(Stop::Abort(AbortReason::PoolExhausted { action: i, pool: spec.id.clone() }));
+                    return Err(Stop::Abort(AbortReason::PoolExhausted {
+                        action: i,
+                        pool: spec.id.clone(),
+                    }));
                 };
                 let pool_id = spec.id.clone();
                 self.write(key, Value::Int(cursor as i64 + 1));
                 if let Some(attr) = store_in {
-                    self.write(Key::Attr { row: self.row, attr: *attr }, Value::Str(code.clone()));
+                    self.write(
+                        Key::Attr {
+                            row: self.row,
+                            attr: *attr,
+                        },
+                        Value::Str(code.clone()),
+                    );
                 }
                 self.coupon = Some(Value::Str(code.clone()));
-                self.effect(trigger, i, EffectKind::Coupon { pool: pool_id, code })?;
+                self.effect(
+                    trigger,
+                    i,
+                    EffectKind::Coupon {
+                        pool: pool_id,
+                        code,
+                    },
+                )?;
             }
-            Action::SendMessage { channel, template, args } => {
+            Action::SendMessage {
+                channel,
+                template,
+                args,
+            } => {
                 let args = self.eval_named(args, i)?;
-                self.effect(trigger, i, EffectKind::Message { channel: *channel, template: template.clone(), args })?;
+                self.effect(
+                    trigger,
+                    i,
+                    EffectKind::Message {
+                        channel: *channel,
+                        template: template.clone(),
+                        args,
+                    },
+                )?;
             }
             Action::StartFeed { feed, args } => {
                 let args = self.eval_named(args, i)?;
-                self.effect(trigger, i, EffectKind::Feed { feed: feed.clone(), args })?;
+                self.effect(
+                    trigger,
+                    i,
+                    EffectKind::Feed {
+                        feed: feed.clone(),
+                        args,
+                    },
+                )?;
             }
-            Action::EmitEvent { event_type, properties } => {
+            Action::EmitEvent {
+                event_type,
+                properties,
+            } => {
                 let depth = self.depth + 1;
                 let max = self.set.settings.max_chain_depth;
                 if depth > max {
-                    return Err(Stop::Abort(AbortReason::ChainDepthExceeded { action: i, depth, max }));
+                    return Err(Stop::Abort(AbortReason::ChainDepthExceeded {
+                        action: i,
+                        depth,
+                        max,
+                    }));
                 }
                 if let Some(limit) = trigger.limits.max_emitted_events {
                     if self.emitted.len() as u32 >= limit {
-                        return Err(Stop::Abort(AbortReason::LimitExceeded { action: i, limit: "max_emitted_events", max: i64::from(limit) }));
+                        return Err(Stop::Abort(AbortReason::LimitExceeded {
+                            action: i,
+                            limit: "max_emitted_events",
+                            max: i64::from(limit),
+                        }));
                     }
                 }
                 let properties = self.eval_named(properties, i)?;
@@ -341,7 +444,11 @@ impl Execution<'_, '_> {
             (ty, v) if ty.accepts(&v) => Ok(v),
             (ty, v) => Err(Stop::Abort(AbortReason::ActionError {
                 action,
-                message: format!("type error: attribute `{}` is {ty}, value is {} ({v})", self.schema.name(attr), v.kind()),
+                message: format!(
+                    "type error: attribute `{}` is {ty}, value is {} ({v})",
+                    self.schema.name(attr),
+                    v.kind()
+                ),
             })),
         }
     }
@@ -351,13 +458,25 @@ impl Execution<'_, '_> {
         let current = self.read(key).map_err(|e| action_error(action, e))?;
         let err = |message: String| Stop::Abort(AbortReason::ActionError { action, message });
         let new = match (ty, current, amount) {
-            (Ty::Int, Value::Int(c), Value::Int(a)) => Value::Int(c.checked_add(a).ok_or_else(|| err(format!("arithmetic error: integer overflow adding {a} to {c}")))?),
+            (Ty::Int, Value::Int(c), Value::Int(a)) => {
+                Value::Int(c.checked_add(a).ok_or_else(|| {
+                    err(format!(
+                        "arithmetic error: integer overflow adding {a} to {c}"
+                    ))
+                })?)
+            }
             (Ty::Int, Value::Null, Value::Int(a)) => Value::Int(a),
             (Ty::Float, Value::Float(c), Value::Int(a)) => Value::Float(c + a as f64),
             (Ty::Float, Value::Float(c), Value::Float(a)) => Value::Float(c + a),
             (Ty::Float, Value::Null, Value::Int(a)) => Value::Float(a as f64),
             (Ty::Float, Value::Null, Value::Float(a)) => Value::Float(a),
-            (ty, _, amount) => return Err(err(format!("type error: cannot add a {} to a {} value", amount.kind(), ty.name()))),
+            (ty, _, amount) => {
+                return Err(err(format!(
+                    "type error: cannot add a {} to a {} value",
+                    amount.kind(),
+                    ty.name()
+                )))
+            }
         };
         self.write(key, new);
         Ok(())
@@ -367,6 +486,9 @@ impl Execution<'_, '_> {
 fn action_error(action: u32, e: EvalError) -> Stop {
     match e {
         EvalError::Halt => Stop::Halt,
-        e => Stop::Abort(AbortReason::ActionError { action, message: e.to_string() }),
+        e => Stop::Abort(AbortReason::ActionError {
+            action,
+            message: e.to_string(),
+        }),
     }
 }

@@ -265,7 +265,10 @@ fn parse_error(source: &str, errors: &cel::parser::ParseErrors) -> ExprError {
 }
 
 /// Edit distance for "did you mean" hints.
-pub(crate) fn closest<'n>(name: &str, candidates: impl Iterator<Item = &'n str>) -> Option<&'n str> {
+pub(crate) fn closest<'n>(
+    name: &str,
+    candidates: impl Iterator<Item = &'n str>,
+) -> Option<&'n str> {
     fn distance(a: &str, b: &str) -> usize {
         let b: Vec<char> = b.chars().collect();
         let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -319,7 +322,9 @@ impl Compiler<'_, '_> {
                 }
                 self.select(e.id, &sel.operand, &sel.field)
             }
-            Expr::Call(call) => self.call(e.id, &call.func_name, call.target.as_deref(), &call.args),
+            Expr::Call(call) => {
+                self.call(e.id, &call.func_name, call.target.as_deref(), &call.args)
+            }
             Expr::List(list) => {
                 if !list.optional_indices.is_empty() {
                     return Err(self.err(e.id, "optional list elements are not supported", None));
@@ -339,7 +344,11 @@ impl Compiler<'_, '_> {
                     };
                     let (k, kt) = self.node(&me.key)?;
                     if !matches!(kt, Ty::Str | Ty::Dyn) {
-                        return Err(self.err(me.key.id, format!("map keys must be strings, got {}", kt.name()), None));
+                        return Err(self.err(
+                            me.key.id,
+                            format!("map keys must be strings, got {}", kt.name()),
+                            None,
+                        ));
                     }
                     let (v, _) = self.node(&me.value)?;
                     entries.push((k, v));
@@ -358,12 +367,20 @@ impl Compiler<'_, '_> {
             LiteralValue::Int(i) => Value::Int(*i.inner()),
             LiteralValue::UInt(u) => match i64::try_from(*u.inner()) {
                 Ok(i) => Value::Int(i),
-                Err(_) => return Err(self.err(id, "unsigned literal does not fit a 64-bit signed int", None)),
+                Err(_) => {
+                    return Err(self.err(
+                        id,
+                        "unsigned literal does not fit a 64-bit signed int",
+                        None,
+                    ))
+                }
             },
             LiteralValue::Double(d) => Value::Float(*d.inner()),
             LiteralValue::String(s) => Value::str(s.inner()),
             LiteralValue::Null => Value::Null,
-            LiteralValue::Bytes(_) => return Err(self.err(id, "bytes literals are not supported", None)),
+            LiteralValue::Bytes(_) => {
+                return Err(self.err(id, "bytes literals are not supported", None))
+            }
         };
         let ty = Ty::of_value(&v);
         Ok((Node::Const(v), ty))
@@ -383,20 +400,28 @@ impl Compiler<'_, '_> {
             )),
             "customer" | "event" | "counters" => Err(self.err(
                 id,
-                format!("`{name}` must be followed by a field, e.g. `{name}.{}`", match name {
-                    "customer" => "points",
-                    "event" => "type",
-                    _ => "orders_total",
-                }),
+                format!(
+                    "`{name}` must be followed by a field, e.g. `{name}.{}`",
+                    match name {
+                        "customer" => "points",
+                        "event" => "type",
+                        _ => "orders_total",
+                    }
+                ),
                 None,
             )),
             _ => Err(self.err(
                 id,
                 format!("unknown name `{name}`"),
                 Some(
-                    closest(name, ["now", "customer", "event", "counters", "coupon"].into_iter())
-                        .map(|c| format!("did you mean `{c}`?"))
-                        .unwrap_or_else(|| "names available: customer, event, now, counters, coupon".into()),
+                    closest(
+                        name,
+                        ["now", "customer", "event", "counters", "coupon"].into_iter(),
+                    )
+                    .map(|c| format!("did you mean `{c}`?"))
+                    .unwrap_or_else(|| {
+                        "names available: customer, event, now, counters, coupon".into()
+                    }),
                 ),
             )),
         }
@@ -431,7 +456,11 @@ impl Compiler<'_, '_> {
                         let names: Vec<&str> = self.env.schema.iter().map(|(_, n, _)| n).collect();
                         format!("customer attributes: {}", names.join(", "))
                     });
-                let mut e = self.err(id, format!("unknown customer attribute `{field}`"), Some(help));
+                let mut e = self.err(
+                    id,
+                    format!("unknown customer attribute `{field}`"),
+                    Some(help),
+                );
                 // Point at the whole `customer.field`, not at the dot the parser reports.
                 if let (Some((start, _)), Some((dot, _))) = (self.span(operand.id), self.span(id)) {
                     e.span = Some((start, (dot + 1 + field.len()).min(self.source.len())));
@@ -447,7 +476,14 @@ impl Compiler<'_, '_> {
                     "process" => (EventField::Process, Ty::Str),
                     "properties" => (EventField::Properties, Ty::Map),
                     _ => {
-                        let fields = ["id", "type", "timestamp", "customer_id", "process", "properties"];
+                        let fields = [
+                            "id",
+                            "type",
+                            "timestamp",
+                            "customer_id",
+                            "process",
+                            "properties",
+                        ];
                         return Err(self.err(
                             id,
                             format!("unknown event field `{field}`"),
@@ -469,7 +505,9 @@ impl Compiler<'_, '_> {
                         Some(
                             closest(field, self.env.counters.keys().map(String::as_str))
                                 .map(|c| format!("did you mean `counters.{c}`?"))
-                                .unwrap_or_else(|| "declare counters under `counters:` in the triggers file".into()),
+                                .unwrap_or_else(|| {
+                                    "declare counters under `counters:` in the triggers file".into()
+                                }),
                         ),
                     )),
                 };
@@ -481,7 +519,11 @@ impl Compiler<'_, '_> {
         }
         let (inner, ty) = self.node(operand)?;
         if !matches!(ty, Ty::Map | Ty::Dyn) {
-            return Err(self.err(id, format!("cannot select field `{field}` of a {}", ty.name()), None));
+            return Err(self.err(
+                id,
+                format!("cannot select field `{field}` of a {}", ty.name()),
+                None,
+            ));
         }
         Ok((Node::Select(Box::new(inner), Arc::from(field)), Ty::Dyn))
     }
@@ -499,20 +541,32 @@ impl Compiler<'_, '_> {
                     self.node(operand)?
                 };
                 if !matches!(ty, Ty::Map | Ty::Dyn) {
-                    return Err(self.err(id, format!("has() needs a map field, got a {}", ty.name()), None));
+                    return Err(self.err(
+                        id,
+                        format!("has() needs a map field, got a {}", ty.name()),
+                        None,
+                    ));
                 }
                 Ok((Node::HasKey(Box::new(inner), Arc::from(field)), Ty::Bool))
             }
         }
     }
 
-    fn comprehension(&mut self, id: u64, c: &cel::common::ast::ComprehensionExpr) -> Result<Compiled, ExprError> {
+    fn comprehension(
+        &mut self,
+        id: u64,
+        c: &cel::common::ast::ComprehensionExpr,
+    ) -> Result<Compiled, ExprError> {
         if c.iter_var2.is_some() {
             return Err(self.err(id, "two-variable comprehensions are not supported", None));
         }
         let (range, range_ty) = self.node(&c.iter_range)?;
         if !matches!(range_ty, Ty::List | Ty::Map | Ty::Dyn) {
-            return Err(self.err(c.iter_range.id, format!("cannot iterate over a {}", range_ty.name()), None));
+            return Err(self.err(
+                c.iter_range.id,
+                format!("cannot iterate over a {}", range_ty.name()),
+                None,
+            ));
         }
         let (init, _) = self.node(&c.accu_init)?;
         let iter_slot = self.next_slot;
@@ -531,12 +585,26 @@ impl Compiler<'_, '_> {
         self.locals.pop();
         let (result, ty) = result?;
         Ok((
-            Node::Comprehension(Box::new(Comprehension { range, iter_slot, accu_slot, init, cond, step, result })),
+            Node::Comprehension(Box::new(Comprehension {
+                range,
+                iter_slot,
+                accu_slot,
+                init,
+                cond,
+                step,
+                result,
+            })),
             ty,
         ))
     }
 
-    fn call(&mut self, id: u64, name: &str, target: Option<&IdedExpr>, args: &[IdedExpr]) -> Result<Compiled, ExprError> {
+    fn call(
+        &mut self,
+        id: u64,
+        name: &str,
+        target: Option<&IdedExpr>,
+        args: &[IdedExpr],
+    ) -> Result<Compiled, ExprError> {
         use cel::common::ast::operators as op;
         let bin = match name {
             op::ADD => Some(BinOp::Add),
@@ -565,7 +633,15 @@ impl Compiler<'_, '_> {
                 let (nb, tb) = self.node(b)?;
                 for (t, x) in [(ta, a), (tb, b)] {
                     if !matches!(t, Ty::Bool | Ty::Dyn) {
-                        return Err(self.err(x.id, format!("`{}` needs bool operands, got {}", if name == op::LOGICAL_AND { "&&" } else { "||" }, t.name()), None));
+                        return Err(self.err(
+                            x.id,
+                            format!(
+                                "`{}` needs bool operands, got {}",
+                                if name == op::LOGICAL_AND { "&&" } else { "||" },
+                                t.name()
+                            ),
+                            None,
+                        ));
                     }
                 }
                 let node = if name == op::LOGICAL_AND {
@@ -578,7 +654,11 @@ impl Compiler<'_, '_> {
             (op::LOGICAL_NOT, [a], None) => {
                 let (na, ta) = self.node(a)?;
                 if !matches!(ta, Ty::Bool | Ty::Dyn) {
-                    return Err(self.err(a.id, format!("`!` needs a bool, got {}", ta.name()), None));
+                    return Err(self.err(
+                        a.id,
+                        format!("`!` needs a bool, got {}", ta.name()),
+                        None,
+                    ));
                 }
                 Ok((fold(Node::Not(Box::new(na))), Ty::Bool))
             }
@@ -596,7 +676,11 @@ impl Compiler<'_, '_> {
             (op::CONDITIONAL, [c, a, b], None) => {
                 let (nc, tc) = self.node(c)?;
                 if !matches!(tc, Ty::Bool | Ty::Dyn) {
-                    return Err(self.err(c.id, format!("the condition of `?:` must be a bool, got {}", tc.name()), None));
+                    return Err(self.err(
+                        c.id,
+                        format!("the condition of `?:` must be a bool, got {}", tc.name()),
+                        None,
+                    ));
                 }
                 let (na, ta) = self.node(a)?;
                 let (nb, tb) = self.node(b)?;
@@ -613,7 +697,13 @@ impl Compiler<'_, '_> {
                 let (nb, tb) = self.node(b)?;
                 match (ta, tb) {
                     (Ty::List | Ty::Dyn, Ty::Int | Ty::Dyn) | (Ty::Map | Ty::Dyn, Ty::Str) => {}
-                    _ => return Err(self.err(id, format!("cannot index a {} with a {}", ta.name(), tb.name()), None)),
+                    _ => {
+                        return Err(self.err(
+                            id,
+                            format!("cannot index a {} with a {}", ta.name(), tb.name()),
+                            None,
+                        ))
+                    }
                 }
                 Ok((Node::Index(Box::new(na), Box::new(nb)), Ty::Dyn))
             }
@@ -635,22 +725,40 @@ impl Compiler<'_, '_> {
         };
         if a == Dyn || b == Dyn {
             return Ok(match op {
-                BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::In => Bool,
+                BinOp::Eq
+                | BinOp::Ne
+                | BinOp::Lt
+                | BinOp::Le
+                | BinOp::Gt
+                | BinOp::Ge
+                | BinOp::In => Bool,
                 _ => Dyn,
             });
         }
         match op {
             BinOp::Eq | BinOp::Ne => {
                 let ok = a == b || a == Null || b == Null || (a.is_numeric() && b.is_numeric());
-                if ok { Ok(Bool) } else { Err(mismatch()) }
+                if ok {
+                    Ok(Bool)
+                } else {
+                    Err(mismatch())
+                }
             }
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 let ok = (a.is_numeric() && b.is_numeric())
                     || (a == b && matches!(a, Str | Timestamp | Duration | Bool));
-                if ok { Ok(Bool) } else { Err(mismatch()) }
+                if ok {
+                    Ok(Bool)
+                } else {
+                    Err(mismatch())
+                }
             }
             BinOp::In => {
-                if matches!(b, List | Map) { Ok(Bool) } else { Err(mismatch()) }
+                if matches!(b, List | Map) {
+                    Ok(Bool)
+                } else {
+                    Err(mismatch())
+                }
             }
             BinOp::Add => match (a, b) {
                 (Int, Int) => Ok(Int),
@@ -681,7 +789,13 @@ impl Compiler<'_, '_> {
         }
     }
 
-    fn function(&mut self, id: u64, name: &str, target: Option<&IdedExpr>, args: &[IdedExpr]) -> Result<Compiled, ExprError> {
+    fn function(
+        &mut self,
+        id: u64,
+        name: &str,
+        target: Option<&IdedExpr>,
+        args: &[IdedExpr],
+    ) -> Result<Compiled, ExprError> {
         let mut all: Vec<&IdedExpr> = Vec::with_capacity(args.len() + 1);
         all.extend(target);
         all.extend(args.iter());
@@ -689,13 +803,22 @@ impl Compiler<'_, '_> {
         if name == "matches" && all.len() == 2 {
             let (subject, st) = self.node(all[0])?;
             if !matches!(st, Ty::Str | Ty::Dyn) {
-                return Err(self.err(all[0].id, format!("matches() needs a string, got {}", st.name()), None));
+                return Err(self.err(
+                    all[0].id,
+                    format!("matches() needs a string, got {}", st.name()),
+                    None,
+                ));
             }
             let Expr::Literal(LiteralValue::String(pattern)) = &all[1].expr else {
-                return Err(self.err(all[1].id, "matches() needs a literal pattern", Some("write the regular expression as a string literal".into())));
+                return Err(self.err(
+                    all[1].id,
+                    "matches() needs a literal pattern",
+                    Some("write the regular expression as a string literal".into()),
+                ));
             };
-            let re = regex::Regex::new(pattern.inner())
-                .map_err(|e| self.err(all[1].id, format!("invalid regular expression: {e}"), None))?;
+            let re = regex::Regex::new(pattern.inner()).map_err(|e| {
+                self.err(all[1].id, format!("invalid regular expression: {e}"), None)
+            })?;
             return Ok((Node::Matches(Box::new(subject), Arc::new(re)), Ty::Bool));
         }
         let (func, arity, ty) = match name {
@@ -717,16 +840,49 @@ impl Compiler<'_, '_> {
             "getMonth" => (Func::GetMonth, 1, Ty::Int),
             "getFullYear" => (Func::GetFullYear, 1, Ty::Int),
             _ => {
-                let known = ["size", "int", "double", "string", "timestamp", "duration", "startsWith", "endsWith", "contains", "matches", "lowerAscii", "upperAscii", "getHours", "getMinutes", "getDayOfWeek", "getDayOfMonth", "getMonth", "getFullYear", "has", "exists", "all", "exists_one", "map", "filter"];
+                let known = [
+                    "size",
+                    "int",
+                    "double",
+                    "string",
+                    "timestamp",
+                    "duration",
+                    "startsWith",
+                    "endsWith",
+                    "contains",
+                    "matches",
+                    "lowerAscii",
+                    "upperAscii",
+                    "getHours",
+                    "getMinutes",
+                    "getDayOfWeek",
+                    "getDayOfMonth",
+                    "getMonth",
+                    "getFullYear",
+                    "has",
+                    "exists",
+                    "all",
+                    "exists_one",
+                    "map",
+                    "filter",
+                ];
                 return Err(self.err(
                     id,
                     format!("unknown function `{name}`"),
-                    Some(closest(name, known.into_iter()).map(|c| format!("did you mean `{c}`?")).unwrap_or_else(|| format!("functions: {}", known.join(", ")))),
+                    Some(
+                        closest(name, known.into_iter())
+                            .map(|c| format!("did you mean `{c}`?"))
+                            .unwrap_or_else(|| format!("functions: {}", known.join(", "))),
+                    ),
                 ));
             }
         };
         if all.len() != arity {
-            return Err(self.err(id, format!("`{name}` takes {} argument(s), got {}", arity, all.len()), None));
+            return Err(self.err(
+                id,
+                format!("`{name}` takes {} argument(s), got {}", arity, all.len()),
+                None,
+            ));
         }
         let mut nodes = Vec::with_capacity(all.len());
         for a in &all {
@@ -734,8 +890,14 @@ impl Compiler<'_, '_> {
             let ok = match func {
                 Func::Size => matches!(t, Ty::Str | Ty::List | Ty::Map | Ty::Dyn),
                 Func::Int | Func::Double | Func::String => !matches!(t, Ty::List | Ty::Map),
-                Func::Timestamp | Func::Duration => matches!(t, Ty::Str | Ty::Dyn | Ty::Timestamp | Ty::Duration),
-                Func::StartsWith | Func::EndsWith | Func::Contains | Func::LowerAscii | Func::UpperAscii => matches!(t, Ty::Str | Ty::Dyn),
+                Func::Timestamp | Func::Duration => {
+                    matches!(t, Ty::Str | Ty::Dyn | Ty::Timestamp | Ty::Duration)
+                }
+                Func::StartsWith
+                | Func::EndsWith
+                | Func::Contains
+                | Func::LowerAscii
+                | Func::UpperAscii => matches!(t, Ty::Str | Ty::Dyn),
                 _ => matches!(t, Ty::Timestamp | Ty::Dyn),
             };
             if !ok {
@@ -798,13 +960,17 @@ pub(crate) fn parse_duration(text: &str) -> Option<i64> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let number: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let micros = match &rest[..unit_len] {
             "h" => 3_600e6,
             "m" => 60e6,

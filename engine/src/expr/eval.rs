@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use super::compile::{parse_duration, parse_timestamp_value, BinOp, Comprehension, EventField, Func, Node};
+use super::compile::{
+    parse_duration, parse_timestamp_value, BinOp, Comprehension, EventField, Func, Node,
+};
 use super::CounterId;
 use crate::customers::AttrId;
 use crate::event::Event;
@@ -81,7 +83,11 @@ fn type_err(msg: String) -> EvalError {
 }
 
 impl Node {
-    pub(crate) fn eval(&self, scope: &mut dyn Scope, locals: &mut Vec<Value>) -> Result<Value, EvalError> {
+    pub(crate) fn eval(
+        &self,
+        scope: &mut dyn Scope,
+        locals: &mut Vec<Value>,
+    ) -> Result<Value, EvalError> {
         Ok(match self {
             Node::Const(v) => v.clone(),
             Node::Attr(a) => scope.attr(*a)?,
@@ -111,7 +117,12 @@ impl Node {
                     .get(field)
                     .cloned()
                     .ok_or_else(|| EvalError::NoSuchKey(field.to_string()))?,
-                other => return Err(type_err(format!("cannot select `{field}` of a {}", other.kind()))),
+                other => {
+                    return Err(type_err(format!(
+                        "cannot select `{field}` of a {}",
+                        other.kind()
+                    )))
+                }
             },
             Node::HasKey(inner, field) => match inner.eval(scope, locals)? {
                 Value::Map(m) => Value::Bool(m.get(field).is_some()),
@@ -127,12 +138,19 @@ impl Node {
                 Value::Bool(b) => Value::Bool(!b),
                 other => return Err(type_err(format!("`!` on a {}", other.kind()))),
             },
-            Node::Neg(a) => match a.eval(scope, locals)? {
-                Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| EvalError::Arithmetic("integer overflow in negation".into()))?),
-                Value::Float(x) => Value::Float(-x),
-                Value::Duration(d) => Value::Duration(d.checked_neg().ok_or_else(|| EvalError::Arithmetic("duration overflow".into()))?),
-                other => return Err(type_err(format!("cannot negate a {}", other.kind()))),
-            },
+            Node::Neg(a) => {
+                match a.eval(scope, locals)? {
+                    Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| {
+                        EvalError::Arithmetic("integer overflow in negation".into())
+                    })?),
+                    Value::Float(x) => Value::Float(-x),
+                    Value::Duration(d) => Value::Duration(
+                        d.checked_neg()
+                            .ok_or_else(|| EvalError::Arithmetic("duration overflow".into()))?,
+                    ),
+                    other => return Err(type_err(format!("cannot negate a {}", other.kind()))),
+                }
+            }
             Node::And(a, b) => logic(a, b, scope, locals, false)?,
             Node::Or(a, b) => logic(a, b, scope, locals, true)?,
             Node::Cond(parts) => match parts.0.eval(scope, locals)? {
@@ -189,7 +207,13 @@ impl Node {
     }
 }
 
-fn logic(a: &Node, b: &Node, scope: &mut dyn Scope, locals: &mut Vec<Value>, is_or: bool) -> Result<Value, EvalError> {
+fn logic(
+    a: &Node,
+    b: &Node,
+    scope: &mut dyn Scope,
+    locals: &mut Vec<Value>,
+    is_or: bool,
+) -> Result<Value, EvalError> {
     // CEL: the result is decided by whichever side decides it; an error on one side is
     // absorbed when the other side decides (`false && err == false`).
     let left = match a.eval(scope, locals) {
@@ -205,15 +229,25 @@ fn logic(a: &Node, b: &Node, scope: &mut dyn Scope, locals: &mut Vec<Value>, is_
             None => Ok(Value::Bool(x)),
             Some(e) => Err(e),
         },
-        other => Err(left.unwrap_or_else(|| type_err(format!("logical operand is a {}", other.kind())))),
+        other => {
+            Err(left.unwrap_or_else(|| type_err(format!("logical operand is a {}", other.kind()))))
+        }
     }
 }
 
-fn comprehension(c: &Comprehension, scope: &mut dyn Scope, locals: &mut Vec<Value>) -> Result<Value, EvalError> {
+fn comprehension(
+    c: &Comprehension,
+    scope: &mut dyn Scope,
+    locals: &mut Vec<Value>,
+) -> Result<Value, EvalError> {
     let range = c.range.eval(scope, locals)?;
     let items: Vec<Value> = match range {
         Value::List(l) => l.to_vec(),
-        Value::Map(m) => m.entries().iter().map(|(k, _)| Value::Str(k.clone())).collect(),
+        Value::Map(m) => m
+            .entries()
+            .iter()
+            .map(|(k, _)| Value::Str(k.clone()))
+            .collect(),
         other => return Err(type_err(format!("cannot iterate over a {}", other.kind()))),
     };
     locals[c.accu_slot] = c.init.eval(scope, locals)?;
@@ -241,11 +275,18 @@ fn as_f64(v: &Value) -> Option<f64> {
 pub(crate) fn values_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => as_f64(a) == as_f64(b),
-        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| values_equal(p, q)),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            as_f64(a) == as_f64(b)
+        }
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| values_equal(p, q))
+        }
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len()
-                && x.entries().iter().zip(y.entries()).all(|((k1, v1), (k2, v2))| k1 == k2 && values_equal(v1, v2))
+                && x.entries()
+                    .iter()
+                    .zip(y.entries())
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && values_equal(v1, v2))
         }
         _ => a == b,
     }
@@ -257,10 +298,13 @@ fn compare(a: &Value, b: &Value) -> Result<Ordering, EvalError> {
         (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
         (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
             let (x, y) = (as_f64(a).unwrap_or(f64::NAN), as_f64(b).unwrap_or(f64::NAN));
-            x.partial_cmp(&y).ok_or_else(|| EvalError::Arithmetic("comparison with NaN".into()))
+            x.partial_cmp(&y)
+                .ok_or_else(|| EvalError::Arithmetic("comparison with NaN".into()))
         }
         (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
-        (Value::Timestamp(x), Value::Timestamp(y)) | (Value::Duration(x), Value::Duration(y)) => Ok(x.cmp(y)),
+        (Value::Timestamp(x), Value::Timestamp(y)) | (Value::Duration(x), Value::Duration(y)) => {
+            Ok(x.cmp(y))
+        }
         (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
         _ => Err(incomparable()),
     }
@@ -272,7 +316,14 @@ fn overflow(what: &str) -> EvalError {
 
 pub(crate) fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
     use Value::*;
-    let mismatch = || type_err(format!("no operator `{}` for {} and {}", op_symbol(op), a.kind(), b.kind()));
+    let mismatch = || {
+        type_err(format!(
+            "no operator `{}` for {} and {}",
+            op_symbol(op),
+            a.kind(),
+            b.kind()
+        ))
+    };
     Ok(match op {
         BinOp::Eq => Bool(values_equal(a, b)),
         BinOp::Ne => Bool(!values_equal(a, b)),
@@ -290,30 +341,55 @@ pub(crate) fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError
         },
         BinOp::Add => match (a, b) {
             (Int(x), Int(y)) => Int(x.checked_add(*y).ok_or_else(|| overflow("addition"))?),
-            (Int(_) | Float(_), Int(_) | Float(_)) => Float(as_f64(a).unwrap_or_default() + as_f64(b).unwrap_or_default()),
+            (Int(_) | Float(_), Int(_) | Float(_)) => {
+                Float(as_f64(a).unwrap_or_default() + as_f64(b).unwrap_or_default())
+            }
             (Str(x), Str(y)) => Str(Arc::from(format!("{x}{y}"))),
             (List(x), List(y)) => List(x.iter().chain(y.iter()).cloned().collect()),
-            (Timestamp(t), Duration(d)) | (Duration(d), Timestamp(t)) => Timestamp(t.checked_add(*d).ok_or_else(|| overflow("timestamp arithmetic"))?),
-            (Duration(x), Duration(y)) => Duration(x.checked_add(*y).ok_or_else(|| overflow("duration arithmetic"))?),
+            (Timestamp(t), Duration(d)) | (Duration(d), Timestamp(t)) => Timestamp(
+                t.checked_add(*d)
+                    .ok_or_else(|| overflow("timestamp arithmetic"))?,
+            ),
+            (Duration(x), Duration(y)) => Duration(
+                x.checked_add(*y)
+                    .ok_or_else(|| overflow("duration arithmetic"))?,
+            ),
             _ => return Err(mismatch()),
         },
         BinOp::Sub => match (a, b) {
             (Int(x), Int(y)) => Int(x.checked_sub(*y).ok_or_else(|| overflow("subtraction"))?),
-            (Int(_) | Float(_), Int(_) | Float(_)) => Float(as_f64(a).unwrap_or_default() - as_f64(b).unwrap_or_default()),
-            (Timestamp(x), Timestamp(y)) => Duration(x.checked_sub(*y).ok_or_else(|| overflow("timestamp arithmetic"))?),
-            (Timestamp(t), Duration(d)) => Timestamp(t.checked_sub(*d).ok_or_else(|| overflow("timestamp arithmetic"))?),
-            (Duration(x), Duration(y)) => Duration(x.checked_sub(*y).ok_or_else(|| overflow("duration arithmetic"))?),
+            (Int(_) | Float(_), Int(_) | Float(_)) => {
+                Float(as_f64(a).unwrap_or_default() - as_f64(b).unwrap_or_default())
+            }
+            (Timestamp(x), Timestamp(y)) => Duration(
+                x.checked_sub(*y)
+                    .ok_or_else(|| overflow("timestamp arithmetic"))?,
+            ),
+            (Timestamp(t), Duration(d)) => Timestamp(
+                t.checked_sub(*d)
+                    .ok_or_else(|| overflow("timestamp arithmetic"))?,
+            ),
+            (Duration(x), Duration(y)) => Duration(
+                x.checked_sub(*y)
+                    .ok_or_else(|| overflow("duration arithmetic"))?,
+            ),
             _ => return Err(mismatch()),
         },
         BinOp::Mul => match (a, b) {
-            (Int(x), Int(y)) => Int(x.checked_mul(*y).ok_or_else(|| overflow("multiplication"))?),
-            (Int(_) | Float(_), Int(_) | Float(_)) => Float(as_f64(a).unwrap_or_default() * as_f64(b).unwrap_or_default()),
+            (Int(x), Int(y)) => Int(x
+                .checked_mul(*y)
+                .ok_or_else(|| overflow("multiplication"))?),
+            (Int(_) | Float(_), Int(_) | Float(_)) => {
+                Float(as_f64(a).unwrap_or_default() * as_f64(b).unwrap_or_default())
+            }
             _ => return Err(mismatch()),
         },
         BinOp::Div => match (a, b) {
             (Int(_), Int(0)) => return Err(EvalError::Arithmetic("division by zero".into())),
             (Int(x), Int(y)) => Int(x.checked_div(*y).ok_or_else(|| overflow("division"))?),
-            (Int(_) | Float(_), Int(_) | Float(_)) => Float(as_f64(a).unwrap_or_default() / as_f64(b).unwrap_or_default()),
+            (Int(_) | Float(_), Int(_) | Float(_)) => {
+                Float(as_f64(a).unwrap_or_default() / as_f64(b).unwrap_or_default())
+            }
             _ => return Err(mismatch()),
         },
         BinOp::Rem => match (a, b) {
@@ -348,8 +424,15 @@ fn index(container: &Value, key: &Value) -> Result<Value, EvalError> {
             .and_then(|i| items.get(i))
             .cloned()
             .ok_or_else(|| EvalError::NoSuchKey(format!("index {i} of a list of {}", items.len()))),
-        (Value::Map(m), Value::Str(k)) => m.get(k).cloned().ok_or_else(|| EvalError::NoSuchKey(k.to_string())),
-        _ => Err(type_err(format!("cannot index a {} with a {}", container.kind(), key.kind()))),
+        (Value::Map(m), Value::Str(k)) => m
+            .get(k)
+            .cloned()
+            .ok_or_else(|| EvalError::NoSuchKey(k.to_string())),
+        _ => Err(type_err(format!(
+            "cannot index a {} with a {}",
+            container.kind(),
+            key.kind()
+        ))),
     }
 }
 
@@ -357,7 +440,10 @@ fn datetime(v: &Value) -> Result<DateTime<Utc>, EvalError> {
     match v {
         Value::Timestamp(t) => DateTime::<Utc>::from_timestamp_micros(*t)
             .ok_or_else(|| EvalError::Arithmetic("timestamp out of range".into())),
-        other => Err(type_err(format!("expected a timestamp, got {}", other.kind()))),
+        other => Err(type_err(format!(
+            "expected a timestamp, got {}",
+            other.kind()
+        ))),
     }
 }
 
@@ -380,13 +466,17 @@ fn call(func: Func, args: &[Value]) -> Result<Value, EvalError> {
         Func::Int => Value::Int(match a {
             Value::Int(i) => *i,
             Value::Float(x) => {
-                if x.is_finite() && *x >= -9.223_372_036_854_776e18 && *x < 9.223_372_036_854_776e18 {
+                if x.is_finite() && *x >= -9.223_372_036_854_776e18 && *x < 9.223_372_036_854_776e18
+                {
                     x.trunc() as i64
                 } else {
                     return Err(EvalError::Arithmetic(format!("{x} does not fit an int")));
                 }
             }
-            Value::Str(s) => s.trim().parse().map_err(|_| type_err(format!("cannot convert {s:?} to int")))?,
+            Value::Str(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| type_err(format!("cannot convert {s:?} to int")))?,
             Value::Bool(b) => i64::from(*b),
             Value::Timestamp(t) => t.div_euclid(1_000_000),
             other => return Err(type_err(format!("int() of a {}", other.kind()))),
@@ -394,7 +484,10 @@ fn call(func: Func, args: &[Value]) -> Result<Value, EvalError> {
         Func::Double => Value::Float(match a {
             Value::Int(i) => *i as f64,
             Value::Float(x) => *x,
-            Value::Str(s) => s.trim().parse().map_err(|_| type_err(format!("cannot convert {s:?} to double")))?,
+            Value::Str(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| type_err(format!("cannot convert {s:?} to double")))?,
             other => return Err(type_err(format!("double() of a {}", other.kind()))),
         }),
         Func::String => match a {
@@ -410,15 +503,18 @@ fn call(func: Func, args: &[Value]) -> Result<Value, EvalError> {
         Func::Timestamp => match a {
             Value::Timestamp(_) => a.clone(),
             Value::Str(s) => Value::Timestamp(
-                parse_timestamp_value(s).ok_or_else(|| type_err(format!("{s:?} is not an RFC 3339 timestamp")))?,
+                parse_timestamp_value(s)
+                    .ok_or_else(|| type_err(format!("{s:?} is not an RFC 3339 timestamp")))?,
             ),
             other => return Err(type_err(format!("timestamp() of a {}", other.kind()))),
         },
         Func::Duration => match a {
             Value::Duration(_) => a.clone(),
-            Value::Str(s) => Value::Duration(
-                parse_duration(s).ok_or_else(|| type_err(format!("{s:?} is not a duration (e.g. \"720h\", \"1h30m\", \"90s\")")))?,
-            ),
+            Value::Str(s) => Value::Duration(parse_duration(s).ok_or_else(|| {
+                type_err(format!(
+                    "{s:?} is not a duration (e.g. \"720h\", \"1h30m\", \"90s\")"
+                ))
+            })?),
             other => return Err(type_err(format!("duration() of a {}", other.kind()))),
         },
         Func::StartsWith => Value::Bool(string_arg(a)?.starts_with(string_arg(&args[1])?)),

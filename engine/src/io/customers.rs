@@ -157,17 +157,15 @@ pub fn table_from_frame(df: &DataFrame, path: &Path) -> Result<CustomerTable, Cu
             path: path.to_path_buf(),
         });
     }
-    let id_col = df
-        .column("id")
-        .map_err(|_| CustomerIoError::MissingId {
-            path: path.to_path_buf(),
-            found: df
-                .columns()
-                .iter()
-                .map(|c| c.name().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let id_col = df.column("id").map_err(|_| CustomerIoError::MissingId {
+        path: path.to_path_buf(),
+        found: df
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
     let ids = read_ids(id_col.as_materialized_series(), path)?;
 
     let mut attrs = Vec::new();
@@ -187,7 +185,9 @@ pub fn table_from_frame(df: &DataFrame, path: &Path) -> Result<CustomerTable, Cu
             format: "table",
             source,
         };
-        let column = read_column(series).map_err(polars_err)?.ok_or_else(unsupported)?;
+        let column = read_column(series)
+            .map_err(polars_err)?
+            .ok_or_else(unsupported)?;
         attrs.push((col.name().to_string(), column.ty()));
         columns.push(column);
     }
@@ -211,7 +211,10 @@ fn read_ids(series: &Series, path: &Path) -> Result<Vec<u64>, CustomerIoError> {
         problem,
     };
     if !series.dtype().is_integer() {
-        return Err(bad(0, format!("column has type {}, expected an integer", series.dtype())));
+        return Err(bad(
+            0,
+            format!("column has type {}, expected an integer", series.dtype()),
+        ));
     }
     // u64 ids are taken as they are; every other integer type is widened to i64 and checked.
     if let Ok(u) = series.u64() {
@@ -291,13 +294,16 @@ pub fn table_to_frame(table: &CustomerTable) -> PolarsResult<DataFrame> {
         let series = match col {
             AttrColumn::String(v) => Series::new(
                 name,
-                v.iter().map(|s| s.as_deref()).collect::<Vec<Option<&str>>>(),
+                v.iter()
+                    .map(|s| s.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
             ),
             AttrColumn::Int(v) => Series::new(name, v),
             AttrColumn::Float(v) => Series::new(name, v),
             AttrColumn::Bool(v) => Series::new(name, v),
-            AttrColumn::Timestamp(v) => Series::new(name, v)
-                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?,
+            AttrColumn::Timestamp(v) => {
+                Series::new(name, v).cast(&DataType::Datetime(TimeUnit::Microseconds, None))?
+            }
             AttrColumn::StringList(v) => {
                 let lists: ListChunked = v
                     .iter()
@@ -400,8 +406,16 @@ mod tests {
         let back = load_customers(&a).unwrap();
         assert_eq!(back.ids(), table.ids());
         assert_eq!(back.columns(), table.columns());
-        let names: Vec<_> = back.schema().iter().map(|(_, n, t)| (n.to_string(), t)).collect();
-        let expected: Vec<_> = table.schema().iter().map(|(_, n, t)| (n.to_string(), t)).collect();
+        let names: Vec<_> = back
+            .schema()
+            .iter()
+            .map(|(_, n, t)| (n.to_string(), t))
+            .collect();
+        let expected: Vec<_> = table
+            .schema()
+            .iter()
+            .map(|(_, n, t)| (n.to_string(), t))
+            .collect();
         assert_eq!(names, expected);
     }
 
@@ -431,9 +445,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.csv");
         std::fs::write(&p, "id,x\n1,1\n-4,2\n").unwrap();
-        assert!(matches!(load_customers(&p), Err(CustomerIoError::BadId { row: 2, .. })));
+        assert!(matches!(
+            load_customers(&p),
+            Err(CustomerIoError::BadId { row: 2, .. })
+        ));
         std::fs::write(&p, "id,x\n1,1\n1,2\n").unwrap();
-        assert!(matches!(load_customers(&p), Err(CustomerIoError::Table { .. })));
+        assert!(matches!(
+            load_customers(&p),
+            Err(CustomerIoError::Table { .. })
+        ));
     }
 
     #[test]
@@ -441,8 +461,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.csv");
         std::fs::write(&p, "id,x\n").unwrap();
-        assert!(matches!(load_customers(&p), Err(CustomerIoError::Empty { .. })));
+        assert!(matches!(
+            load_customers(&p),
+            Err(CustomerIoError::Empty { .. })
+        ));
         let q = dir.path().join("c.xlsx");
-        assert!(matches!(load_customers(&q), Err(CustomerIoError::UnknownFormat { .. })));
+        assert!(matches!(
+            load_customers(&q),
+            Err(CustomerIoError::UnknownFormat { .. })
+        ));
     }
 }

@@ -150,7 +150,11 @@ fn trim_line_end(buf: &[u8]) -> &[u8] {
 
 fn parse_json_event(text: &str) -> Result<Event, String> {
     let raw: RawEvent = serde_json::from_str(text).map_err(|e| {
-        format!("malformed event JSON at column {}: {}", e.column(), strip_position(&e))
+        format!(
+            "malformed event JSON at column {}: {}",
+            e.column(),
+            strip_position(&e)
+        )
     })?;
     let id: Arc<str> = match raw.id {
         RawId::Text(s) if s.is_empty() => return Err("field `id` is empty".into()),
@@ -241,7 +245,7 @@ fn read_parquet(path: &Path) -> Result<Vec<EventRecord>, EventIoError> {
             .iter()
             .map(|v| match v {
                 None => Err("field `timestamp` is null".to_string()),
-                Some(t) => parse_timestamp(&t)
+                Some(t) => parse_timestamp(t)
                     .ok_or_else(|| format!("field `timestamp`: {t:?} is not RFC 3339")),
             })
             .collect(),
@@ -368,7 +372,9 @@ mod tests {
 
     #[test]
     fn non_utf8_lines_are_reported_not_fatal() {
-        let mut bytes = br#"{"id":"e1","customer_id":1,"type":"t","timestamp":"2026-01-01T00:00:00Z"}"#.to_vec();
+        let mut bytes =
+            br#"{"id":"e1","customer_id":1,"type":"t","timestamp":"2026-01-01T00:00:00Z"}"#
+                .to_vec();
         bytes.extend_from_slice(b"\n{\"id\":\"\xff\"}\n");
         let recs = read_jsonl(&bytes[..]).unwrap();
         assert!(recs[0].event.is_ok());
