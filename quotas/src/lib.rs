@@ -1,4 +1,131 @@
-//! placeholder
+//! # fusebox-quotas: daily per-process transfer quotas
+//!
+//! Every automated process — a CRM sync, an import, an export — gets a daily
+//! budget of **records** and **bytes**. A process that blows through it is
+//! **stopped** for the rest of its day and its **owner is notified**, so a
+//! sync that was meant to run once a day but runs every ten minutes starves
+//! nobody else.
+//!
+//! ## The model
+//!
+//! * A **process** has an id, an owner, a time zone and limits on records,
+//!   bytes or both ([`ProcessConfig`], parsed and validated from YAML by
+//!   [`QuotaConfig::from_yaml_str`], which reports *every* problem with line,
+//!   column and a hint).
+//! * Before transferring, the caller **reserves** the amount
+//!   ([`Quotas::reserve`]); it gets a [`Reservation`] or a typed [`Denial`].
+//!   After the transfer it **commits** the actual amount, and the unused part
+//!   is refunded; dropping a reservation uncommitted refunds all of it. This
+//!   is the reserve-the-estimate, refund-the-difference scheme of Shopify's
+//!   query cost, applied to a calendar-day budget.
+//! * The hot path has a fast form: resolve the id once with
+//!   [`Quotas::process_handle`] and call [`Quotas::reserve_handle`] — no
+//!   string hashing per call.
+//!
+//! ## The quota day (time-zone rule)
+//!
+//! **The quota day is the calendar day in the process's configured time
+//! zone**, not a rolling 24 hours and not the UTC day. Days change at local
+//! midnight, so they last 23 or 25 hours across DST changes (see
+//! [`day`]). The clock is always the caller's `at` argument — event
+//! timestamps when replaying a log — so a replay crosses day boundaries
+//! exactly as the live run did. A request stamped earlier than the newest
+//! day a process has seen counts against that newest day: a ledger never
+//! moves backwards.
+//!
+//! ## States
+//!
+//! ```text
+//!  Active ──(usage ≥ warn_at·limit)──▶ Warned ──(a reserve would exceed)──▶ Exhausted
+//!    ▲            notify once               stop + notify owner once          │
+//!    └────────── next quota day · operator raise · resume · reset ────────────┘
+//! ```
+//!
+//! Once exhausted, *every* reserve of that process is denied
+//! ([`Denial::Stopped`]) until its next quota day or an operator acts
+//! ([`Quotas::raise`], [`Quotas::resume`], [`Quotas::reset`]) — the process is
+//! switched off, not throttled. Other processes carry on untouched. A
+//! **shadow** process goes through the same states and notifications but is
+//! never denied, to try a limit before enforcing it. Notifications
+//! ([`QuotaNotification`]) go to a [`Notifier`]; [`CollectingNotifier`] and
+//! [`ChannelNotifier`] are ready-made. The rules live in one place,
+//! [`state::PeriodState`]; every backend is held to them by shared tests.
+//!
+//! ## The concurrency invariant: zero over-grant
+//!
+//! For an enforcing process, **no interleaving of reserves, commits and
+//! drops, from any number of threads or engine instances, lets the usage
+//! charged for a quota day exceed its limit**. Usage is charged at reserve
+//! time by one atomic step that checks and adds together (a CAS per counter
+//! in memory, a mutex-guarded update in the durable ledger, one Lua script in
+//! Redis); refunds carry the period they were charged in and are dropped if
+//! that period has ended, so they can never hand out credit a later period
+//! did not grant.
+//!
+//! ## Backends ([`ledger`])
+//!
+//! * [`MemoryLedger`] — lock-free atomics, one cache line per process; tens of
+//!   millions of reserve+commit per second. Lost on exit.
+//! * [`DurableLedger`] — an embedded, checksummed write-ahead log with group
+//!   commit. **Durability guarantee: after a crash at any moment (including
+//!   `kill -9`), the usage recorded on restart is never lower than what was
+//!   granted**, because a grant is acknowledged only once its record is
+//!   written (and `fdatasync`ed under [`Durability::PowerLoss`]). Lost
+//!   refunds can only over-count. A corrupt file refuses to open
+//!   ([`LedgerError::Corrupt`]); usage is never silently reset. Cost: one
+//!   group-committed `write(2)` per grant (≈1.5 µs here), or one shared
+//!   `fdatasync` under `PowerLoss`.
+//! * [`RedisLedger`] — one quota per process shared by many engine
+//!   instances; every state change is an atomic Lua script. When Redis is
+//!   unreachable or answers garbage, each process fails closed (the default)
+//!   or open as configured ([`BackendPolicy`]), and its owner is notified.
+//!
+//! Operators inspect and adjust a persisted ledger from a separate process
+//! with [`Quotas::from_ledger`] (the ledger stores each process's config),
+//! [`Quotas::status`], [`Quotas::raise`], [`Quotas::resume`] and
+//! [`Quotas::reset`].
+//!
+//! ## Modules
+//!
+//! [`config`] (YAML → validated config) → [`day`] (instant → quota day) →
+//! [`state`] (the rules) → [`ledger`] (where usage lives) → [`manager`]
+//! (reservations, denials, policies) → [`notify`] (what owners hear).
+//!
+//! ## Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chrono::{DateTime, Utc};
+//! use fusebox_quotas::{CollectingNotifier, Denial, MemoryLedger, NotificationKind, QuotaConfig, Quotas};
+//!
+//! let yaml = "
+//! processes:
+//!   - id: crm-sync
+//!     owner: data-team@example.com
+//!     time_zone: Europe/Berlin
+//!     limits: { records: 1000 }
+//! ";
+//! let config = QuotaConfig::from_yaml_str(yaml, "quotas.yaml")?;
+//! let notifier = Arc::new(CollectingNotifier::new());
+//! let quotas = Quotas::new(config, Box::new(MemoryLedger::new()), notifier.clone())?;
+//!
+//! let at: DateTime<Utc> = "2026-11-23T10:00:00Z".parse()?;
+//! // Reserve an estimate, commit what was really sent: 100 records are refunded.
+//! let r = quotas.reserve("crm-sync", 900, 0, at).expect("within quota");
+//! r.commit(800, 0);
+//! // 800 of 1000 is the 80% warning; 300 more does not fit: the sync is stopped.
+//! let denied = quotas.reserve("crm-sync", 300, 0, at).unwrap_err();
+//! assert!(matches!(denied, Denial::Exhausted { used: 800, limit: 1000, .. }));
+//! assert!(matches!(quotas.reserve("crm-sync", 1, 0, at), Err(Denial::Stopped { .. })));
+//! let kinds: Vec<_> = notifier.take().into_iter().map(|n| n.kind).collect();
+//! assert_eq!(kinds, [NotificationKind::Warned, NotificationKind::Exhausted]);
+//!
+//! // Local midnight in Berlin (23:00 UTC in November) starts a new quota day.
+//! let next_day: DateTime<Utc> = "2026-11-23T23:00:00Z".parse()?;
+//! assert!(quotas.reserve("crm-sync", 300, 0, next_day).is_ok());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
 pub mod config;
 pub mod day;
 pub mod ledger;
@@ -9,11 +136,12 @@ pub mod usage;
 
 pub use config::{
     BackendPolicy, ConfigDiagnostic, ConfigError, ProcessConfig, QuotaConfig, UnknownProcess,
+    UNKNOWN_BUCKET_ID,
 };
 pub use day::QuotaDay;
 pub use ledger::{
-    Durability, DurableLedger, DurableOptions, Ledger, LedgerError, MemoryLedger, RedisLedger,
-    RedisOptions,
+    Durability, DurableLedger, DurableOptions, Ledger, LedgerError, MemoryLedger, RecoveryReport,
+    RedisLedger, RedisOptions,
 };
 pub use manager::{
     Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, Reservation, Settlement,

@@ -1,6 +1,6 @@
 //! The in-memory ledger: lock-free atomics, one cache line per process.
 //!
-//! Each process has a [`Cell`] of five 64-bit atomics:
+//! Each process has a `Cell` of five 64-bit atomics:
 //!
 //! ```text
 //! head      = day:32 | epoch:16 | flags:16     (flags: WARNED, STOPPED)
