@@ -15,6 +15,9 @@
 //! * `redis/1t`, `redis/4t` — one Lua round trip per reserve and per refund,
 //!   4 client threads in parallel; needs `redis-server` on the PATH (started
 //!   on a free 127.0.0.1 port, skipped with a notice otherwise)
+//! * `durable/batch64`, `durable-fsync/batch64`, `redis/batch64` — one
+//!   thread, 64 operations per `reserve_many` + `commit_many` (one group
+//!   commit, or one pipelined round trip, per 64 reserves and per 64 refunds)
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-quotas cargo bench -p fusebox-quotas --bench reserve_commit`
 
@@ -27,7 +30,7 @@ use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fusebox_quotas::{
     Durability, DurableLedger, DurableOptions, Ledger, MemoryLedger, NullNotifier, QuotaConfig,
-    Quotas, RedisLedger, RedisOptions,
+    Quotas, RedisLedger, RedisOptions, ReserveItem,
 };
 
 const CONFIG: &str = "\
@@ -71,6 +74,44 @@ fn run(q: &Quotas, threads: usize, processes: &[&str], iters: u64) -> Duration {
         }
     });
     start.elapsed()
+}
+
+/// Like [`run`] on one thread, but in batches of `batch` through
+/// `reserve_many` + `commit_many` (one round trip / group commit each).
+fn run_batched(q: &Quotas, batch: usize, iters: u64) -> Duration {
+    let h = q.process_handle("p0").expect("process");
+    let item = ReserveItem {
+        process: h,
+        records: 1,
+        bytes: 100,
+        at: at(),
+    };
+    let items = vec![item; batch];
+    let start = Instant::now();
+    let mut left = iters as usize;
+    while left > 0 {
+        let n = left.min(batch);
+        let granted: Vec<_> = q
+            .reserve_many(&items[..n])
+            .into_iter()
+            .map(|r| (r.expect("never exhausted"), 1, 60))
+            .collect();
+        std::hint::black_box(q.commit_many(granted));
+        left -= n;
+    }
+    start.elapsed()
+}
+
+fn bench_batched(c: &mut Criterion, group: &str, q: &Quotas, batch: usize) {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BenchmarkId::from_parameter(format!("batch{batch}")), |b| {
+        b.iter_custom(|iters| run_batched(q, batch, iters))
+    });
+    g.finish();
 }
 
 fn bench_backend(c: &mut Criterion, group: &str, q: &Quotas, cases: &[(&str, usize, &[&str])]) {
@@ -121,6 +162,7 @@ fn durable(c: &mut Criterion) {
         DurableLedger::open_with(dir.path().join("fsync.ledger"), opts).expect("ledger"),
     ));
     bench_backend(c, "durable-fsync", &q, &[("1t", 1, &["p0"])]);
+    bench_batched(c, "durable-fsync", &q, 64);
 }
 
 struct Server(Child, u16);

@@ -144,7 +144,7 @@ pub use ledger::{
     RedisLedger, RedisOptions,
 };
 pub use manager::{
-    Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, Reservation, Settlement,
+    Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, Reservation, ReserveItem, Settlement,
 };
 pub use notify::{
     ChannelNotifier, CollectingNotifier, NotificationKind, Notifier, NullNotifier,

@@ -26,6 +26,19 @@ use crate::state::{
 };
 use crate::usage::{Dimension, Limits, Usage, MAX_AMOUNT};
 
+/// One request of a [`Quotas::reserve_many`] batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReserveItem {
+    /// The process (from [`Quotas::process_handle`]).
+    pub process: ProcessHandle,
+    /// Records to reserve.
+    pub records: u64,
+    /// Bytes to reserve.
+    pub bytes: u64,
+    /// The caller's clock for this request.
+    pub at: DateTime<Utc>,
+}
+
 /// A pre-resolved process: [`Quotas::reserve_handle`] skips the id lookup.
 /// Valid only for the [`Quotas`] that issued it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -364,17 +377,108 @@ impl Quotas {
                 process: format!("#{}", handle.0),
             });
         };
+        let req = Self::request(e, records, bytes, at);
+        let result = self.ledger.reserve(handle.0, &req);
+        self.finish(handle.0, e, &req, Usage::new(records, bytes), result, at)
+    }
+
+    /// Reserves several amounts in one backend round trip where the backend
+    /// supports it (a Redis pipeline, one durable group commit). The
+    /// outcome is exactly that of calling [`Quotas::reserve_handle`] on each
+    /// item in order; results are in item order.
+    pub fn reserve_many(&self, items: &[ReserveItem]) -> Vec<Result<Reservation<'_>, Denial>> {
+        let mut out: Vec<Option<Result<Reservation<'_>, Denial>>> = Vec::with_capacity(items.len());
+        let mut batch = Vec::with_capacity(items.len());
+        let mut positions = Vec::with_capacity(items.len());
+        for (i, it) in items.iter().enumerate() {
+            match self.entries.get(it.process.0 as usize) {
+                Some(e) => {
+                    batch.push((it.process.0, Self::request(e, it.records, it.bytes, it.at)));
+                    positions.push(i);
+                    out.push(None);
+                }
+                None => out.push(Some(Err(Denial::UnknownProcess {
+                    process: format!("#{}", it.process.0),
+                }))),
+            }
+        }
+        let results = self.ledger.reserve_many(&batch);
+        for (((slot, req), result), i) in batch.iter().zip(results).zip(positions) {
+            let it = &items[i];
+            let e = &self.entries[*slot as usize];
+            out[i] = Some(self.finish(
+                *slot,
+                e,
+                req,
+                Usage::new(it.records, it.bytes),
+                result,
+                it.at,
+            ));
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Denial::BackendUnavailable {
+                        process: String::new(),
+                        error: "ledger returned fewer results than requests".into(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Commits several reservations, sending their refunds to the backend in
+    /// one batch. `actual` is `(records, bytes)` per reservation.
+    pub fn commit_many<'q>(&'q self, items: Vec<(Reservation<'q>, u64, u64)>) -> Vec<Settlement> {
+        let mut settlements = Vec::with_capacity(items.len());
+        let mut refunds = Vec::new();
+        for (mut r, records, bytes) in items {
+            let (settlement, refund) = r.settle(Usage::new(records, bytes));
+            if let (Some(period), false) = (r.period, refund.is_zero()) {
+                refunds.push((r.slot, period, refund));
+            }
+            settlements.push(settlement);
+        }
+        if !refunds.is_empty() {
+            if let Err(e) = self.ledger.refund_many(&refunds) {
+                tracing::warn!(error = %e, "batched refund lost; usage stays over-counted");
+                for s in &mut settlements {
+                    if !s.refunded.is_zero() {
+                        s.refunded = Usage::ZERO;
+                        s.refund_error = Some(e.to_string());
+                    }
+                }
+            }
+        }
+        settlements
+    }
+
+    #[inline]
+    fn request(e: &Entry, records: u64, bytes: u64, at: DateTime<Utc>) -> ReserveRequest {
         // Anything above MAX_AMOUNT can never fit; clamping keeps every
         // backend's arithmetic exact.
-        let amount = Usage::new(records.min(MAX_AMOUNT + 1), bytes.min(MAX_AMOUNT + 1));
-        let req = ReserveRequest {
+        ReserveRequest {
             day: e.days.day_of(at, e.cfg.time_zone),
-            amount,
+            amount: Usage::new(records.min(MAX_AMOUNT + 1), bytes.min(MAX_AMOUNT + 1)),
             caps: e.caps,
             warn: e.warn,
             shadow: e.cfg.shadow,
-        };
-        match self.ledger.reserve(handle.0, &req) {
+        }
+    }
+
+    /// Turns a ledger answer into a reservation or a denial, notifying
+    /// transitions and applying the backend-failure policy.
+    #[inline]
+    fn finish(
+        &self,
+        slot: u32,
+        e: &Entry,
+        req: &ReserveRequest,
+        requested: Usage,
+        result: Result<ReserveOutcome, LedgerError>,
+        at: DateTime<Utc>,
+    ) -> Result<Reservation<'_>, Denial> {
+        match result {
             Ok(o) => {
                 if e.backend_down.load(Ordering::Relaxed) {
                     self.backend_recovered(e, &o, at);
@@ -385,9 +489,9 @@ impl Quotas {
                 match o.verdict {
                     Verdict::Granted => Ok(Reservation {
                         quotas: self,
-                        slot: handle.0,
+                        slot,
                         period: Some(o.period),
-                        amount,
+                        amount: req.amount,
                     }),
                     Verdict::Stopped => Err(Denial::Stopped {
                         process: e.cfg.id.clone(),
@@ -398,14 +502,14 @@ impl Quotas {
                     Verdict::Exceeded(dim) => Err(Denial::Exhausted {
                         process: e.cfg.id.clone(),
                         dimension: dim,
-                        requested: Usage::new(records, bytes).get(dim),
+                        requested: requested.get(dim),
                         used: o.used.get(dim),
                         limit: o.caps.get(dim),
                         quota_day: o.period.day,
                     }),
                 }
             }
-            Err(err) => self.backend_failed(handle.0, e, req.day, err, at),
+            Err(err) => self.backend_failed(slot, e, req.day, err, at),
         }
     }
 
@@ -770,7 +874,17 @@ impl Reservation<'_> {
 
     /// Settles: keeps `min(actual, reserved)` charged and refunds the rest.
     pub fn commit(mut self, actual_records: u64, actual_bytes: u64) -> Settlement {
-        let actual = Usage::new(actual_records, actual_bytes);
+        let (mut settlement, refund) = self.settle(Usage::new(actual_records, actual_bytes));
+        if let Some(e) = self.give_back(refund) {
+            settlement.refunded = Usage::ZERO;
+            settlement.refund_error = Some(e);
+        }
+        settlement
+    }
+
+    /// Computes the settlement and disarms the drop refund; the caller sends
+    /// the returned refund.
+    fn settle(&mut self, actual: Usage) -> (Settlement, Usage) {
         let committed = actual.min(self.amount);
         let refund = self.amount.saturating_sub(committed);
         let overrun = actual.saturating_sub(self.amount);
@@ -778,21 +892,14 @@ impl Reservation<'_> {
             tracing::warn!(process = self.process(), %overrun, "transfer exceeded its reservation; overrun not charged");
         }
         self.amount = Usage::ZERO;
-        let refund_error = self.give_back(refund);
-        Settlement {
-            committed: if self.period.is_some() {
-                committed
-            } else {
-                Usage::ZERO
-            },
-            refunded: if refund_error.is_none() {
-                refund
-            } else {
-                Usage::ZERO
-            },
+        let metered = self.period.is_some();
+        let settlement = Settlement {
+            committed: if metered { committed } else { Usage::ZERO },
+            refunded: if metered { refund } else { Usage::ZERO },
             overrun,
-            refund_error,
-        }
+            refund_error: None,
+        };
+        (settlement, refund)
     }
 
     /// Cancels: refunds everything now (same as dropping, with the result).

@@ -42,6 +42,11 @@ fn shadow_mode() {
 }
 
 #[test]
+fn batching_matches_sequential() {
+    common::batching_matches_sequential(&make);
+}
+
+#[test]
 fn dst_rollover_in_berlin_and_new_york() {
     common::dst_rollover(&make);
 }

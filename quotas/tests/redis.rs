@@ -142,7 +142,12 @@ macro_rules! conformance {
             let Some(server) = RedisServer::start() else {
                 return;
             };
-            let make = || -> Box<dyn Ledger> { Box::new(server.ledger("t")) };
+            // Each ledger gets its own key space, like a separate Redis.
+            let n = std::sync::atomic::AtomicUsize::new(0);
+            let make = || -> Box<dyn Ledger> {
+                let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Box::new(server.ledger(&format!("t{i}")))
+            };
             $body(&make);
         }
     };
@@ -151,6 +156,49 @@ macro_rules! conformance {
 conformance!(lifecycle, common::lifecycle);
 conformance!(operator_actions, common::operator_actions);
 conformance!(shadow_mode, common::shadow_mode);
+conformance!(
+    batching_matches_sequential,
+    common::batching_matches_sequential
+);
+
+#[test]
+fn batches_survive_a_flushed_script_cache() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let t = common::utc("2026-11-23T10:00:00Z");
+    let (q, _) = common::quotas(Box::new(server.ledger("flush")));
+    let h = q.process_handle("sync").unwrap();
+    let item = fusebox_quotas::ReserveItem {
+        process: h,
+        records: 2,
+        bytes: 0,
+        at: t,
+    };
+    let first: Vec<_> = q
+        .reserve_many(&[item; 3])
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    // A restarted Redis has no scripts: the batch reloads them and each
+    // request and refund is applied exactly once.
+    assert!(raw_command(server.port, "SCRIPT FLUSH")
+        .unwrap()
+        .starts_with("+OK"));
+    let second: Vec<_> = q
+        .reserve_many(&[item; 2])
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(q.status(Some("sync"), t).unwrap()[0].used.records, 10);
+    assert!(raw_command(server.port, "SCRIPT FLUSH")
+        .unwrap()
+        .starts_with("+OK"));
+    let all: Vec<_> = first.into_iter().chain(second).map(|r| (r, 1, 0)).collect();
+    let settled = q.commit_many(all);
+    assert!(settled.iter().all(|s| s.refund_error.is_none()));
+    assert_eq!(q.status(Some("sync"), t).unwrap()[0].used.records, 5);
+}
 conformance!(dst_rollover_in_berlin_and_new_york, common::dst_rollover);
 
 #[test]

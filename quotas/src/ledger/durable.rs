@@ -457,6 +457,57 @@ impl Ledger for DurableLedger {
         Ok(outcome)
     }
 
+    /// Applies the batch under per-process locks in order, then waits for
+    /// one group commit covering all of it.
+    fn reserve_many(
+        &self,
+        reqs: &[(u32, ReserveRequest)],
+    ) -> Vec<Result<ReserveOutcome, LedgerError>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        let mut last = None;
+        for (slot, req) in reqs {
+            let r = self.slot(*slot).and_then(|s| {
+                let mut st = s.lock();
+                let before = *st;
+                let outcome = st.reserve(req);
+                if *st != before {
+                    last = Some(self.wal.append(&encode_state(s.id, &st))?);
+                }
+                Ok(outcome)
+            });
+            out.push(r);
+        }
+        if let Some(lsn) = last {
+            if let Err(e) = self.after_append(lsn) {
+                // Nothing in the batch is acknowledged; the log is now failed.
+                let mut first = Some(e);
+                for r in &mut out {
+                    if r.is_ok() {
+                        *r = Err(first
+                            .take()
+                            .unwrap_or_else(|| LedgerError::Failed(self.describe_path())));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn refund_many(&self, refunds: &[(u32, Period, Usage)]) -> Result<(), LedgerError> {
+        let mut last = None;
+        for (slot, period, amount) in refunds {
+            let s = self.slot(*slot)?;
+            let mut st = s.lock();
+            if st.refund(*period, *amount) {
+                last = Some(self.wal.append(&encode_state(s.id, &st))?);
+            }
+        }
+        match last {
+            Some(lsn) if self.wal.buffered() > REFUND_FLUSH_BYTES => self.after_append(lsn),
+            _ => Ok(()),
+        }
+    }
+
     fn refund(&self, slot: u32, period: Period, amount: Usage) -> Result<(), LedgerError> {
         let s = self.slot(slot)?;
         let lsn = {

@@ -108,6 +108,25 @@ pub trait Ledger: Send + Sync {
     fn operate(&self, slot: u32, day: QuotaDay, op: Operation)
         -> Result<SlotSnapshot, LedgerError>;
 
+    /// Reserves a batch, in order, with the result of each. Backends
+    /// override this to save round trips; the outcome must equal calling
+    /// [`Ledger::reserve`] on each request in order.
+    fn reserve_many(
+        &self,
+        reqs: &[(u32, ReserveRequest)],
+    ) -> Vec<Result<ReserveOutcome, LedgerError>> {
+        reqs.iter()
+            .map(|(slot, req)| self.reserve(*slot, req))
+            .collect()
+    }
+
+    /// Applies a batch of refunds; stops at (and returns) the first error.
+    fn refund_many(&self, refunds: &[(u32, Period, Usage)]) -> Result<(), LedgerError> {
+        refunds
+            .iter()
+            .try_for_each(|(slot, period, amount)| self.refund(*slot, *period, *amount))
+    }
+
     /// Makes everything recorded so far durable (refunds included).
     fn sync(&self) -> Result<(), LedgerError> {
         Ok(())

@@ -277,6 +277,46 @@ fn parse_state(v: Value) -> Result<PeriodState, LedgerError> {
     })
 }
 
+/// The reserve script's ARGV (kept in one place for single and batched calls).
+fn reserve_args(pipe: &mut redis::Pipeline, req: &ReserveRequest) {
+    pipe.arg(req.day.days_since_epoch())
+        .arg(req.amount.records.min(MAX_AMOUNT + 1))
+        .arg(req.amount.bytes.min(MAX_AMOUNT + 1))
+        .arg(req.caps.records)
+        .arg(req.caps.bytes)
+        .arg(req.warn.records)
+        .arg(req.warn.bytes)
+        .arg(if req.shadow { "1" } else { "0" })
+        .arg(MAX_AMOUNT);
+}
+
+/// Parses the reserve script's reply.
+fn parse_reserve(v: Value) -> Result<ReserveOutcome, LedgerError> {
+    let x = ints(v, 8, "reserve reply")?;
+    let verdict = match x[0] {
+        0 => Verdict::Granted,
+        1 => Verdict::Stopped,
+        2 => Verdict::Exceeded(Dimension::Records),
+        3 => Verdict::Exceeded(Dimension::Bytes),
+        other => return Err(LedgerError::Protocol(format!("unknown verdict {other}"))),
+    };
+    let events = u8::try_from(x[7])
+        .ok()
+        .filter(|e| *e < 8)
+        .ok_or_else(|| LedgerError::Protocol(format!("invalid events {}", x[7])))?;
+    Ok(ReserveOutcome {
+        verdict,
+        period: Period {
+            day: day(x[1])?,
+            token: u64::try_from(x[2])
+                .map_err(|_| LedgerError::Protocol(format!("invalid seq {}", x[2])))?,
+        },
+        used: Usage::new(amount(x[3], "records")?, amount(x[4], "bytes")?),
+        caps: Usage::new(amount(x[5], "cap records")?, amount(x[6], "cap bytes")?),
+        events: Events(events),
+    })
+}
+
 impl RedisLedger {
     /// A ledger on the Redis at `url` (e.g. `redis://127.0.0.1:6379/0`).
     /// Connects lazily: an unreachable server is reported per operation
@@ -412,10 +452,8 @@ impl Ledger for RedisLedger {
     fn reserve(&self, slot: u32, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
         let key = self.slot_key(slot)?;
         let v: Value = self.with_conn(|c| {
-            self.scripts
-                .reserve
-                .key(key)
-                .arg(req.day.days_since_epoch())
+            let mut inv = self.scripts.reserve.key(key);
+            inv.arg(req.day.days_since_epoch())
                 .arg(req.amount.records.min(MAX_AMOUNT + 1))
                 .arg(req.amount.bytes.min(MAX_AMOUNT + 1))
                 .arg(req.caps.records)
@@ -423,32 +461,92 @@ impl Ledger for RedisLedger {
                 .arg(req.warn.records)
                 .arg(req.warn.bytes)
                 .arg(if req.shadow { "1" } else { "0" })
-                .arg(MAX_AMOUNT)
-                .invoke(c)
+                .arg(MAX_AMOUNT);
+            inv.invoke(c)
         })?;
-        let x = ints(v, 8, "reserve reply")?;
-        let verdict = match x[0] {
-            0 => Verdict::Granted,
-            1 => Verdict::Stopped,
-            2 => Verdict::Exceeded(Dimension::Records),
-            3 => Verdict::Exceeded(Dimension::Bytes),
-            other => return Err(LedgerError::Protocol(format!("unknown verdict {other}"))),
-        };
-        let events = u8::try_from(x[7])
-            .ok()
-            .filter(|e| *e < 8)
-            .ok_or_else(|| LedgerError::Protocol(format!("invalid events {}", x[7])))?;
-        Ok(ReserveOutcome {
-            verdict,
-            period: Period {
-                day: day(x[1])?,
-                token: u64::try_from(x[2])
-                    .map_err(|_| LedgerError::Protocol(format!("invalid seq {}", x[2])))?,
-            },
-            used: Usage::new(amount(x[3], "records")?, amount(x[4], "bytes")?),
-            caps: Usage::new(amount(x[5], "cap records")?, amount(x[6], "cap bytes")?),
-            events: Events(events),
-        })
+        parse_reserve(v)
+    }
+
+    /// One pipeline of `EVALSHA` calls: a single round trip for the batch.
+    /// Redis runs the scripts one after another, in order.
+    fn reserve_many(
+        &self,
+        reqs: &[(u32, ReserveRequest)],
+    ) -> Vec<Result<ReserveOutcome, LedgerError>> {
+        let mut out: Vec<Option<Result<ReserveOutcome, LedgerError>>> =
+            Vec::with_capacity(reqs.len());
+        let mut todo: Vec<(usize, &str, &ReserveRequest)> = Vec::new();
+        for (i, (slot, req)) in reqs.iter().enumerate() {
+            match self.slot_key(*slot) {
+                Ok(key) => {
+                    todo.push((i, key, req));
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        // Twice at most: the second pass follows a script (re)load after the
+        // server answered NOSCRIPT (its script cache is empty after a restart).
+        for pass in 0..2 {
+            if todo.is_empty() {
+                break;
+            }
+            let replies = self.with_conn(|c| {
+                if pass == 1 {
+                    self.scripts.reserve.prepare_invoke().load(c)?;
+                }
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for (_, key, req) in &todo {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.scripts.reserve.get_hash())
+                        .arg(1)
+                        .arg(*key);
+                    reserve_args(&mut pipe, req);
+                }
+                pipe.query::<Vec<redis::RedisResult<Value>>>(c)
+            });
+            let replies = match replies {
+                Ok(r) if r.len() == todo.len() => r,
+                Ok(r) => {
+                    let msg = format!(
+                        "pipeline returned {} replies for {} requests",
+                        r.len(),
+                        todo.len()
+                    );
+                    for (i, _, _) in todo.drain(..) {
+                        out[i] = Some(Err(LedgerError::Protocol(msg.clone())));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    let unavailable = matches!(e, LedgerError::Unavailable(_));
+                    for (i, _, _) in todo.drain(..) {
+                        out[i] = Some(Err(if unavailable {
+                            LedgerError::Unavailable(msg.clone())
+                        } else {
+                            LedgerError::Protocol(msg.clone())
+                        }));
+                    }
+                    break;
+                }
+            };
+            let mut retry = Vec::new();
+            for ((i, key, req), reply) in todo.drain(..).zip(replies) {
+                match reply {
+                    Err(e) if e.code() == Some("NOSCRIPT") && pass == 0 => {
+                        retry.push((i, key, req))
+                    }
+                    Err(e) => out[i] = Some(Err(map_err(e))),
+                    Ok(v) => out[i] = Some(parse_reserve(v)),
+                }
+            }
+            todo = retry;
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(LedgerError::Protocol("script not loadable".into()))))
+            .collect()
     }
 
     fn refund(&self, slot: u32, period: Period, amount: Usage) -> Result<(), LedgerError> {
@@ -466,6 +564,62 @@ impl Ledger for RedisLedger {
         match v {
             Value::Int(0 | 1) => Ok(()),
             other => Err(LedgerError::Protocol(format!("refund reply: {other:?}"))),
+        }
+    }
+
+    /// One pipeline of refund scripts. A refund is applied at most once:
+    /// after NOSCRIPT only the refunds that did not run are sent again.
+    fn refund_many(&self, refunds: &[(u32, Period, Usage)]) -> Result<(), LedgerError> {
+        let mut todo = Vec::with_capacity(refunds.len());
+        for (slot, period, amount) in refunds {
+            todo.push((self.slot_key(*slot)?, *period, *amount));
+        }
+        for pass in 0..2 {
+            if todo.is_empty() {
+                return Ok(());
+            }
+            let replies = self.with_conn(|c| {
+                if pass == 1 {
+                    self.scripts.refund.prepare_invoke().load(c)?;
+                }
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for (key, period, amount) in &todo {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.scripts.refund.get_hash())
+                        .arg(1)
+                        .arg(*key)
+                        .arg(period.day.days_since_epoch())
+                        .arg(period.token)
+                        .arg(amount.records.min(MAX_AMOUNT + 1))
+                        .arg(amount.bytes.min(MAX_AMOUNT + 1));
+                }
+                pipe.query::<Vec<redis::RedisResult<Value>>>(c)
+            })?;
+            if replies.len() != todo.len() {
+                return Err(LedgerError::Protocol(format!(
+                    "pipeline returned {} replies for {} refunds",
+                    replies.len(),
+                    todo.len()
+                )));
+            }
+            let mut retry = Vec::new();
+            for (item, reply) in todo.drain(..).zip(replies) {
+                match reply {
+                    Err(e) if e.code() == Some("NOSCRIPT") && pass == 0 => retry.push(item),
+                    Err(e) => return Err(map_err(e)),
+                    Ok(Value::Int(0 | 1)) => {}
+                    Ok(other) => {
+                        return Err(LedgerError::Protocol(format!("refund reply: {other:?}")))
+                    }
+                }
+            }
+            todo = retry;
+        }
+        if todo.is_empty() {
+            Ok(())
+        } else {
+            Err(LedgerError::Protocol("refund script not loadable".into()))
         }
     }
 

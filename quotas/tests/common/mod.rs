@@ -406,3 +406,75 @@ pub fn shared_backend(make: MakeLedger, instances: usize, attempts: usize) {
         .sum();
     assert_eq!(exhausted, 1, "exactly one instance reports the exhaustion");
 }
+
+/// `reserve_many` / `commit_many` give exactly the results of one-by-one
+/// calls: same grants, denials, notifications and final usage.
+pub fn batching_matches_sequential(make: MakeLedger) {
+    use fusebox_quotas::ReserveItem;
+    let (seq, seq_n) = quotas(make());
+    let (bat, bat_n) = quotas(make());
+    let times = [utc("2026-11-23T10:00:00Z"), utc("2026-11-23T23:30:00Z")];
+    let mut items = Vec::new();
+    for i in 0..120u64 {
+        let p = ["sync", "export", "trial"][(i % 3) as usize];
+        items.push((p, 1 + i % 7, 10 * (i % 5), times[usize::from(i >= 80)]));
+    }
+    let mut seq_res = Vec::new();
+    for (p, r, b, t) in &items {
+        seq_res.push(seq.reserve(p, *r, *b, *t));
+    }
+    let batch: Vec<ReserveItem> = items
+        .iter()
+        .map(|(p, r, b, t)| ReserveItem {
+            process: bat.process_handle(p).expect("known"),
+            records: *r,
+            bytes: *b,
+            at: *t,
+        })
+        .collect();
+    let mut bat_res = Vec::new();
+    for chunk in batch.chunks(16) {
+        bat_res.extend(bat.reserve_many(chunk));
+    }
+    assert_eq!(seq_res.len(), bat_res.len());
+    for (i, (a, b)) in seq_res.iter().zip(&bat_res).enumerate() {
+        match (a, b) {
+            (Ok(x), Ok(y)) => assert_eq!(
+                (x.amount(), x.quota_day()),
+                (y.amount(), y.quota_day()),
+                "item {i}"
+            ),
+            (Err(x), Err(y)) => assert_eq!(x, y, "item {i}"),
+            _ => panic!("item {i}: sequential {a:?} vs batched {b:?}"),
+        }
+    }
+    fn commit(
+        r: Result<fusebox_quotas::Reservation<'_>, Denial>,
+    ) -> Option<(fusebox_quotas::Reservation<'_>, u64, u64)> {
+        r.ok().map(|r| {
+            let a = r.amount();
+            (r, a.records / 2, a.bytes / 2)
+        })
+    }
+    for r in seq_res.into_iter().filter_map(commit) {
+        r.0.commit(r.1, r.2);
+    }
+    let settled = bat.commit_many(bat_res.into_iter().filter_map(commit).collect());
+    assert!(settled.iter().all(|s| s.refund_error.is_none()));
+    assert_eq!(kinds(&seq_n), kinds(&bat_n));
+    for t in times {
+        let a: Vec<_> = seq
+            .status(None, t)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.process, s.used, s.state))
+            .collect();
+        let b: Vec<_> = bat
+            .status(None, t)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.process, s.used, s.state))
+            .collect();
+        assert_eq!(a, b);
+    }
+}
