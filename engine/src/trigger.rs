@@ -121,6 +121,10 @@ pub enum Action {
         pool: PoolId,
         /// Optionally store the code in a string attribute.
         store_in: Option<AttrId>,
+        /// The code is only passed through by later actions (message/feed args that are
+        /// exactly `coupon`), so a parallel executor may take it without reading the pool
+        /// cursor and fill the code in at commit (see `exec::txn`).
+        deferrable: bool,
     },
     /// Send a message: an effect.
     SendMessage {
@@ -145,6 +149,49 @@ pub enum Action {
         /// Properties.
         properties: NamedExprs,
     },
+}
+
+impl Action {
+    /// Every expression of the action.
+    pub fn exprs(&self) -> Vec<&CompiledExpr> {
+        match self {
+            Action::Set { value, .. } => vec![value],
+            Action::Increment { by, .. } => vec![by],
+            Action::AwardPoints { amount, .. } => vec![amount],
+            Action::IssueCoupon { .. } => Vec::new(),
+            Action::SendMessage { args, .. } | Action::StartFeed { args, .. } => {
+                args.iter().map(|(_, e)| e).collect()
+            }
+            Action::EmitEvent { properties, .. } => properties.iter().map(|(_, e)| e).collect(),
+        }
+    }
+
+    /// Whether `coupon` is used here only as a pass-through message/feed argument (or not at all).
+    fn passes_coupon_through(&self) -> bool {
+        match self {
+            Action::SendMessage { args, .. } | Action::StartFeed { args, .. } => args
+                .iter()
+                .all(|(_, e)| !e.uses_coupon() || e.is_coupon_passthrough()),
+            other => other.exprs().iter().all(|e| !e.uses_coupon()),
+        }
+    }
+}
+
+/// Marks each `issue_coupon` whose code is only passed through by the actions after it.
+pub(crate) fn mark_deferrable_coupons(actions: &mut [Action]) {
+    for i in 0..actions.len() {
+        let rest_ok = actions[i + 1..].iter().all(Action::passes_coupon_through);
+        if let Action::IssueCoupon {
+            deferrable,
+            store_in,
+            ..
+        } = &mut actions[i]
+        {
+            // A stored code could be read back by a later trigger of the same event, so only
+            // codes that leave through effects are deferred.
+            *deferrable = rest_ok && store_in.is_none();
+        }
+    }
 }
 
 /// A compiled trigger.

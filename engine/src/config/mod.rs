@@ -532,6 +532,7 @@ impl Checker<'_> {
                 actions.push(a);
             }
         }
+        crate::trigger::mark_deferrable_coupons(&mut actions);
         (self.error_count() == errors_before).then(|| Trigger {
             id: Arc::from(def.id.value.as_str()),
             owner: Arc::from(def.owner.value.as_str()),
@@ -806,6 +807,7 @@ impl Checker<'_> {
                 Some(Action::IssueCoupon {
                     pool: pool_id,
                     store_in: store,
+                    deferrable: false,
                 })
             }
             ActionDef::SendMessage {

@@ -5,6 +5,7 @@
 //! - [`sequential`]: the reference executor — obviously correct, one event after another.
 //!   Every other executor is tested against it.
 
+pub mod commit;
 pub mod sequential;
 pub mod txn;
 

@@ -4,7 +4,8 @@
 //! directly and its writes are applied before the next one starts. There is nothing to get
 //! wrong here, which is the point: the parallel executor must produce exactly this.
 
-use super::txn::{execute, TxnOutput};
+use super::commit::commit;
+use super::txn::{execute, ExecMode, TxnOutput};
 use super::Admitted;
 use crate::state::{CommittedView, State};
 use crate::trigger::TriggerSet;
@@ -12,8 +13,8 @@ use crate::trigger::TriggerSet;
 /// Runs `events` in order against `state`, calling `on_commit` with each transaction's output
 /// right after it is applied (in serial order).
 ///
-/// Fails only on a broken engine invariant (a halted read or an ill-typed write), which would
-/// be a bug: the committed view never halts and executions type-check their writes.
+/// Fails only on a broken engine invariant (a halted read or an unresolvable eager output),
+/// which would be a bug: the committed view never halts and eager outputs are plain values.
 pub fn run(
     set: &TriggerSet,
     state: &mut State,
@@ -22,26 +23,26 @@ pub fn run(
 ) -> Result<(), InvariantViolation> {
     let schema = state.customers.schema().clone();
     for admitted in events {
-        let output = execute(
+        let mut output = execute(
             set,
             &schema,
             &mut CommittedView(state),
             admitted.event,
             admitted.row,
+            ExecMode::Eager,
         )
-        .map_err(|_| {
+        .map_err(|e| {
             InvariantViolation(format!(
-                "the committed view halted event {}",
+                "eager execution of event {} failed: {e:?}",
                 admitted.event.id
             ))
         })?;
-        for (key, value) in &output.writes {
-            if !state.apply(*key, value.clone()) {
-                return Err(InvariantViolation(format!(
-                    "ill-typed write {value} to {key:?}"
-                )));
-            }
-        }
+        commit(set, state, &mut output).map_err(|_| {
+            InvariantViolation(format!(
+                "eager output of event {} did not commit",
+                admitted.event.id
+            ))
+        })?;
         on_commit(admitted, output);
     }
     Ok(())

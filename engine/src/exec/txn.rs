@@ -2,22 +2,37 @@
 //! emit — executed against a [`StateView`], producing writes, effects and outcomes.
 //!
 //! This is the single implementation of trigger semantics. The sequential reference executor
-//! and the parallel executor both call [`execute`]; they differ only in the view they pass
-//! and in how they commit the returned [`TxnOutput`]. That is what makes "parallel equals
-//! sequential" a property of the schedulers alone.
+//! and the parallel executors all call [`execute`]; they differ only in the view they pass,
+//! the [`ExecMode`], and how they commit the returned [`TxnOutput`] (see [`super::commit`]).
 //!
 //! Serial order inside a transaction: the input event's enabled triggers in `(priority, id)`
 //! order; then the chained events, breadth-first, in the order they were emitted, each
 //! running its own triggers the same way.
 //!
-//! Invariants:
+//! ## Deferred writes (commutative deltas, deferred coupon takes)
+//! In [`ExecMode::Deferred`], an `increment` / `award_points` on a key this transaction has
+//! not read does not read it: it records a [`Write::Delta`] — amounts to add, in order, to
+//! whatever the value is when the transaction commits. Two transactions that only add to a hot
+//! counter therefore have no read–write conflict. Likewise an `issue_coupon` whose code only
+//! leaves through effects (see `Action::IssueCoupon::deferrable`) takes "the n-th next code"
+//! as a delta on the pool cursor and leaves a [`CouponSlot`]; the committer fills in the code.
+//! A transaction that *reads* such a key (a condition on `customer.points`) materialises it
+//! through the view, so it conflicts exactly as it should.
+//!
+//! Deferral must not change results. Where it could — an integer overflow that eager
+//! execution would have reported at the `increment`, a pool that runs dry — the transaction
+//! or the committer reports [`TxnError::NeedsEager`] and the transaction is re-run in
+//! [`ExecMode::Eager`], which is the sequential semantics by definition.
+//!
+//! ## Invariants
 //! - **Atomic trigger executions.** Each execution writes into its own overlay; only when all
-//!   its actions succeed is the overlay merged into the transaction and its effects and
+//!   its actions succeed is the overlay merged into the transaction and its effects, slots and
 //!   chained events kept. An aborted execution leaves no trace but its outcome.
 //! - **Stable reads.** The first read of a key from the view is cached for the whole
 //!   transaction, so two reads of one key can never observe two different writers.
 //! - **No side effects here.** Effects are returned, never sent: only the committer emits
 //!   them, so a re-executed transaction can never send twice.
+//! - In eager mode the output has only [`Write::Set`]s and no coupon slots.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,20 +45,67 @@ use crate::event::Event;
 use crate::expr::{CompiledExpr, EvalError, Scope, Ty};
 use crate::outcome::{map_of, AbortReason, Effect, EffectKind, TriggerOutcome, TriggerResult};
 use crate::state::{Key, StateView};
-use crate::trigger::{Action, NamedExprs, Target, Trigger, TriggerIdx, TriggerSet};
+use crate::trigger::{Action, NamedExprs, PoolId, Target, Trigger, TriggerIdx, TriggerSet};
 use crate::value::{AttrType, Value};
 
-/// The executor asked the transaction to stop (it must wait and be re-executed).
+/// How increments and deferrable coupon takes are executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Halted;
+pub enum ExecMode {
+    /// Read-modify-write everything: the sequential semantics.
+    Eager,
+    /// Record commutative deltas and coupon slots where that does not change the result.
+    Deferred,
+}
+
+/// Why a transaction produced no output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnError {
+    /// The view halted a read: the value is not known yet (the executor retries later).
+    Halted,
+    /// Deferred execution cannot reproduce the eager result here; re-run in eager mode.
+    NeedsEager,
+}
+
+/// A pending write of a transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// The key's new value.
+    Set(Value),
+    /// Amounts (ints or floats) to add, in order, to the key's value before this transaction
+    /// (null counts as zero).
+    Delta(Vec<Value>),
+}
+
+/// Where a deferred coupon code must be filled in at commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotTarget {
+    /// The `code` of the coupon effect at this index of `TxnOutput::effects`.
+    CouponEffect(usize),
+    /// An argument of the message/feed effect at this index.
+    EffectArg(usize, Arc<str>),
+}
+
+/// A coupon taken without reading the pool cursor: the code is the pool's code at
+/// `cursor_before_this_transaction + nth`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CouponSlot {
+    /// The pool.
+    pub pool: PoolId,
+    /// How many deferred takes from this pool came before it in this transaction.
+    pub nth: u64,
+    /// Where the code goes.
+    pub targets: Vec<SlotTarget>,
+}
 
 /// Everything a transaction produced. Nothing of it has happened yet: the caller commits it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TxnOutput {
-    /// Final value of every key written by committed trigger executions, in first-write order.
-    pub writes: Vec<(Key, Value)>,
+    /// Every key written by committed trigger executions, in first-write order.
+    pub writes: Vec<(Key, Write)>,
     /// Effects of committed executions, in serial order.
     pub effects: Vec<Effect>,
+    /// Deferred coupon codes to fill into `effects` at commit.
+    pub coupon_slots: Vec<CouponSlot>,
     /// Every trigger execution, in serial order.
     pub triggers: Vec<TriggerOutcome>,
     /// Trigger index and wall time (ns) of each entry of `triggers`. Diagnostic only: never
@@ -53,21 +115,21 @@ pub struct TxnOutput {
     pub chained_events: u64,
 }
 
-/// Runs one input event (and its cascade) against `view`.
-///
-/// `row` is the event's customer. Returns [`Halted`] if the view halted a read.
+/// Runs one input event (and its cascade) against `view`. `row` is the event's customer.
 pub fn execute(
     set: &TriggerSet,
     schema: &Schema,
     view: &mut dyn StateView,
     event: &Event,
     row: Row,
-) -> Result<TxnOutput, Halted> {
+    mode: ExecMode,
+) -> Result<TxnOutput, TxnError> {
     let mut txn = Txn {
         view,
         base: FxHashMap::default(),
         written: FxHashMap::default(),
         write_order: Vec::new(),
+        deferred_takes: FxHashMap::default(),
     };
     let mut out = TxnOutput::default();
     let mut queue: VecDeque<(Arc<Event>, u32)> = VecDeque::new();
@@ -83,29 +145,49 @@ pub fn execute(
                 txn: &mut txn,
                 set,
                 schema,
+                mode,
                 event: &ev,
                 row,
                 depth,
                 local: FxHashMap::default(),
                 local_order: Vec::new(),
+                local_takes: FxHashMap::default(),
                 coupon: None,
                 effects: Vec::new(),
+                slots: Vec::new(),
                 emitted: Vec::new(),
                 points: 0,
             };
             let result = match exec.run(trigger) {
-                Err(Stop::Halt) => return Err(Halted),
+                Err(Stop::Halt) => return Err(TxnError::Halted),
+                Err(Stop::NeedsEager) => return Err(TxnError::NeedsEager),
                 Err(Stop::Abort(reason)) => TriggerResult::Aborted(reason),
                 Ok(false) => TriggerResult::Skipped,
                 Ok(true) => {
                     let Execution {
                         local,
                         local_order,
+                        local_takes,
                         effects,
+                        mut slots,
                         emitted,
                         ..
                     } = exec;
                     txn.merge(local, local_order);
+                    for (pool, n) in local_takes {
+                        *txn.deferred_takes.entry(pool).or_default() += n;
+                    }
+                    let offset = out.effects.len();
+                    for slot in &mut slots {
+                        for target in &mut slot.targets {
+                            match target {
+                                SlotTarget::CouponEffect(i) | SlotTarget::EffectArg(i, _) => {
+                                    *i += offset
+                                }
+                            }
+                        }
+                    }
+                    out.coupon_slots.extend(slots);
                     out.effects.extend(effects);
                     queue.extend(emitted.into_iter().map(|e| (Arc::new(e), depth + 1)));
                     TriggerResult::Committed
@@ -120,28 +202,45 @@ pub fn execute(
             });
         }
     }
+    let mut written = txn.written;
     out.writes = txn
         .write_order
         .iter()
-        .map(|k| (*k, txn.written.get(k).cloned().unwrap_or_default()))
+        .filter_map(|k| written.remove(k).map(|w| (*k, w)))
         .collect();
     Ok(out)
+}
+
+/// Adds `amounts` in order to `base` (null counts as zero). `None` on integer overflow or a
+/// kind mismatch — which eager execution would have reported at the increment itself.
+pub fn apply_delta(base: &Value, amounts: &[Value]) -> Option<Value> {
+    let mut acc = base.clone();
+    for a in amounts {
+        acc = match (acc, a) {
+            (Value::Int(c), Value::Int(x)) => Value::Int(c.checked_add(*x)?),
+            (Value::Null, Value::Int(x)) => Value::Int(*x),
+            (Value::Null, Value::Float(x)) => Value::Float(*x),
+            (Value::Float(c), Value::Int(x)) => Value::Float(c + *x as f64),
+            (Value::Float(c), Value::Float(x)) => Value::Float(c + x),
+            _ => return None,
+        };
+    }
+    Some(acc)
 }
 
 struct Txn<'v> {
     view: &'v mut dyn StateView,
     /// First value read from the view, per key.
     base: FxHashMap<Key, Value>,
-    /// Values written by committed executions of this transaction.
-    written: FxHashMap<Key, Value>,
+    /// Writes of committed executions of this transaction.
+    written: FxHashMap<Key, Write>,
     write_order: Vec<Key>,
+    /// Deferred coupon takes so far, per pool.
+    deferred_takes: FxHashMap<PoolId, u64>,
 }
 
 impl Txn<'_> {
-    fn read(&mut self, key: Key) -> Result<Value, EvalError> {
-        if let Some(v) = self.written.get(&key) {
-            return Ok(v.clone());
-        }
+    fn base_read(&mut self, key: Key) -> Result<Value, EvalError> {
         if let Some(v) = self.base.get(&key) {
             return Ok(v.clone());
         }
@@ -150,21 +249,60 @@ impl Txn<'_> {
         Ok(v)
     }
 
-    fn merge(&mut self, local: FxHashMap<Key, Value>, order: Vec<Key>) {
-        let mut local = local;
-        for key in order {
-            if let Some(v) = local.remove(&key) {
-                if self.written.insert(key, v).is_none() {
-                    self.write_order.push(key);
-                }
+    /// The key's current value within the transaction, materialising pending deltas.
+    fn read(&mut self, key: Key) -> Result<Value, Stop> {
+        match self.written.get(&key) {
+            Some(Write::Set(v)) => Ok(v.clone()),
+            Some(Write::Delta(adds)) => {
+                let adds = adds.clone();
+                let base = self.base_read(key).map_err(stop_from_view)?;
+                let v = apply_delta(&base, &adds).ok_or(Stop::NeedsEager)?;
+                self.written.insert(key, Write::Set(v.clone()));
+                Ok(v)
             }
+            None => self.base_read(key).map_err(stop_from_view),
         }
+    }
+
+    fn merge(&mut self, mut local: FxHashMap<Key, Write>, order: Vec<Key>) {
+        for key in order {
+            let Some(w) = local.remove(&key) else {
+                continue;
+            };
+            let merged = match (self.written.remove(&key), w) {
+                (None, w) => {
+                    self.write_order.push(key);
+                    w
+                }
+                (Some(Write::Delta(mut mine)), Write::Delta(more)) => {
+                    mine.extend(more);
+                    Write::Delta(mine)
+                }
+                (Some(Write::Set(v)), Write::Delta(more)) => match apply_delta(&v, &more) {
+                    Some(v) => Write::Set(v),
+                    // Unreachable in practice: a local delta is only recorded when the key is
+                    // not `Set` at transaction level.
+                    None => Write::Delta(more),
+                },
+                (Some(_), set @ Write::Set(_)) => set,
+            };
+            self.written.insert(key, merged);
+        }
+    }
+}
+
+fn stop_from_view(e: EvalError) -> Stop {
+    match e {
+        EvalError::Halt => Stop::Halt,
+        // Views only ever halt; anything else would be a bug, surfaced as a fallback.
+        _ => Stop::NeedsEager,
     }
 }
 
 /// Why an execution stopped early.
 enum Stop {
     Halt,
+    NeedsEager,
     Abort(AbortReason),
 }
 
@@ -172,46 +310,97 @@ struct Execution<'x, 'v> {
     txn: &'x mut Txn<'v>,
     set: &'x TriggerSet,
     schema: &'x Schema,
+    mode: ExecMode,
     event: &'x Event,
     row: Row,
     depth: u32,
-    local: FxHashMap<Key, Value>,
+    local: FxHashMap<Key, Write>,
     local_order: Vec<Key>,
-    coupon: Option<Value>,
+    local_takes: FxHashMap<PoolId, u64>,
+    /// The latest issued code: known, or deferred (`None` inside = fill in at commit).
+    coupon: Option<CouponRef>,
     effects: Vec<Effect>,
+    slots: Vec<CouponSlot>,
     emitted: Vec<Event>,
     points: i64,
 }
 
+#[derive(Clone)]
+enum CouponRef {
+    Known(Value),
+    /// Index into `Execution::slots`.
+    Deferred(usize),
+}
+
 impl Scope for Execution<'_, '_> {
     fn attr(&mut self, attr: AttrId) -> Result<Value, EvalError> {
-        self.read(Key::Attr {
+        self.read_for_eval(Key::Attr {
             row: self.row,
             attr,
         })
     }
     fn counter(&mut self, counter: crate::expr::CounterId) -> Result<Value, EvalError> {
-        self.read(Key::Counter(counter))
+        self.read_for_eval(Key::Counter(counter))
     }
     fn event(&self) -> &Event {
         self.event
     }
     fn coupon(&self) -> Option<Value> {
-        self.coupon.clone()
+        match &self.coupon {
+            Some(CouponRef::Known(v)) => Some(v.clone()),
+            // Only pass-through arguments reference a deferred code; they are filled at commit.
+            Some(CouponRef::Deferred(_)) => Some(Value::Null),
+            None => None,
+        }
     }
 }
 
 impl Execution<'_, '_> {
-    fn read(&mut self, key: Key) -> Result<Value, EvalError> {
+    /// Reads for expression evaluation; a fallback request travels as `Halt` plus a flag.
+    fn read_for_eval(&mut self, key: Key) -> Result<Value, EvalError> {
+        match self.read(key) {
+            Ok(v) => Ok(v),
+            Err(Stop::Halt) => Err(EvalError::Halt),
+            Err(Stop::NeedsEager) => Err(EvalError::Arithmetic(NEEDS_EAGER.into())),
+            Err(Stop::Abort(_)) => Err(EvalError::Halt),
+        }
+    }
+
+    fn read(&mut self, key: Key) -> Result<Value, Stop> {
         match self.local.get(&key) {
-            Some(v) => Ok(v.clone()),
+            Some(Write::Set(v)) => Ok(v.clone()),
+            Some(Write::Delta(adds)) => {
+                let adds = adds.clone();
+                let base = self.txn.read(key)?;
+                let v = apply_delta(&base, &adds).ok_or(Stop::NeedsEager)?;
+                self.local.insert(key, Write::Set(v.clone()));
+                Ok(v)
+            }
             None => self.txn.read(key),
         }
     }
 
     fn write(&mut self, key: Key, value: Value) {
-        if self.local.insert(key, value).is_none() {
+        if self.local.insert(key, Write::Set(value)).is_none() {
             self.local_order.push(key);
+        }
+    }
+
+    /// Whether `key` has a known value in this transaction without reading the view.
+    fn is_materialised(&self, key: &Key) -> bool {
+        matches!(self.local.get(key), Some(Write::Set(_)))
+            || (!self.local.contains_key(key)
+                && matches!(self.txn.written.get(key), Some(Write::Set(_))))
+    }
+
+    fn push_delta(&mut self, key: Key, amount: Value) {
+        match self.local.get_mut(&key) {
+            Some(Write::Delta(adds)) => adds.push(amount),
+            Some(Write::Set(_)) => {}
+            None => {
+                self.local.insert(key, Write::Delta(vec![amount]));
+                self.local_order.push(key);
+            }
         }
     }
 
@@ -221,10 +410,9 @@ impl Execution<'_, '_> {
             match cond.eval_bool(self) {
                 Ok(false) => return Ok(false),
                 Ok(true) => {}
-                Err(EvalError::Halt) => return Err(Stop::Halt),
                 Err(e) => {
-                    return Err(Stop::Abort(AbortReason::ConditionError {
-                        message: e.to_string(),
+                    return Err(eval_stop(e, |message| AbortReason::ConditionError {
+                        message,
                     }))
                 }
             }
@@ -239,15 +427,24 @@ impl Execution<'_, '_> {
         expr.eval(self).map_err(|e| action_error(action, e))
     }
 
-    fn eval_named(&mut self, named: &NamedExprs, action: u32) -> Result<crate::value::Map, Stop> {
+    fn eval_named(
+        &mut self,
+        named: &NamedExprs,
+        action: u32,
+    ) -> Result<(crate::value::Map, Vec<Arc<str>>), Stop> {
         let mut out = Vec::with_capacity(named.len());
+        let mut deferred_args = Vec::new();
+        let deferred = matches!(self.coupon, Some(CouponRef::Deferred(_)));
         for (name, expr) in named {
+            if deferred && expr.is_coupon_passthrough() {
+                deferred_args.push(name.clone());
+            }
             out.push((name.clone(), self.eval(expr, action)?));
         }
-        Ok(map_of(out))
+        Ok((map_of(out), deferred_args))
     }
 
-    fn effect(&mut self, trigger: &Trigger, action: u32, kind: EffectKind) -> Result<(), Stop> {
+    fn effect(&mut self, trigger: &Trigger, action: u32, kind: EffectKind) -> Result<usize, Stop> {
         if let Some(max) = trigger.limits.max_effects {
             if self.effects.len() as u32 >= max {
                 return Err(Stop::Abort(AbortReason::LimitExceeded {
@@ -265,7 +462,18 @@ impl Execution<'_, '_> {
             action,
             kind,
         });
-        Ok(())
+        Ok(self.effects.len() - 1)
+    }
+
+    /// Records which arguments of the effect just pushed carry the deferred code.
+    fn bind_deferred_args(&mut self, effect: usize, args: Vec<Arc<str>>) {
+        if let Some(CouponRef::Deferred(slot)) = self.coupon {
+            for name in args {
+                self.slots[slot]
+                    .targets
+                    .push(SlotTarget::EffectArg(effect, name));
+            }
+        }
     }
 
     fn action(&mut self, trigger: &Trigger, i: u32, action: &Action) -> Result<(), Stop> {
@@ -334,9 +542,43 @@ impl Execution<'_, '_> {
                     i,
                 )?;
             }
-            Action::IssueCoupon { pool, store_in } => {
+            Action::IssueCoupon {
+                pool,
+                store_in,
+                deferrable,
+            } => {
                 let key = Key::PoolCursor(*pool);
-                let cursor = match self.read(key).map_err(|e| action_error(i, e))? {
+                let spec = &self.set.pools[usize::from(*pool)];
+                let pool_id = spec.id.clone();
+                if self.mode == ExecMode::Deferred && *deferrable && !self.is_materialised(&key) {
+                    let nth = self.txn.deferred_takes.get(pool).copied().unwrap_or(0)
+                        + self.local_takes.get(pool).copied().unwrap_or(0);
+                    *self.local_takes.entry(*pool).or_default() += 1;
+                    self.push_delta(key, Value::Int(1));
+                    let slot = self.slots.len();
+                    self.slots.push(CouponSlot {
+                        pool: *pool,
+                        nth,
+                        targets: Vec::new(),
+                    });
+                    self.coupon = Some(CouponRef::Deferred(slot));
+                    let effect = self.effect(
+                        trigger,
+                        i,
+                        EffectKind::Coupon {
+                            pool: pool_id,
+                            code: Arc::from(""),
+                        },
+                    )?;
+                    self.slots[slot]
+                        .targets
+                        .push(SlotTarget::CouponEffect(effect));
+                    return Ok(());
+                }
+                let cursor = match self.read(key).map_err(|s| match s {
+                    Stop::Abort(_) => Stop::Halt,
+                    other => other,
+                })? {
                     Value::Int(n) if n >= 0 => n as u64,
                     other => {
                         return Err(Stop::Abort(AbortReason::ActionError {
@@ -352,7 +594,6 @@ impl Execution<'_, '_> {
                         pool: spec.id.clone(),
                     }));
                 };
-                let pool_id = spec.id.clone();
                 self.write(key, Value::Int(cursor as i64 + 1));
                 if let Some(attr) = store_in {
                     self.write(
@@ -363,7 +604,7 @@ impl Execution<'_, '_> {
                         Value::Str(code.clone()),
                     );
                 }
-                self.coupon = Some(Value::Str(code.clone()));
+                self.coupon = Some(CouponRef::Known(Value::Str(code.clone())));
                 self.effect(
                     trigger,
                     i,
@@ -378,8 +619,8 @@ impl Execution<'_, '_> {
                 template,
                 args,
             } => {
-                let args = self.eval_named(args, i)?;
-                self.effect(
+                let (args, deferred) = self.eval_named(args, i)?;
+                let effect = self.effect(
                     trigger,
                     i,
                     EffectKind::Message {
@@ -388,10 +629,11 @@ impl Execution<'_, '_> {
                         args,
                     },
                 )?;
+                self.bind_deferred_args(effect, deferred);
             }
             Action::StartFeed { feed, args } => {
-                let args = self.eval_named(args, i)?;
-                self.effect(
+                let (args, deferred) = self.eval_named(args, i)?;
+                let effect = self.effect(
                     trigger,
                     i,
                     EffectKind::Feed {
@@ -399,6 +641,7 @@ impl Execution<'_, '_> {
                         args,
                     },
                 )?;
+                self.bind_deferred_args(effect, deferred);
             }
             Action::EmitEvent {
                 event_type,
@@ -422,7 +665,7 @@ impl Execution<'_, '_> {
                         }));
                     }
                 }
-                let properties = self.eval_named(properties, i)?;
+                let (properties, _) = self.eval_named(properties, i)?;
                 self.emitted.push(Event {
                     id: Arc::from(format!("{}/{}#{}", self.event.id, trigger.id, i)),
                     customer_id: self.event.customer_id,
@@ -453,29 +696,37 @@ impl Execution<'_, '_> {
         }
     }
 
-    /// `key += amount`, with null counting as zero; ints are checked for overflow.
+    /// `key += amount`, with null counting as zero; ints are checked for overflow (eagerly, or
+    /// at materialisation for deltas).
     fn add(&mut self, key: Key, ty: Ty, amount: Value, action: u32) -> Result<(), Stop> {
-        let current = self.read(key).map_err(|e| action_error(action, e))?;
-        let err = |message: String| Stop::Abort(AbortReason::ActionError { action, message });
-        let new = match (ty, current, amount) {
-            (Ty::Int, Value::Int(c), Value::Int(a)) => {
-                Value::Int(c.checked_add(a).ok_or_else(|| {
-                    err(format!(
-                        "arithmetic error: integer overflow adding {a} to {c}"
-                    ))
-                })?)
-            }
-            (Ty::Int, Value::Null, Value::Int(a)) => Value::Int(a),
-            (Ty::Float, Value::Float(c), Value::Int(a)) => Value::Float(c + a as f64),
-            (Ty::Float, Value::Float(c), Value::Float(a)) => Value::Float(c + a),
-            (Ty::Float, Value::Null, Value::Int(a)) => Value::Float(a as f64),
-            (Ty::Float, Value::Null, Value::Float(a)) => Value::Float(a),
-            (ty, _, amount) => {
-                return Err(err(format!(
+        let type_ok = matches!(
+            (ty, &amount),
+            (Ty::Int, Value::Int(_)) | (Ty::Float, Value::Int(_) | Value::Float(_))
+        );
+        if !type_ok {
+            return Err(Stop::Abort(AbortReason::ActionError {
+                action,
+                message: format!(
                     "type error: cannot add a {} to a {} value",
                     amount.kind(),
                     ty.name()
-                )))
+                ),
+            }));
+        }
+        if self.mode == ExecMode::Deferred && !self.is_materialised(&key) {
+            self.push_delta(key, amount);
+            return Ok(());
+        }
+        let current = self.read(key)?;
+        let new = match apply_delta(&current, std::slice::from_ref(&amount)) {
+            Some(v) => v,
+            None => {
+                return Err(Stop::Abort(AbortReason::ActionError {
+                    action,
+                    message: format!(
+                        "arithmetic error: integer overflow adding {amount} to {current}"
+                    ),
+                }));
             }
         };
         self.write(key, new);
@@ -483,12 +734,17 @@ impl Execution<'_, '_> {
     }
 }
 
-fn action_error(action: u32, e: EvalError) -> Stop {
+/// Marker carried through expression evaluation when a read needs an eager re-run.
+const NEEDS_EAGER: &str = "\u{0}fusebox:needs-eager";
+
+fn eval_stop(e: EvalError, abort: impl FnOnce(String) -> AbortReason) -> Stop {
     match e {
         EvalError::Halt => Stop::Halt,
-        e => Stop::Abort(AbortReason::ActionError {
-            action,
-            message: e.to_string(),
-        }),
+        EvalError::Arithmetic(m) if m == NEEDS_EAGER => Stop::NeedsEager,
+        e => Stop::Abort(abort(e.to_string())),
     }
+}
+
+fn action_error(action: u32, e: EvalError) -> Stop {
+    eval_stop(e, |message| AbortReason::ActionError { action, message })
 }

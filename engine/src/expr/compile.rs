@@ -187,6 +187,41 @@ pub(crate) enum Node {
     Comprehension(Box<Comprehension>),
 }
 
+impl Node {
+    /// Whether `pred` holds for this node or any node below it.
+    pub(crate) fn any(&self, pred: &dyn Fn(&Node) -> bool) -> bool {
+        if pred(self) {
+            return true;
+        }
+        match self {
+            Node::Const(_)
+            | Node::Attr(_)
+            | Node::Event(_)
+            | Node::EventProp(_)
+            | Node::Now
+            | Node::Counter(_)
+            | Node::Coupon
+            | Node::Local(_) => false,
+            Node::Select(a, _)
+            | Node::HasKey(a, _)
+            | Node::NotNull(a)
+            | Node::Not(a)
+            | Node::Neg(a)
+            | Node::Matches(a, _)
+            | Node::NotStrictlyFalse(a) => a.any(pred),
+            Node::And(a, b) | Node::Or(a, b) | Node::Bin(_, a, b) | Node::Index(a, b) => {
+                a.any(pred) || b.any(pred)
+            }
+            Node::Cond(parts) => parts.0.any(pred) || parts.1.any(pred) || parts.2.any(pred),
+            Node::List(items) | Node::Call(_, items) => items.iter().any(|n| n.any(pred)),
+            Node::Map(entries) => entries.iter().any(|(k, v)| k.any(pred) || v.any(pred)),
+            Node::Comprehension(c) => [&c.range, &c.init, &c.cond, &c.step, &c.result]
+                .iter()
+                .any(|n| n.any(pred)),
+        }
+    }
+}
+
 /// A CEL comprehension (what `exists`, `all`, `map`, `filter` expand to).
 #[derive(Clone, Debug)]
 pub(crate) struct Comprehension {

@@ -114,6 +114,16 @@ impl CompiledExpr {
         self.ty
     }
 
+    /// Whether the expression is exactly `coupon` (the code passes through unchanged).
+    pub fn is_coupon_passthrough(&self) -> bool {
+        matches!(self.root, compile::Node::Coupon)
+    }
+
+    /// Whether the expression mentions `coupon` anywhere.
+    pub fn uses_coupon(&self) -> bool {
+        self.root.any(&|n| matches!(n, compile::Node::Coupon))
+    }
+
     /// Evaluates the expression.
     pub fn eval(&self, scope: &mut dyn Scope) -> Result<Value, EvalError> {
         if self.locals == 0 {

@@ -1,0 +1,84 @@
+//! The committer (outbox): turns a transaction's output into state changes and effects,
+//! exactly once, in serial order.
+//!
+//! Committing a [`TxnOutput`] against the state left by all earlier transactions:
+//! 1. resolves every [`Write::Delta`] against the committed value (in order, checked);
+//! 2. assigns deferred coupon codes: the `nth` deferred take from a pool gets the code at
+//!    `cursor_before + nth`, and is written into the effects that carry it;
+//! 3. only if both succeed, applies the writes and releases the effects.
+//!
+//! If resolution fails (an integer overflow, a pool running dry) the transaction was not
+//! reproducible with deferred writes; the caller re-executes it eagerly against the committed
+//! state, which is the sequential semantics. Nothing is applied in that case.
+
+use std::sync::Arc;
+
+use super::txn::{apply_delta, SlotTarget, TxnOutput, Write};
+use crate::outcome::{Effect, EffectKind};
+use crate::state::{Key, State};
+use crate::trigger::TriggerSet;
+use crate::value::{Map, Value};
+
+/// The committed transaction could not be resolved; re-execute it eagerly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unresolvable;
+
+/// Resolves and applies `output` to `state`; returns the effects to emit, in order.
+pub fn commit(
+    set: &TriggerSet,
+    state: &mut State,
+    output: &mut TxnOutput,
+) -> Result<(), Unresolvable> {
+    let mut resolved: Vec<(Key, Value)> = Vec::with_capacity(output.writes.len());
+    for (key, write) in &output.writes {
+        let value = match write {
+            Write::Set(v) => v.clone(),
+            Write::Delta(adds) => apply_delta(&state.get(*key), adds).ok_or(Unresolvable)?,
+        };
+        resolved.push((*key, value));
+    }
+    for slot in &output.coupon_slots {
+        let pool = &set.pools[usize::from(slot.pool)];
+        let cursor = state.pool_cursors[usize::from(slot.pool)];
+        let code: Arc<str> = pool.code(cursor + slot.nth).ok_or(Unresolvable)?;
+        for target in &slot.targets {
+            match target {
+                SlotTarget::CouponEffect(i) => {
+                    if let Some(Effect {
+                        kind: EffectKind::Coupon { code: c, .. },
+                        ..
+                    }) = output.effects.get_mut(*i)
+                    {
+                        *c = code.clone();
+                    }
+                }
+                SlotTarget::EffectArg(i, name) => {
+                    if let Some(effect) = output.effects.get_mut(*i) {
+                        if let EffectKind::Message { args, .. } | EffectKind::Feed { args, .. } =
+                            &mut effect.kind
+                        {
+                            *args = replace_arg(args, name, Value::Str(code.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (key, value) in resolved {
+        if !state.apply(key, value) {
+            return Err(Unresolvable);
+        }
+    }
+    Ok(())
+}
+
+fn replace_arg(args: &Map, name: &str, value: Value) -> Map {
+    Map::from_entries(args.entries().iter().map(|(k, v)| {
+        let v = if k.as_ref() == name {
+            value.clone()
+        } else {
+            v.clone()
+        };
+        (k.clone(), v)
+    }))
+}
