@@ -22,7 +22,7 @@
 //!
 //! # Cost
 //!
-//! Each record is 58 bytes (state) framed in 8. A grant costs one mutex
+//! Each state record is 58 bytes plus a 12-byte frame. A grant costs one mutex
 //! round on its process, a buffer copy, and a share of one group commit:
 //! one `write(2)` under `ProcessCrash` (a few µs, shared by every thread
 //! that appended meanwhile), one `fdatasync` under `PowerLoss`. The bench

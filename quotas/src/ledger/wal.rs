@@ -5,8 +5,9 @@
 //! ```text
 //! file    = header record*
 //! header  = "FBXQWAL1" (8 bytes) | version: u32 LE = 1 | reserved: u32 LE = 0
-//! record  = len: u32 LE | crc: u32 LE | payload: len bytes
-//!           crc = CRC-32 (IEEE) over the 4 len bytes followed by the payload
+//! record  = len: u32 LE | !len: u32 LE | crc: u32 LE | payload: len bytes
+//!           !len = bitwise complement of len (guards the length itself)
+//!           crc  = CRC-32 (IEEE) over the 4 len bytes followed by the payload
 //!           1 ≤ len ≤ MAX_PAYLOAD
 //! ```
 //!
@@ -15,16 +16,21 @@
 //! # Recovery rules
 //!
 //! Scanning stops at the first record that is not entirely present:
-//! * the file ends inside a record header or payload, or
+//! * the file ends inside a record's 12-byte frame,
+//! * the frame is intact (length and complement agree) but the file ends
+//!   inside the payload, or
 //! * everything from some record boundary to the end is zero bytes
 //!   (a file system may expose a zero-filled extension after power loss)
 //!
 //! is a **torn tail**: an append that never completed, hence never
 //! acknowledged. It is truncated away and reported. Anything else that is
-//! wrong — bad magic or version, a length of zero or above the maximum with
-//! non-zero bytes following, a checksum mismatch on a record whose bytes are
-//! all present — is **corruption**, and opening fails. The log is never
-//! silently shortened past an acknowledged record.
+//! wrong — bad magic, version or reserved bytes, a length that disagrees
+//! with its complement or is out of range, a checksum mismatch — is
+//! **corruption**, and opening fails. Because the length is guarded by its
+//! complement, a damaged length cannot pass for a torn tail: every
+//! single-bit flip anywhere in the file is reported as corruption (a
+//! property test checks exactly that), and the log is never silently
+//! shortened past an acknowledged record.
 //!
 //! # Group commit
 //!
@@ -64,7 +70,7 @@ pub enum Durability {
 const MAGIC: &[u8; 8] = b"FBXQWAL1";
 const VERSION: u32 = 1;
 pub(crate) const HEADER_LEN: u64 = 16;
-const FRAME_LEN: usize = 8;
+const FRAME_LEN: usize = 12;
 /// Upper bound of one payload; larger lengths are corruption.
 pub(crate) const MAX_PAYLOAD: usize = 64 * 1024;
 
@@ -131,11 +137,13 @@ fn header() -> [u8; HEADER_LEN as usize] {
 
 /// Appends one framed record to `out`.
 pub(crate) fn frame(out: &mut Vec<u8>, payload: &[u8]) {
-    let len = (payload.len() as u32).to_le_bytes();
+    let n = payload.len() as u32;
+    let len = n.to_le_bytes();
     let mut crc = crc32fast::Hasher::new();
     crc.update(&len);
     crc.update(payload);
     out.extend_from_slice(&len);
+    out.extend_from_slice(&(!n).to_le_bytes());
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.extend_from_slice(payload);
 }
@@ -198,6 +206,9 @@ fn scan(path: &Path, data: &[u8]) -> Result<(Vec<Scanned>, u64), LedgerError> {
             format!("unsupported ledger format version {version}"),
         ));
     }
+    if data[12..16] != [0, 0, 0, 0] {
+        return Err(corrupt(path, 12, "reserved header bytes are not zero"));
+    }
     let mut records = Vec::new();
     let mut at = HEADER_LEN as usize;
     while at < data.len() {
@@ -208,8 +219,12 @@ fn scan(path: &Path, data: &[u8]) -> Result<(Vec<Scanned>, u64), LedgerError> {
         if rest.len() < FRAME_LEN {
             break; // torn frame header
         }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
+        let (n, check, crc) = (word(0), word(4), word(8));
+        if n != !check {
+            return Err(corrupt(path, at as u64, "record length fails its check"));
+        }
+        let len = n as usize;
         if len == 0 || len > MAX_PAYLOAD {
             return Err(corrupt(
                 path,
@@ -506,7 +521,7 @@ mod tests {
         // Cut inside the second record: torn tail.
         std::fs::write(&p, &full[..full.len() - 3]).unwrap();
         let (w, recs, rep) = open(&p).unwrap();
-        assert_eq!((recs.len(), rep.truncated_bytes), (1, 14));
+        assert_eq!((recs.len(), rep.truncated_bytes), (1, 18));
         drop(w);
         // Zero-filled extension: also a torn tail.
         let mut z = std::fs::read(&p).unwrap();
@@ -551,6 +566,62 @@ mod tests {
         let (_w, recs, _) = open(&p).unwrap();
         let got: Vec<&[u8]> = recs.iter().map(|r| r.payload.as_slice()).collect();
         assert_eq!(got, vec![b"snapshot".as_slice(), b"after".as_slice()]);
+    }
+
+    fn encoded(payloads: &[Vec<u8>]) -> Vec<u8> {
+        let mut data = header().to_vec();
+        for p in payloads {
+            frame(&mut data, p);
+        }
+        data
+    }
+
+    fn payloads() -> impl proptest::strategy::Strategy<Value = Vec<Vec<u8>>> {
+        use proptest::prelude::*;
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 1..80), 1..12)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Fault injection: any single flipped bit anywhere in a log is
+        /// reported as corruption — never accepted, never taken for a torn
+        /// tail (which would drop acknowledged records).
+        #[test]
+        fn every_bit_flip_is_detected(ps in payloads(), pos in proptest::prelude::any::<proptest::sample::Index>(), bit in 0u8..8) {
+            let mut data = encoded(&ps);
+            let i = pos.index(data.len());
+            data[i] ^= 1 << bit;
+            let r = scan(Path::new("fuzz"), &data);
+            proptest::prop_assert!(matches!(r, Err(LedgerError::Corrupt { .. })), "flip at {} accepted", i);
+        }
+
+        /// A log cut anywhere after the header recovers exactly the records
+        /// that were completely written before the cut.
+        #[test]
+        fn any_truncation_recovers_the_complete_prefix(ps in payloads(), cut in proptest::prelude::any::<proptest::sample::Index>()) {
+            let data = encoded(&ps);
+            let at = HEADER_LEN as usize + cut.index(data.len() - HEADER_LEN as usize + 1);
+            let (recs, valid) = scan(Path::new("fuzz"), &data[..at]).expect("a torn tail is not corruption");
+            let mut end = HEADER_LEN as usize;
+            let mut want = Vec::new();
+            for p in &ps {
+                if end + FRAME_LEN + p.len() > at { break; }
+                end += FRAME_LEN + p.len();
+                want.push(p.clone());
+            }
+            let got: Vec<Vec<u8>> = recs.into_iter().map(|r| r.payload).collect();
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(valid as usize, end);
+        }
+
+        /// Arbitrary bytes never panic the scanner.
+        #[test]
+        fn garbage_never_panics(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let mut data = header().to_vec();
+            data.extend_from_slice(&tail);
+            let _ = scan(Path::new("fuzz"), &data);
+        }
     }
 
     #[test]
