@@ -938,3 +938,70 @@ impl Drop for Reservation<'_> {
         let _ = self.give_back(amount);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn shareable_across_threads() {
+        assert_send_sync::<Quotas>();
+        assert_send::<Reservation<'static>>();
+        assert_send_sync::<Denial>();
+    }
+
+    #[test]
+    fn denials_serialize_with_a_reason_tag() {
+        let d = Denial::Stopped {
+            process: "crm-sync".into(),
+            quota_day: QuotaDay::from_days_since_epoch(20_415),
+            used: Usage::new(10, 20),
+            limit: Limits::new(Some(10), None),
+        };
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["reason"], "stopped");
+        assert_eq!(v["process"], "crm-sync");
+        assert_eq!(v["quota_day"], "2025-11-23");
+        let u = serde_json::to_value(Denial::UnknownProcess {
+            process: "x".into(),
+        })
+        .unwrap();
+        assert_eq!(u["reason"], "unknown_process");
+        assert!(d.to_string().contains("stopped for 2025-11-23"));
+    }
+
+    #[test]
+    fn programmatic_configs_are_checked() {
+        let tz = chrono_tz::UTC;
+        let mut p = ProcessConfig::new("a", "o", tz, Limits::new(Some(0), None));
+        let cfg = |ps: Vec<ProcessConfig>| QuotaConfig {
+            unknown_process: UnknownProcess::Deny,
+            default_limits: None,
+            default_owner: None,
+            default_time_zone: None,
+            processes: ps,
+        };
+        let new = |c| {
+            Quotas::new(
+                c,
+                Box::new(crate::MemoryLedger::new()),
+                Arc::new(crate::NullNotifier),
+            )
+        };
+        assert!(matches!(
+            new(cfg(vec![p.clone()])),
+            Err(QuotasError::InvalidConfig(_))
+        ));
+        p.limits = Limits::new(Some(5), None);
+        assert!(matches!(
+            new(cfg(vec![p.clone(), p.clone()])),
+            Err(QuotasError::InvalidConfig(_))
+        ));
+        let mut c = cfg(vec![p]);
+        c.unknown_process = UnknownProcess::Default;
+        assert!(matches!(new(c), Err(QuotasError::InvalidConfig(_))));
+    }
+}

@@ -151,3 +151,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn unknown_processes_share_the_default_bucket_when_configured() {
+    use fusebox_quotas::{
+        CollectingNotifier, Denial, NotificationKind, QuotaConfig, Quotas, UNKNOWN_BUCKET_ID,
+    };
+    use std::sync::Arc;
+    let yaml = "
+unknown_process: default
+default_limits: { records: 10 }
+default_owner: ops@example.com
+default_time_zone: America/New_York
+processes:
+  - id: known
+    owner: a@example.com
+    limits: { records: 5 }
+";
+    let n = Arc::new(CollectingNotifier::new());
+    let q = Quotas::new(
+        QuotaConfig::from_yaml_str(yaml, "u.yaml").unwrap(),
+        make(),
+        n.clone(),
+    )
+    .unwrap();
+    let t = common::utc("2026-11-23T10:00:00Z");
+    assert_eq!(q.process_handle("ghost-a"), q.process_handle("ghost-b"));
+    q.reserve("ghost-a", 6, 0, t).unwrap().commit(6, 0);
+    q.reserve("ghost-b", 3, 0, t).unwrap().commit(3, 0);
+    assert!(matches!(
+        q.reserve("ghost-c", 2, 0, t),
+        Err(Denial::Exhausted { .. })
+    ));
+    q.reserve("known", 5, 0, t)
+        .expect("configured processes are separate")
+        .commit(5, 0);
+    let st = &q.status(Some(UNKNOWN_BUCKET_ID), t).unwrap()[0];
+    assert_eq!(
+        (st.used.records, st.time_zone.as_str()),
+        (9, "America/New_York")
+    );
+    let bucket: Vec<_> = n
+        .take()
+        .into_iter()
+        .filter(|x| x.process == UNKNOWN_BUCKET_ID)
+        .collect();
+    assert_eq!(
+        bucket.iter().map(|x| x.kind).collect::<Vec<_>>(),
+        [NotificationKind::Warned, NotificationKind::Exhausted]
+    );
+    assert!(bucket.iter().all(|x| x.owner == "ops@example.com"));
+    // Status of an id that is not configured is an error, not the bucket.
+    assert!(q.status(Some("ghost-a"), t).is_err());
+}
