@@ -924,6 +924,15 @@ processes:
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/quotas.example.yaml");
+        let c = QuotaConfig::from_yaml_file(path).unwrap();
+        assert_eq!(c.processes.len(), 4);
+        assert!(c.process("loyalty-export").unwrap().shadow);
+        assert!(QuotaConfig::from_yaml_file("/nonexistent/q.yaml").is_err());
+    }
+
+    #[test]
     fn unknown_process_defaults_to_deny() {
         let c = QuotaConfig::from_yaml_str("processes: []\n", "q.yaml").unwrap();
         assert_eq!(c.unknown_process, UnknownProcess::Deny);
