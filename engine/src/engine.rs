@@ -16,6 +16,7 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 
 use crate::event::EventRecord;
+use crate::exec::parallel::{self, ParallelConfig, ParallelStats};
 use crate::exec::sequential::{self, InvariantViolation};
 use crate::exec::Admitted;
 use crate::outcome::{Effect, RecordOutcome, RecordStatus, RejectKind};
@@ -29,13 +30,21 @@ pub enum ExecutorKind {
     /// The reference executor: one event at a time.
     #[default]
     Sequential,
+    /// Optimistic parallel execution (Block-STM); same results as sequential.
+    Parallel(ParallelConfig),
 }
 
 impl ExecutorKind {
+    /// The parallel executor with default tuning for `threads` workers.
+    pub fn parallel(threads: usize) -> ExecutorKind {
+        ExecutorKind::Parallel(ParallelConfig::with_threads(threads))
+    }
+
     /// Its name in reports and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             ExecutorKind::Sequential => "sequential",
+            ExecutorKind::Parallel(_) => "parallel",
         }
     }
 }
@@ -74,6 +83,8 @@ pub struct BatchResult {
     pub report: Report,
     /// Wall-clock timings.
     pub timings: Timings,
+    /// What the parallel executor did (all zero for the sequential one).
+    pub parallel: ParallelStats,
 }
 
 /// A compiled trigger set, ready to run batches.
@@ -147,26 +158,33 @@ impl Engine {
         let set = &self.triggers;
         let mut done: u64 = 0;
         let total_rejected = (records.len() - admitted.len()) as u64;
-        match options.executor {
-            ExecutorKind::Sequential => sequential::run(set, state, &admitted, |a, output| {
-                report.transaction(&output);
-                timings.transaction(set, &output);
-                effects.extend(output.effects);
-                outcomes[a.record] = Some(RecordOutcome {
-                    line: a.line,
-                    event_id: Some(a.event.id.clone()),
-                    status: RecordStatus::Processed {
-                        triggers: output.triggers,
-                    },
-                });
-                done += 1;
-                if done % 4096 == 0 {
-                    if let Some(progress) = options.progress {
-                        progress(done + total_rejected);
-                    }
+        let mut on_commit = |a: &Admitted<'_>, output: crate::exec::txn::TxnOutput| {
+            report.transaction(&output);
+            timings.transaction(set, &output);
+            effects.extend(output.effects);
+            outcomes[a.record] = Some(RecordOutcome {
+                line: a.line,
+                event_id: Some(a.event.id.clone()),
+                status: RecordStatus::Processed {
+                    triggers: output.triggers,
+                },
+            });
+            done += 1;
+            if done % 4096 == 0 {
+                if let Some(progress) = options.progress {
+                    progress(done + total_rejected);
                 }
-            })?,
-        }
+            }
+        };
+        let parallel_stats = match options.executor {
+            ExecutorKind::Sequential => {
+                sequential::run(set, state, &admitted, &mut on_commit)?;
+                ParallelStats::default()
+            }
+            ExecutorKind::Parallel(config) => {
+                parallel::run(set, state, &admitted, config, &mut on_commit)?
+            }
+        };
         timings.execute_ms = started.elapsed().as_secs_f64() * 1e3;
         if let Some(progress) = options.progress {
             progress(records.len() as u64);
@@ -193,6 +211,7 @@ impl Engine {
             effects,
             report,
             timings,
+            parallel: parallel_stats,
         })
     }
 

@@ -40,6 +40,14 @@ pub trait StateView {
     /// `Err(EvalError::Halt)` tells the execution to stop at once (the parallel executor uses
     /// it when the value is not known yet); the sequential view never halts.
     fn read(&mut self, key: Key) -> Result<Value, EvalError>;
+
+    /// Whether an execution may defer its write to `key` (a commutative delta or a deferred
+    /// coupon take) instead of reading it. Views say no where deferral would likely fail at
+    /// commit, e.g. for a pool that may run dry within the current block.
+    fn may_defer(&self, key: &Key) -> bool {
+        let _ = key;
+        true
+    }
 }
 
 /// The committed state of a run: customers, counters, pool cursors.

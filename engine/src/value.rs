@@ -116,6 +116,25 @@ impl Value {
         }
     }
 
+    /// Bit-for-bit identity: like `==`, but floats compare by their bits, so `NaN` is identical
+    /// to itself. Validation uses this, so a NaN cannot make a read look forever stale.
+    pub fn identical(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            (Value::List(a), Value::List(b)) => {
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.identical(y))
+            }
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len()
+                    && a.entries()
+                        .iter()
+                        .zip(b.entries())
+                        .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.identical(v2))
+            }
+            _ => self == other,
+        }
+    }
+
     /// Whether this is [`Value::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

@@ -6,6 +6,9 @@
 //!   Every other executor is tested against it.
 
 pub mod commit;
+pub mod mvmemory;
+pub mod parallel;
+pub mod scheduler;
 pub mod sequential;
 pub mod txn;
 

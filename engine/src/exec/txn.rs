@@ -550,7 +550,11 @@ impl Execution<'_, '_> {
                 let key = Key::PoolCursor(*pool);
                 let spec = &self.set.pools[usize::from(*pool)];
                 let pool_id = spec.id.clone();
-                if self.mode == ExecMode::Deferred && *deferrable && !self.is_materialised(&key) {
+                if self.mode == ExecMode::Deferred
+                    && *deferrable
+                    && !self.is_materialised(&key)
+                    && self.txn.view.may_defer(&key)
+                {
                     let nth = self.txn.deferred_takes.get(pool).copied().unwrap_or(0)
                         + self.local_takes.get(pool).copied().unwrap_or(0);
                     *self.local_takes.entry(*pool).or_default() += 1;
@@ -713,7 +717,10 @@ impl Execution<'_, '_> {
                 ),
             }));
         }
-        if self.mode == ExecMode::Deferred && !self.is_materialised(&key) {
+        if self.mode == ExecMode::Deferred
+            && !self.is_materialised(&key)
+            && self.txn.view.may_defer(&key)
+        {
             self.push_delta(key, amount);
             return Ok(());
         }

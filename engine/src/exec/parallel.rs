@@ -1,0 +1,395 @@
+//! The optimistic parallel executor (Block-STM).
+//!
+//! Admitted events are cut into blocks. Within a block, worker threads execute transactions
+//! speculatively and out of order against a [`MvMemory`], record what each read, validate
+//! those reads after lower transactions finish, and re-execute on conflict, as directed by the
+//! [`Scheduler`]. A reader that meets an ESTIMATE waits for that writer (a dependency) instead
+//! of computing on a value that is about to change. When the block is done, the committer
+//! walks it **in order**: it resolves deferred writes against the committed state, applies the
+//! writes and hands each transaction's effects and outcomes to the caller exactly once (the
+//! outbox). Only the final incarnation of a transaction is ever committed, so a re-executed
+//! trigger never sends twice.
+//!
+//! Executions run in [`ExecMode::Deferred`]: increments are commutative deltas and
+//! pass-through coupon takes are slots, so triggers that only add to a hot counter or take
+//! codes from one pool do not conflict (Aptos aggregators / delayed fields).
+//!
+//! ## When it does not run in parallel
+//! - blocks smaller than `min_parallel_block` (a few per thread) run sequentially — the
+//!   speculation machinery costs more than it saves there (as pevm does);
+//! - with `adaptive` on, a block whose transactions were executed more than
+//!   `REEXEC_RATIO_LIMIT` times on average (heavy contention, e.g. a fully dependent chain)
+//!   sends the next blocks to the sequential executor, with exponential back-off before
+//!   trying parallel again (as grevm does on dependent chains);
+//! - if a deferred write cannot be resolved even eagerly (an integer overflow), the block is
+//!   discarded and run sequentially.
+//!
+//! ## Why the result equals the sequential one
+//! Validation is by value: an execution is a deterministic function of the values it read,
+//! and a block is done only when every transaction's reads were validated after all lower
+//! transactions reached their final incarnation. At commit, outputs are resolved against the
+//! truly committed state; should resolution fail (a pool running dry under deferred takes),
+//! that transaction is re-executed eagerly against the committed state — the sequential
+//! semantics — and every later transaction of the block is revalidated against the committed
+//! state before it commits. Property tests compare this executor with the sequential one.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use crossbeam::utils::Backoff;
+
+use super::commit::commit;
+use super::mvmemory::{MvMemory, ReadError, TxnIdx};
+use super::scheduler::{Incarnation, Scheduler, Task};
+use super::sequential::{self, InvariantViolation};
+use super::txn::{execute, ExecMode, TxnError, TxnOutput};
+use super::Admitted;
+use crate::customers::Schema;
+use crate::expr::EvalError;
+use crate::state::{CommittedView, Key, State, StateView};
+use crate::trigger::TriggerSet;
+use crate::value::Value;
+
+/// Average executions per transaction above which a block counts as contended.
+pub const REEXEC_RATIO_LIMIT: f64 = 1.5;
+
+/// Tuning of the parallel executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParallelConfig {
+    /// Worker threads (the calling thread is one of them).
+    pub threads: usize,
+    /// Transactions per block.
+    pub block_size: usize,
+    /// Blocks smaller than this run sequentially.
+    pub min_parallel_block: usize,
+    /// Switch to sequential for a while after a contended block.
+    pub adaptive: bool,
+}
+
+impl ParallelConfig {
+    /// Defaults for `threads` workers.
+    pub fn with_threads(threads: usize) -> ParallelConfig {
+        let threads = threads.max(1);
+        ParallelConfig {
+            threads,
+            block_size: 4096,
+            min_parallel_block: 8 * threads,
+            adaptive: true,
+        }
+    }
+
+    /// Always speculate (no fallbacks): for tests that must exercise the parallel machinery.
+    pub fn always_parallel(threads: usize, block_size: usize) -> ParallelConfig {
+        ParallelConfig {
+            threads: threads.max(1),
+            block_size: block_size.max(1),
+            min_parallel_block: 0,
+            adaptive: false,
+        }
+    }
+}
+
+/// What the parallel executor did (for tests, benchmarks and timings).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParallelStats {
+    /// Blocks executed speculatively.
+    pub parallel_blocks: u64,
+    /// Blocks run by the sequential executor (small, contended or fallen back).
+    pub sequential_blocks: u64,
+    /// Transaction executions, all incarnations (parallel blocks only).
+    pub executions: u64,
+    /// Validations.
+    pub validations: u64,
+    /// Incarnations aborted by a failed validation.
+    pub aborts: u64,
+    /// Reads that hit an ESTIMATE and waited for the writer.
+    pub dependency_waits: u64,
+    /// Transactions re-executed eagerly by the committer.
+    pub commit_reexecutions: u64,
+}
+
+/// Runs `events` in order with Block-STM, calling `on_commit` in serial order.
+pub fn run(
+    set: &TriggerSet,
+    state: &mut State,
+    events: &[Admitted<'_>],
+    config: ParallelConfig,
+    mut on_commit: impl FnMut(&Admitted<'_>, TxnOutput),
+) -> Result<ParallelStats, InvariantViolation> {
+    let schema = state.customers.schema().clone();
+    let mut stats = ParallelStats::default();
+    let mut sequential_left = 0usize;
+    let mut backoff = 2usize;
+    for block in events.chunks(config.block_size.max(1)) {
+        if config.threads <= 1 && config.adaptive
+            || block.len() < config.min_parallel_block
+            || sequential_left > 0
+        {
+            sequential_left = sequential_left.saturating_sub(1);
+            stats.sequential_blocks += 1;
+            sequential::run(set, state, block, &mut on_commit)?;
+            continue;
+        }
+        match run_block(set, &schema, state, block, config.threads) {
+            Some((outputs, counters)) => {
+                stats.parallel_blocks += 1;
+                stats.executions += counters.executions.load(Relaxed);
+                stats.validations += counters.validations.load(Relaxed);
+                stats.aborts += counters.aborts.load(Relaxed);
+                stats.dependency_waits += counters.waits.load(Relaxed);
+                stats.commit_reexecutions +=
+                    commit_block(set, &schema, state, block, outputs, &mut on_commit)?;
+                if config.adaptive {
+                    let ratio = counters.executions.load(Relaxed) as f64 / block.len() as f64;
+                    if ratio > REEXEC_RATIO_LIMIT {
+                        sequential_left = backoff;
+                        backoff = (backoff * 2).min(64);
+                    } else {
+                        backoff = 2;
+                    }
+                }
+            }
+            None => {
+                stats.sequential_blocks += 1;
+                sequential::run(set, state, block, &mut on_commit)?;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+#[derive(Default)]
+struct Counters {
+    executions: AtomicU64,
+    validations: AtomicU64,
+    aborts: AtomicU64,
+    waits: AtomicU64,
+}
+
+type Slot = Mutex<Option<(TxnOutput, Vec<(Key, Value)>)>>;
+
+struct Block<'a> {
+    set: &'a TriggerSet,
+    schema: &'a Schema,
+    storage: &'a State,
+    events: &'a [Admitted<'a>],
+    mv: MvMemory,
+    sched: Scheduler,
+    outputs: Vec<Slot>,
+    /// Pools too close to empty for deferred takes in this block.
+    eager_pools: Vec<bool>,
+    poisoned: AtomicBool,
+    counters: Counters,
+}
+
+/// Executes one block speculatively; `None` if it must be run sequentially instead.
+fn run_block(
+    set: &TriggerSet,
+    schema: &Schema,
+    storage: &State,
+    events: &[Admitted<'_>],
+    threads: usize,
+) -> Option<(Vec<Slot>, Counters)> {
+    let len = events.len();
+    let eager_pools = set
+        .pools
+        .iter()
+        .zip(&storage.pool_cursors)
+        // Deferred takes are resolved at commit; keep them well away from the pool's end so
+        // they (almost) never fail there.
+        .map(|(pool, &cursor)| pool.len().saturating_sub(cursor) < 4 * len as u64 + 64)
+        .collect();
+    let block = Block {
+        set,
+        schema,
+        storage,
+        events,
+        mv: MvMemory::new(len),
+        sched: Scheduler::new(len),
+        outputs: (0..len).map(|_| Mutex::new(None)).collect(),
+        eager_pools,
+        poisoned: AtomicBool::new(false),
+        counters: Counters::default(),
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|| block.work());
+        }
+        block.work();
+    });
+    if block.poisoned.load(Relaxed) {
+        return None;
+    }
+    Some((block.outputs, block.counters))
+}
+
+impl Block<'_> {
+    fn work(&self) {
+        let backoff = Backoff::new();
+        let mut task: Option<Task> = None;
+        while !self.sched.done() && !self.poisoned.load(Relaxed) {
+            task = match task.take().or_else(|| self.sched.next_task()) {
+                Some(Task::Execute((txn, inc))) => {
+                    backoff.reset();
+                    self.execute(txn, inc)
+                }
+                Some(Task::Validate((txn, inc))) => {
+                    backoff.reset();
+                    self.validate(txn, inc)
+                }
+                None => {
+                    backoff.snooze();
+                    None
+                }
+            };
+        }
+    }
+
+    fn execute(&self, txn: TxnIdx, incarnation: Incarnation) -> Option<Task> {
+        let admitted = &self.events[txn];
+        let mut mode = ExecMode::Deferred;
+        loop {
+            let mut view = MvView {
+                block: self,
+                txn,
+                reads: Vec::new(),
+                blocked_on: None,
+                unresolvable: false,
+            };
+            let result = execute(
+                self.set,
+                self.schema,
+                &mut view,
+                admitted.event,
+                admitted.row,
+                mode,
+            );
+            self.counters.executions.fetch_add(1, Relaxed);
+            match result {
+                Ok(output) => {
+                    let wrote_new_key = self.mv.record(txn, &output.writes);
+                    *self.outputs[txn].lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((output, view.reads));
+                    return self.sched.finish_execution(txn, incarnation, wrote_new_key);
+                }
+                Err(TxnError::Halted) if view.blocked_on.is_some() => {
+                    self.counters.waits.fetch_add(1, Relaxed);
+                    let blocking = view.blocked_on.unwrap_or(txn);
+                    if self.sched.add_dependency(txn, blocking) {
+                        return None;
+                    }
+                }
+                Err(TxnError::NeedsEager) | Err(TxnError::Halted) if mode == ExecMode::Deferred => {
+                    mode = ExecMode::Eager
+                }
+                Err(_) => {
+                    self.poisoned.store(true, Relaxed);
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn validate(&self, txn: TxnIdx, incarnation: Incarnation) -> Option<Task> {
+        self.counters.validations.fetch_add(1, Relaxed);
+        let valid = match &*self.outputs[txn].lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, reads)) => self.mv.validate(txn, reads, self.storage),
+            None => false,
+        };
+        let aborted = !valid && self.sched.try_validation_abort(txn, incarnation);
+        if aborted {
+            self.counters.aborts.fetch_add(1, Relaxed);
+            self.mv.convert_writes_to_estimates(txn);
+        }
+        self.sched.finish_validation(txn, aborted)
+    }
+}
+
+/// A transaction's window on the block: multi-version reads, recorded for validation.
+struct MvView<'b, 'a> {
+    block: &'b Block<'a>,
+    txn: TxnIdx,
+    reads: Vec<(Key, Value)>,
+    blocked_on: Option<TxnIdx>,
+    unresolvable: bool,
+}
+
+impl StateView for MvView<'_, '_> {
+    fn read(&mut self, key: Key) -> Result<Value, EvalError> {
+        match self.block.mv.read(key, self.txn, self.block.storage) {
+            Ok(v) => {
+                self.reads.push((key, v.clone()));
+                Ok(v)
+            }
+            Err(ReadError::Dependency(writer)) => {
+                self.blocked_on = Some(writer);
+                Err(EvalError::Halt)
+            }
+            Err(ReadError::Unresolvable) => {
+                self.unresolvable = true;
+                Err(EvalError::Halt)
+            }
+        }
+    }
+
+    fn may_defer(&self, key: &Key) -> bool {
+        match key {
+            Key::PoolCursor(p) => !self
+                .block
+                .eager_pools
+                .get(usize::from(*p))
+                .copied()
+                .unwrap_or(true),
+            _ => true,
+        }
+    }
+}
+
+/// Commits a finished block in order. Returns how many transactions had to be re-executed.
+fn commit_block(
+    set: &TriggerSet,
+    schema: &Schema,
+    state: &mut State,
+    events: &[Admitted<'_>],
+    outputs: Vec<Slot>,
+    on_commit: &mut impl FnMut(&Admitted<'_>, TxnOutput),
+) -> Result<u64, InvariantViolation> {
+    let mut dirty = false;
+    let mut reexecuted = 0;
+    for (admitted, slot) in events.iter().zip(outputs) {
+        let taken = slot.into_inner().unwrap_or_else(|p| p.into_inner());
+        let (mut output, reads) = taken.ok_or_else(|| {
+            InvariantViolation(format!(
+                "event {} finished the block without an output",
+                admitted.event.id
+            ))
+        })?;
+        let stale = dirty && !reads.iter().all(|(k, v)| state.get(*k).identical(v));
+        if stale || commit(set, state, &mut output).is_err() {
+            reexecuted += 1;
+            dirty = true;
+            output = execute(
+                set,
+                schema,
+                &mut CommittedView(state),
+                admitted.event,
+                admitted.row,
+                ExecMode::Eager,
+            )
+            .map_err(|e| {
+                InvariantViolation(format!(
+                    "eager re-execution of {} failed: {e:?}",
+                    admitted.event.id
+                ))
+            })?;
+            commit(set, state, &mut output).map_err(|_| {
+                InvariantViolation(format!(
+                    "eager output of {} did not commit",
+                    admitted.event.id
+                ))
+            })?;
+        }
+        on_commit(admitted, output);
+    }
+    Ok(reexecuted)
+}
