@@ -34,6 +34,8 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ExecutorArg {
+    /// Optimistic parallel execution (Block-STM); identical results to `sequential`.
+    Parallel,
     /// One event after another (the reference executor).
     Sequential,
 }
@@ -69,11 +71,11 @@ enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
-        /// Worker threads for I/O and (with the parallel executor) execution; default: cores.
+        /// Worker threads; default: the number of cores.
         #[arg(long)]
         threads: Option<usize>,
-        /// Executor.
-        #[arg(long, value_enum, default_value_t = ExecutorArg::Sequential)]
+        /// Executor. Outputs are byte-identical whichever is used.
+        #[arg(long, value_enum, default_value_t = ExecutorArg::Parallel)]
         executor: ExecutorArg,
         /// Do not print the summary.
         #[arg(long)]
@@ -146,8 +148,11 @@ fn main() -> ExitCode {
                 // Polars reads this when its pool starts (first use), so set it before any I/O.
                 std::env::set_var("POLARS_MAX_THREADS", n.to_string());
             }
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let executor = match executor {
                 ExecutorArg::Sequential => ExecutorKind::Sequential,
+                ExecutorArg::Parallel => ExecutorKind::parallel(threads),
             };
             let spec = commands::run::RunSpec {
                 customers,

@@ -40,18 +40,59 @@ fn gen(dir: &Path, customers: u64, events: u64, seed: u64) {
 }
 
 fn run(input: &Path, out: &Path) -> Output {
-    ok(&[
+    run_with(input, out, &[])
+}
+
+fn run_with(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (c, e, t) = (
+        input.join("customers.parquet"),
+        input.join("events.jsonl"),
+        input.join("triggers.yaml"),
+    );
+    let mut args = vec![
         "run",
         "--customers",
-        input.join("customers.parquet").to_str().unwrap(),
+        c.to_str().unwrap(),
         "--events",
-        input.join("events.jsonl").to_str().unwrap(),
+        e.to_str().unwrap(),
+    ];
+    args.extend([
         "--triggers",
-        input.join("triggers.yaml").to_str().unwrap(),
+        t.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--quiet",
-    ])
+    ]);
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
+#[test]
+fn outputs_are_byte_identical_across_executors_and_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 200, 30_000, 11);
+    let reference = dir.path().join("seq");
+    run_with(&input, &reference, &["--executor", "sequential"]);
+    for threads in ["1", "2", "4", "8"] {
+        let out = dir.path().join(format!("par{threads}"));
+        run_with(
+            &input,
+            &out,
+            &["--executor", "parallel", "--threads", threads],
+        );
+        for f in [
+            "effects.jsonl",
+            "outcomes.jsonl",
+            "customers.parquet",
+            "report.json",
+        ] {
+            assert!(
+                std::fs::read(reference.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(),
+                "{f} differs between sequential and parallel with {threads} threads"
+            );
+        }
+    }
 }
 
 fn jsonl(path: &Path) -> Vec<Json> {

@@ -36,7 +36,9 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
         events: workload.events,
         triggers: workload.triggers,
         out: dir.join("output"),
-        executor: ExecutorKind::Sequential,
+        executor: ExecutorKind::parallel(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ),
         quiet: false,
     };
     run(&run_spec)?;
