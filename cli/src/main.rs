@@ -4,6 +4,11 @@
 //! Exit codes: `0` success, `1` a runtime failure (I/O, internal), `2` invalid input or
 //! configuration (nothing was run).
 
+/// mimalloc: the executors allocate small objects on several threads at once, where glibc's
+/// allocator spends much of its time in arena locks and consolidation.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod diagnostics;
 mod progress;

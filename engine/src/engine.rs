@@ -20,7 +20,7 @@ use crate::exec::parallel::{self, ParallelConfig, ParallelStats};
 use crate::exec::sequential::{self, InvariantViolation};
 use crate::exec::Admitted;
 use crate::outcome::{Effect, RecordOutcome, RecordStatus, RejectKind};
-use crate::report::{Report, Timings};
+use crate::report::{Report, ReportBuilder, Timings};
 use crate::state::State;
 use crate::trigger::TriggerSet;
 
@@ -148,7 +148,7 @@ impl Engine {
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let admitted = self.admit(state, records, &mut outcomes);
 
-        let mut report = Report::new(&self.triggers);
+        let mut report = ReportBuilder::new(&self.triggers);
         let mut timings = Timings {
             executor: options.executor.name().to_string(),
             ..Timings::default()
@@ -160,7 +160,6 @@ impl Engine {
         let total_rejected = (records.len() - admitted.len()) as u64;
         let mut on_commit = |a: &Admitted<'_>, output: crate::exec::txn::TxnOutput| {
             report.transaction(&output);
-            timings.transaction(set, &output);
             effects.extend(output.effects);
             outcomes[a.record] = Some(RecordOutcome {
                 line: a.line,
@@ -206,6 +205,7 @@ impl Engine {
         for o in &outcomes {
             report.record(o);
         }
+        let (report, timings) = report.finish(timings);
         Ok(BatchResult {
             outcomes,
             effects,

@@ -92,78 +92,97 @@ pub struct TriggerTiming {
     pub max_us: f64,
 }
 
-impl Report {
-    /// An empty report listing every trigger of `set`.
-    pub fn new(set: &TriggerSet) -> Report {
-        let mut report = Report::default();
-        for t in &set.triggers {
-            report.triggers.insert(
-                t.id.to_string(),
-                TriggerStats {
-                    owner: t.owner.to_string(),
-                    ..TriggerStats::default()
-                },
-            );
-        }
-        report
-    }
-
-    /// Counts one record's outcome.
-    pub fn record(&mut self, outcome: &RecordOutcome) {
-        self.events.input += 1;
-        match &outcome.status {
-            RecordStatus::Processed { triggers } => {
-                self.events.processed += 1;
-                for t in triggers {
-                    let Some(stats) = self.triggers.get_mut(t.trigger.as_ref()) else {
-                        continue;
-                    };
-                    stats.fired += 1;
-                    match &t.result {
-                        TriggerResult::Committed => stats.committed += 1,
-                        TriggerResult::Skipped => stats.skipped += 1,
-                        TriggerResult::Aborted(reason) => {
-                            stats.aborted += 1;
-                            *stats.aborted_by_reason.entry(reason.kind()).or_default() += 1;
-                        }
-                    }
-                }
-            }
-            RecordStatus::Rejected { kind, .. } => {
-                self.events.rejected += 1;
-                *self.rejected_by_reason.entry(kind.name()).or_default() += 1;
-            }
-            RecordStatus::Held { .. } => self.events.held += 1,
-        }
-    }
-
-    /// Counts the effects and chained events of one committed transaction.
-    pub fn transaction(&mut self, output: &TxnOutput) {
-        self.events.chained += output.chained_events;
-        for e in &output.effects {
-            self.effects.total += 1;
-            match e.kind {
-                EffectKind::Message { .. } => self.effects.messages += 1,
-                EffectKind::Feed { .. } => self.effects.feeds += 1,
-                EffectKind::Coupon { .. } => self.effects.coupons += 1,
-            }
-            if let Some(stats) = self.triggers.get_mut(e.trigger.as_ref()) {
-                stats.effects += 1;
-            }
-        }
-    }
+/// Accumulates a [`Report`] and [`Timings`] during a run without allocating per execution:
+/// per-trigger counters are indexed by trigger position, and turned into the id-keyed maps
+/// once, by [`ReportBuilder::finish`].
+pub struct ReportBuilder {
+    ids: Vec<String>,
+    index: rustc_hash::FxHashMap<std::sync::Arc<str>, usize>,
+    stats: Vec<TriggerStats>,
+    times: Vec<TriggerTiming>,
+    report: Report,
 }
 
-impl Timings {
-    /// Adds one transaction's per-trigger timings.
-    pub fn transaction(&mut self, set: &TriggerSet, output: &TxnOutput) {
-        for &(ti, nanos) in &output.timings {
-            let t = self
+impl ReportBuilder {
+    /// An empty builder listing every trigger of `set`.
+    pub fn new(set: &TriggerSet) -> ReportBuilder {
+        ReportBuilder {
+            ids: set.triggers.iter().map(|t| t.id.to_string()).collect(),
+            index: set
                 .triggers
-                .entry(set.trigger(ti).id.to_string())
-                .or_default();
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect(),
+            stats: set
+                .triggers
+                .iter()
+                .map(|t| TriggerStats {
+                    owner: t.owner.to_string(),
+                    ..TriggerStats::default()
+                })
+                .collect(),
+            times: vec![TriggerTiming::default(); set.triggers.len()],
+            report: Report::default(),
+        }
+    }
+
+    /// Counts one committed transaction: its trigger executions, effects and chained events.
+    pub fn transaction(&mut self, output: &TxnOutput) {
+        self.report.events.chained += output.chained_events;
+        for (outcome, &(ti, nanos)) in output.triggers.iter().zip(&output.timings) {
+            let i = ti as usize;
+            let stats = &mut self.stats[i];
+            stats.fired += 1;
+            match &outcome.result {
+                TriggerResult::Committed => stats.committed += 1,
+                TriggerResult::Skipped => stats.skipped += 1,
+                TriggerResult::Aborted(reason) => {
+                    stats.aborted += 1;
+                    *stats.aborted_by_reason.entry(reason.kind()).or_default() += 1;
+                }
+            }
+            let t = &mut self.times[i];
             t.total_ms += nanos as f64 / 1e6;
             t.max_us = t.max_us.max(nanos as f64 / 1e3);
         }
+        for e in &output.effects {
+            let effects = &mut self.report.effects;
+            effects.total += 1;
+            match e.kind {
+                EffectKind::Message { .. } => effects.messages += 1,
+                EffectKind::Feed { .. } => effects.feeds += 1,
+                EffectKind::Coupon { .. } => effects.coupons += 1,
+            }
+            if let Some(&i) = self.index.get(&e.trigger) {
+                self.stats[i].effects += 1;
+            }
+        }
+    }
+
+    /// Counts one input record's status (processed / rejected / held).
+    pub fn record(&mut self, outcome: &RecordOutcome) {
+        let r = &mut self.report;
+        r.events.input += 1;
+        match &outcome.status {
+            RecordStatus::Processed { .. } => r.events.processed += 1,
+            RecordStatus::Rejected { kind, .. } => {
+                r.events.rejected += 1;
+                *r.rejected_by_reason.entry(kind.name()).or_default() += 1;
+            }
+            RecordStatus::Held { .. } => r.events.held += 1,
+        }
+    }
+
+    /// The finished report and the per-trigger timings.
+    pub fn finish(self, mut timings: Timings) -> (Report, Timings) {
+        let mut report = self.report;
+        for ((id, stats), time) in self.ids.into_iter().zip(self.stats).zip(self.times) {
+            if time.total_ms > 0.0 {
+                timings.triggers.insert(id.clone(), time);
+            }
+            report.triggers.insert(id, stats);
+        }
+        (report, timings)
     }
 }

@@ -161,6 +161,13 @@ pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &P
             reasons.join(" ")
         );
     }
+    let p = &result.parallel;
+    if p.parallel_blocks + p.sequential_blocks > 0 {
+        println!(
+            "parallel: {} blocks speculated, {} run sequentially; {} executions, {} validations, {} aborts, {} dependency waits, {} re-executed at commit",
+            p.parallel_blocks, p.sequential_blocks, p.executions, p.validations, p.aborts, p.dependency_waits, p.commit_reexecutions
+        );
+    }
     let rate = if exec_ms > 0.0 {
         e.input as f64 / (exec_ms / 1e3)
     } else {

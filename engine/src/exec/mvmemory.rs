@@ -62,21 +62,20 @@ impl MvMemory {
 
     /// The value of `key` just before transaction `txn` in serial order.
     pub fn read(&self, key: Key, txn: TxnIdx, storage: &State) -> Result<Value, ReadError> {
-        let mut deltas: Vec<Vec<Value>> = Vec::new();
-        let mut base: Option<Value> = None;
-        if let Some(versions) = self.data.get(&key) {
-            for (&writer, cell) in versions.range(..txn).rev() {
-                match cell {
-                    Cell::Value(v) => {
-                        base = Some(v.clone());
-                        break;
-                    }
-                    Cell::Delta(d) => deltas.push(d.clone()),
-                    Cell::Estimate => return Err(ReadError::Dependency(writer)),
-                }
+        let Some(versions) = self.data.get(&key) else {
+            return Ok(storage.get(key));
+        };
+        // Walk down from the highest writer below `txn`, remembering the deltas passed.
+        let mut below = versions.range(..txn).rev();
+        let mut deltas: Vec<&[Value]> = Vec::new();
+        let mut value = loop {
+            match below.next() {
+                None => break storage.get(key),
+                Some((_, Cell::Value(v))) => break v.clone(),
+                Some((_, Cell::Delta(d))) => deltas.push(d),
+                Some((&writer, Cell::Estimate)) => return Err(ReadError::Dependency(writer)),
             }
-        }
-        let mut value = base.unwrap_or_else(|| storage.get(key));
+        };
         for d in deltas.iter().rev() {
             value = apply_delta(&value, d).ok_or(ReadError::Unresolvable)?;
         }

@@ -38,8 +38,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustc_hash::FxHashMap;
-
 use crate::customers::{AttrId, Row, Schema};
 use crate::event::Event;
 use crate::expr::{CompiledExpr, EvalError, Scope, Ty};
@@ -47,6 +45,39 @@ use crate::outcome::{map_of, AbortReason, Effect, EffectKind, TriggerOutcome, Tr
 use crate::state::{Key, StateView};
 use crate::trigger::{Action, NamedExprs, PoolId, Target, Trigger, TriggerIdx, TriggerSet};
 use crate::value::{AttrType, Value};
+
+/// A map for the handful of keys one transaction touches: a vector searched linearly, which
+/// beats hashing (and allocating a table) at these sizes.
+#[derive(Debug)]
+struct SmallMap<V>(Vec<(Key, V)>);
+
+impl<V> Default for SmallMap<V> {
+    fn default() -> Self {
+        SmallMap(Vec::new())
+    }
+}
+
+impl<V> SmallMap<V> {
+    fn get(&self, key: &Key) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    fn get_mut(&mut self, key: &Key) -> Option<&mut V> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    fn contains_key(&self, key: &Key) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+    /// Inserts or replaces; returns the previous value. New keys keep insertion order.
+    fn insert(&mut self, key: Key, value: V) -> Option<V> {
+        match self.get_mut(&key) {
+            Some(slot) => Some(std::mem::replace(slot, value)),
+            None => {
+                self.0.push((key, value));
+                None
+            }
+        }
+    }
+}
 
 /// How increments and deferrable coupon takes are executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,15 +157,16 @@ pub fn execute(
 ) -> Result<TxnOutput, TxnError> {
     let mut txn = Txn {
         view,
-        base: FxHashMap::default(),
-        written: FxHashMap::default(),
-        write_order: Vec::new(),
-        deferred_takes: FxHashMap::default(),
+        base: SmallMap::default(),
+        written: SmallMap::default(),
+        deferred_takes: Vec::new(),
     };
     let mut out = TxnOutput::default();
-    let mut queue: VecDeque<(Arc<Event>, u32)> = VecDeque::new();
-    queue.push_back((Arc::new(event.clone()), 0));
-    while let Some((ev, depth)) = queue.pop_front() {
+    // The input event is borrowed; only chained events are allocated.
+    let mut queue: VecDeque<(Option<Arc<Event>>, u32)> = VecDeque::new();
+    queue.push_back((None, 0));
+    while let Some((chained, depth)) = queue.pop_front() {
+        let ev: &Event = chained.as_deref().unwrap_or(event);
         if depth > 0 {
             out.chained_events += 1;
         }
@@ -146,12 +178,11 @@ pub fn execute(
                 set,
                 schema,
                 mode,
-                event: &ev,
+                event: ev,
                 row,
                 depth,
-                local: FxHashMap::default(),
-                local_order: Vec::new(),
-                local_takes: FxHashMap::default(),
+                local: SmallMap::default(),
+                local_takes: Vec::new(),
                 coupon: None,
                 effects: Vec::new(),
                 slots: Vec::new(),
@@ -166,16 +197,15 @@ pub fn execute(
                 Ok(true) => {
                     let Execution {
                         local,
-                        local_order,
                         local_takes,
                         effects,
                         mut slots,
                         emitted,
                         ..
                     } = exec;
-                    txn.merge(local, local_order);
+                    txn.merge(local);
                     for (pool, n) in local_takes {
-                        *txn.deferred_takes.entry(pool).or_default() += n;
+                        add_take(&mut txn.deferred_takes, pool, n);
                     }
                     let offset = out.effects.len();
                     for slot in &mut slots {
@@ -189,7 +219,7 @@ pub fn execute(
                     }
                     out.coupon_slots.extend(slots);
                     out.effects.extend(effects);
-                    queue.extend(emitted.into_iter().map(|e| (Arc::new(e), depth + 1)));
+                    queue.extend(emitted.into_iter().map(|e| (Some(Arc::new(e)), depth + 1)));
                     TriggerResult::Committed
                 }
             };
@@ -202,13 +232,22 @@ pub fn execute(
             });
         }
     }
-    let mut written = txn.written;
-    out.writes = txn
-        .write_order
-        .iter()
-        .filter_map(|k| written.remove(k).map(|w| (*k, w)))
-        .collect();
+    out.writes = txn.written.0;
     Ok(out)
+}
+
+fn add_take(takes: &mut Vec<(PoolId, u64)>, pool: PoolId, n: u64) {
+    match takes.iter_mut().find(|(p, _)| *p == pool) {
+        Some((_, count)) => *count += n,
+        None => takes.push((pool, n)),
+    }
+}
+
+fn takes_of(takes: &[(PoolId, u64)], pool: PoolId) -> u64 {
+    takes
+        .iter()
+        .find(|(p, _)| *p == pool)
+        .map_or(0, |(_, n)| *n)
 }
 
 /// Adds `amounts` in order to `base` (null counts as zero). `None` on integer overflow or a
@@ -231,12 +270,11 @@ pub fn apply_delta(base: &Value, amounts: &[Value]) -> Option<Value> {
 struct Txn<'v> {
     view: &'v mut dyn StateView,
     /// First value read from the view, per key.
-    base: FxHashMap<Key, Value>,
+    base: SmallMap<Value>,
     /// Writes of committed executions of this transaction.
-    written: FxHashMap<Key, Write>,
-    write_order: Vec<Key>,
+    written: SmallMap<Write>,
     /// Deferred coupon takes so far, per pool.
-    deferred_takes: FxHashMap<PoolId, u64>,
+    deferred_takes: Vec<(PoolId, u64)>,
 }
 
 impl Txn<'_> {
@@ -264,15 +302,16 @@ impl Txn<'_> {
         }
     }
 
-    fn merge(&mut self, mut local: FxHashMap<Key, Write>, order: Vec<Key>) {
-        for key in order {
-            let Some(w) = local.remove(&key) else {
-                continue;
-            };
-            let merged = match (self.written.remove(&key), w) {
+    fn merge(&mut self, local: SmallMap<Write>) {
+        for (key, w) in local.0 {
+            let previous = self
+                .written
+                .get_mut(&key)
+                .map(|slot| std::mem::replace(slot, Write::Delta(Vec::new())));
+            let merged = match (previous, w) {
                 (None, w) => {
-                    self.write_order.push(key);
-                    w
+                    self.written.insert(key, w);
+                    continue;
                 }
                 (Some(Write::Delta(mut mine)), Write::Delta(more)) => {
                     mine.extend(more);
@@ -286,6 +325,7 @@ impl Txn<'_> {
                 },
                 (Some(_), set @ Write::Set(_)) => set,
             };
+            // Replaces in place: the key keeps its first-write position.
             self.written.insert(key, merged);
         }
     }
@@ -314,9 +354,8 @@ struct Execution<'x, 'v> {
     event: &'x Event,
     row: Row,
     depth: u32,
-    local: FxHashMap<Key, Write>,
-    local_order: Vec<Key>,
-    local_takes: FxHashMap<PoolId, u64>,
+    local: SmallMap<Write>,
+    local_takes: Vec<(PoolId, u64)>,
     /// The latest issued code: known, or deferred (`None` inside = fill in at commit).
     coupon: Option<CouponRef>,
     effects: Vec<Effect>,
@@ -381,9 +420,7 @@ impl Execution<'_, '_> {
     }
 
     fn write(&mut self, key: Key, value: Value) {
-        if self.local.insert(key, Write::Set(value)).is_none() {
-            self.local_order.push(key);
-        }
+        self.local.insert(key, Write::Set(value));
     }
 
     /// Whether `key` has a known value in this transaction without reading the view.
@@ -399,7 +436,6 @@ impl Execution<'_, '_> {
             Some(Write::Set(_)) => {}
             None => {
                 self.local.insert(key, Write::Delta(vec![amount]));
-                self.local_order.push(key);
             }
         }
     }
@@ -555,9 +591,9 @@ impl Execution<'_, '_> {
                     && !self.is_materialised(&key)
                     && self.txn.view.may_defer(&key)
                 {
-                    let nth = self.txn.deferred_takes.get(pool).copied().unwrap_or(0)
-                        + self.local_takes.get(pool).copied().unwrap_or(0);
-                    *self.local_takes.entry(*pool).or_default() += 1;
+                    let nth = takes_of(&self.txn.deferred_takes, *pool)
+                        + takes_of(&self.local_takes, *pool);
+                    add_take(&mut self.local_takes, *pool, 1);
                     self.push_delta(key, Value::Int(1));
                     let slot = self.slots.len();
                     self.slots.push(CouponSlot {
