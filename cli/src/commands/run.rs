@@ -164,8 +164,10 @@ pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &P
     let p = &result.parallel;
     if p.parallel_blocks + p.sequential_blocks > 0 {
         println!(
-            "parallel: {} blocks speculated, {} run sequentially; {} executions, {} validations, {} aborts, {} dependency waits, {} re-executed at commit",
-            p.parallel_blocks, p.sequential_blocks, p.executions, p.validations, p.aborts, p.dependency_waits, p.commit_reexecutions
+            "parallel: {} blocks speculated, {} run sequentially; {} executions, {} validations, {} aborts, {} dependency waits, {} re-executed at commit; speculate {} ms, commit {} ms",
+            p.parallel_blocks, p.sequential_blocks, p.executions, p.validations, p.aborts, p.dependency_waits, p.commit_reexecutions,
+            p.speculate_us / 1000,
+            p.commit_us / 1000
         );
     }
     let rate = if exec_ms > 0.0 {

@@ -16,7 +16,6 @@
 //!   deterministic function of the values it read, so if every value it read is still what
 //!   the final lower writers produce, its output is still the serial output.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use dashmap::DashMap;
@@ -47,15 +46,29 @@ pub enum ReadError {
 
 /// The multi-version memory of one block.
 pub struct MvMemory {
-    data: DashMap<Key, BTreeMap<TxnIdx, Cell>, FxBuildHasher>,
+    /// Per key, the cells sorted by writer index. Most keys have one writer per block, so a
+    /// sorted vector (binary search) beats a tree that allocates a node per first insert.
+    data: DashMap<Key, Vec<(TxnIdx, Cell)>, FxBuildHasher>,
     last_written: Vec<Mutex<Vec<Key>>>,
+}
+
+fn find(versions: &[(TxnIdx, Cell)], txn: TxnIdx) -> Result<usize, usize> {
+    versions.binary_search_by_key(&txn, |(i, _)| *i)
+}
+
+fn upsert(versions: &mut Vec<(TxnIdx, Cell)>, txn: TxnIdx, cell: Cell) {
+    match find(versions, txn) {
+        Ok(i) => versions[i].1 = cell,
+        Err(i) => versions.insert(i, (txn, cell)),
+    }
 }
 
 impl MvMemory {
     /// Empty memory for a block of `len` transactions.
     pub fn new(len: usize) -> MvMemory {
         MvMemory {
-            data: DashMap::with_hasher(FxBuildHasher),
+            // More shards than threads, so hot keys rarely share a lock with other keys.
+            data: DashMap::with_hasher_and_shard_amount(FxBuildHasher, 64),
             last_written: (0..len).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
@@ -66,14 +79,15 @@ impl MvMemory {
             return Ok(storage.get(key));
         };
         // Walk down from the highest writer below `txn`, remembering the deltas passed.
-        let mut below = versions.range(..txn).rev();
+        let end = find(&versions, txn).unwrap_or_else(|i| i);
+        let mut below = versions[..end].iter().rev();
         let mut deltas: Vec<&[Value]> = Vec::new();
         let mut value = loop {
             match below.next() {
                 None => break storage.get(key),
                 Some((_, Cell::Value(v))) => break v.clone(),
                 Some((_, Cell::Delta(d))) => deltas.push(d),
-                Some((&writer, Cell::Estimate)) => return Err(ReadError::Dependency(writer)),
+                Some((writer, Cell::Estimate)) => return Err(ReadError::Dependency(*writer)),
             }
         };
         for d in deltas.iter().rev() {
@@ -92,34 +106,35 @@ impl MvMemory {
                 Write::Set(v) => Cell::Value(v.clone()),
                 Write::Delta(d) => Cell::Delta(d.clone()),
             };
-            self.data.entry(*key).or_default().insert(txn, cell);
+            upsert(&mut self.data.entry(*key).or_default(), txn, cell);
             keys.push(*key);
         }
-        let previous = {
-            let mut last = self.last_written[txn]
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            std::mem::replace(&mut *last, keys.clone())
-        };
-        for key in &previous {
-            if !keys.contains(key) {
-                if let Some(mut versions) = self.data.get_mut(key) {
-                    versions.remove(&txn);
+        let mut last = self.last_written[txn]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut wrote_new_key = false;
+        for key in &keys {
+            wrote_new_key |= !last.contains(key);
+        }
+        for key in last.iter().filter(|k| !keys.contains(k)) {
+            if let Some(mut versions) = self.data.get_mut(key) {
+                if let Ok(i) = find(&versions, txn) {
+                    versions.remove(i);
                 }
             }
         }
-        keys.iter().any(|k| !previous.contains(k))
+        *last = keys;
+        wrote_new_key
     }
 
     /// Marks every cell of `txn` as ESTIMATE (its incarnation was aborted).
     pub fn convert_writes_to_estimates(&self, txn: TxnIdx) {
         let keys = self.last_written[txn]
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for key in keys {
-            if let Some(mut versions) = self.data.get_mut(&key) {
-                versions.insert(txn, Cell::Estimate);
+            .unwrap_or_else(|p| p.into_inner());
+        for key in keys.iter() {
+            if let Some(mut versions) = self.data.get_mut(key) {
+                upsert(&mut versions, txn, Cell::Estimate);
             }
         }
     }

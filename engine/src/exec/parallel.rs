@@ -106,6 +106,10 @@ pub struct ParallelStats {
     pub dependency_waits: u64,
     /// Transactions re-executed eagerly by the committer.
     pub commit_reexecutions: u64,
+    /// Wall time spent speculating (all workers busy), in microseconds.
+    pub speculate_us: u64,
+    /// Wall time spent committing in order (one thread), in microseconds.
+    pub commit_us: u64,
 }
 
 /// Runs `events` in order with Block-STM, calling `on_commit` in serial order.
@@ -118,6 +122,19 @@ pub fn run(
 ) -> Result<ParallelStats, InvariantViolation> {
     let schema = state.customers.schema().clone();
     let mut stats = ParallelStats::default();
+    // Persistent helper threads for the whole run (the calling thread is a worker too): a
+    // thread per block would start with a fresh allocator heap and fault in new pages every
+    // block. A dedicated pool, not the global one, so Polars' and the embedder's Rayon work
+    // never interleave with speculation (nested waits there are how pools deadlock).
+    let pool = if config.threads > 1 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads - 1)
+            .thread_name(|i| format!("fusebox-stm-{i}"))
+            .build()
+            .ok()
+    } else {
+        None
+    };
     let mut sequential_left = 0usize;
     let mut backoff = 2usize;
     for block in events.chunks(config.block_size.max(1)) {
@@ -130,8 +147,12 @@ pub fn run(
             sequential::run(set, state, block, &mut on_commit)?;
             continue;
         }
-        match run_block(set, &schema, state, block, config.threads) {
+        let started = std::time::Instant::now();
+        let speculated = run_block(set, &schema, state, block, config.threads, pool.as_ref());
+        stats.speculate_us += started.elapsed().as_micros() as u64;
+        match speculated {
             Some((outputs, counters)) => {
+                let started = std::time::Instant::now();
                 stats.parallel_blocks += 1;
                 stats.executions += counters.executions.load(Relaxed);
                 stats.validations += counters.validations.load(Relaxed);
@@ -139,6 +160,7 @@ pub fn run(
                 stats.dependency_waits += counters.waits.load(Relaxed);
                 stats.commit_reexecutions +=
                     commit_block(set, &schema, state, block, outputs, &mut on_commit)?;
+                stats.commit_us += started.elapsed().as_micros() as u64;
                 if config.adaptive {
                     let ratio = counters.executions.load(Relaxed) as f64 / block.len() as f64;
                     if ratio > REEXEC_RATIO_LIMIT {
@@ -189,6 +211,7 @@ fn run_block(
     storage: &State,
     events: &[Admitted<'_>],
     threads: usize,
+    pool: Option<&rayon::ThreadPool>,
 ) -> Option<(Vec<Slot>, Counters)> {
     let len = events.len();
     let eager_pools = set
@@ -211,16 +234,31 @@ fn run_block(
         poisoned: AtomicBool::new(false),
         counters: Counters::default(),
     };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(|| block.work());
-        }
-        block.work();
-    });
-    if block.poisoned.load(Relaxed) {
+    match pool {
+        Some(pool) => pool.in_place_scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(|_| block.work());
+            }
+            block.work();
+        }),
+        None => block.work(),
+    }
+    let Block {
+        mv,
+        outputs,
+        counters,
+        poisoned,
+        ..
+    } = block;
+    // Freeing the multi-version memory is pure overhead: do it off the critical path.
+    match pool {
+        Some(pool) => pool.spawn(move || drop(mv)),
+        None => drop(mv),
+    }
+    if poisoned.load(Relaxed) {
         return None;
     }
-    Some((block.outputs, block.counters))
+    Some((outputs, counters))
 }
 
 impl Block<'_> {
