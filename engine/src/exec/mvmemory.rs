@@ -100,30 +100,28 @@ impl MvMemory {
     /// incarnation wrote and this one did not. Returns whether it wrote a key the previous
     /// incarnation did not (then higher transactions must be revalidated).
     pub fn record(&self, txn: TxnIdx, writes: &[(Key, Write)]) -> bool {
-        let mut keys = Vec::with_capacity(writes.len());
         for (key, write) in writes {
             let cell = match write {
                 Write::Set(v) => Cell::Value(v.clone()),
                 Write::Delta(d) => Cell::Delta(d.clone()),
             };
             upsert(&mut self.data.entry(*key).or_default(), txn, cell);
-            keys.push(*key);
         }
+        let written = |k: &Key| writes.iter().any(|(w, _)| w == k);
         let mut last = self.last_written[txn]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let mut wrote_new_key = false;
-        for key in &keys {
-            wrote_new_key |= !last.contains(key);
-        }
-        for key in last.iter().filter(|k| !keys.contains(k)) {
+        let wrote_new_key = writes.iter().any(|(k, _)| !last.contains(k));
+        for key in last.iter().filter(|k| !written(k)) {
             if let Some(mut versions) = self.data.get_mut(key) {
                 if let Ok(i) = find(&versions, txn) {
                     versions.remove(i);
                 }
             }
         }
-        *last = keys;
+        // Reuse the list's allocation across incarnations.
+        last.clear();
+        last.extend(writes.iter().map(|(k, _)| *k));
         wrote_new_key
     }
 
