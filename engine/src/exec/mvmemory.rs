@@ -48,15 +48,18 @@ pub enum ReadError {
 pub struct MvMemory {
     /// Per key, the cells sorted by writer index. Most keys have one writer per block, so a
     /// sorted vector (binary search) beats a tree that allocates a node per first insert.
-    data: DashMap<Key, Vec<(TxnIdx, Cell)>, FxBuildHasher>,
+    data: DashMap<Key, Versions, FxBuildHasher>,
     last_written: Vec<Mutex<Vec<Key>>>,
 }
+
+/// Cells of one key; most keys have a single writer per block, stored inline.
+type Versions = smallvec::SmallVec<[(TxnIdx, Cell); 1]>;
 
 fn find(versions: &[(TxnIdx, Cell)], txn: TxnIdx) -> Result<usize, usize> {
     versions.binary_search_by_key(&txn, |(i, _)| *i)
 }
 
-fn upsert(versions: &mut Vec<(TxnIdx, Cell)>, txn: TxnIdx, cell: Cell) {
+fn upsert(versions: &mut Versions, txn: TxnIdx, cell: Cell) {
     match find(versions, txn) {
         Ok(i) => versions[i].1 = cell,
         Err(i) => versions.insert(i, (txn, cell)),
