@@ -6,6 +6,7 @@
 //!   Every other executor is tested against it.
 
 pub mod commit;
+pub mod locking;
 pub mod mvmemory;
 pub mod parallel;
 pub mod scheduler;

@@ -124,6 +124,23 @@ impl CompiledExpr {
         self.root.any(&|n| matches!(n, compile::Node::Coupon))
     }
 
+    /// Every shared counter the expression may read (`counters.<name>`), in first-mention
+    /// order, without repeats. Executors that lock up front use it to know an execution's
+    /// footprint before running it.
+    pub(crate) fn counters_used(&self) -> Vec<CounterId> {
+        let found = std::cell::RefCell::new(Vec::new());
+        self.root.any(&|n| {
+            if let compile::Node::Counter(c) = n {
+                let mut found = found.borrow_mut();
+                if !found.contains(c) {
+                    found.push(*c);
+                }
+            }
+            false
+        });
+        found.into_inner()
+    }
+
     /// Evaluates the expression.
     pub fn eval(&self, scope: &mut dyn Scope) -> Result<Value, EvalError> {
         if self.locals == 0 {
