@@ -43,6 +43,8 @@ enum ExecutorArg {
     Parallel,
     /// One event after another (the reference executor).
     Sequential,
+    /// Pessimistic per-key locks in event order (a baseline for comparison).
+    Locking,
 }
 
 #[derive(Subcommand)]
@@ -158,6 +160,7 @@ fn main() -> ExitCode {
             let executor = match executor {
                 ExecutorArg::Sequential => ExecutorKind::Sequential,
                 ExecutorArg::Parallel => ExecutorKind::parallel(threads),
+                ExecutorArg::Locking => ExecutorKind::Locking { threads },
             };
             let spec = commands::run::RunSpec {
                 customers,

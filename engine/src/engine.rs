@@ -32,6 +32,11 @@ pub enum ExecutorKind {
     Sequential,
     /// Optimistic parallel execution (Block-STM); same results as sequential.
     Parallel(ParallelConfig),
+    /// Pessimistic per-key locks granted in event order: the benchmark baseline.
+    Locking {
+        /// Worker threads.
+        threads: usize,
+    },
 }
 
 impl ExecutorKind {
@@ -45,6 +50,7 @@ impl ExecutorKind {
         match self {
             ExecutorKind::Sequential => "sequential",
             ExecutorKind::Parallel(_) => "parallel",
+            ExecutorKind::Locking { .. } => "locking",
         }
     }
 }
@@ -182,6 +188,10 @@ impl Engine {
             }
             ExecutorKind::Parallel(config) => {
                 parallel::run(set, state, &admitted, config, &mut on_commit)?
+            }
+            ExecutorKind::Locking { threads } => {
+                crate::exec::locking::run(set, state, &admitted, threads, &mut on_commit)?;
+                ParallelStats::default()
             }
         };
         timings.execute_ms = started.elapsed().as_secs_f64() * 1e3;
