@@ -74,12 +74,19 @@ fn outputs_are_byte_identical_across_executors_and_thread_counts() {
     gen(&input, 200, 30_000, 11);
     let reference = dir.path().join("seq");
     run_with(&input, &reference, &["--executor", "sequential"]);
-    for threads in ["1", "2", "4", "8"] {
-        let out = dir.path().join(format!("par{threads}"));
+    let runs = [
+        ("parallel", "1"),
+        ("parallel", "2"),
+        ("parallel", "4"),
+        ("parallel", "8"),
+        ("locking", "2"),
+    ];
+    for (executor, threads) in runs {
+        let out = dir.path().join(format!("{executor}{threads}"));
         run_with(
             &input,
             &out,
-            &["--executor", "parallel", "--threads", threads],
+            &["--executor", executor, "--threads", threads],
         );
         for f in [
             "effects.jsonl",
@@ -89,7 +96,7 @@ fn outputs_are_byte_identical_across_executors_and_thread_counts() {
         ] {
             assert!(
                 std::fs::read(reference.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(),
-                "{f} differs between sequential and parallel with {threads} threads"
+                "{f} differs between sequential and {executor} with {threads} threads"
             );
         }
     }
