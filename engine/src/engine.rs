@@ -151,12 +151,15 @@ impl Engine {
                 "state was built for another trigger set".into(),
             ));
         }
+        let admit_started = Instant::now();
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let admitted = self.admit(state, records, &mut outcomes);
+        let admit_ms = admit_started.elapsed().as_secs_f64() * 1e3;
 
         let mut report = ReportBuilder::new(&self.triggers);
         let mut timings = Timings {
             executor: options.executor.name().to_string(),
+            admit_ms,
             ..Timings::default()
         };
         let mut effects = Vec::new();
@@ -195,6 +198,7 @@ impl Engine {
             }
         };
         timings.execute_ms = started.elapsed().as_secs_f64() * 1e3;
+        let report_started = Instant::now();
         if let Some(progress) = options.progress {
             progress(records.len() as u64);
         }
@@ -215,6 +219,7 @@ impl Engine {
         for o in &outcomes {
             report.record(o);
         }
+        timings.report_ms = report_started.elapsed().as_secs_f64() * 1e3;
         let (report, timings) = report.finish(timings);
         Ok(BatchResult {
             outcomes,

@@ -77,8 +77,12 @@ pub struct TriggerStats {
 pub struct Timings {
     /// Executor used.
     pub executor: String,
-    /// Time spent executing, in milliseconds.
+    /// Time spent admitting input records (stage 1), in milliseconds.
+    pub admit_ms: f64,
+    /// Time spent executing and committing (stage 2), in milliseconds.
     pub execute_ms: f64,
+    /// Time spent assembling outcomes and the report (stage 3), in milliseconds.
+    pub report_ms: f64,
     /// Per trigger: total and worst execution time.
     pub triggers: BTreeMap<String, TriggerTiming>,
 }

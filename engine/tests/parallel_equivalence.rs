@@ -264,10 +264,52 @@ fn contention_falls_back_to_sequential_when_adaptive() {
         }),
     );
     assert_eq!(seq.0.effects, par.0.effects);
+    let stats = &par.0.parallel;
+    assert!(stats.sequential_blocks > stats.parallel_blocks, "{stats:?}");
+    // A contended block is abandoned after a few dozen conflicts, not speculated to the end.
     assert!(
-        par.0.parallel.sequential_blocks > par.0.parallel.parallel_blocks,
-        "{:?}",
-        par.0.parallel
+        stats.executions < records.len() as u64 / 4,
+        "contended blocks must be given up early: {stats:?}"
+    );
+}
+
+#[test]
+fn mixed_parallel_and_sequential_blocks_commit_in_serial_order() {
+    // Independent events, then a read-after-write chain on customer 1, then independent
+    // again, ending in a block too short to speculate: the executor speculates, gives up,
+    // speculates again and finishes sequentially, and the outbox of each speculated block
+    // must reach the caller before the next block's outputs.
+    let customers = table(3000);
+    let (engine, _, _) = conflict_workload(1);
+    let mut jsonl = String::new();
+    for i in 0..8010u64 {
+        let customer = if (2000..4000).contains(&i) {
+            1
+        } else {
+            1 + i % 3000
+        };
+        jsonl.push_str(&format!(
+            "{{\"id\":\"e{i}\",\"customer_id\":{customer},\"type\":\"a\",\"timestamp\":\"2026-03-01T12:00:00Z\"}}\n"
+        ));
+    }
+    let records = read_jsonl(jsonl.as_bytes()).unwrap();
+    let seq = run(&engine, &customers, &records, ExecutorKind::Sequential);
+    let par = run(
+        &engine,
+        &customers,
+        &records,
+        ExecutorKind::Parallel(ParallelConfig {
+            block_size: 500,
+            ..ParallelConfig::with_threads(2)
+        }),
+    );
+    assert_eq!(seq.0.effects, par.0.effects);
+    assert_eq!(seq.0.outcomes, par.0.outcomes);
+    assert_eq!(seq.1.customers.columns(), par.1.customers.columns());
+    let stats = &par.0.parallel;
+    assert!(
+        stats.parallel_blocks >= 6 && stats.sequential_blocks >= 2,
+        "{stats:?}"
     );
 }
 

@@ -10,6 +10,12 @@
 //! outbox). Only the final incarnation of a transaction is ever committed, so a re-executed
 //! trigger never sends twice.
 //!
+//! The outbox is pipelined: committing a block only resolves and applies its writes (the
+//! next block reads them); handing its effects and outcomes to the caller happens on the
+//! calling thread *while the next block speculates* on the other workers. Delivery order is
+//! still the serial order: a block's outbox is always delivered before anything of a later
+//! block.
+//!
 //! Executions run in [`ExecMode::Deferred`]: increments are commutative deltas and
 //! pass-through coupon takes are slots, so triggers that only add to a hot counter or take
 //! codes from one pool do not conflict (Aptos aggregators / delayed fields).
@@ -17,10 +23,13 @@
 //! ## When it does not run in parallel
 //! - blocks smaller than `min_parallel_block` (a few per thread) run sequentially — the
 //!   speculation machinery costs more than it saves there (as pevm does);
-//! - with `adaptive` on, a block whose transactions were executed more than
-//!   `REEXEC_RATIO_LIMIT` times on average (heavy contention, e.g. a fully dependent chain)
-//!   sends the next blocks to the sequential executor, with exponential back-off before
-//!   trying parallel again (as grevm does on dependent chains);
+//! - with `adaptive` on, a block that meets more aborts and dependency waits than an eighth
+//!   of its length (at least 64) is abandoned on the spot and run sequentially — a fully
+//!   dependent chain is detected after a few dozen transactions, not after speculating all of
+//!   them; that block, or one whose transactions were executed more than
+//!   `REEXEC_RATIO_LIMIT` times on average, sends the next blocks to the sequential
+//!   executor, with exponential back-off before trying parallel again (as grevm does on
+//!   dependent chains);
 //! - if a deferred write cannot be resolved even eagerly (an integer overflow), the block is
 //!   discarded and run sequentially.
 //!
@@ -137,6 +146,10 @@ pub fn run(
     };
     let mut sequential_left = 0usize;
     let mut backoff = 2usize;
+    // The outbox: a committed block whose effects and outcomes are not yet handed to
+    // `on_commit`. They are delivered by the calling thread while the next block speculates,
+    // so reporting overlaps with speculation instead of extending the serial commit.
+    let mut outbox = Outbox::default();
     for block in events.chunks(config.block_size.max(1)) {
         if config.threads <= 1 && config.adaptive
             || block.len() < config.min_parallel_block
@@ -144,40 +157,73 @@ pub fn run(
         {
             sequential_left = sequential_left.saturating_sub(1);
             stats.sequential_blocks += 1;
+            std::mem::take(&mut outbox).deliver(&mut on_commit);
             sequential::run(set, state, block, &mut on_commit)?;
             continue;
         }
         let started = std::time::Instant::now();
-        let speculated = run_block(set, &schema, state, block, config.threads, pool.as_ref());
+        let pending = std::mem::take(&mut outbox);
+        let speculated = run_block(set, &schema, state, block, config, pool.as_ref(), || {
+            pending.deliver(&mut on_commit)
+        });
         stats.speculate_us += started.elapsed().as_micros() as u64;
-        match speculated {
-            Some((outputs, counters)) => {
+        let counters = match speculated {
+            Speculation::Done(outputs, counters) => {
                 let started = std::time::Instant::now();
                 stats.parallel_blocks += 1;
-                stats.executions += counters.executions.load(Relaxed);
-                stats.validations += counters.validations.load(Relaxed);
-                stats.aborts += counters.aborts.load(Relaxed);
-                stats.dependency_waits += counters.waits.load(Relaxed);
-                stats.commit_reexecutions +=
-                    commit_block(set, &schema, state, block, outputs, &mut on_commit)?;
+                let (committed, reexecuted) = commit_block(set, &schema, state, block, outputs)?;
+                stats.commit_reexecutions += reexecuted;
+                outbox = committed;
                 stats.commit_us += started.elapsed().as_micros() as u64;
-                if config.adaptive {
-                    let ratio = counters.executions.load(Relaxed) as f64 / block.len() as f64;
-                    if ratio > REEXEC_RATIO_LIMIT {
-                        sequential_left = backoff;
-                        backoff = (backoff * 2).min(64);
-                    } else {
-                        backoff = 2;
-                    }
-                }
+                counters
             }
-            None => {
+            Speculation::Abandoned(counters) => {
                 stats.sequential_blocks += 1;
                 sequential::run(set, state, block, &mut on_commit)?;
+                counters
+            }
+        };
+        stats.executions += counters.executions.load(Relaxed);
+        stats.validations += counters.validations.load(Relaxed);
+        stats.aborts += counters.aborts.load(Relaxed);
+        stats.dependency_waits += counters.waits.load(Relaxed);
+        if config.adaptive {
+            let ratio = counters.executions.load(Relaxed) as f64 / block.len() as f64;
+            if counters.contended.load(Relaxed) || ratio > REEXEC_RATIO_LIMIT {
+                sequential_left = backoff;
+                backoff = (backoff * 2).min(64);
+            } else {
+                backoff = 2;
             }
         }
     }
+    outbox.deliver(&mut on_commit);
     Ok(stats)
+}
+
+/// Committed transactions of one block, in serial order, not yet handed to the caller.
+#[derive(Default)]
+struct Outbox<'e, 'a> {
+    events: &'e [Admitted<'a>],
+    outputs: Vec<TxnOutput>,
+}
+
+impl Outbox<'_, '_> {
+    /// Hands every committed output to `on_commit`, in serial order, exactly once.
+    fn deliver(self, on_commit: &mut impl FnMut(&Admitted<'_>, TxnOutput)) {
+        for (admitted, output) in self.events.iter().zip(self.outputs) {
+            on_commit(admitted, output);
+        }
+    }
+}
+
+/// How a block's speculation ended.
+enum Speculation {
+    /// Every transaction executed and validated: commit the outputs in order.
+    Done(Vec<Slot>, Counters),
+    /// Given up (too contended, or a write no executor mode could defer): run the block
+    /// sequentially. Nothing of it has been committed.
+    Abandoned(Counters),
 }
 
 #[derive(Default)]
@@ -186,6 +232,8 @@ struct Counters {
     validations: AtomicU64,
     aborts: AtomicU64,
     waits: AtomicU64,
+    /// Aborts and waits passed the block's contention limit.
+    contended: AtomicBool,
 }
 
 type Slot = Mutex<Option<(TxnOutput, Vec<(Key, Value)>)>>;
@@ -201,19 +249,26 @@ struct Block<'a> {
     /// Pools too close to empty for deferred takes in this block.
     eager_pools: Vec<bool>,
     poisoned: AtomicBool,
+    /// Aborts plus dependency waits after which the block is abandoned to the sequential
+    /// executor (adaptive mode): a contended block is detected after a few dozen
+    /// transactions instead of after speculating all of it.
+    contention_limit: u64,
     counters: Counters,
 }
 
-/// Executes one block speculatively; `None` if it must be run sequentially instead.
+/// Executes one block speculatively. `meanwhile` runs on the calling thread after the other
+/// workers have started and before it joins them (the previous block's outbox).
 fn run_block(
     set: &TriggerSet,
     schema: &Schema,
     storage: &State,
     events: &[Admitted<'_>],
-    threads: usize,
+    config: ParallelConfig,
     pool: Option<&rayon::ThreadPool>,
-) -> Option<(Vec<Slot>, Counters)> {
+    meanwhile: impl FnOnce(),
+) -> Speculation {
     let len = events.len();
+    let threads = config.threads;
     let eager_pools = set
         .pools
         .iter()
@@ -232,6 +287,11 @@ fn run_block(
         outputs: (0..len).map(|_| Mutex::new(None)).collect(),
         eager_pools,
         poisoned: AtomicBool::new(false),
+        contention_limit: if config.adaptive {
+            (len as u64 / 8).max(64)
+        } else {
+            u64::MAX
+        },
         counters: Counters::default(),
     };
     match pool {
@@ -239,9 +299,13 @@ fn run_block(
             for _ in 1..threads {
                 scope.spawn(|_| block.work());
             }
+            meanwhile();
             block.work();
         }),
-        None => block.work(),
+        None => {
+            meanwhile();
+            block.work()
+        }
     }
     let Block {
         mv,
@@ -256,9 +320,9 @@ fn run_block(
         None => drop(mv),
     }
     if poisoned.load(Relaxed) {
-        return None;
+        return Speculation::Abandoned(counters);
     }
-    Some((outputs, counters))
+    Speculation::Done(outputs, counters)
 }
 
 impl Block<'_> {
@@ -312,6 +376,7 @@ impl Block<'_> {
                 }
                 Err(TxnError::Halted) if view.blocked_on.is_some() => {
                     self.counters.waits.fetch_add(1, Relaxed);
+                    self.check_contention();
                     let blocking = view.blocked_on.unwrap_or(txn);
                     if self.sched.add_dependency(txn, blocking) {
                         return None;
@@ -328,6 +393,15 @@ impl Block<'_> {
         }
     }
 
+    /// Abandons the block once it proves too contended to be worth speculating.
+    fn check_contention(&self) {
+        let seen = self.counters.aborts.load(Relaxed) + self.counters.waits.load(Relaxed);
+        if seen >= self.contention_limit {
+            self.counters.contended.store(true, Relaxed);
+            self.poisoned.store(true, Relaxed);
+        }
+    }
+
     fn validate(&self, txn: TxnIdx, incarnation: Incarnation) -> Option<Task> {
         self.counters.validations.fetch_add(1, Relaxed);
         let valid = match &*self.outputs[txn].lock().unwrap_or_else(|p| p.into_inner()) {
@@ -337,6 +411,7 @@ impl Block<'_> {
         let aborted = !valid && self.sched.try_validation_abort(txn, incarnation);
         if aborted {
             self.counters.aborts.fetch_add(1, Relaxed);
+            self.check_contention();
             self.mv.convert_writes_to_estimates(txn);
         }
         self.sched.finish_validation(txn, aborted)
@@ -383,17 +458,19 @@ impl StateView for MvView<'_, '_> {
     }
 }
 
-/// Commits a finished block in order. Returns how many transactions had to be re-executed.
-fn commit_block(
+/// Commits a finished block in order: resolves and applies every transaction's writes and
+/// returns the final outputs (the outbox) and how many transactions had to be re-executed.
+fn commit_block<'e, 'a>(
     set: &TriggerSet,
     schema: &Schema,
     state: &mut State,
-    events: &[Admitted<'_>],
+    events: &'e [Admitted<'a>],
     outputs: Vec<Slot>,
-    on_commit: &mut impl FnMut(&Admitted<'_>, TxnOutput),
-) -> Result<u64, InvariantViolation> {
+) -> Result<(Outbox<'e, 'a>, u64), InvariantViolation> {
     let mut dirty = false;
     let mut reexecuted = 0;
+    let mut committed = Vec::with_capacity(events.len());
+    let mut read_sets = Vec::with_capacity(events.len());
     for (admitted, slot) in events.iter().zip(outputs) {
         let taken = slot.into_inner().unwrap_or_else(|p| p.into_inner());
         let (mut output, reads) = taken.ok_or_else(|| {
@@ -427,7 +504,16 @@ fn commit_block(
                 ))
             })?;
         }
-        on_commit(admitted, output);
+        committed.push(output);
+        read_sets.push(reads);
     }
-    Ok(reexecuted)
+    // Read sets are garbage now; freeing them is not the committer's job.
+    rayon::spawn(move || drop(read_sets));
+    Ok((
+        Outbox {
+            events,
+            outputs: committed,
+        },
+        reexecuted,
+    ))
 }

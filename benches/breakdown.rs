@@ -1,0 +1,90 @@
+//! Where the time of a batch goes, per executor and stage (admission, execution with its
+//! speculate and commit phases, reporting), on the workloads of `executors.rs`.
+//!
+//! Not a criterion bench: it interleaves the executors run by run, so all of them see the same
+//! background noise, and prints medians and the speed-up over the sequential executor.
+//!
+//! Run: `cargo bench --bench breakdown -- [WORKLOAD-FILTER] [REPETITIONS] [EXECUTOR]`,
+//! e.g. `cargo bench --bench breakdown -- low_contention 9`.
+
+use std::time::Instant;
+
+use fusebox::engine::{ExecutorKind, RunOptions};
+
+#[path = "common/workloads.rs"]
+mod workloads;
+use workloads::workloads;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; keep the positional arguments only.
+    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
+    let which = args.get(1).cloned().unwrap_or_default();
+    let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let only = args.get(3).cloned();
+    let kinds = [
+        ("sequential", ExecutorKind::Sequential),
+        ("parallel", ExecutorKind::parallel(2)),
+        ("locking", ExecutorKind::Locking { threads: 2 }),
+    ];
+    for w in workloads() {
+        if !which.is_empty() && !w.name.contains(which.as_str()) {
+            continue;
+        }
+        // [executor][rep] = (total, admit, execute, report, speculate, commit)
+        let mut runs: Vec<Vec<[f64; 6]>> = vec![Vec::new(); kinds.len()];
+        for _ in 0..reps {
+            // Interleaved, so every executor sees the same background noise.
+            for (k, (name, kind)) in kinds.iter().enumerate() {
+                if only.as_deref().is_some_and(|o| o != *name) {
+                    continue;
+                }
+                let mut state = w.state.clone();
+                let t = Instant::now();
+                let r = w
+                    .engine
+                    .run_batch(
+                        &mut state,
+                        &w.records,
+                        &RunOptions {
+                            executor: *kind,
+                            progress: None,
+                        },
+                    )
+                    .expect("runs");
+                let total = t.elapsed().as_secs_f64() * 1e3;
+                runs[k].push([
+                    total,
+                    r.timings.admit_ms,
+                    r.timings.execute_ms,
+                    r.timings.report_ms,
+                    r.parallel.speculate_us as f64 / 1e3,
+                    r.parallel.commit_us as f64 / 1e3,
+                ]);
+            }
+        }
+        let seq = runs[0].iter().map(|r| r[0]).collect::<Vec<_>>();
+        let seq_median = if seq.is_empty() {
+            f64::NAN
+        } else {
+            median(seq)
+        };
+        for (k, (name, _)) in kinds.iter().enumerate() {
+            if runs[k].is_empty() {
+                continue;
+            }
+            let col = |c: usize| median(runs[k].iter().map(|r| r[c]).collect());
+            println!(
+                "{:16} {:10} median {:7.1} ms (x{:.2} vs seq) | admit {:5.1} execute {:6.1} report {:5.1} | speculate {:6.1} commit {:6.1}",
+                w.name, name, col(0), seq_median / col(0), col(1), col(2), col(3), col(4), col(5)
+            );
+        }
+    }
+}
