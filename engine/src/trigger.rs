@@ -304,6 +304,58 @@ pub struct TriggerSet {
 }
 
 impl TriggerSet {
+    /// A copy whose names — trigger ids, owners, event types, templates, feeds, argument
+    /// names, pool ids — are fresh allocations.
+    ///
+    /// Executions put these names into their outputs (`Arc<str>` clones). Threads that execute
+    /// with one shared set all increment the same reference counts, and each such count is a
+    /// cache line bouncing between cores on every execution; each parallel worker therefore
+    /// executes with its own copy. The copy is semantically identical: names compare by
+    /// content everywhere.
+    pub fn with_fresh_names(&self) -> TriggerSet {
+        fn fresh(name: &mut Arc<str>) {
+            *name = Arc::from(&**name);
+        }
+        fn fresh_named(named: &mut NamedExprs) {
+            for (name, _) in named {
+                fresh(name);
+            }
+        }
+        let mut copy = self.clone();
+        for trigger in &mut copy.triggers {
+            fresh(&mut trigger.id);
+            fresh(&mut trigger.owner);
+            fresh(&mut trigger.on);
+            for action in &mut trigger.actions {
+                match action {
+                    Action::SendMessage { template, args, .. } => {
+                        fresh(template);
+                        fresh_named(args);
+                    }
+                    Action::StartFeed { feed, args } => {
+                        fresh(feed);
+                        fresh_named(args);
+                    }
+                    Action::EmitEvent {
+                        event_type,
+                        properties,
+                    } => {
+                        fresh(event_type);
+                        fresh_named(properties);
+                    }
+                    Action::Set { .. }
+                    | Action::Increment { .. }
+                    | Action::AwardPoints { .. }
+                    | Action::IssueCoupon { .. } => {}
+                }
+            }
+        }
+        for pool in &mut copy.pools {
+            fresh(&mut pool.id);
+        }
+        copy
+    }
+
     /// The enabled triggers for `event_type`, in run order.
     pub fn for_event_type(&self, event_type: &str) -> &[TriggerIdx] {
         self.by_event_type

@@ -233,3 +233,43 @@ fn without_a_schema_attributes_are_not_checked_and_the_set_cannot_run() {
     let set = compile_triggers(text, "t.yaml", None).unwrap();
     assert!(!set.is_runnable());
 }
+
+#[test]
+fn fresh_names_copy_equals_the_original_but_shares_no_name() {
+    let set = compile(GOOD).unwrap();
+    let copy = set.with_fresh_names();
+    let names = |s: &TriggerSet| -> Vec<std::sync::Arc<str>> {
+        let mut out = Vec::new();
+        for t in &s.triggers {
+            out.extend([t.id.clone(), t.owner.clone(), t.on.clone()]);
+            for a in &t.actions {
+                match a {
+                    crate::trigger::Action::SendMessage { template, args, .. } => {
+                        out.push(template.clone());
+                        out.extend(args.iter().map(|(n, _)| n.clone()));
+                    }
+                    crate::trigger::Action::EmitEvent {
+                        event_type,
+                        properties,
+                    } => {
+                        out.push(event_type.clone());
+                        out.extend(properties.iter().map(|(n, _)| n.clone()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.extend(s.pools.iter().map(|p| p.id.clone()));
+        out
+    };
+    let (a, b) = (names(&set), names(&copy));
+    assert_eq!(a, b, "same names, same order");
+    assert!(a.len() > 10);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(!std::sync::Arc::ptr_eq(x, y), "`{x}` is shared");
+    }
+    assert_eq!(
+        copy.for_event_type("order.completed"),
+        set.for_event_type("order.completed")
+    );
+}

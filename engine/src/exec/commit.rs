@@ -29,7 +29,8 @@ pub fn commit(
     state: &mut State,
     output: &mut TxnOutput,
 ) -> Result<(), Unresolvable> {
-    let mut resolved: Vec<(Key, Value)> = Vec::with_capacity(output.writes.len());
+    let mut resolved: smallvec::SmallVec<[(Key, Value); 4]> =
+        smallvec::SmallVec::with_capacity(output.writes.len());
     for (key, write) in &output.writes {
         let value = match write {
             Write::Set(v) => v.clone(),

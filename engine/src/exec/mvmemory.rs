@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
-use super::txn::{apply_delta, Write};
+use super::txn::{apply_delta, Amounts, Write};
 use crate::state::{Key, State};
 use crate::value::Value;
 
@@ -31,7 +31,7 @@ pub type TxnIdx = usize;
 #[derive(Clone, Debug)]
 enum Cell {
     Value(Value),
-    Delta(Vec<Value>),
+    Delta(Amounts),
     Estimate,
 }
 
@@ -71,7 +71,8 @@ impl MvMemory {
     pub fn new(len: usize) -> MvMemory {
         MvMemory {
             // More shards than threads, so hot keys rarely share a lock with other keys.
-            data: DashMap::with_hasher_and_shard_amount(FxBuildHasher, 64),
+            // Sized for a few written keys per transaction, so shards rarely rehash.
+            data: DashMap::with_capacity_and_hasher_and_shard_amount(4 * len, FxBuildHasher, 64),
             last_written: (0..len).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
@@ -175,9 +176,15 @@ mod tests {
         let s = storage();
         let mv = MvMemory::new(5);
         assert_eq!(mv.read(K, 3, &s), Ok(Value::Int(100)));
-        mv.record(1, &[(K, Write::Delta(vec![Value::Int(5)]))]);
+        mv.record(1, &[(K, Write::Delta(smallvec::smallvec![Value::Int(5)]))]);
         mv.record(2, &[(K, Write::Set(Value::Int(7)))]);
-        mv.record(3, &[(K, Write::Delta(vec![Value::Int(1), Value::Int(2)]))]);
+        mv.record(
+            3,
+            &[(
+                K,
+                Write::Delta(smallvec::smallvec![Value::Int(1), Value::Int(2)]),
+            )],
+        );
         assert_eq!(mv.read(K, 1, &s), Ok(Value::Int(100)));
         assert_eq!(mv.read(K, 2, &s), Ok(Value::Int(105)));
         assert_eq!(mv.read(K, 3, &s), Ok(Value::Int(7)));
@@ -202,7 +209,10 @@ mod tests {
     fn overflowing_deltas_are_unresolvable() {
         let s = storage();
         let mv = MvMemory::new(2);
-        mv.record(0, &[(K, Write::Delta(vec![Value::Int(i64::MAX)]))]);
+        mv.record(
+            0,
+            &[(K, Write::Delta(smallvec::smallvec![Value::Int(i64::MAX)]))],
+        );
         assert_eq!(mv.read(K, 1, &s), Err(ReadError::Unresolvable));
     }
 }

@@ -131,25 +131,14 @@ pub fn run(
 ) -> Result<ParallelStats, InvariantViolation> {
     let schema = state.customers.schema().clone();
     let mut stats = ParallelStats::default();
-    // Persistent helper threads for the whole run (the calling thread is a worker too): a
-    // thread per block would start with a fresh allocator heap and fault in new pages every
-    // block. A dedicated pool, not the global one, so Polars' and the embedder's Rayon work
-    // never interleave with speculation (nested waits there are how pools deadlock).
-    let pool = if config.threads > 1 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads - 1)
-            .thread_name(|i| format!("fusebox-stm-{i}"))
-            .build()
-            .ok()
-    } else {
-        None
-    };
     let mut sequential_left = 0usize;
     let mut backoff = 2usize;
     // The outbox: a committed block whose effects and outcomes are not yet handed to
     // `on_commit`. They are delivered by the calling thread while the next block speculates,
     // so reporting overlaps with speculation instead of extending the serial commit.
     let mut outbox = Outbox::default();
+    // Started when the first block is speculated, so small batches never start threads.
+    let mut helpers: Option<Option<Helpers>> = None;
     for block in events.chunks(config.block_size.max(1)) {
         if config.threads <= 1 && config.adaptive
             || block.len() < config.min_parallel_block
@@ -161,9 +150,10 @@ pub fn run(
             sequential::run(set, state, block, &mut on_commit)?;
             continue;
         }
+        let helpers = helpers.get_or_insert_with(|| Helpers::start(set, config.threads));
         let started = std::time::Instant::now();
         let pending = std::mem::take(&mut outbox);
-        let speculated = run_block(set, &schema, state, block, config, pool.as_ref(), || {
+        let speculated = run_block(set, &schema, state, block, config, helpers.as_ref(), || {
             pending.deliver(&mut on_commit)
         });
         stats.speculate_us += started.elapsed().as_micros() as u64;
@@ -199,6 +189,37 @@ pub fn run(
     }
     outbox.deliver(&mut on_commit);
     Ok(stats)
+}
+
+/// The helper workers of a run (the calling thread is a worker too).
+///
+/// Persistent threads for the whole run: a thread per block would start with a fresh
+/// allocator heap and fault in new pages every block. A dedicated pool, not the global one,
+/// so Polars' and the embedder's Rayon work never interleave with speculation (nested waits
+/// there are how pools deadlock). Each helper executes with its own copy of the trigger
+/// names (see [`TriggerSet::with_fresh_names`]).
+struct Helpers {
+    pool: rayon::ThreadPool,
+    sets: Vec<TriggerSet>,
+}
+
+impl Helpers {
+    /// `None` when `threads` is 1 or no thread could be started (then the calling thread
+    /// speculates alone, which is still correct).
+    fn start(set: &TriggerSet, threads: usize) -> Option<Helpers> {
+        if threads <= 1 {
+            return None;
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads - 1)
+            .thread_name(|i| format!("fusebox-stm-{i}"))
+            .build()
+            .ok()?;
+        Some(Helpers {
+            pool,
+            sets: (1..threads).map(|_| set.with_fresh_names()).collect(),
+        })
+    }
 }
 
 /// Committed transactions of one block, in serial order, not yet handed to the caller.
@@ -239,7 +260,6 @@ struct Counters {
 type Slot = Mutex<Option<(TxnOutput, Vec<(Key, Value)>)>>;
 
 struct Block<'a> {
-    set: &'a TriggerSet,
     schema: &'a Schema,
     storage: &'a State,
     events: &'a [Admitted<'a>],
@@ -264,11 +284,10 @@ fn run_block(
     storage: &State,
     events: &[Admitted<'_>],
     config: ParallelConfig,
-    pool: Option<&rayon::ThreadPool>,
+    helpers: Option<&Helpers>,
     meanwhile: impl FnOnce(),
 ) -> Speculation {
     let len = events.len();
-    let threads = config.threads;
     let eager_pools = set
         .pools
         .iter()
@@ -278,7 +297,6 @@ fn run_block(
         .map(|(pool, &cursor)| pool.len().saturating_sub(cursor) < 4 * len as u64 + 64)
         .collect();
     let block = Block {
-        set,
         schema,
         storage,
         events,
@@ -294,17 +312,18 @@ fn run_block(
         },
         counters: Counters::default(),
     };
-    match pool {
-        Some(pool) => pool.in_place_scope(|scope| {
-            for _ in 1..threads {
-                scope.spawn(|_| block.work());
+    match helpers {
+        Some(helpers) => helpers.pool.in_place_scope(|scope| {
+            for worker_set in &helpers.sets {
+                let block = &block;
+                scope.spawn(move |_| block.work(worker_set));
             }
             meanwhile();
-            block.work();
+            block.work(set);
         }),
         None => {
             meanwhile();
-            block.work()
+            block.work(set)
         }
     }
     let Block {
@@ -315,8 +334,8 @@ fn run_block(
         ..
     } = block;
     // Freeing the multi-version memory is pure overhead: do it off the critical path.
-    match pool {
-        Some(pool) => pool.spawn(move || drop(mv)),
+    match helpers {
+        Some(helpers) => helpers.pool.spawn(move || drop(mv)),
         None => drop(mv),
     }
     if poisoned.load(Relaxed) {
@@ -326,14 +345,16 @@ fn run_block(
 }
 
 impl Block<'_> {
-    fn work(&self) {
+    /// Runs tasks until the block is done. `set` is the block's trigger set or a copy of it
+    /// with this worker's own names (see [`TriggerSet::with_fresh_names`]).
+    fn work(&self, set: &TriggerSet) {
         let backoff = Backoff::new();
         let mut task: Option<Task> = None;
         while !self.sched.done() && !self.poisoned.load(Relaxed) {
             task = match task.take().or_else(|| self.sched.next_task()) {
                 Some(Task::Execute((txn, inc))) => {
                     backoff.reset();
-                    self.execute(txn, inc)
+                    self.execute(set, txn, inc)
                 }
                 Some(Task::Validate((txn, inc))) => {
                     backoff.reset();
@@ -347,7 +368,7 @@ impl Block<'_> {
         }
     }
 
-    fn execute(&self, txn: TxnIdx, incarnation: Incarnation) -> Option<Task> {
+    fn execute(&self, set: &TriggerSet, txn: TxnIdx, incarnation: Incarnation) -> Option<Task> {
         let admitted = &self.events[txn];
         let mut mode = ExecMode::Deferred;
         loop {
@@ -359,7 +380,7 @@ impl Block<'_> {
                 unresolvable: false,
             };
             let result = execute(
-                self.set,
+                set,
                 self.schema,
                 &mut view,
                 admitted.event,

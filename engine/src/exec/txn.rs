@@ -104,8 +104,12 @@ pub enum Write {
     Set(Value),
     /// Amounts (ints or floats) to add, in order, to the key's value before this transaction
     /// (null counts as zero).
-    Delta(Vec<Value>),
+    Delta(Amounts),
 }
+
+/// The amounts of a [`Write::Delta`]; almost always one or two, so kept inline — a delta
+/// is copied into the multi-version memory on every speculative execution.
+pub type Amounts = smallvec::SmallVec<[Value; 2]>;
 
 /// Where a deferred coupon code must be filled in at commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -307,7 +311,7 @@ impl Txn<'_> {
             let previous = self
                 .written
                 .get_mut(&key)
-                .map(|slot| std::mem::replace(slot, Write::Delta(Vec::new())));
+                .map(|slot| std::mem::replace(slot, Write::Delta(Amounts::new())));
             let merged = match (previous, w) {
                 (None, w) => {
                     self.written.insert(key, w);
@@ -435,7 +439,8 @@ impl Execution<'_, '_> {
             Some(Write::Delta(adds)) => adds.push(amount),
             Some(Write::Set(_)) => {}
             None => {
-                self.local.insert(key, Write::Delta(vec![amount]));
+                self.local
+                    .insert(key, Write::Delta(smallvec::smallvec![amount]));
             }
         }
     }
