@@ -243,6 +243,7 @@ fn bench(c: &mut Criterion) {
                                 &RunOptions {
                                     executor: kind,
                                     progress: None,
+                                    quotas: None,
                                 },
                             )
                             .unwrap();
@@ -266,6 +267,7 @@ fn run_once(w: &Workload, kind: ExecutorKind) -> (Vec<fusebox::engine::outcome::
             &RunOptions {
                 executor: kind,
                 progress: None,
+                quotas: None,
             },
         )
         .unwrap();

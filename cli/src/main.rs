@@ -12,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
 mod diagnostics;
 mod progress;
+mod quotas;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,8 @@ enum Command {
         /// Do not print the summary.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        quotas: quotas::QuotaRunArgs,
     },
     /// Validate configuration files; every problem is reported with file, line and column.
     Check {
@@ -97,6 +100,8 @@ enum Command {
         #[arg(long)]
         customers: Option<PathBuf>,
     },
+    /// Inspect and adjust daily process quotas in a ledger (status, raise, resume, reset).
+    Quota(commands::quota::QuotaArgs),
     /// Generate a small built-in workload, run it and print the summary.
     Demo {
         /// Keep the demo's inputs and outputs in this directory.
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
             threads,
             executor,
             quiet,
+            quotas,
         } => {
             if let Some(n) = threads {
                 if n == 0 {
@@ -169,11 +175,13 @@ fn main() -> ExitCode {
                 out,
                 executor,
                 quiet,
+                quotas: quotas.setup(),
             };
             commands::run::run(&spec).map(|_| ())
         }
         Command::Check { files, customers } => commands::check::check(&files, customers.as_ref()),
         Command::Demo { out } => commands::demo::demo(out),
+        Command::Quota(args) => commands::quota::quota(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,241 @@
+//! The quota gate: the admission step that charges each process's daily transfer quota.
+//!
+//! Automated processes (a CRM sync, an order import) send events like everyone else; a
+//! misconfigured one can send far too many and starve the rest. When a batch is run with
+//! [`RunOptions::quotas`](crate::RunOptions::quotas), every admitted event that carries a
+//! `process` is charged against that process's quota ([`fusebox_quotas::Quotas`]) **before
+//! execution**, one event at a time in input order:
+//!
+//! - **amount:** 1 record and [`charged_bytes`] bytes — the length of the event's canonical
+//!   JSON encoding ([`canonical_json`]), which is also the `event` written to `held.jsonl`, so
+//!   anyone can recompute what an event cost;
+//! - **clock:** the event's timestamp, so replaying a log crosses quota days (local midnight
+//!   in each process's time zone) exactly as the live run did;
+//! - **granted:** the reservation is committed in full and the event runs;
+//! - **denied** (quota exhausted, process stopped, unknown process under `deny`, ledger down
+//!   and failing closed): the event is **held** — not run, outcome
+//!   [`RecordStatus::Held`] with the denial as reason, and returned in
+//!   [`BatchResult::held`](crate::BatchResult::held) for the caller to persist. Nothing is
+//!   dropped.
+//!
+//! Events without a `process` are never charged and never held; records already rejected by
+//! admission are not charged either. Because the gate runs in input order before any
+//! executor sees the batch, the held set and the notifications (in order) are a function of
+//! the input and the ledger's prior state alone — the same for every executor and thread
+//! count.
+//!
+//! Reservations go to the ledger in chunks of [`CHUNK`] through
+//! [`Quotas::reserve_many`], which equals reserving one by one in order but costs one round
+//! trip per chunk on Redis and one group commit per chunk on the durable ledger.
+
+use std::io;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use fusebox_quotas::{Denial, ProcessHandle, Quotas, ReserveItem};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::event::{Event, LineNo};
+use crate::exec::Admitted;
+use crate::outcome::{RecordOutcome, RecordStatus};
+use crate::value::{format_timestamp, Map};
+
+/// Reservations sent to the ledger per round trip.
+pub const CHUNK: usize = 1024;
+
+/// An input event the gate did not let through.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldEvent {
+    /// Position in the input records.
+    pub record: usize,
+    /// 1-based input line (or row).
+    pub line: LineNo,
+    /// The event id.
+    pub event_id: Arc<str>,
+    /// The process it was charged to.
+    pub process: Arc<str>,
+    /// What it would have cost in bytes ([`charged_bytes`]).
+    pub bytes: u64,
+    /// Why it was held.
+    pub denial: Denial,
+}
+
+/// The canonical JSON form of an event, as charged and as written to `held.jsonl`;
+/// serializes to [`canonical_json`].
+#[derive(Debug, Serialize)]
+pub struct Canonical<'a> {
+    id: &'a str,
+    customer_id: u64,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<&'a str>,
+    properties: &'a Map,
+}
+
+impl<'a> Canonical<'a> {
+    /// Borrows an event for serialization.
+    pub fn of(e: &'a Event) -> Canonical<'a> {
+        Canonical {
+            id: &e.id,
+            customer_id: e.customer_id,
+            event_type: &e.event_type,
+            timestamp: format_timestamp(e.timestamp),
+            process: e.process.as_deref(),
+            properties: &e.properties,
+        }
+    }
+}
+
+/// The event as compact JSON with a fixed field order:
+/// `{"id":…,"customer_id":…,"type":…,"timestamp":…,"process":…,"properties":{…}}` —
+/// `timestamp` in RFC 3339 UTC (fractional seconds only when non-zero), `process` omitted
+/// when absent, `properties` always present with keys sorted. For an event read from a
+/// compact JSONL line in this form, it is that line byte for byte.
+///
+/// ```
+/// use fusebox_engine::{gate::{canonical_json, charged_bytes}, io::events::read_jsonl};
+/// let line = r#"{"id":"e1","customer_id":7,"type":"customer.updated","timestamp":"2026-03-01T10:00:00Z","process":"crm-sync","properties":{"fields":3}}"#;
+/// let records = read_jsonl(line.as_bytes()).unwrap();
+/// let event = records[0].event.as_ref().unwrap();
+/// assert_eq!(canonical_json(event), line);
+/// assert_eq!(charged_bytes(event), line.len() as u64);
+/// ```
+pub fn canonical_json(event: &Event) -> String {
+    serde_json::to_string(&Canonical::of(event)).unwrap_or_default()
+}
+
+/// The bytes an event is charged: the length of [`canonical_json`], counted without
+/// allocating it.
+pub fn charged_bytes(event: &Event) -> u64 {
+    struct Count(u64);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serializing plain strings, numbers and maps of those into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, &Canonical::of(event));
+    count.0
+}
+
+/// The quota clock of an event: its timestamp. Timestamps beyond chrono's range (only
+/// possible from Parquet input) are clamped to it.
+fn clock(event: &Event) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(event.timestamp).unwrap_or(if event.timestamp < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
+/// A charge waiting for its chunk to be sent.
+struct Pending {
+    /// Index into `admitted`.
+    at: usize,
+    bytes: u64,
+    process: Arc<str>,
+}
+
+/// Charges every admitted event that has a process; returns the events that may run (in
+/// order) and the held ones (in order). Held outcomes are written into `outcomes`.
+pub(crate) fn charge<'r>(
+    quotas: &Quotas,
+    admitted: Vec<Admitted<'r>>,
+    outcomes: &mut [Option<RecordOutcome>],
+) -> (Vec<Admitted<'r>>, Vec<HeldEvent>) {
+    let mut keep = vec![true; admitted.len()];
+    let mut held = Vec::new();
+    let mut handles: FxHashMap<Arc<str>, Option<ProcessHandle>> = FxHashMap::default();
+    let mut items: Vec<ReserveItem> = Vec::with_capacity(CHUNK);
+    let mut pending: Vec<Pending> = Vec::with_capacity(CHUNK);
+
+    let mut hold = |i: usize, process: Arc<str>, bytes: u64, denial: Denial| {
+        let a = &admitted[i];
+        keep[i] = false;
+        outcomes[a.record] = Some(RecordOutcome {
+            line: a.line,
+            event_id: Some(a.event.id.clone()),
+            status: RecordStatus::Held {
+                reason: denial.to_string(),
+            },
+        });
+        held.push(HeldEvent {
+            record: a.record,
+            line: a.line,
+            event_id: a.event.id.clone(),
+            process,
+            bytes,
+            denial,
+        });
+    };
+    let flush = |items: &mut Vec<ReserveItem>,
+                 pending: &mut Vec<Pending>,
+                 hold: &mut dyn FnMut(usize, Arc<str>, u64, Denial)| {
+        if items.is_empty() {
+            return;
+        }
+        let results = quotas.reserve_many(items);
+        for (p, result) in pending.drain(..).zip(results) {
+            match result {
+                Ok(reservation) => {
+                    reservation.commit(1, p.bytes);
+                }
+                Err(denial) => hold(p.at, p.process, p.bytes, denial),
+            }
+        }
+        items.clear();
+    };
+
+    for (i, a) in admitted.iter().enumerate() {
+        let Some(process) = &a.event.process else {
+            continue;
+        };
+        let bytes = charged_bytes(a.event);
+        let handle = *handles
+            .entry(process.clone())
+            .or_insert_with(|| quotas.process_handle(process));
+        match handle {
+            Some(handle) => {
+                items.push(ReserveItem {
+                    process: handle,
+                    records: 1,
+                    bytes,
+                    at: clock(a.event),
+                });
+                pending.push(Pending {
+                    at: i,
+                    bytes,
+                    process: process.clone(),
+                });
+                if items.len() == CHUNK {
+                    flush(&mut items, &mut pending, &mut hold);
+                }
+            }
+            None => {
+                // Unknown processes are denied without a ledger call. Pending charges go
+                // first so held events stay in input order.
+                flush(&mut items, &mut pending, &mut hold);
+                let denial = Denial::UnknownProcess {
+                    process: process.to_string(),
+                };
+                hold(i, process.clone(), bytes, denial);
+            }
+        }
+    }
+    flush(&mut items, &mut pending, &mut hold);
+
+    let kept = admitted
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(a, k)| k.then_some(a))
+        .collect();
+    (kept, held)
+}
