@@ -93,7 +93,7 @@ enum Command {
     },
     /// Validate configuration files; every problem is reported with file, line and column.
     Check {
-        /// Files to check (triggers; segment and quota files once those engines land).
+        /// Files to check (triggers and quotas; segment files once that engine lands).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also check attribute names and types against this customer file.

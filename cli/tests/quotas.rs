@@ -397,3 +397,161 @@ fn check_validates_quota_files_with_locations() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:4:"));
     assert!(!out_dir.exists());
 }
+
+/// A throwaway `redis-server` on a free loopback port (no persistence), shut down on drop
+/// and bounded by `timeout` even if the test process dies.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false)
+}
+
+fn redis_ping(port: u16, cmd: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    s.write_all(format!("{cmd}\r\n").as_bytes())?;
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line)?;
+    Ok(line)
+}
+
+impl RedisServer {
+    /// `None` (with a visible notice) when `redis-server` is not installed, outside CI.
+    fn start() -> Option<RedisServer> {
+        if !on_path("redis-server") || !on_path("timeout") {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+            assert!(!ci, "redis-server and timeout must be on the PATH under CI");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTICE: redis-server not on the PATH; skipping the CLI Redis test"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Command::new("timeout")
+            .args(["-s", "KILL", "300", "redis-server", "--port"])
+            .arg(port.to_string())
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let server = RedisServer { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if redis_ping(port, "PING").is_ok_and(|l| l.starts_with("+PONG")) {
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("redis-server did not come up on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = redis_ping(self.port, "SHUTDOWN NOSAVE");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_instances_on_one_redis_share_each_quota() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 300, 6_000, 9);
+    // One Berlin quota day (2026-03-01 starts at 2026-02-28T23:00Z and ends at 23:00Z),
+    // split between two instances line by line.
+    let log = std::fs::read_to_string(input.join("events.jsonl")).unwrap();
+    let day: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(r#""timestamp":"2026-03-01T"#) && !l.contains("T23:"))
+        .collect();
+    let crm_events = day.iter().filter(|l| l.contains("crm-sync")).count();
+    let (a_in, b_in) = (dir.path().join("a"), dir.path().join("b"));
+    for (i, d) in [&a_in, &b_in].into_iter().enumerate() {
+        std::fs::create_dir_all(d).unwrap();
+        for f in ["customers.parquet", "triggers.yaml", "quotas.yaml"] {
+            std::fs::copy(input.join(f), d.join(f)).unwrap();
+        }
+        let half: String = day
+            .iter()
+            .skip(i)
+            .step_by(2)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(d.join("events.jsonl"), half).unwrap();
+    }
+    let (a_out, b_out) = (dir.path().join("ao"), dir.path().join("bo"));
+    let spawn = |input: &Path, out: &Path| {
+        let args = run_args(input, out, &["--redis", &url, "--quiet"]);
+        Command::new(env!("CARGO_BIN_EXE_fusebox"))
+            .args(&args)
+            .spawn()
+            .expect("spawn fusebox")
+    };
+    let (mut a, mut b) = (spawn(&a_in, &a_out), spawn(&b_in, &b_out));
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+
+    // Zero over-grant across instances: together they ran exactly the limit.
+    let s = {
+        let out = ok(&[
+            "quota",
+            "status",
+            "--redis",
+            &url,
+            "--process",
+            "crm-sync",
+            "--at",
+            "2026-03-01T12:00:00Z",
+            "--json",
+        ]);
+        serde_json::from_str::<Json>(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+    };
+    let limit = s["limit"]["records"].as_u64().unwrap() as usize;
+    assert!(crm_events > limit, "{crm_events} <= {limit}");
+    let ran = |out: &Path| {
+        jsonl(&out.join("outcomes.jsonl"))
+            .iter()
+            .filter(|o| o["status"] == "processed")
+            .filter(|o| {
+                let id = o["event_id"].as_str().unwrap();
+                day.iter()
+                    .any(|l| l.contains(&format!(r#""id":"{id}""#)) && l.contains("crm-sync"))
+            })
+            .count()
+    };
+    assert_eq!(ran(&a_out) + ran(&b_out), limit);
+    assert_eq!(s["used"]["records"].as_u64().unwrap() as usize, limit);
+    let held = jsonl(&a_out.join("held.jsonl")).len() + jsonl(&b_out.join("held.jsonl")).len();
+    assert_eq!(held, crm_events - limit);
+}

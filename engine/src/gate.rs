@@ -24,9 +24,47 @@
 //! the input and the ledger's prior state alone — the same for every executor and thread
 //! count.
 //!
+//! ## Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use fusebox_engine::{config::compile_triggers, customers::*, io::events::read_jsonl,
+//!                      outcome::RecordStatus, state::State, value::AttrType, Engine, RunOptions};
+//! use fusebox_quotas::{CollectingNotifier, MemoryLedger, NotificationKind, QuotaConfig, Quotas};
+//!
+//! let schema = Schema::new([("points".to_string(), AttrType::Int)]).unwrap();
+//! let customers = CustomerTable::new(schema, vec![1], vec![Column::Int(vec![Some(0)])]).unwrap();
+//! let triggers = compile_triggers(
+//!     "triggers:\n  - { id: t, owner: o, on: customer.updated, actions: [ { award_points: { amount: \"1\" } } ] }\n",
+//!     "triggers.yaml", Some(customers.schema())).unwrap();
+//! let engine = Engine::new(triggers).unwrap();
+//! let mut state = State::new(customers, engine.triggers());
+//!
+//! // crm-sync may send 2 events a day (Berlin time).
+//! let config = QuotaConfig::from_yaml_str("processes:
+//!   - { id: crm-sync, owner: data@example.com, time_zone: Europe/Berlin, limits: { records: 2 } }
+//! ", "quotas.yaml").unwrap();
+//! let notifier = Arc::new(CollectingNotifier::new());
+//! let quotas = Quotas::new(config, Box::new(MemoryLedger::new()), notifier.clone()).unwrap();
+//!
+//! let log: String = (1..=3).map(|i| format!(
+//!     r#"{{"id":"u{i}","customer_id":1,"type":"customer.updated","timestamp":"2026-03-01T1{i}:00:00Z","process":"crm-sync"}}"#
+//! ) + "\n").collect();
+//! let records = read_jsonl(log.as_bytes()).unwrap();
+//! let options = RunOptions { quotas: Some(&quotas), ..RunOptions::default() };
+//! let result = engine.run_batch(&mut state, &records, &options).unwrap();
+//!
+//! assert!(matches!(result.outcomes[2].status, RecordStatus::Held { .. }));
+//! assert_eq!(&*result.held[0].event_id, "u3");
+//! assert_eq!(result.report.events.processed, 2);
+//! assert!(notifier.take().iter().any(|n| n.kind == NotificationKind::Exhausted));
+//! ```
+//!
 //! Reservations go to the ledger in chunks of [`CHUNK`] through
 //! [`Quotas::reserve_many`], which equals reserving one by one in order but costs one round
-//! trip per chunk on Redis and one group commit per chunk on the durable ledger.
+//! trip per chunk on Redis and one group commit per chunk on the durable ledger. Each
+//! reservation is exactly the event's cost and is committed in full, so nothing is ever
+//! refunded and reserving a whole chunk before committing it changes no decision.
 
 use std::io;
 use std::sync::Arc;

@@ -220,6 +220,10 @@ fn bytes_are_the_canonical_json_length() {
             if used == 2 * size && requested == size
     ));
     assert_eq!(r.held[0].bytes, size);
+    // Exact accounting: what ran stays charged, the held event costs nothing.
+    let at: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
+    let used = q.status(Some("feed"), at).unwrap()[0].used;
+    assert_eq!((used.records, used.bytes), (2, 2 * size));
 }
 
 #[test]
