@@ -555,3 +555,43 @@ fn two_instances_on_one_redis_share_each_quota() {
     let held = jsonl(&a_out.join("held.jsonl")).len() + jsonl(&b_out.join("held.jsonl")).len();
     assert_eq!(held, crm_events - limit);
 }
+
+#[test]
+fn an_unreachable_redis_holds_fail_closed_processes_and_lets_fail_open_ones_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 100, 2_000, 4);
+    let out = dir.path().join("out");
+    // Nothing listens on port 1: every ledger call fails.
+    run(
+        &input,
+        &out,
+        &["--redis", "redis://127.0.0.1:1/0", "--quiet"],
+    );
+    let held = jsonl(&out.join("held.jsonl"));
+    assert!(!held.is_empty());
+    assert!(held.iter().all(|h| h["reason"] == "backend_unavailable"));
+    let held_processes: HashSet<&str> = held
+        .iter()
+        .map(|h| h["process"].as_str().unwrap())
+        .collect();
+    assert!(held_processes.contains("crm-sync"));
+    assert!(
+        !held_processes.contains("web-tracker"),
+        "web-tracker is fail_open"
+    );
+    let events = jsonl(&input.join("events.jsonl"));
+    let outcomes = jsonl(&out.join("outcomes.jsonl"));
+    for (o, e) in outcomes.iter().zip(&events) {
+        if e["process"] == "web-tracker" || e["process"].is_null() {
+            assert_ne!(o["status"], "held", "{e}");
+        }
+    }
+    let notifications = jsonl(&out.join("notifications.jsonl"));
+    assert!(notifications
+        .iter()
+        .any(|n| n["process"] == "web-tracker" && n["kind"] == "backend_unavailable_allowed"));
+    assert!(notifications
+        .iter()
+        .any(|n| n["process"] == "crm-sync" && n["kind"] == "backend_unavailable_denied"));
+}

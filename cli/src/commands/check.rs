@@ -114,6 +114,10 @@ mod tests {
             Some(Kind::Triggers)
         );
         assert_eq!(kind_of("segments: []"), Some(Kind::Segments));
+        assert_eq!(
+            kind_of("# quotas\nunknown_process: deny\nprocesses: []"),
+            Some(Kind::Quotas)
+        );
         assert_eq!(kind_of("  triggers: nested"), None);
         assert_eq!(kind_of(""), None);
     }
