@@ -571,6 +571,12 @@ fn an_unreachable_redis_holds_fail_closed_processes_and_lets_fail_open_ones_run(
     let held = jsonl(&out.join("held.jsonl"));
     assert!(!held.is_empty());
     assert!(held.iter().all(|h| h["reason"] == "backend_unavailable"));
+    let error = held[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("ledger backend unavailable: ")
+            && error.matches("unavailable").count() == 1,
+        "{error}"
+    );
     let held_processes: HashSet<&str> = held
         .iter()
         .map(|h| h["process"].as_str().unwrap())
