@@ -376,3 +376,103 @@ fn held_set_and_notifications_are_the_same_for_every_executor() {
         );
     }
 }
+
+mod model {
+    //! The gate against an independent reference: per process, one quota day at a time
+    //! (never moving backwards), a stop that lasts the day, shadow processes never held.
+
+    use super::*;
+    use fusebox_quotas::QuotaDay;
+    use proptest::prelude::*;
+
+    const PROCESSES: [Option<&str>; 5] = [
+        Some("records-only"),
+        Some("both"),
+        Some("shadow"),
+        Some("unlisted"),
+        None,
+    ];
+
+    #[derive(Default)]
+    struct Period {
+        day: Option<QuotaDay>,
+        records: u64,
+        bytes: u64,
+        stopped: bool,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn the_gate_matches_a_reference_model(
+            steps in proptest::collection::vec((0usize..5, 0i64..5 * 3600, any::<bool>()), 1..250),
+            records_a in 1u64..15,
+            records_b in 1u64..15,
+            bytes_b in 300u64..2500,
+        ) {
+            let yaml = format!("processes:
+  - {{ id: records-only, owner: o, time_zone: UTC, limits: {{ records: {records_a} }} }}
+  - {{ id: both, owner: o, time_zone: Europe/Berlin, limits: {{ records: {records_b}, bytes: {bytes_b} }} }}
+  - {{ id: shadow, owner: o, time_zone: America/New_York, limits: {{ records: 3 }}, shadow: true }}
+");
+            let config = QuotaConfig::from_yaml_str(&yaml, "q.yaml").unwrap();
+            let (q, _) = quotas(&yaml);
+            let start: DateTime<Utc> = "2026-03-07T00:00:00Z".parse().unwrap();
+            let mut t = start;
+            let mut input = String::new();
+            for (i, &(p, delta, back)) in steps.iter().enumerate() {
+                t += chrono::Duration::seconds(delta);
+                // Now and then a late event, stamped before the newest one seen.
+                let at = if back { t - chrono::Duration::hours(3) } else { t };
+                input += &ev(&format!("e{i}"), 1, PROCESSES[p], &at.to_rfc3339());
+            }
+            let records = read_jsonl(input.as_bytes()).unwrap();
+            let (r, _) = run(&records, 1, Some(&q), ExecutorKind::Sequential);
+
+            let mut periods: Vec<Period> = (0..3).map(|_| Period::default()).collect();
+            let mut expected = Vec::new();
+            for rec in &records {
+                let e = rec.event.as_ref().unwrap();
+                let Some(process) = e.process.as_deref() else {
+                    expected.push("processed");
+                    continue;
+                };
+                let Some(i) = config.processes.iter().position(|p| p.id == process) else {
+                    expected.push("held");
+                    continue;
+                };
+                let cfg = &config.processes[i];
+                let at = DateTime::<Utc>::from_timestamp_micros(e.timestamp).unwrap();
+                let m = &mut periods[i];
+                let day = QuotaDay::of(at, cfg.time_zone);
+                if m.day.is_none_or(|d| day > d) {
+                    *m = Period { day: Some(day), ..Period::default() };
+                }
+                if m.stopped && !cfg.shadow {
+                    expected.push("held");
+                    continue;
+                }
+                let (want_r, want_b) = (m.records + 1, m.bytes + charged_bytes(e));
+                let over = cfg.limits.records.is_some_and(|l| want_r > l)
+                    || cfg.limits.bytes.is_some_and(|l| want_b > l);
+                if over {
+                    m.stopped = true;
+                    if !cfg.shadow {
+                        expected.push("held");
+                        continue;
+                    }
+                }
+                (m.records, m.bytes) = (want_r, want_b);
+                expected.push("processed");
+            }
+            prop_assert_eq!(statuses(&r), expected);
+            for (i, p) in config.processes.iter().enumerate() {
+                if let Some(day) = periods[i].day {
+                    let noon = day.start(p.time_zone).unwrap() + chrono::Duration::hours(12);
+                    let s = &q.status(Some(&p.id), noon).unwrap()[0];
+                    prop_assert_eq!((s.used.records, s.used.bytes), (periods[i].records, periods[i].bytes));
+                }
+            }
+        }
+    }
+}
