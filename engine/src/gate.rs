@@ -91,7 +91,8 @@ pub struct HeldEvent {
     pub line: LineNo,
     /// The event id.
     pub event_id: Arc<str>,
-    /// The process it was charged to.
+    /// The process the event names (an unknown id charged to the shared bucket under
+    /// `unknown_process: default` keeps its own name here; the denial names the bucket).
     pub process: Arc<str>,
     /// What it would have cost in bytes ([`charged_bytes`]).
     pub bytes: u64,
@@ -182,30 +183,31 @@ struct Pending {
     process: Arc<str>,
 }
 
-/// Charges every admitted event that has a process; returns the events that may run (in
-/// order) and the held ones (in order). Held outcomes are written into `outcomes`.
-pub(crate) fn charge<'r>(
-    quotas: &Quotas,
-    admitted: Vec<Admitted<'r>>,
-    outcomes: &mut [Option<RecordOutcome>],
-) -> (Vec<Admitted<'r>>, Vec<HeldEvent>) {
-    let mut keep = vec![true; admitted.len()];
-    let mut held = Vec::new();
-    let mut handles: FxHashMap<Arc<str>, Option<ProcessHandle>> = FxHashMap::default();
-    let mut items: Vec<ReserveItem> = Vec::with_capacity(CHUNK);
-    let mut pending: Vec<Pending> = Vec::with_capacity(CHUNK);
+/// The gate's working state over one batch.
+struct Gate<'q, 'a, 'r> {
+    quotas: &'q Quotas,
+    admitted: &'a [Admitted<'r>],
+    outcomes: &'a mut [Option<RecordOutcome>],
+    /// `keep[i]`: `admitted[i]` runs.
+    keep: Vec<bool>,
+    held: Vec<HeldEvent>,
+    /// The chunk being filled: requests and what they are for, in input order.
+    items: Vec<ReserveItem>,
+    pending: Vec<Pending>,
+}
 
-    let mut hold = |i: usize, process: Arc<str>, bytes: u64, denial: Denial| {
-        let a = &admitted[i];
-        keep[i] = false;
-        outcomes[a.record] = Some(RecordOutcome {
+impl Gate<'_, '_, '_> {
+    fn hold(&mut self, i: usize, process: Arc<str>, bytes: u64, denial: Denial) {
+        let a = &self.admitted[i];
+        self.keep[i] = false;
+        self.outcomes[a.record] = Some(RecordOutcome {
             line: a.line,
             event_id: Some(a.event.id.clone()),
             status: RecordStatus::Held {
                 reason: denial.to_string(),
             },
         });
-        held.push(HeldEvent {
+        self.held.push(HeldEvent {
             record: a.record,
             line: a.line,
             event_id: a.event.id.clone(),
@@ -213,25 +215,61 @@ pub(crate) fn charge<'r>(
             bytes,
             denial,
         });
-    };
-    let flush = |items: &mut Vec<ReserveItem>,
-                 pending: &mut Vec<Pending>,
-                 hold: &mut dyn FnMut(usize, Arc<str>, u64, Denial)| {
-        if items.is_empty() {
+    }
+
+    fn queue(&mut self, i: usize, handle: ProcessHandle, process: &Arc<str>, bytes: u64) {
+        self.items.push(ReserveItem {
+            process: handle,
+            records: 1,
+            bytes,
+            at: clock(self.admitted[i].event),
+        });
+        self.pending.push(Pending {
+            at: i,
+            bytes,
+            process: process.clone(),
+        });
+        if self.items.len() == CHUNK {
+            self.flush();
+        }
+    }
+
+    /// Sends the chunk: grants are committed in full, denials held.
+    fn flush(&mut self) {
+        if self.items.is_empty() {
             return;
         }
-        let results = quotas.reserve_many(items);
-        for (p, result) in pending.drain(..).zip(results) {
+        let results = self.quotas.reserve_many(&self.items);
+        self.items.clear();
+        let pending = std::mem::take(&mut self.pending);
+        for (p, result) in pending.into_iter().zip(results) {
             match result {
                 Ok(reservation) => {
                     reservation.commit(1, p.bytes);
                 }
-                Err(denial) => hold(p.at, p.process, p.bytes, denial),
+                Err(denial) => self.hold(p.at, p.process, p.bytes, denial),
             }
         }
-        items.clear();
-    };
+    }
+}
 
+/// Charges every admitted event that has a process; returns the events that may run (in
+/// order) and the held ones (in order). Held outcomes are written into `outcomes`.
+pub(crate) fn charge<'r>(
+    quotas: &Quotas,
+    admitted: Vec<Admitted<'r>>,
+    outcomes: &mut [Option<RecordOutcome>],
+) -> (Vec<Admitted<'r>>, Vec<HeldEvent>) {
+    let mut handles: FxHashMap<Arc<str>, Option<ProcessHandle>> = FxHashMap::default();
+    let mut gate = Gate {
+        quotas,
+        admitted: &admitted,
+        outcomes,
+        keep: vec![true; admitted.len()],
+        held: Vec::new(),
+        items: Vec::with_capacity(CHUNK),
+        pending: Vec::with_capacity(CHUNK),
+    };
     for (i, a) in admitted.iter().enumerate() {
         let Some(process) = &a.event.process else {
             continue;
@@ -241,35 +279,20 @@ pub(crate) fn charge<'r>(
             .entry(process.clone())
             .or_insert_with(|| quotas.process_handle(process));
         match handle {
-            Some(handle) => {
-                items.push(ReserveItem {
-                    process: handle,
-                    records: 1,
-                    bytes,
-                    at: clock(a.event),
-                });
-                pending.push(Pending {
-                    at: i,
-                    bytes,
-                    process: process.clone(),
-                });
-                if items.len() == CHUNK {
-                    flush(&mut items, &mut pending, &mut hold);
-                }
-            }
+            Some(handle) => gate.queue(i, handle, process, bytes),
             None => {
-                // Unknown processes are denied without a ledger call. Pending charges go
+                // Unknown processes are denied without a ledger call. Queued charges go
                 // first so held events stay in input order.
-                flush(&mut items, &mut pending, &mut hold);
+                gate.flush();
                 let denial = Denial::UnknownProcess {
                     process: process.to_string(),
                 };
-                hold(i, process.clone(), bytes, denial);
+                gate.hold(i, process.clone(), bytes, denial);
             }
         }
     }
-    flush(&mut items, &mut pending, &mut hold);
-
+    gate.flush();
+    let Gate { keep, held, .. } = gate;
     let kept = admitted
         .into_iter()
         .zip(keep)
