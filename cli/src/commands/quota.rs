@@ -78,7 +78,8 @@ struct Target {
     /// Redis server holding the shared ledger.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
-    /// Quota configuration; default: the one stored in the ledger.
+    /// Quota configuration; default: the one stored in the ledger. Like a run, this stores
+    /// the file's process configuration in the ledger (usage is kept).
     #[arg(long, value_name = "FILE")]
     quotas: Option<PathBuf>,
     /// The instant whose quota day is meant (RFC 3339, e.g. 2026-03-05T12:00:00Z); default: now.
