@@ -56,6 +56,7 @@ fn main() {
                         &RunOptions {
                             executor: *kind,
                             progress: None,
+                            quotas: None,
                         },
                     )
                     .expect("runs");

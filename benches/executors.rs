@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
                                 &RunOptions {
                                     executor: kind,
                                     progress: None,
+                                    quotas: None,
                                 },
                             )
                             .unwrap();
@@ -95,6 +96,7 @@ fn run_once(w: &Workload, kind: ExecutorKind) -> (Vec<fusebox::engine::outcome::
             &RunOptions {
                 executor: kind,
                 progress: None,
+                quotas: None,
             },
         )
         .unwrap();

@@ -12,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
 mod diagnostics;
 mod progress;
+mod quotas;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,16 +88,20 @@ enum Command {
         /// Do not print the summary.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        quotas: quotas::QuotaRunArgs,
     },
     /// Validate configuration files; every problem is reported with file, line and column.
     Check {
-        /// Files to check (triggers; segment and quota files once those engines land).
+        /// Files to check (triggers and quotas; segment files once that engine lands).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also check attribute names and types against this customer file.
         #[arg(long)]
         customers: Option<PathBuf>,
     },
+    /// Inspect and adjust daily process quotas in a ledger (status, raise, resume, reset).
+    Quota(commands::quota::QuotaArgs),
     /// Generate a small built-in workload, run it and print the summary.
     Demo {
         /// Keep the demo's inputs and outputs in this directory.
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
             threads,
             executor,
             quiet,
+            quotas,
         } => {
             if let Some(n) = threads {
                 if n == 0 {
@@ -169,11 +175,13 @@ fn main() -> ExitCode {
                 out,
                 executor,
                 quiet,
+                quotas: quotas.setup(),
             };
             commands::run::run(&spec).map(|_| ())
         }
         Command::Check { files, customers } => commands::check::check(&files, customers.as_ref()),
         Command::Demo { out } => commands::demo::demo(out),
+        Command::Quota(args) => commands::quota::quota(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

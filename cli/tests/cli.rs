@@ -377,4 +377,12 @@ fn demo_runs() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("events: 50000 in"), "{stdout}");
     assert!(dir.path().join("output/effects.jsonl").exists());
+    // The generated quotas hold the runaway CRM sync.
+    assert!(stdout.contains(" held: crm-sync "), "{stdout}");
+    assert!(
+        std::fs::metadata(dir.path().join("output/held.jsonl"))
+            .unwrap()
+            .len()
+            > 0
+    );
 }

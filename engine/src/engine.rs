@@ -3,22 +3,27 @@
 //! A batch goes through three stages, in one direction:
 //! 1. **admission** — every input record is checked (parsed? known customer? known event
 //!    type? unique id?) and either admitted in input order or rejected with a precise reason;
+//!    then, when [`RunOptions::quotas`] is set, the quota gate ([`crate::gate`]) charges each
+//!    admitted event that carries a `process`, in input order, and holds those its process's
+//!    quota denies;
 //! 2. **execution** — admitted events run through an executor, committing in input order;
 //! 3. **reporting** — one [`RecordOutcome`] per input record (in input order), effects in
 //!    commit order, a deterministic [`Report`] and wall-clock [`Timings`].
 //!
 //! Invariant: `outcomes.len() == records.len()` and `outcomes[i]` describes `records[i]` —
-//! nothing is lost silently.
+//! nothing is lost silently: every record is processed, rejected or held.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use fusebox_quotas::Quotas;
 use rustc_hash::FxHashMap;
 
 use crate::event::EventRecord;
 use crate::exec::parallel::{self, ParallelConfig, ParallelStats};
 use crate::exec::sequential::{self, InvariantViolation};
 use crate::exec::Admitted;
+use crate::gate::HeldEvent;
 use crate::outcome::{Effect, RecordOutcome, RecordStatus, RejectKind};
 use crate::report::{Report, ReportBuilder, Timings};
 use crate::state::State;
@@ -62,6 +67,9 @@ pub struct RunOptions<'a> {
     pub executor: ExecutorKind,
     /// Called now and then with the number of records done so far (for progress bars).
     pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
+    /// Daily per-process quotas to charge before execution (see [`crate::gate`]). `None`:
+    /// no event is charged or held.
+    pub quotas: Option<&'a Quotas>,
 }
 
 /// Why an engine could not be built or a batch could not run.
@@ -91,6 +99,9 @@ pub struct BatchResult {
     pub timings: Timings,
     /// What the parallel executor did (all zero for the sequential one).
     pub parallel: ParallelStats,
+    /// Events held by the quota gate, in input order (empty without quotas). Their
+    /// outcomes are [`RecordStatus::Held`]; the caller persists them for a later run.
+    pub held: Vec<HeldEvent>,
 }
 
 /// A compiled trigger set, ready to run batches.
@@ -154,6 +165,10 @@ impl Engine {
         let admit_started = Instant::now();
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let admitted = self.admit(state, records, &mut outcomes);
+        let (admitted, held) = match options.quotas {
+            Some(quotas) => crate::gate::charge(quotas, admitted, &mut outcomes),
+            None => (admitted, Vec::new()),
+        };
         let admit_ms = admit_started.elapsed().as_secs_f64() * 1e3;
 
         let mut report = ReportBuilder::new(&self.triggers);
@@ -220,13 +235,20 @@ impl Engine {
             report.record(o);
         }
         timings.report_ms = report_started.elapsed().as_secs_f64() * 1e3;
-        let (report, timings) = report.finish(timings);
+        let (mut report, timings) = report.finish(timings);
+        for h in &held {
+            *report
+                .held_by_process
+                .entry(h.process.to_string())
+                .or_default() += 1;
+        }
         Ok(BatchResult {
             outcomes,
             effects,
             report,
             timings,
             parallel: parallel_stats,
+            held,
         })
     }
 

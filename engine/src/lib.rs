@@ -18,7 +18,10 @@
 //! Data flows one way: parse/validate → admit → execute → commit → report.
 //! [`Engine::run_batch`] admits every input record (or rejects it with a reason), runs the
 //! admitted events through an executor ([`exec`]), and returns effects in commit order, one
-//! outcome per input record and a deterministic report ([`report`]).
+//! outcome per input record and a deterministic report ([`report`]). With
+//! [`RunOptions::quotas`], the quota gate ([`gate`]) charges events that carry a `process`
+//! against that process's daily quota between admission and execution, and holds the events
+//! an exhausted process sends.
 //!
 //! ## Invariants
 //! - **Serial semantics.** The result of a run is the result of applying events one by one in
@@ -30,7 +33,8 @@
 //! - **Exactly-once effects.** Effects are returned by executions, never sent by them; the
 //!   committer emits them once, each with the idempotency key
 //!   `{event_id}:{trigger_id}:{action_index}`.
-//! - **Nothing lost.** Every input record has exactly one outcome.
+//! - **Nothing lost.** Every input record has exactly one outcome: processed, rejected or
+//!   held.
 //! - **Determinism.** Outputs (effects, outcomes, final state, report) are a function of the
 //!   inputs alone; wall-clock timings are kept apart in [`report::Timings`].
 //! - **No panics on input.** Bad input becomes a located [`config::Diagnostic`], a typed
@@ -69,6 +73,7 @@ pub mod engine;
 pub mod event;
 pub mod exec;
 pub mod expr;
+pub mod gate;
 pub mod io;
 pub mod outcome;
 pub mod report;

@@ -19,6 +19,9 @@ pub struct Report {
     pub events: EventCounts,
     /// Rejected records by reason.
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Events held by the quota gate, by process (omitted when none were held).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub held_by_process: BTreeMap<String, u64>,
     /// Effects by kind.
     pub effects: EffectCounts,
     /// Per trigger, by id.

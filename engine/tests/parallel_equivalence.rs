@@ -117,6 +117,7 @@ fn run(
             &RunOptions {
                 executor,
                 progress: None,
+                quotas: None,
             },
         )
         .unwrap();

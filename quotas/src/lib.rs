@@ -85,6 +85,15 @@
 //! [`Quotas::status`], [`Quotas::raise`], [`Quotas::resume`] and
 //! [`Quotas::reset`].
 //!
+//! ## In the engine
+//!
+//! `fusebox_engine::gate` charges every event that carries a `process` — 1
+//! record and the length of its canonical JSON, at the event's timestamp —
+//! between admission and execution of `Engine::run_batch`, and holds the
+//! events this crate denies; `fusebox run --quotas` writes them to
+//! `held.jsonl` and the notifications to `notifications.jsonl`, and `fusebox
+//! quota status|raise|resume|reset` is the operator's view of a ledger.
+//!
 //! ## Modules
 //!
 //! [`config`] (YAML → validated config) → [`day`] (instant → quota day) →

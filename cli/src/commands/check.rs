@@ -26,7 +26,7 @@ fn kind_of(text: &str) -> Option<Kind> {
         match key {
             "triggers" => Some(Kind::Triggers),
             "segments" => Some(Kind::Segments),
-            "processes" => Some(Kind::Quotas),
+            "processes" | "unknown_process" | "default_limits" => Some(Kind::Quotas),
             _ => None,
         }
     })
@@ -84,8 +84,11 @@ pub fn check(files: &[PathBuf], customers: Option<&PathBuf>) -> Result<(), Failu
                     }
                 }
             }
-            Some(Kind::Segments) | Some(Kind::Quotas) => {
-                println!("skipped: {name}: segment and quota files are validated once those engines land (issues 4 and 5)");
+            Some(Kind::Quotas) => failed |= !crate::quotas::check_text(&name, &text),
+            Some(Kind::Segments) => {
+                println!(
+                    "skipped: {name}: segment files are validated once that engine lands (issue 4)"
+                );
             }
             None => {
                 eprintln!("error: {name}: not a Fusebox configuration file (expected a top-level `triggers:`, `segments:` or `processes:` key)");
@@ -111,6 +114,10 @@ mod tests {
             Some(Kind::Triggers)
         );
         assert_eq!(kind_of("segments: []"), Some(Kind::Segments));
+        assert_eq!(
+            kind_of("# quotas\nunknown_process: deny\nprocesses: []"),
+            Some(Kind::Quotas)
+        );
         assert_eq!(kind_of("  triggers: nested"), None);
         assert_eq!(kind_of(""), None);
     }

@@ -7,6 +7,7 @@ use fusebox_engine::ExecutorKind;
 
 use super::gen::{generate, GenSpec};
 use super::run::{run, RunSpec};
+use crate::quotas::{LedgerChoice, QuotaSetup};
 use crate::{progress, Failure};
 
 /// Runs the demo; outputs go to `out` or to a temporary directory that is removed afterwards.
@@ -40,6 +41,11 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         ),
         quiet: false,
+        // The generated quotas include a runaway CRM sync: the demo shows it being held.
+        quotas: Some(QuotaSetup {
+            config: workload.quotas,
+            ledger: LedgerChoice::Memory,
+        }),
     };
     run(&run_spec)?;
     if dir == temp.path() {

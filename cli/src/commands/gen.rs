@@ -20,6 +20,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Zipf};
 
+mod quotas;
+
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct GenSpec {
@@ -90,7 +92,7 @@ pub fn generate(spec: &GenSpec, progress: &indicatif::ProgressBar) -> Result<Wor
         .with_context(|| format!("cannot write {}", w.triggers.display()))?;
     std::fs::write(&w.segments, SEGMENTS_PLACEHOLDER)
         .with_context(|| format!("cannot write {}", w.segments.display()))?;
-    std::fs::write(&w.quotas, QUOTAS_PLACEHOLDER)
+    std::fs::write(&w.quotas, quotas::quotas_yaml(spec))
         .with_context(|| format!("cannot write {}", w.quotas.display()))?;
     Ok(w)
 }
@@ -258,10 +260,11 @@ fn write_events(
         } else {
             (
                 "customer.updated",
-                Some("crm-sync"),
+                Some(quotas::CRM_SYNC),
                 serde_json::json!({"fields": rng.random_range(1..12)}),
             )
         };
+        let process = process.or_else(|| quotas::process_for(ty, rng));
         // Real feeds reference customers that are not (yet) in the customer file.
         if rng.random_bool(0.0005) {
             customer = next_new_customer;
@@ -397,4 +400,3 @@ triggers:
 }
 
 const SEGMENTS_PLACEHOLDER: &str = "# Segment group for this workload: written by the segment engine's generator once it lands.\nsegments: []\n";
-const QUOTAS_PLACEHOLDER: &str = "# Process quotas for this workload: written by the quota engine's generator once it lands.\nprocesses: []\n";

@@ -3,4 +3,5 @@
 pub mod check;
 pub mod demo;
 pub mod gen;
+pub mod quota;
 pub mod run;

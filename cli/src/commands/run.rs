@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::diagnostics::print_config_error;
 use crate::progress;
+use crate::quotas::QuotaSetup;
 use crate::Failure;
 
 /// Inputs and options of a run.
@@ -32,10 +33,12 @@ pub struct RunSpec {
     pub executor: ExecutorKind,
     /// Print the summary.
     pub quiet: bool,
+    /// Daily per-process quotas, if any (see `crate::quotas`).
+    pub quotas: Option<QuotaSetup>,
 }
 
 /// Runs and writes `effects.jsonl`, `customers.parquet`, `outcomes.jsonl`, `report.json`,
-/// `timings.json` into `spec.out`.
+/// `timings.json` into `spec.out` (and `held.jsonl`, `notifications.jsonl` with quotas).
 pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     let started = Instant::now();
     let triggers_text = read_text(&spec.triggers)?;
@@ -52,6 +55,11 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         }
     }
     let engine = Engine::new(set).map_err(|e| Failure::Input(e.into()))?;
+    let quotas = spec
+        .quotas
+        .as_ref()
+        .map(crate::quotas::prepare)
+        .transpose()?;
     let records = read_events(&spec.events).map_err(|e| Failure::Input(e.into()))?;
     let loaded_ms = started.elapsed().as_secs_f64() * 1e3;
 
@@ -61,6 +69,7 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     let options = RunOptions {
         executor: spec.executor,
         progress: Some(&tick),
+        quotas: quotas.as_ref().map(|q| &q.quotas),
     };
     let exec_started = Instant::now();
     let result = engine
@@ -70,8 +79,24 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     bar.finish_and_clear();
 
     write_outputs(&spec.out, &result, &state).map_err(Failure::Runtime)?;
+    let notifications = match &quotas {
+        Some(q) => {
+            let notifications = q.notifier.take();
+            crate::quotas::write_outputs(&spec.out, &records, &result, &notifications)
+                .map_err(Failure::Runtime)?;
+            q.quotas
+                .sync()
+                .context("cannot persist the quota ledger")
+                .map_err(Failure::Runtime)?;
+            Some((notifications, q.quotas.ledger().describe()))
+        }
+        None => None,
+    };
     if !spec.quiet {
         print_summary(&result, loaded_ms, exec_ms, &spec.out);
+        if let Some((notifications, ledger)) = &notifications {
+            crate::quotas::print_summary(&result, notifications, ledger);
+        }
     }
     Ok(result)
 }

@@ -520,8 +520,13 @@ impl Ledger for RedisLedger {
                     break;
                 }
                 Err(e) => {
-                    let msg = e.to_string();
-                    let unavailable = matches!(e, LedgerError::Unavailable(_));
+                    // Re-wrap the inner message, not the Display (which already carries the
+                    // variant's prefix).
+                    let (unavailable, msg) = match e {
+                        LedgerError::Unavailable(m) => (true, m),
+                        LedgerError::Protocol(m) => (false, m),
+                        other => (false, other.to_string()),
+                    };
                     for (i, _, _) in todo.drain(..) {
                         out[i] = Some(Err(if unavailable {
                             LedgerError::Unavailable(msg.clone())

@@ -1,0 +1,299 @@
+//! Quotas in the CLI: loading `quotas.yaml`, opening a ledger, rendering quota
+//! configuration errors, and the quota outputs of `fusebox run` (`held.jsonl`,
+//! `notifications.jsonl`, the summary line).
+//!
+//! Shared by `run`, `demo`, `check` and `quota`; the rules themselves live in
+//! `fusebox-quotas` and the gate in `fusebox_engine::gate`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use fusebox_engine::config::{Diagnostic, Severity};
+use fusebox_engine::event::EventRecord;
+use fusebox_engine::gate::Canonical;
+use fusebox_engine::BatchResult;
+use fusebox_quotas::{
+    ConfigError, Denial, DurableLedger, Ledger, LedgerError, MemoryLedger, QuotaConfig,
+    QuotaNotification, Quotas, RedisLedger, RedisOptions,
+};
+use serde::Serialize;
+
+use crate::diagnostics::reports;
+use crate::Failure;
+
+/// The quota options of `fusebox run`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct QuotaRunArgs {
+    /// Daily per-process quotas (quotas.yaml): events carrying a `process` are charged
+    /// before they run; an exhausted process's events are held (held.jsonl) and its owner
+    /// notified (notifications.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub quotas: Option<PathBuf>,
+    /// Durable quota ledger file, created if missing and kept across runs. Without
+    /// --ledger or --redis, usage is counted in memory for this run only.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "quotas",
+        conflicts_with = "redis"
+    )]
+    pub ledger: Option<PathBuf>,
+    /// Redis server shared by several engine instances, e.g. redis://127.0.0.1:6379/.
+    #[arg(long, value_name = "URL", requires = "quotas")]
+    pub redis: Option<String>,
+}
+
+impl QuotaRunArgs {
+    /// The quota setup requested, if any.
+    pub fn setup(&self) -> Option<QuotaSetup> {
+        let config = self.quotas.clone()?;
+        let ledger = match (&self.ledger, &self.redis) {
+            (Some(path), _) => LedgerChoice::File(path.clone()),
+            (None, Some(url)) => LedgerChoice::Redis(url.clone()),
+            (None, None) => LedgerChoice::Memory,
+        };
+        Some(QuotaSetup { config, ledger })
+    }
+}
+
+/// Where quota usage lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerChoice {
+    /// In memory, for one run.
+    Memory,
+    /// A durable ledger file.
+    File(PathBuf),
+    /// A Redis server.
+    Redis(String),
+}
+
+/// Quotas for a run: the configuration file and the ledger.
+#[derive(Clone, Debug)]
+pub struct QuotaSetup {
+    /// quotas.yaml
+    pub config: PathBuf,
+    /// The ledger.
+    pub ledger: LedgerChoice,
+}
+
+/// A quota manager ready for a run, with the notifications it collects.
+pub struct Prepared {
+    /// The manager.
+    pub quotas: Quotas,
+    /// Notifications, in the order they happened.
+    pub notifier: Arc<fusebox_quotas::CollectingNotifier>,
+}
+
+/// Loads the configuration and opens the ledger. Configuration problems are printed with
+/// file, line and column (`Failure::Reported`); a corrupt or unreadable ledger is refused.
+pub fn prepare(setup: &QuotaSetup) -> Result<Prepared, Failure> {
+    let config = load_config(&setup.config)?;
+    let ledger = open_ledger(&setup.ledger, true)?;
+    let notifier = Arc::new(fusebox_quotas::CollectingNotifier::new());
+    let quotas = Quotas::new(config, ledger, notifier.clone())
+        .map_err(|e| Failure::Input(anyhow::anyhow!("cannot set up quotas: {e}")))?;
+    Ok(Prepared { quotas, notifier })
+}
+
+/// Reads and validates a quota file, printing every problem located.
+pub fn load_config(path: &Path) -> Result<QuotaConfig, Failure> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .map_err(Failure::Input)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::Input(anyhow::anyhow!(
+            "{}: not valid UTF-8 (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    QuotaConfig::from_yaml_str(&text, &path.display().to_string()).map_err(|e| {
+        print_config_error(&e, &text);
+        Failure::Reported
+    })
+}
+
+/// Validates quota YAML for `fusebox check`; prints the result. Returns whether it is valid.
+pub fn check_text(name: &str, text: &str) -> bool {
+    match QuotaConfig::from_yaml_str(text, name) {
+        Ok(cfg) => {
+            let shadow = cfg.processes.iter().filter(|p| p.shadow).count();
+            println!(
+                "ok: {name}: {} processes ({shadow} shadow), unknown processes: {}",
+                cfg.processes.len(),
+                match cfg.unknown_process {
+                    fusebox_quotas::UnknownProcess::Deny => "denied".to_string(),
+                    fusebox_quotas::UnknownProcess::Default => format!(
+                        "share the default bucket ({})",
+                        cfg.default_limits
+                            .map(|l| l.to_string())
+                            .unwrap_or_default()
+                    ),
+                }
+            );
+            true
+        }
+        Err(e) => {
+            print_config_error(&e, text);
+            false
+        }
+    }
+}
+
+/// Prints a quota configuration error as located miette reports.
+pub fn print_config_error(err: &ConfigError, text: &str) {
+    let diagnostics: Vec<Diagnostic> = err
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let message = if d.path.is_empty() {
+                d.message.clone()
+            } else {
+                format!("{}: {}", d.path, d.message)
+            };
+            let span = d.byte_offset.map(|o| {
+                let start = o as usize;
+                (start, start + d.byte_len.unwrap_or(0) as usize)
+            });
+            Diagnostic {
+                severity: Severity::Error,
+                message,
+                line: d.line.unwrap_or(0),
+                column: d.column.unwrap_or(0),
+                span,
+                help: d.help.clone(),
+            }
+        })
+        .collect();
+    let source: Arc<str> = Arc::from(text);
+    for r in reports(&err.source_name, &source, &diagnostics) {
+        eprintln!("{r:?}");
+    }
+}
+
+/// Opens a ledger backend. `create`: a missing ledger file is created (runs); otherwise it
+/// must exist (operator commands).
+pub fn open_ledger(choice: &LedgerChoice, create: bool) -> Result<Box<dyn Ledger>, Failure> {
+    match choice {
+        LedgerChoice::Memory => Ok(Box::new(MemoryLedger::new())),
+        LedgerChoice::File(path) => {
+            if !create && !path.exists() {
+                return Err(Failure::Input(anyhow::anyhow!(
+                    "no quota ledger at {} (`fusebox run --quotas FILE --ledger {}` creates it)",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            DurableLedger::open(path)
+                .map(|l| Box::new(l) as Box<dyn Ledger>)
+                .map_err(ledger_failure)
+        }
+        LedgerChoice::Redis(url) => RedisLedger::connect(url, RedisOptions::default())
+            .map(|l| Box::new(l) as Box<dyn Ledger>)
+            .map_err(ledger_failure),
+    }
+}
+
+/// A corrupt ledger is bad input (exit 2: fix or restore the file); anything else is a
+/// runtime failure (exit 1).
+pub fn ledger_failure(e: LedgerError) -> Failure {
+    let e = anyhow::Error::new(e).context("cannot open the quota ledger");
+    match e.downcast_ref::<LedgerError>() {
+        Some(LedgerError::Corrupt { .. }) => Failure::Input(e),
+        _ => Failure::Runtime(e),
+    }
+}
+
+/// One line of `held.jsonl`.
+#[derive(Serialize)]
+struct HeldLine<'a> {
+    line: u64,
+    event_id: &'a str,
+    /// `reason` (exhausted / stopped / unknown_process / backend_unavailable), `process`
+    /// and the reason's details.
+    #[serde(flatten)]
+    denial: &'a Denial,
+    bytes: u64,
+    message: String,
+    /// The event as charged: its compact form is `bytes` long.
+    event: Option<Canonical<'a>>,
+}
+
+/// Writes `held.jsonl` and `notifications.jsonl` into `out`.
+pub fn write_outputs(
+    out: &Path,
+    records: &[EventRecord],
+    result: &BatchResult,
+    notifications: &[QuotaNotification],
+) -> Result<()> {
+    let path = out.join("held.jsonl");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    for h in &result.held {
+        let event = records
+            .get(h.record)
+            .and_then(|r| r.event.as_ref().ok())
+            .map(Canonical::of);
+        let line = HeldLine {
+            line: h.line,
+            event_id: &h.event_id,
+            denial: &h.denial,
+            bytes: h.bytes,
+            message: h.denial.to_string(),
+            event,
+        };
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+
+    let path = out.join("notifications.jsonl");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    for n in notifications {
+        serde_json::to_writer(&mut w, n)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The quota lines of the run summary.
+pub fn print_summary(result: &BatchResult, notifications: &[QuotaNotification], ledger: &str) {
+    let by_process: Vec<String> = result
+        .report
+        .held_by_process
+        .iter()
+        .map(|(p, n)| format!("{p} {n}"))
+        .collect();
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    for n in notifications {
+        let kind = serde_json::to_value(n.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!(
+        "quotas: {} held{} (held.jsonl); {} notifications to owners{} (notifications.jsonl); ledger {ledger}",
+        result.held.len(),
+        if by_process.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", by_process.join(", "))
+        },
+        notifications.len(),
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", kinds.join(", "))
+        },
+    );
+}

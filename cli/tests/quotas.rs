@@ -1,0 +1,628 @@
+//! End-to-end tests of quotas in the `fusebox` binary: `run --quotas` (held.jsonl,
+//! notifications.jsonl, reconciliation, determinism, a ledger kept across runs),
+//! `quota status|raise|resume|reset`, a corrupt ledger, and `check` on quota files.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+
+fn fusebox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args(args)
+        .output()
+        .expect("run fusebox")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = fusebox(args);
+    assert!(
+        out.status.success(),
+        "fusebox {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn gen(dir: &Path, customers: u64, events: u64, seed: u64) {
+    ok(&[
+        "gen",
+        "--out",
+        dir.to_str().unwrap(),
+        "--customers",
+        &customers.to_string(),
+        "--events",
+        &events.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+}
+
+fn run_args(input: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--customers".into(),
+        input.join("customers.parquet").display().to_string(),
+        "--events".into(),
+        input.join("events.jsonl").display().to_string(),
+        "--triggers".into(),
+        input.join("triggers.yaml").display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--quotas".into(),
+        input.join("quotas.yaml").display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn run(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let args = run_args(input, out, extra);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn jsonl(path: &Path) -> Vec<Json> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_run_with_quotas_holds_the_runaway_sync_and_reconciles() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 500, 20_000, 7);
+    let out = dir.path().join("out");
+    let stdout = run(&input, &out, &["--executor", "sequential"]);
+    let stdout = String::from_utf8_lossy(&stdout.stdout);
+
+    let events = jsonl(&input.join("events.jsonl"));
+    let outcomes = jsonl(&out.join("outcomes.jsonl"));
+    let held = jsonl(&out.join("held.jsonl"));
+    let notifications = jsonl(&out.join("notifications.jsonl"));
+    let effects = jsonl(&out.join("effects.jsonl"));
+    assert!(!held.is_empty(), "the runaway sync must be held");
+    assert!(!notifications.is_empty());
+
+    // Every input event has one outcome; processed + rejected + held = events in.
+    assert_eq!(outcomes.len(), events.len());
+    let count = |s: &str| outcomes.iter().filter(|o| o["status"] == s).count();
+    let (processed, rejected, n_held) = (count("processed"), count("rejected"), count("held"));
+    assert_eq!(processed + rejected + n_held, events.len());
+    assert_eq!(n_held, held.len());
+    let report: Json =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["events"]["held"], held.len() as u64);
+    assert_eq!(report["events"]["processed"], processed as u64);
+    assert_eq!(report["held_by_process"]["crm-sync"], held.len() as u64);
+    assert!(
+        stdout.contains(&format!(
+            "quotas: {} held: crm-sync {}",
+            held.len(),
+            held.len()
+        )),
+        "{stdout}"
+    );
+
+    // Each held line is its input event, charged its canonical size, and was not executed.
+    let held_ids: HashSet<&str> = held
+        .iter()
+        .map(|h| h["event_id"].as_str().unwrap())
+        .collect();
+    for h in &held {
+        let line = h["line"].as_u64().unwrap() as usize;
+        assert_eq!(outcomes[line - 1]["status"], "held");
+        assert_eq!(outcomes[line - 1]["reason"], h["message"]);
+        assert_eq!(events[line - 1], h["event"], "held.jsonl keeps the event");
+        assert_eq!(h["process"], "crm-sync");
+        assert!(
+            h["reason"] == "exhausted" || h["reason"] == "stopped",
+            "{h}"
+        );
+        assert_eq!(
+            h["bytes"].as_u64().unwrap(),
+            serde_json::to_string(&h["event"]).unwrap().len() as u64
+        );
+    }
+    assert!(effects
+        .iter()
+        .all(|e| !held_ids.contains(e["event_id"].as_str().unwrap())));
+    // Other processes and process-less events are never held.
+    for (o, e) in outcomes.iter().zip(&events) {
+        if e["process"] != "crm-sync" {
+            assert_ne!(o["status"], "held", "{e}");
+        }
+    }
+
+    // The owner hears once per day: warned, then exhausted; the shadow tracker is reported
+    // but never held.
+    let mut exhausted_days = HashMap::new();
+    for n in &notifications {
+        if n["kind"] == "exhausted" {
+            assert_eq!(n["owner"], "data-team@shop.example");
+            *exhausted_days
+                .entry(n["quota_day"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    assert!(exhausted_days.len() > 20, "{exhausted_days:?}");
+    assert!(exhausted_days.values().all(|&n| n == 1));
+    assert!(notifications
+        .iter()
+        .any(|n| n["kind"] == "shadow_would_deny" && n["process"] == "web-tracker"));
+
+    // Nothing is lost: the held events, fed back as an events file, run.
+    let retry_in = dir.path().join("retry");
+    std::fs::create_dir_all(&retry_in).unwrap();
+    for f in ["customers.parquet", "triggers.yaml", "quotas.yaml"] {
+        std::fs::copy(input.join(f), retry_in.join(f)).unwrap();
+    }
+    let retry_log: String = held.iter().map(|h| format!("{}\n", h["event"])).collect();
+    std::fs::write(retry_in.join("events.jsonl"), retry_log).unwrap();
+    let retry_out = dir.path().join("retry-out");
+    ok(&[
+        "run",
+        "--customers",
+        retry_in.join("customers.parquet").to_str().unwrap(),
+        "--events",
+        retry_in.join("events.jsonl").to_str().unwrap(),
+        "--triggers",
+        retry_in.join("triggers.yaml").to_str().unwrap(),
+        "--out",
+        retry_out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let retried = jsonl(&retry_out.join("outcomes.jsonl"));
+    assert_eq!(retried.len(), held.len());
+    assert!(retried.iter().all(|o| o["status"] == "processed"));
+
+    // Same held set and notifications with the parallel executor.
+    let par = dir.path().join("par");
+    run(
+        &input,
+        &par,
+        &["--executor", "parallel", "--threads", "4", "--quiet"],
+    );
+    for f in ["held.jsonl", "notifications.jsonl", "outcomes.jsonl"] {
+        assert!(
+            std::fs::read(out.join(f)).unwrap() == std::fs::read(par.join(f)).unwrap(),
+            "{f} differs between sequential and parallel"
+        );
+    }
+}
+
+fn status_json(ledger: &Path, process: &str, at: &str) -> Json {
+    let out = ok(&[
+        "quota",
+        "status",
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--process",
+        process,
+        "--at",
+        at,
+        "--json",
+    ]);
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+}
+
+#[test]
+fn a_ledger_persists_across_runs_and_operators_can_adjust_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 200, 6_000, 3);
+    // Cut the log right after the first held event, so that the ledger's newest day for
+    // crm-sync is the day it was stopped.
+    let probe = dir.path().join("probe");
+    run(&input, &probe, &["--quiet"]);
+    let first_held = jsonl(&probe.join("held.jsonl"))[0]["line"]
+        .as_u64()
+        .unwrap() as usize;
+    let log = std::fs::read_to_string(input.join("events.jsonl")).unwrap();
+    let prefix: String = log
+        .lines()
+        .take(first_held)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(input.join("events.jsonl"), prefix).unwrap();
+
+    let ledger = dir.path().join("quota.ledger");
+    let ledger_s = ledger.to_str().unwrap();
+    let (o1, o2) = (dir.path().join("o1"), dir.path().join("o2"));
+    run(&input, &o1, &["--ledger", ledger_s, "--quiet"]);
+    let held1 = jsonl(&o1.join("held.jsonl"));
+    assert_eq!(held1.len(), 1);
+    let at = held1[0]["event"]["timestamp"].as_str().unwrap().to_string();
+    let s = status_json(&ledger, "crm-sync", &at);
+    assert_eq!(s["state"], "exhausted", "{s}");
+    let limit = s["limit"]["records"].as_u64().unwrap();
+    assert_eq!(s["used"]["records"].as_u64().unwrap(), limit);
+    let table = ok(&["quota", "status", "--ledger", ledger_s, "--at", &at]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.starts_with("PROCESS"), "{table}");
+    for p in [
+        "crm-sync",
+        "shop-orders-import",
+        "web-tracker",
+        "loyalty-export",
+    ] {
+        assert!(table.contains(p), "{table}");
+    }
+
+    // A second run over the same log finds the first run's usage in the ledger: crm-sync is
+    // still stopped on that day, so every one of its events is held.
+    run(&input, &o2, &["--ledger", ledger_s, "--quiet"]);
+    let crm_events = log
+        .lines()
+        .take(first_held)
+        .filter(|l| l.contains(r#""process":"crm-sync""#))
+        .count();
+    assert!(crm_events > 1);
+    let held2 = jsonl(&o2.join("held.jsonl"));
+    assert_eq!(held2.len(), crm_events);
+    assert!(held2.iter().all(|h| h["reason"] == "stopped"));
+
+    // Raise: active again with the new limit, owner notified.
+    let raised = ok(&[
+        "quota",
+        "raise",
+        "--ledger",
+        ledger_s,
+        "--process",
+        "crm-sync",
+        "--records",
+        &(limit * 2).to_string(),
+        "--at",
+        &at,
+    ]);
+    assert!(String::from_utf8_lossy(&raised.stdout).contains("notify data-team@shop.example"));
+    let s = status_json(&ledger, "crm-sync", &at);
+    assert_eq!(s["state"], "active");
+    assert_eq!(s["raised"], true);
+    assert_eq!(s["limit"]["records"].as_u64().unwrap(), limit * 2);
+
+    // Resume keeps usage; reset zeroes it.
+    ok(&[
+        "quota",
+        "resume",
+        "--ledger",
+        ledger_s,
+        "--process",
+        "crm-sync",
+        "--at",
+        &at,
+    ]);
+    assert_eq!(
+        status_json(&ledger, "crm-sync", &at)["used"]["records"].as_u64(),
+        Some(limit)
+    );
+    ok(&[
+        "quota",
+        "reset",
+        "--ledger",
+        ledger_s,
+        "--process",
+        "crm-sync",
+        "--at",
+        &at,
+    ]);
+    let s = status_json(&ledger, "crm-sync", &at);
+    assert_eq!(s["used"]["records"], 0);
+    assert_eq!(s["state"], "active");
+
+    // Lowering a limit and unknown processes are refused.
+    let low = fusebox(&[
+        "quota",
+        "raise",
+        "--ledger",
+        ledger_s,
+        "--process",
+        "crm-sync",
+        "--records",
+        "1",
+        "--at",
+        &at,
+    ]);
+    assert_eq!(low.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&low.stderr).contains("would lower"));
+    let unknown = fusebox(&["quota", "resume", "--ledger", ledger_s, "--process", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown process `nope`"));
+
+    // After the raise and the reset the same log fits: nothing is held.
+    let o3 = dir.path().join("o3");
+    run(&input, &o3, &["--ledger", ledger_s, "--quiet"]);
+    assert!(jsonl(&o3.join("held.jsonl")).is_empty());
+}
+
+#[test]
+fn a_corrupt_ledger_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 100, 2_000, 5);
+    let ledger = dir.path().join("quota.ledger");
+    let ledger_s = ledger.to_str().unwrap();
+    run(
+        &input,
+        &dir.path().join("o1"),
+        &["--ledger", ledger_s, "--quiet"],
+    );
+    let mut bytes = std::fs::read(&ledger).unwrap();
+    assert!(bytes.len() > 2_000);
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 4] {
+        *b ^= 0xA5;
+    }
+    std::fs::write(&ledger, &bytes).unwrap();
+
+    let out = fusebox(&["quota", "status", "--ledger", ledger_s]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("corrupt") && stderr.contains("Refusing to start"),
+        "{stderr}"
+    );
+
+    let o2 = dir.path().join("o2");
+    let args = run_args(&input, &o2, &["--ledger", ledger_s]);
+    let out = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
+    assert!(!o2.exists(), "nothing may be written");
+    assert_eq!(
+        std::fs::read(&ledger).unwrap(),
+        bytes,
+        "the ledger is left as found"
+    );
+
+    let missing = fusebox(&["quota", "status", "--ledger", "/nonexistent/q.ledger"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no quota ledger"));
+}
+
+#[test]
+fn check_validates_quota_files_with_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 50, 10, 1);
+    let good = ok(&["check", input.join("quotas.yaml").to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&good.stdout).contains("5 processes (1 shadow)"),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "processes:\n  - id: crm-sync\n    owner: a@example.com\n    time_zone: Europe/Berln\n    limits: { records: 0 }\n  - id: crm-sync\n    owner: b@example.com\n    time_zone: UTC\n    limits: { records: -5 }\n",
+    )
+    .unwrap();
+    let out = fusebox(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:4:") && stderr.contains("unknown time zone `Europe/Berln`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bad.yaml:5:"), "{stderr}");
+    assert!(stderr.contains("bad.yaml:6:"), "{stderr}");
+    assert!(stderr.contains("bad.yaml:9:"), "{stderr}");
+
+    // The same file stops a run before any work.
+    let out_dir = dir.path().join("out");
+    let mut args = run_args(&input, &out_dir, &[]);
+    let n = args.len();
+    args[n - 1] = bad.display().to_string();
+    let out = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:4:"));
+    assert!(!out_dir.exists());
+}
+
+/// A throwaway `redis-server` on a free loopback port (no persistence), shut down on drop
+/// and bounded by `timeout` even if the test process dies.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false)
+}
+
+fn redis_ping(port: u16, cmd: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    s.write_all(format!("{cmd}\r\n").as_bytes())?;
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line)?;
+    Ok(line)
+}
+
+impl RedisServer {
+    /// `None` (with a visible notice) when `redis-server` is not installed, outside CI.
+    fn start() -> Option<RedisServer> {
+        if !on_path("redis-server") || !on_path("timeout") {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+            assert!(!ci, "redis-server and timeout must be on the PATH under CI");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTICE: redis-server not on the PATH; skipping the CLI Redis test"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Command::new("timeout")
+            .args(["-s", "KILL", "300", "redis-server", "--port"])
+            .arg(port.to_string())
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let server = RedisServer { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if redis_ping(port, "PING").is_ok_and(|l| l.starts_with("+PONG")) {
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("redis-server did not come up on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = redis_ping(self.port, "SHUTDOWN NOSAVE");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_instances_on_one_redis_share_each_quota() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 300, 6_000, 9);
+    // One Berlin quota day (2026-03-01 starts at 2026-02-28T23:00Z and ends at 23:00Z),
+    // split between two instances line by line.
+    let log = std::fs::read_to_string(input.join("events.jsonl")).unwrap();
+    let day: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(r#""timestamp":"2026-03-01T"#) && !l.contains("T23:"))
+        .collect();
+    let crm_events = day.iter().filter(|l| l.contains("crm-sync")).count();
+    let (a_in, b_in) = (dir.path().join("a"), dir.path().join("b"));
+    for (i, d) in [&a_in, &b_in].into_iter().enumerate() {
+        std::fs::create_dir_all(d).unwrap();
+        for f in ["customers.parquet", "triggers.yaml", "quotas.yaml"] {
+            std::fs::copy(input.join(f), d.join(f)).unwrap();
+        }
+        let half: String = day
+            .iter()
+            .skip(i)
+            .step_by(2)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(d.join("events.jsonl"), half).unwrap();
+    }
+    let (a_out, b_out) = (dir.path().join("ao"), dir.path().join("bo"));
+    let spawn = |input: &Path, out: &Path| {
+        let args = run_args(input, out, &["--redis", &url, "--quiet"]);
+        Command::new(env!("CARGO_BIN_EXE_fusebox"))
+            .args(&args)
+            .spawn()
+            .expect("spawn fusebox")
+    };
+    let (mut a, mut b) = (spawn(&a_in, &a_out), spawn(&b_in, &b_out));
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+
+    // Zero over-grant across instances: together they ran exactly the limit.
+    let s = {
+        let out = ok(&[
+            "quota",
+            "status",
+            "--redis",
+            &url,
+            "--process",
+            "crm-sync",
+            "--at",
+            "2026-03-01T12:00:00Z",
+            "--json",
+        ]);
+        serde_json::from_str::<Json>(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+    };
+    let limit = s["limit"]["records"].as_u64().unwrap() as usize;
+    assert!(crm_events > limit, "{crm_events} <= {limit}");
+    let ran = |out: &Path| {
+        jsonl(&out.join("outcomes.jsonl"))
+            .iter()
+            .filter(|o| o["status"] == "processed")
+            .filter(|o| {
+                let id = o["event_id"].as_str().unwrap();
+                day.iter()
+                    .any(|l| l.contains(&format!(r#""id":"{id}""#)) && l.contains("crm-sync"))
+            })
+            .count()
+    };
+    assert_eq!(ran(&a_out) + ran(&b_out), limit);
+    assert_eq!(s["used"]["records"].as_u64().unwrap() as usize, limit);
+    let held = jsonl(&a_out.join("held.jsonl")).len() + jsonl(&b_out.join("held.jsonl")).len();
+    assert_eq!(held, crm_events - limit);
+}
+
+#[test]
+fn an_unreachable_redis_holds_fail_closed_processes_and_lets_fail_open_ones_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 100, 2_000, 4);
+    let out = dir.path().join("out");
+    // Nothing listens on port 1: every ledger call fails.
+    run(
+        &input,
+        &out,
+        &["--redis", "redis://127.0.0.1:1/0", "--quiet"],
+    );
+    let held = jsonl(&out.join("held.jsonl"));
+    assert!(!held.is_empty());
+    assert!(held.iter().all(|h| h["reason"] == "backend_unavailable"));
+    let error = held[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("ledger backend unavailable: ")
+            && error.matches("unavailable").count() == 1,
+        "{error}"
+    );
+    let held_processes: HashSet<&str> = held
+        .iter()
+        .map(|h| h["process"].as_str().unwrap())
+        .collect();
+    assert!(held_processes.contains("crm-sync"));
+    assert!(
+        !held_processes.contains("web-tracker"),
+        "web-tracker is fail_open"
+    );
+    let events = jsonl(&input.join("events.jsonl"));
+    let outcomes = jsonl(&out.join("outcomes.jsonl"));
+    for (o, e) in outcomes.iter().zip(&events) {
+        if e["process"] == "web-tracker" || e["process"].is_null() {
+            assert_ne!(o["status"], "held", "{e}");
+        }
+    }
+    let notifications = jsonl(&out.join("notifications.jsonl"));
+    assert!(notifications
+        .iter()
+        .any(|n| n["process"] == "web-tracker" && n["kind"] == "backend_unavailable_allowed"));
+    assert!(notifications
+        .iter()
+        .any(|n| n["process"] == "crm-sync" && n["kind"] == "backend_unavailable_denied"));
+}
