@@ -20,7 +20,8 @@
 //!   thread, 64 operations per `reserve_many` + `commit_many` (one group
 //!   commit, or one pipelined round trip, per 64 reserves and per 64 refunds)
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target-quotas cargo bench -p fusebox-quotas --bench reserve_commit`
+//! Run: `cargo bench -p fusebox-quotas --bench reserve_commit` (redis cases need
+//! `redis-server` on the PATH).
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
