@@ -1,6 +1,9 @@
 //! Where the time of a batch goes, per executor and stage (admission, execution with its
 //! speculate and commit phases, reporting), on the workloads of `executors.rs`.
 //!
+//! `stm-1thread` is the parallel executor forced to speculate with a single worker: the
+//! cost of the Block-STM machinery itself, with no second core to win it back.
+//!
 //! Not a criterion bench: it interleaves the executors run by run, so all of them see the same
 //! background noise, and prints medians and the speed-up over the sequential executor.
 //!
@@ -33,6 +36,13 @@ fn main() {
         ("sequential", ExecutorKind::Sequential),
         ("parallel", ExecutorKind::parallel(2)),
         ("locking", ExecutorKind::Locking { threads: 2 }),
+        // The speculation machinery alone: one worker, no other core to conflict with.
+        (
+            "stm-1thread",
+            ExecutorKind::Parallel(
+                fusebox::engine::exec::parallel::ParallelConfig::always_parallel(1, 4096),
+            ),
+        ),
     ];
     for w in workloads() {
         if !which.is_empty() && !w.name.contains(which.as_str()) {
