@@ -35,6 +35,14 @@ fn main() {
     let kinds = [
         ("sequential", ExecutorKind::Sequential),
         ("parallel", ExecutorKind::parallel(2)),
+        // Block-STM on every block: the executor without its throughput-based choice.
+        (
+            "speculative",
+            ExecutorKind::Parallel(fusebox::engine::exec::parallel::ParallelConfig {
+                self_tuning: false,
+                ..fusebox::engine::exec::parallel::ParallelConfig::with_threads(2)
+            }),
+        ),
         ("locking", ExecutorKind::Locking { threads: 2 }),
         // The speculation machinery alone: one worker, no other core to conflict with.
         (

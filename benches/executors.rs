@@ -11,9 +11,11 @@
 //! - `hot_counter` — 100,000 customers; every event blindly increments one global counter (a
 //!   commutative delta) and awards points.
 //!
-//! Executors: `sequential` (the reference), `parallel` (Block-STM, 2 threads, default tuning
-//! with adaptive fallback) and `locking` (pessimistic per-key locks granted in event order,
-//! 2 threads) — the "wait for the other trigger" baseline.
+//! Executors: `sequential` (the reference), `parallel` (Block-STM, 2 threads, default
+//! tuning: contended blocks given up, each block speculated or run sequentially by measured
+//! throughput), `speculative` (Block-STM on every block, 2 threads) and `locking`
+//! (pessimistic per-key locks granted in event order, 2 threads) — the "wait for the other
+//! trigger" baseline.
 //!
 //! Run: `cargo bench --bench executors` (add `-- --quick` for a fast look). Each iteration runs
 //! the whole batch on a fresh clone of the state (cloning is outside the measured time).
@@ -37,6 +39,14 @@ fn executors() -> Vec<(&'static str, ExecutorKind)> {
     vec![
         ("sequential", ExecutorKind::Sequential),
         ("parallel", ExecutorKind::parallel(2)),
+        // Block-STM on every block: the executor without its throughput-based choice.
+        (
+            "speculative",
+            ExecutorKind::Parallel(fusebox::engine::exec::parallel::ParallelConfig {
+                self_tuning: false,
+                ..fusebox::engine::exec::parallel::ParallelConfig::with_threads(2)
+            }),
+        ),
         ("locking", ExecutorKind::Locking { threads: 2 }),
     ]
 }

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use fusebox_engine::exec::parallel::ParallelConfig;
 use fusebox_engine::ExecutorKind;
 
 /// How a command failed.
@@ -40,8 +41,12 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ExecutorArg {
-    /// Optimistic parallel execution (Block-STM); identical results to `sequential`.
+    /// Optimistic parallel execution (Block-STM); identical results to `sequential`. Each
+    /// block speculates or runs sequentially, whichever is measured faster on this workload.
     Parallel,
+    /// Block-STM on every block, without the throughput-based choice (contended blocks are
+    /// still given up): to measure or exercise speculation.
+    Speculative,
     /// One event after another (the reference executor).
     Sequential,
     /// Pessimistic per-key locks in event order (a baseline for comparison).
@@ -166,6 +171,10 @@ fn main() -> ExitCode {
             let executor = match executor {
                 ExecutorArg::Sequential => ExecutorKind::Sequential,
                 ExecutorArg::Parallel => ExecutorKind::parallel(threads),
+                ExecutorArg::Speculative => ExecutorKind::Parallel(ParallelConfig {
+                    self_tuning: false,
+                    ..ParallelConfig::with_threads(threads)
+                }),
                 ExecutorArg::Locking => ExecutorKind::Locking { threads },
             };
             let spec = commands::run::RunSpec {

@@ -79,6 +79,8 @@ fn outputs_are_byte_identical_across_executors_and_thread_counts() {
         ("parallel", "2"),
         ("parallel", "4"),
         ("parallel", "8"),
+        ("speculative", "2"),
+        ("speculative", "4"),
         ("locking", "2"),
     ];
     for (executor, threads) in runs {

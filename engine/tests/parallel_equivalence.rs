@@ -261,6 +261,7 @@ fn contention_falls_back_to_sequential_when_adaptive() {
         &records,
         ExecutorKind::Parallel(ParallelConfig {
             block_size: 1000,
+            self_tuning: false,
             ..ParallelConfig::with_threads(2)
         }),
     );
@@ -301,6 +302,7 @@ fn mixed_parallel_and_sequential_blocks_commit_in_serial_order() {
         &records,
         ExecutorKind::Parallel(ParallelConfig {
             block_size: 500,
+            self_tuning: false,
             ..ParallelConfig::with_threads(2)
         }),
     );
@@ -314,6 +316,42 @@ fn mixed_parallel_and_sequential_blocks_commit_in_serial_order() {
     assert!(
         stats.parallel_blocks >= 4 && stats.sequential_blocks >= 1,
         "{stats:?}"
+    );
+}
+
+#[test]
+fn self_tuning_switches_modes_between_blocks_and_still_equals_sequential() {
+    // Independent events over many customers: the tuner speculates the first block, runs the
+    // second sequentially, then keeps choosing by measured time — whatever it picks, the
+    // output is the sequential output.
+    let customers = table(500);
+    let (engine, _, _) = conflict_workload(1);
+    let jsonl: String = (0..20 * 256u64)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"e{i}\",\"customer_id\":{},\"type\":\"a\",\"timestamp\":\"2026-03-01T12:00:00Z\"}}\n",
+                1 + (i * 7) % 500
+            )
+        })
+        .collect();
+    let records = read_jsonl(jsonl.as_bytes()).unwrap();
+    let seq = run(&engine, &customers, &records, ExecutorKind::Sequential);
+    let par = run(
+        &engine,
+        &customers,
+        &records,
+        ExecutorKind::Parallel(ParallelConfig {
+            block_size: 256,
+            ..ParallelConfig::with_threads(2)
+        }),
+    );
+    assert_eq!(seq.0.effects, par.0.effects);
+    assert_eq!(seq.0.outcomes, par.0.outcomes);
+    assert_eq!(seq.1.customers.columns(), par.1.customers.columns());
+    let stats = &par.0.parallel;
+    assert!(
+        stats.parallel_blocks >= 1 && stats.sequential_blocks >= 1,
+        "the tuner measures both modes: {stats:?}"
     );
 }
 

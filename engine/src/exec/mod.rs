@@ -11,6 +11,7 @@ pub mod mvmemory;
 pub mod parallel;
 pub mod scheduler;
 pub mod sequential;
+pub mod tuner;
 pub mod txn;
 
 #[cfg(test)]

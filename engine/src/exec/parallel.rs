@@ -21,6 +21,10 @@
 //! codes from one pool do not conflict (Aptos aggregators / delayed fields).
 //!
 //! ## When it does not run in parallel
+//! - with `self_tuning` on (the default), each block speculates or runs sequentially,
+//!   whichever has been measured faster per transaction on this workload, probing the other
+//!   mode now and then (see [`super::tuner`]): on cheap, memory-bound triggers and two cores
+//!   speculation does not pay, and the executor should then be as fast as the sequential one;
 //! - blocks smaller than `min_parallel_block` (a few per thread) run sequentially — the
 //!   speculation machinery costs more than it saves there (as pevm does);
 //! - with `adaptive` on, a block that meets more aborts and dependency waits than an eighth
@@ -51,6 +55,7 @@ use super::commit::commit;
 use super::mvmemory::{MvMemory, ReadError, TxnIdx};
 use super::scheduler::{Incarnation, Scheduler, Task};
 use super::sequential::{self, InvariantViolation};
+use super::tuner::{Mode, Tuner};
 use super::txn::{execute, ExecMode, TxnError, TxnOutput};
 use super::Admitted;
 use crate::customers::Schema;
@@ -73,6 +78,9 @@ pub struct ParallelConfig {
     pub min_parallel_block: usize,
     /// Switch to sequential for a while after a contended block.
     pub adaptive: bool,
+    /// Choose between speculating and sequential block by block, by measured throughput
+    /// (see [`super::tuner`]).
+    pub self_tuning: bool,
 }
 
 impl ParallelConfig {
@@ -84,6 +92,7 @@ impl ParallelConfig {
             block_size: 4096,
             min_parallel_block: 8 * threads,
             adaptive: true,
+            self_tuning: true,
         }
     }
 
@@ -94,6 +103,7 @@ impl ParallelConfig {
             block_size: block_size.max(1),
             min_parallel_block: 0,
             adaptive: false,
+            self_tuning: false,
         }
     }
 }
@@ -139,18 +149,29 @@ pub fn run(
     let mut outbox = Outbox::default();
     // Started when the first block is speculated, so small batches never start threads.
     let mut helpers: Option<Option<Helpers>> = None;
+    let mut tuner = Tuner::default();
     for block in events.chunks(config.block_size.max(1)) {
-        if config.threads <= 1 && config.adaptive
+        let forced_sequential = config.threads <= 1 && config.adaptive
             || block.len() < config.min_parallel_block
-            || sequential_left > 0
-        {
+            || sequential_left > 0;
+        let mode = if forced_sequential {
+            Mode::Sequential
+        } else if config.self_tuning {
+            tuner.next_mode()
+        } else {
+            Mode::Speculate
+        };
+        if mode == Mode::Sequential {
             sequential_left = sequential_left.saturating_sub(1);
             stats.sequential_blocks += 1;
             std::mem::take(&mut outbox).deliver(&mut on_commit);
+            let started = std::time::Instant::now();
             sequential::run(set, state, block, &mut on_commit)?;
+            tuner.record(Mode::Sequential, block.len(), started.elapsed());
             continue;
         }
         let helpers = helpers.get_or_insert_with(|| Helpers::start(set, config.threads));
+        let block_started = std::time::Instant::now();
         let started = std::time::Instant::now();
         let pending = std::mem::take(&mut outbox);
         let speculated = run_block(set, &schema, state, block, config, helpers.as_ref(), || {
@@ -165,6 +186,7 @@ pub fn run(
                 stats.commit_reexecutions += reexecuted;
                 outbox = committed;
                 stats.commit_us += started.elapsed().as_micros() as u64;
+                tuner.record(Mode::Speculate, block.len(), block_started.elapsed());
                 counters
             }
             Speculation::Abandoned(counters) => {
