@@ -25,7 +25,7 @@ use rustc_hash::FxHashMap;
 
 use crate::data::SegmentData;
 use crate::kernels::{aggregate_row, event_holds, AggSpec};
-use crate::model::{AttrPred, EventPred, EventTest, Filter, SegmentGroup, ValueOp};
+use crate::model::{AttrPred, EventPred, EventTest, Filter, NumCond, SegmentGroup, ValueOp};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
@@ -239,26 +239,39 @@ impl Planner<'_> {
                 let pred = AttrPred { op, ..p.clone() };
                 self.attr_leaf(pred, negated)
             }
-            Filter::Event(p) => self.event_leaf(p, neg),
+            // Event predicates are two-valued, so a negation is the complement of the positive
+            // leaf: `not performed X` and `not in_segment(performed X)` become one node.
+            Filter::Event(p) if neg => {
+                let pos = self.event_leaf(p);
+                let label = format!("not {}", self.nodes[pos].label);
+                self.all_but(pos, label)
+            }
+            Filter::Event(p) => self.event_leaf(p),
             Filter::InSegment(id) => {
                 let root = self.segment_root(id)?;
                 if neg {
-                    let est = self.n() - self.nodes[root].est_rows;
-                    let cost = self.nodes[root].est_cost;
-                    let label = format!("not in_segment {id}");
-                    self.intern(
-                        format!("allbut({root})"),
-                        label,
-                        NodeKind::AllBut(root),
-                        est,
-                        cost,
-                        &[root],
-                    )
+                    self.all_but(root, format!("not in_segment {id}"))
                 } else {
                     root
                 }
             }
         })
+    }
+
+    fn all_but(&mut self, child: NodeId, label: String) -> NodeId {
+        if let NodeKind::Const(b) = self.nodes[child].kind {
+            return self.constant(!b);
+        }
+        let est = self.n() - self.nodes[child].est_rows;
+        let cost = self.nodes[child].est_cost;
+        self.intern(
+            format!("allbut({child})"),
+            label,
+            NodeKind::AllBut(child),
+            est,
+            cost,
+            &[child],
+        )
     }
 
     fn intern(
@@ -384,9 +397,23 @@ impl Planner<'_> {
         self.intern(key, label, NodeKind::Attr { pred, negated }, est, cost, &[])
     }
 
-    fn event_leaf(&mut self, p: &EventPred, negated: bool) -> NodeId {
+    fn event_leaf(&mut self, p: &EventPred) -> NodeId {
+        let negated = false;
         let mut pred = p.clone();
         pred.filters.sort_by_key(|f| format!("{f:?}"));
+        // Counts are whole numbers: `count >= x` with 0 < x <= 1 is "performed at least once".
+        if let EventTest::Performed {
+            count: Some(NumCond::Ge(x)),
+            sum: None,
+        } = pred.test
+        {
+            if x > 0.0 && x <= 1.0 {
+                pred.test = EventTest::Performed {
+                    count: None,
+                    sum: None,
+                };
+            }
+        }
         let key = format!("event:{pred:?}:{negated}");
         if let Some(&id) = self.index.get(&key) {
             return id;

@@ -84,7 +84,10 @@ pub fn check(files: &[PathBuf], customers: Option<&PathBuf>) -> Result<(), Failu
                     }
                 }
             }
-            Some(Kind::Segments) | Some(Kind::Quotas) => {
+            Some(Kind::Segments) => {
+                failed |= !super::segment::check_file(&name, &text, table.as_ref());
+            }
+            Some(Kind::Quotas) => {
                 println!("skipped: {name}: segment and quota files are validated once those engines land (issues 4 and 5)");
             }
             None => {

@@ -88,7 +88,7 @@ pub fn generate(spec: &GenSpec, progress: &indicatif::ProgressBar) -> Result<Wor
     write_events(&mut rng, spec, start, &w.events, progress)?;
     std::fs::write(&w.triggers, triggers_yaml(spec))
         .with_context(|| format!("cannot write {}", w.triggers.display()))?;
-    std::fs::write(&w.segments, SEGMENTS_PLACEHOLDER)
+    std::fs::write(&w.segments, super::segment::GENERATED_SEGMENTS)
         .with_context(|| format!("cannot write {}", w.segments.display()))?;
     std::fs::write(&w.quotas, QUOTAS_PLACEHOLDER)
         .with_context(|| format!("cannot write {}", w.quotas.display()))?;
@@ -396,5 +396,4 @@ triggers:
     )
 }
 
-const SEGMENTS_PLACEHOLDER: &str = "# Segment group for this workload: written by the segment engine's generator once it lands.\nsegments: []\n";
 const QUOTAS_PLACEHOLDER: &str = "# Process quotas for this workload: written by the quota engine's generator once it lands.\nprocesses: []\n";

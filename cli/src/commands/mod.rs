@@ -4,3 +4,4 @@ pub mod check;
 pub mod demo;
 pub mod gen;
 pub mod run;
+pub mod segment;
