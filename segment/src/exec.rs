@@ -26,7 +26,8 @@ use rustc_hash::FxHashMap;
 use crate::data::SegmentData;
 use crate::explain::{Explain, NodeStats, Source};
 use crate::kernels::{
-    aggregate_full, all_rows, attr_full, attr_rows, event_full, event_rows, Aggregate,
+    aggregate_full, aggregate_rows, all_rows, attr_full, attr_rows, event_full, event_rows,
+    Aggregate, RowAgg,
 };
 use crate::model::SegmentGroup;
 use crate::plan::{plan, NodeId, NodeKind, Plan, PlanError};
@@ -142,6 +143,9 @@ pub(crate) enum Job {
 
 type CacheKey = (String, u64, i64);
 
+/// Row aggregates of one aggregate over the dirty rows of a refresh (rows, aggregates).
+type RowAggSlot = OnceLock<(RoaringBitmap, Vec<RowAgg>)>;
+
 /// A planned group plus its worker pool and sub-query cache.
 pub struct SegmentEngine {
     group: SegmentGroup,
@@ -250,6 +254,7 @@ impl SegmentEngine {
         let as_of = opts.as_of;
         let aggs: Vec<OnceLock<Arc<Aggregate>>> =
             plan.aggs.iter().map(|_| OnceLock::new()).collect();
+        let row_aggs: Vec<RowAggSlot> = plan.aggs.iter().map(|_| OnceLock::new()).collect();
         let results: Vec<OnceLock<(Arc<RoaringBitmap>, Duration, Source)>> =
             plan.nodes.iter().map(|_| OnceLock::new()).collect();
         let cursor = AtomicUsize::new(0);
@@ -265,7 +270,7 @@ impl SegmentEngine {
                 break;
             }
             let t0 = Instant::now();
-            let out = self.leaf(data, opts, &aggs, *id, job);
+            let out = self.leaf(data, opts, (&aggs, &row_aggs), *id, job);
             match out {
                 Ok((bitmap, source)) => {
                     let _ = results[*id].set((bitmap, t0.elapsed(), source));
@@ -378,7 +383,7 @@ impl SegmentEngine {
         &self,
         data: &SegmentData,
         opts: &ComputeOptions,
-        aggs: &[OnceLock<Arc<Aggregate>>],
+        (aggs, row_aggs): (&[OnceLock<Arc<Aggregate>>], &[RowAggSlot]),
         id: NodeId,
         job: &Job,
     ) -> Result<(Arc<RoaringBitmap>, Source), SegmentError> {
@@ -396,15 +401,20 @@ impl SegmentEngine {
                         negated,
                         agg,
                         sum_idx,
-                    } => event_rows(
-                        data.events.of_type(&pred.event_type),
-                        &self.plan.aggs[*agg],
-                        &pred.test,
-                        *sum_idx,
-                        *negated,
-                        as_of,
-                        rows,
-                    ),
+                    } => {
+                        let te = data.events.of_type(&pred.event_type);
+                        let spec = &self.plan.aggs[*agg];
+                        // Leaves of one aggregate see the same dirty rows (dirty by event
+                        // type), so the row aggregates are computed once and shared.
+                        let (shared_rows, shared) = row_aggs[*agg]
+                            .get_or_init(|| (rows.clone(), aggregate_rows(te, spec, as_of, rows)));
+                        if shared_rows == rows {
+                            event_rows(shared, rows, &pred.test, *sum_idx, *negated, as_of)
+                        } else {
+                            let own = aggregate_rows(te, spec, as_of, rows);
+                            event_rows(&own, rows, &pred.test, *sum_idx, *negated, as_of)
+                        }
+                    }
                     _ => RoaringBitmap::new(),
                 };
                 let mut b = old.as_ref() - rows;

@@ -28,15 +28,65 @@ use roaring::RoaringBitmap;
 use crate::data::{Batch, PropColumn, SegmentData, TypeEvents};
 use crate::model::{AttrPred, CmpOp, EventTest, PropPred, Scalar, ValueOp, Window};
 
-/// Rows where a three-valued column equals `want` (nulls are UNKNOWN: never included).
-fn bitmap_of(ca: &BooleanChunked, want: bool) -> RoaringBitmap {
-    let mut out = RoaringBitmap::new();
-    for (i, v) in ca.iter().enumerate() {
-        if v == Some(want) {
-            let _ = out.try_push(i as u32);
+/// A dense bit set that becomes a roaring bitmap in one go (`from_lsb0_bytes` builds whole
+/// containers; pushing rows one at a time costs several times more).
+pub struct Bits {
+    bytes: Vec<u8>,
+}
+
+impl Bits {
+    /// An empty set over rows `0..n`.
+    pub fn new(n: usize) -> Bits {
+        Bits {
+            bytes: vec![0; n.div_ceil(8)],
         }
     }
-    out
+
+    /// Adds row `i`.
+    #[inline]
+    pub fn set(&mut self, i: usize) {
+        self.bytes[i / 8] |= 1 << (i % 8);
+    }
+
+    /// The roaring bitmap of the set rows.
+    pub fn into_bitmap(self) -> RoaringBitmap {
+        RoaringBitmap::from_lsb0_bytes(0, &self.bytes)
+    }
+}
+
+/// Rows where a three-valued column equals `want` (nulls are UNKNOWN: never included).
+/// Reads Polars' value and validity bitmaps byte-wise when they are byte-aligned.
+fn bitmap_of(ca: &BooleanChunked, want: bool) -> RoaringBitmap {
+    let mut bits = Bits::new(ca.len());
+    let mut base = 0usize;
+    for arr in ca.downcast_iter() {
+        let len = arr.len();
+        let (vals, voff, _) = arr.values().as_slice();
+        let valid = arr.validity().map(|b| b.as_slice());
+        let aligned = base % 8 == 0 && voff == 0 && valid.is_none_or(|(_, o, _)| o == 0);
+        if aligned && len > 0 {
+            let nb = len.div_ceil(8);
+            let out = &mut bits.bytes[base / 8..base / 8 + nb];
+            for (i, o) in out.iter_mut().enumerate() {
+                let mut b = if want { vals[i] } else { !vals[i] };
+                if let Some((v, _, _)) = valid {
+                    b &= v[i];
+                }
+                *o |= b;
+            }
+            if len % 8 != 0 {
+                out[nb - 1] &= (1u8 << (len % 8)) - 1;
+            }
+        } else {
+            for (i, v) in arr.iter().enumerate() {
+                if v == Some(want) {
+                    bits.set(base + i);
+                }
+            }
+        }
+        base += len;
+    }
+    bits.into_bitmap()
 }
 
 /// All rows `0..n`.
@@ -115,16 +165,16 @@ pub fn attr_full(
     match data.series(pred.attr) {
         Some(s) => Ok(bitmap_of(&polars_mask(&s, &pred.op, as_of)?, want)),
         None => {
-            let mut out = RoaringBitmap::new();
+            let mut out = Bits::new(data.len());
             if let Column::StringList(v) = &data.customers().columns()[usize::from(pred.attr)] {
                 for (i, item) in v.iter().enumerate() {
                     let value = item.clone().map_or(Value::Null, Value::List);
                     if pred.op.test(&value, as_of) == Some(want) {
-                        let _ = out.try_push(i as u32);
+                        out.set(i);
                     }
                 }
             }
-            Ok(out)
+            Ok(out.into_bitmap())
         }
     }
 }
@@ -422,7 +472,7 @@ pub fn event_full(
     negated: bool,
     as_of: i64,
 ) -> RoaringBitmap {
-    let mut out = RoaringBitmap::new();
+    let mut out = Bits::new(agg.count.len());
     let times = !agg.first.is_empty();
     for r in 0..agg.count.len() {
         let (first, last) = if times {
@@ -440,35 +490,55 @@ pub fn event_full(
             as_of,
         );
         if holds != negated {
-            let _ = out.try_push(r as u32);
+            out.set(r);
         }
     }
-    out
+    out.into_bitmap()
 }
 
-/// An event leaf over `rows` only.
-pub fn event_rows(
+/// The aggregates of `rows` (ascending), filters compiled once. Incremental refresh computes
+/// them once per aggregate and shares them between the leaves that read it.
+pub fn aggregate_rows(
     te: Option<&TypeEvents>,
     spec: &AggSpec,
+    as_of: i64,
+    rows: &RoaringBitmap,
+) -> Vec<RowAgg> {
+    let Some(te) = te else {
+        return rows.iter().map(|_| empty_row(spec)).collect();
+    };
+    let base = Compiled::new(&te.base, spec, as_of);
+    let tail = Compiled::new(&te.tail, spec, as_of);
+    rows.iter()
+        .map(|r| {
+            let mut agg = empty_row(spec);
+            for i in te.base_range(r) {
+                base.visit(i, spec.window, as_of, &mut agg);
+            }
+            for &i in te.tail_of(r) {
+                tail.visit(i as usize, spec.window, as_of, &mut agg);
+            }
+            agg
+        })
+        .collect()
+}
+
+/// An event leaf over `rows` only, from their aggregates (`aggs[k]` belongs to the k-th row
+/// of `rows`).
+pub fn event_rows(
+    aggs: &[RowAgg],
+    rows: &RoaringBitmap,
     test: &EventTest,
     sum_idx: Option<usize>,
     negated: bool,
     as_of: i64,
-    rows: &RoaringBitmap,
 ) -> RoaringBitmap {
-    rows.iter()
-        .filter(|&r| {
-            let a = aggregate_row(te, spec, as_of, r);
-            let holds = event_holds(
-                test,
-                sum_idx,
-                a.count,
-                &|k| a.sums[k],
-                a.first,
-                a.last,
-                as_of,
-            );
-            holds != negated
-        })
-        .collect()
+    let mut out = RoaringBitmap::new();
+    for (r, a) in rows.iter().zip(aggs) {
+        let holds = event_holds(test, sum_idx, a.count, &|k| a.sums[k], a.first, a.last, as_of);
+        if holds != negated {
+            let _ = out.try_push(r);
+        }
+    }
+    out
 }
