@@ -171,13 +171,30 @@ fn generate(n: usize, m: usize) -> Data {
     let mut unsub = Vec::with_capacity(n);
     let mut last = Vec::with_capacity(n);
     for _ in 0..n {
-        let o: i64 = if rng.random_bool(0.4) { 0 } else { rng.random_range(1..30) };
-        let s = if o == 0 { 0.0 } else { (rng.random_range(10.0..200.0) * o as f64 * 100.0_f64).round() / 100.0 };
+        let o: i64 = if rng.random_bool(0.4) {
+            0
+        } else {
+            rng.random_range(1..30)
+        };
+        let s = if o == 0 {
+            0.0
+        } else {
+            (rng.random_range(10.0..200.0) * o as f64 * 100.0_f64).round() / 100.0
+        };
         orders.push(Some(o));
         spent.push(Some(s));
         points.push(Some((s / 10.0) as i64));
-        tier.push(Some(if s > 3000.0 { "gold" } else if s > 1000.0 { "silver" } else { "bronze" }));
-        city.push(rng.random_bool(0.97).then(|| CITIES[(rng.random::<f64>().powi(2) * CITIES.len() as f64) as usize]));
+        tier.push(Some(if s > 3000.0 {
+            "gold"
+        } else if s > 1000.0 {
+            "silver"
+        } else {
+            "bronze"
+        }));
+        city.push(
+            rng.random_bool(0.97)
+                .then(|| CITIES[(rng.random::<f64>().powi(2) * CITIES.len() as f64) as usize]),
+        );
         opt_in.push(Some(rng.random_bool(0.7)));
         unsub.push(Some(rng.random_bool(0.05)));
         last.push((o > 0).then(|| AS_OF - rng.random_range(1..(200 * 86_400_i64)) * 1_000_000));
@@ -239,11 +256,26 @@ fn generate(n: usize, m: usize) -> Data {
         ts.push(AS_OF - span + rng.random_range(0..span));
         let roll: f64 = rng.random();
         let (t, a, b, u) = if roll < 0.30 {
-            ("order.completed", Some((rng.random_range(5.0..400.0_f64) * 100.0).round() / 100.0), None, None)
+            (
+                "order.completed",
+                Some((rng.random_range(5.0..400.0_f64) * 100.0).round() / 100.0),
+                None,
+                None,
+            )
         } else if roll < 0.45 {
-            ("cart.abandoned", None, Some((rng.random_range(5.0..300.0_f64) * 100.0).round() / 100.0), None)
+            (
+                "cart.abandoned",
+                None,
+                Some((rng.random_range(5.0..300.0_f64) * 100.0).round() / 100.0),
+                None,
+            )
         } else if roll < 0.85 {
-            ("page.viewed", None, None, Some(URLS[rng.random_range(0..URLS.len())]))
+            (
+                "page.viewed",
+                None,
+                None,
+                Some(URLS[rng.random_range(0..URLS.len())]),
+            )
         } else if roll < 0.90 {
             ("customer.registered", None, None, None)
         } else {
@@ -266,25 +298,46 @@ fn generate(n: usize, m: usize) -> Data {
         ],
     )
     .unwrap();
-    Data { table, customers, events }
+    Data {
+        table,
+        customers,
+        events,
+    }
 }
 
 // ---------------------------------------------------------------- the Polars side
 
 /// Events of one type in `(as_of - days, as_of]`, optionally filtered, aggregated per customer.
-fn agg(events: &LazyFrame, ty: &str, days: Option<i64>, extra: Option<Expr>, aggs: Vec<Expr>) -> LazyFrame {
-    let mut pred = col("type").eq(lit(ty)).and(col("timestamp").lt_eq(lit(AS_OF)));
+fn agg(
+    events: &LazyFrame,
+    ty: &str,
+    days: Option<i64>,
+    extra: Option<Expr>,
+    aggs: Vec<Expr>,
+) -> LazyFrame {
+    let mut pred = col("type")
+        .eq(lit(ty))
+        .and(col("timestamp").lt_eq(lit(AS_OF)));
     if let Some(d) = days {
         pred = pred.and(col("timestamp").gt(lit(AS_OF - d * DAY)));
     }
     if let Some(e) = extra {
         pred = pred.and(e);
     }
-    events.clone().filter(pred).group_by([col("customer_id")]).agg(aggs)
+    events
+        .clone()
+        .filter(pred)
+        .group_by([col("customer_id")])
+        .agg(aggs)
 }
 
 fn join(base: LazyFrame, other: LazyFrame) -> LazyFrame {
-    base.join(other, [col("id")], [col("customer_id")], JoinArgs::new(JoinType::Left))
+    base.join(
+        other,
+        [col("id")],
+        [col("customer_id")],
+        JoinArgs::new(JoinType::Left),
+    )
 }
 
 fn n(name: &str) -> Expr {
@@ -296,35 +349,69 @@ fn s(name: &str) -> Expr {
 }
 
 fn orders30(ev: &LazyFrame) -> LazyFrame {
-    agg(ev, "order.completed", Some(30), None, vec![len().alias("n30"), col("total").sum().alias("s30")])
+    agg(
+        ev,
+        "order.completed",
+        Some(30),
+        None,
+        vec![len().alias("n30"), col("total").sum().alias("s30")],
+    )
 }
 fn orders7(ev: &LazyFrame) -> LazyFrame {
-    agg(ev, "order.completed", Some(7), None, vec![len().alias("n7")])
+    agg(
+        ev,
+        "order.completed",
+        Some(7),
+        None,
+        vec![len().alias("n7")],
+    )
 }
 fn orders_last(ev: &LazyFrame) -> LazyFrame {
-    agg(ev, "order.completed", None, None, vec![col("timestamp").max().alias("last_order_ts")])
+    agg(
+        ev,
+        "order.completed",
+        None,
+        None,
+        vec![col("timestamp").max().alias("last_order_ts")],
+    )
 }
 fn carts7(ev: &LazyFrame) -> LazyFrame {
     agg(ev, "cart.abandoned", Some(7), None, vec![len().alias("c7")])
 }
 fn carts30(ev: &LazyFrame) -> LazyFrame {
-    agg(ev, "cart.abandoned", Some(30), None, vec![col("value").sum().alias("cv30")])
+    agg(
+        ev,
+        "cart.abandoned",
+        Some(30),
+        None,
+        vec![col("value").sum().alias("cv30")],
+    )
 }
 fn views30(ev: &LazyFrame) -> LazyFrame {
     agg(ev, "page.viewed", Some(30), None, vec![len().alias("pv30")])
 }
 fn sale14(ev: &LazyFrame) -> LazyFrame {
-    agg(ev, "page.viewed", Some(14), Some(col("url").eq(lit("/sale"))), vec![len().alias("p14")])
+    agg(
+        ev,
+        "page.viewed",
+        Some(14),
+        Some(col("url").eq(lit("/sale"))),
+        vec![len().alias("p14")],
+    )
 }
 
 fn high_value() -> Expr {
-    col("total_spent").gt_eq(lit(2000.0)).or(s("s30").gt_eq(lit(500.0)))
+    col("total_spent")
+        .gt_eq(lit(2000.0))
+        .or(s("s30").gt_eq(lit(500.0)))
 }
 fn active() -> Expr {
     n("n30").gt_eq(lit(1))
 }
 fn loyal() -> Expr {
-    col("orders_count").gt_eq(lit(5)).and(n("n30").gt_eq(lit(2)))
+    col("orders_count")
+        .gt_eq(lit(5))
+        .and(n("n30").gt_eq(lit(2)))
 }
 fn tier_in(values: &[&str]) -> Expr {
     values
@@ -362,27 +449,44 @@ fn polars_group(customers: &DataFrame, events: &DataFrame) -> Vec<(String, LazyF
             "cart-abandoners".into(),
             q(
                 vec![carts7(&ev), orders7(&ev)],
-                n("c7").gt_eq(lit(1)).and(n("n7").gt_eq(lit(1)).not()).and(col("email_opt_in").eq(lit(true))),
+                n("c7")
+                    .gt_eq(lit(1))
+                    .and(n("n7").gt_eq(lit(1)).not())
+                    .and(col("email_opt_in").eq(lit(true))),
             ),
         ),
         (
             "sale-browsers".into(),
-            q(vec![sale14(&ev), orders30(&ev)], n("p14").gt_eq(lit(3)).and(active().not())),
+            q(
+                vec![sale14(&ev), orders30(&ev)],
+                n("p14").gt_eq(lit(3)).and(active().not()),
+            ),
         ),
         (
             "lapsed".into(),
-            q(vec![orders30(&ev)], col("last_order_at").lt(lit(AS_OF - 90 * DAY)).and(active().not())),
+            q(
+                vec![orders30(&ev)],
+                col("last_order_at")
+                    .lt(lit(AS_OF - 90 * DAY))
+                    .and(active().not()),
+            ),
         ),
         (
             "reachable".into(),
             q(
                 vec![],
-                col("city").is_not_null().and(col("email_opt_in").eq(lit(true))).and(col("unsubscribed").eq(lit(false))),
+                col("city")
+                    .is_not_null()
+                    .and(col("email_opt_in").eq(lit(true)))
+                    .and(col("unsubscribed").eq(lit(false))),
             ),
         ),
         (
             "berlin-browsers".into(),
-            q(vec![views30(&ev)], col("city").eq(lit("Berlin")).and(n("pv30").gt_eq(lit(1)))),
+            q(
+                vec![views30(&ev)],
+                col("city").eq(lit("Berlin")).and(n("pv30").gt_eq(lit(1))),
+            ),
         ),
         (
             "big-carts".into(),
@@ -418,7 +522,13 @@ fn polars_group(customers: &DataFrame, events: &DataFrame) -> Vec<(String, LazyF
 
 fn polars_complex(customers: &DataFrame, events: &DataFrame) -> Vec<(String, LazyFrame)> {
     let ev = events.clone().lazy();
-    let pv = agg(&ev, "page.viewed", Some(30), None, vec![len().alias("pv30")]);
+    let pv = agg(
+        &ev,
+        "page.viewed",
+        Some(30),
+        None,
+        vec![len().alias("pv30")],
+    );
     let lf = [orders30(&ev), carts7(&ev), pv]
         .into_iter()
         .fold(customers.clone().lazy(), join)
@@ -430,7 +540,11 @@ fn polars_complex(customers: &DataFrame, events: &DataFrame) -> Vec<(String, Laz
                 .and(col("city").is_not_null())
                 .and(n("c7").gt_eq(lit(1)).not())
                 .and(n("pv30").gt_eq(lit(2)))
-                .and(col("points").gt_eq(lit(50)).and(col("points").lt_eq(lit(100_000)))),
+                .and(
+                    col("points")
+                        .gt_eq(lit(50))
+                        .and(col("points").lt_eq(lit(100_000))),
+                ),
         )
         .select([col("id")]);
     vec![("complex".into(), lf)]
@@ -438,13 +552,23 @@ fn polars_complex(customers: &DataFrame, events: &DataFrame) -> Vec<(String, Laz
 
 fn run_polars(queries: Vec<(String, LazyFrame)>) -> Vec<(String, Vec<u64>)> {
     let opt = queries[0].1.get_current_optimizations();
-    let plans = queries.iter().map(|(_, q)| q.logical_plan.clone()).collect();
-    let frames = LazyFrame::collect_all_with_engine(plans, Engine::Auto, opt).expect("polars collect_all");
+    let plans = queries
+        .iter()
+        .map(|(_, q)| q.logical_plan.clone())
+        .collect();
+    let frames =
+        LazyFrame::collect_all_with_engine(plans, Engine::Auto, opt).expect("polars collect_all");
     queries
         .iter()
         .zip(frames)
         .map(|((name, _), df)| {
-            let mut ids: Vec<u64> = df.column("id").unwrap().u64().unwrap().into_no_null_iter().collect();
+            let mut ids: Vec<u64> = df
+                .column("id")
+                .unwrap()
+                .u64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect();
             ids.sort_unstable();
             (name.clone(), ids)
         })
@@ -453,13 +577,36 @@ fn run_polars(queries: Vec<(String, LazyFrame)>) -> Vec<(String, Vec<u64>)> {
 
 // ---------------------------------------------------------------- the Fusebox side
 
-fn run_fusebox(text: &str, data: &SegmentData) -> (Vec<(String, Vec<u64>)>, SegmentEngine, fusebox::segment::GroupResult) {
-    let group = compile_segments(text, "bench.yaml", Some(data.customers().schema()), Some(&data.events.types())).unwrap();
+fn run_fusebox(
+    text: &str,
+    data: &SegmentData,
+) -> (
+    Vec<(String, Vec<u64>)>,
+    SegmentEngine,
+    fusebox::segment::GroupResult,
+) {
+    let group = compile_segments(
+        text,
+        "bench.yaml",
+        Some(data.customers().schema()),
+        Some(&data.events.types()),
+    )
+    .unwrap();
     let engine = SegmentEngine::new(group, data, AS_OF, Some(2)).unwrap();
     let result = engine
-        .compute(data, &ComputeOptions { use_cache: false, ..ComputeOptions::at(AS_OF) })
+        .compute(
+            data,
+            &ComputeOptions {
+                use_cache: false,
+                ..ComputeOptions::at(AS_OF)
+            },
+        )
         .unwrap();
-    let members = engine.member_ids(data, &result).into_iter().map(|(id, m)| (id.to_string(), m)).collect();
+    let members = engine
+        .member_ids(data, &result)
+        .into_iter()
+        .map(|(id, m)| (id.to_string(), m))
+        .collect();
     (members, engine, result)
 }
 
@@ -491,7 +638,12 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let n = env("SEG_CUSTOMERS", if quick { 100_000 } else { 1_000_000 });
     let m = env("SEG_EVENTS", if quick { 1_000_000 } else { 10_000_000 });
     let runs = env("SEG_RUNS", if quick { 3 } else { 5 }).max(1);
@@ -504,7 +656,11 @@ fn main() {
     let d = generate(n, m);
     let store = EventStore::from_frame(&d.table, &d.events).unwrap();
     let mut data = SegmentData::new(d.table.clone(), store);
-    println!("generated and loaded in {:.1} s; baseline RSS peak {:.0} MB", t0.elapsed().as_secs_f64(), peak_mb());
+    println!(
+        "generated and loaded in {:.1} s; baseline RSS peak {:.0} MB",
+        t0.elapsed().as_secs_f64(),
+        peak_mb()
+    );
 
     // Equal answers first.
     for (name, text, pq) in [
@@ -516,16 +672,32 @@ fn main() {
         assert_eq!(fb.len(), pl.len());
         for ((a, x), (b, y)) in fb.iter().zip(&pl) {
             assert_eq!(a, b);
-            assert_eq!(x.len(), y.len(), "{name}/{a}: fusebox {} vs polars {} members", x.len(), y.len());
+            assert_eq!(
+                x.len(),
+                y.len(),
+                "{name}/{a}: fusebox {} vs polars {} members",
+                x.len(),
+                y.len()
+            );
             assert_eq!(x, y, "{name}/{a}: member sets differ");
         }
-        let sizes: Vec<String> = fb.iter().map(|(id, m)| format!("{id}={}", m.len())).collect();
-        println!("{name}: identical members on both sides ({})", sizes.join(", "));
+        let sizes: Vec<String> = fb
+            .iter()
+            .map(|(id, m)| format!("{id}={}", m.len()))
+            .collect();
+        println!(
+            "{name}: identical members on both sides ({})",
+            sizes.join(", ")
+        );
     }
 
     let mut rows = Vec::new();
     for (name, text, make) in [
-        ("group of 12", GROUP, polars_group as fn(&DataFrame, &DataFrame) -> Vec<(String, LazyFrame)>),
+        (
+            "group of 12",
+            GROUP,
+            polars_group as fn(&DataFrame, &DataFrame) -> Vec<(String, LazyFrame)>,
+        ),
         ("single complex segment", COMPLEX, polars_complex),
     ] {
         let (mut tf, mut tp) = (Vec::new(), Vec::new());
@@ -554,7 +726,10 @@ fn main() {
     // Explain of one fusebox run of the group (estimated vs actual rows, per-node time).
     let (_, engine, result) = run_fusebox(GROUP, &data);
     if std::env::var("SEG_EXPLAIN").is_ok() {
-        println!("{}", fusebox::segment::explain::render(engine.plan(), &result));
+        println!(
+            "{}",
+            fusebox::segment::explain::render(engine.plan(), &result)
+        );
     }
 
     // Incremental refresh after 1% of customers change, vs a full recompute.
@@ -579,16 +754,27 @@ fn main() {
                 event_type: "order.completed".into(),
                 timestamp: AS_OF - rng.random_range(1..DAY),
                 process: None,
-                properties: std::sync::Arc::new(Map::from_entries([("total".into(), Value::Float(rng.random_range(5.0..400.0)))])),
+                properties: std::sync::Arc::new(Map::from_entries([(
+                    "total".into(),
+                    Value::Float(rng.random_range(5.0..400.0)),
+                )])),
             })
             .collect();
-        let changes = Changes { updates, events, as_of: None };
+        let changes = Changes {
+            updates,
+            events,
+            as_of: None,
+        };
         reset_peak();
         let s = Instant::now();
         let r = engine.refresh(&mut data, &prev, &changes, None).unwrap();
         tr.push(s.elapsed());
         pr = pr.max(peak_mb());
-        changed_entered += r.diffs.iter().map(|d| d.entered.len() + d.left.len()).sum::<u64>();
+        changed_entered += r
+            .diffs
+            .iter()
+            .map(|d| d.entered.len() + d.left.len())
+            .sum::<u64>();
         reset_peak();
         let s = Instant::now();
         let (full, _, _) = run_fusebox(GROUP, &data);
@@ -614,7 +800,17 @@ fn main() {
     println!("| case | fusebox median | polars / full-recompute median | ratio |");
     println!("|---|---|---|---|");
     for (name, f, p) in rows {
-        println!("| {name} | {:.1} ms | {:.1} ms | {:.2}x |", ms(f), ms(p), ms(p) / ms(f));
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.2}x |",
+            ms(f),
+            ms(p),
+            ms(p) / ms(f)
+        );
     }
-    println!("| incremental refresh, 1% changed | {:.1} ms | {:.1} ms | {:.1}x |", ms(r), ms(f), ms(f) / ms(r));
+    println!(
+        "| incremental refresh, 1% changed | {:.1} ms | {:.1} ms | {:.1}x |",
+        ms(r),
+        ms(f),
+        ms(f) / ms(r)
+    );
 }

@@ -535,7 +535,15 @@ pub fn event_rows(
 ) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     for (r, a) in rows.iter().zip(aggs) {
-        let holds = event_holds(test, sum_idx, a.count, &|k| a.sums[k], a.first, a.last, as_of);
+        let holds = event_holds(
+            test,
+            sum_idx,
+            a.count,
+            &|k| a.sums[k],
+            a.first,
+            a.last,
+            as_of,
+        );
         if holds != negated {
             let _ = out.try_push(r);
         }
