@@ -662,11 +662,15 @@ fn main() {
         peak_mb()
     );
 
+    let only_incremental = std::env::var("SEG_ONLY_INCREMENTAL").is_ok();
     // Equal answers first.
     for (name, text, pq) in [
         ("group", GROUP, polars_group(&d.customers, &d.events)),
         ("complex", COMPLEX, polars_complex(&d.customers, &d.events)),
     ] {
+        if only_incremental {
+            break;
+        }
         let (fb, _, _) = run_fusebox(text, &data);
         let pl = run_polars(pq);
         assert_eq!(fb.len(), pl.len());
@@ -700,6 +704,9 @@ fn main() {
         ),
         ("single complex segment", COMPLEX, polars_complex),
     ] {
+        if only_incremental {
+            break;
+        }
         let (mut tf, mut tp) = (Vec::new(), Vec::new());
         let (mut pf, mut pp) = (0.0f64, 0.0f64);
         for _ in 0..runs {
@@ -769,6 +776,32 @@ fn main() {
         let s = Instant::now();
         let r = engine.refresh(&mut data, &prev, &changes, None).unwrap();
         tr.push(s.elapsed());
+        if std::env::var("SEG_EXPLAIN").is_ok() {
+            let leaves: Duration = engine
+                .plan()
+                .leaf_order
+                .iter()
+                .map(|&i| r.result.explain.nodes[i].time)
+                .sum();
+            let combine: Duration = (0..engine.plan().nodes.len())
+                .filter(|&i| !engine.plan().nodes[i].is_leaf())
+                .map(|i| r.result.explain.nodes[i].time)
+                .sum();
+            for (i, st) in r.result.explain.nodes.iter().enumerate() {
+                if st.time > Duration::from_micros(500) {
+                    println!(
+                        "    #{i} {:.2} ms {:?} {}",
+                        ms(st.time),
+                        st.source,
+                        engine.plan().nodes[i].label
+                    );
+                }
+            }
+            println!(
+                "refresh round {round}: apply {:.2} ms, run {:.2} ms (leaves {:.2} ms cpu, combine {:.2} ms), diffs {:.2} ms",
+                ms(r.apply_time), ms(r.result.elapsed), ms(leaves), ms(combine), ms(r.diff_time)
+            );
+        }
         pr = pr.max(peak_mb());
         changed_entered += r
             .diffs

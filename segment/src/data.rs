@@ -460,12 +460,20 @@ impl EventStore {
     /// Appends one event (to the tail of its type); `false` if its customer is unknown.
     pub fn append(&mut self, customers: &CustomerTable, e: &Event) -> Option<Row> {
         let row = customers.row_of(e.customer_id)?;
-        let n_rows = self.n_rows;
-        self.types
-            .entry(e.event_type.clone())
-            .or_insert_with(|| TypeEvents::build(n_rows, Batch::default()))
-            .append(row, e.timestamp, &e.properties);
+        self.append_row(row, e);
         Some(row)
+    }
+
+    /// Appends an event whose customer row is already known.
+    pub fn append_row(&mut self, row: Row, e: &Event) {
+        match self.types.get_mut(&e.event_type) {
+            Some(t) => t.append(row, e.timestamp, &e.properties),
+            None => {
+                let mut t = TypeEvents::build(self.n_rows, Batch::default());
+                t.append(row, e.timestamp, &e.properties);
+                self.types.insert(e.event_type.clone(), t);
+            }
+        }
     }
 }
 
@@ -535,6 +543,38 @@ impl SegmentData {
         }
         self.attr_versions[usize::from(attr)] += 1;
         Ok(row)
+    }
+
+    /// Applies resolved attribute updates and new events (with their rows) — the two halves
+    /// touch disjoint data, so they run in parallel (`rayon::join`, on the caller's pool).
+    pub fn apply(&mut self, updates: &[(Row, AttrId, &Value)], events: &[(Row, &Event)]) {
+        let SegmentData {
+            customers,
+            events: store,
+            attr_versions,
+            ..
+        } = self;
+        rayon::join(
+            || {
+                for &(row, attr, value) in updates {
+                    let _ = customers.set(row, attr, value.clone());
+                    attr_versions[usize::from(attr)] += 1;
+                }
+            },
+            || {
+                for &(row, e) in events {
+                    store.append_row(row, e);
+                }
+            },
+        );
+    }
+
+    /// Sets one attribute of one row whose type was already checked (`attr.accepts(value)`);
+    /// bumps the column's version. A mistyped value is ignored (and the version still bumps, so
+    /// no stale cache entry survives).
+    pub fn set_row(&mut self, row: Row, attr: AttrId, value: Value) {
+        let _ = self.customers.set(row, attr, value);
+        self.attr_versions[usize::from(attr)] += 1;
     }
 
     /// The Polars series of an attribute column (built on first use per version; NaN floats

@@ -20,14 +20,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
 use crate::data::SegmentData;
 use crate::explain::{Explain, NodeStats, Source};
 use crate::kernels::{
-    aggregate_full, aggregate_rows, all_rows, attr_full, attr_rows, event_full, event_rows,
-    Aggregate, RowAgg,
+    aggregate_full, aggregate_rows, aggregate_rows_multi, all_rows, attr_full, attr_rows,
+    event_full, event_rows, Aggregate,
 };
 use crate::model::SegmentGroup;
 use crate::plan::{plan, NodeId, NodeKind, Plan, PlanError};
@@ -144,7 +145,7 @@ pub(crate) enum Job {
 type CacheKey = (String, u64, i64);
 
 /// Row aggregates of one aggregate over the dirty rows of a refresh (rows, aggregates).
-type RowAggSlot = OnceLock<(RoaringBitmap, Vec<RowAgg>)>;
+type RowAggSlot = OnceLock<(RoaringBitmap, Aggregate)>;
 
 /// A planned group plus its worker pool and sub-query cache.
 pub struct SegmentEngine {
@@ -195,6 +196,11 @@ impl SegmentEngine {
     /// The plan.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The worker pool (incremental refresh applies changes on it too).
+    pub(crate) fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
     }
 
     /// The group.
@@ -257,6 +263,7 @@ impl SegmentEngine {
         let row_aggs: Vec<RowAggSlot> = plan.aggs.iter().map(|_| OnceLock::new()).collect();
         let results: Vec<OnceLock<(Arc<RoaringBitmap>, Duration, Source)>> =
             plan.nodes.iter().map(|_| OnceLock::new()).collect();
+        self.precompute_row_aggs(data, as_of, &jobs, &row_aggs);
         let cursor = AtomicUsize::new(0);
         let expired = AtomicBool::new(false);
         let failure: Mutex<Option<SegmentError>> = Mutex::new(None);
@@ -377,6 +384,54 @@ impl SegmentEngine {
             elapsed: start.elapsed(),
             nodes,
         })
+    }
+
+    /// Refresh: fills the row aggregates every `Rows` event leaf needs, one fused pass per
+    /// event type (all its aggregates at once), the dirty rows split into chunks run in
+    /// parallel on the pool.
+    fn precompute_row_aggs(
+        &self,
+        data: &SegmentData,
+        as_of: i64,
+        jobs: &[(NodeId, Job)],
+        row_aggs: &[RowAggSlot],
+    ) {
+        let mut by_type: Vec<(&str, &RoaringBitmap, Vec<usize>)> = Vec::new();
+        for (id, job) in jobs {
+            let (Job::Rows(rows, _), NodeKind::Event { pred, agg, .. }) =
+                (job, &self.plan.nodes[*id].kind)
+            else {
+                continue;
+            };
+            match by_type
+                .iter_mut()
+                .find(|(t, r, _)| *t == pred.event_type.as_ref() && *r == rows)
+            {
+                Some((_, _, aggs)) if !aggs.contains(agg) => aggs.push(*agg),
+                Some(_) => {}
+                None => by_type.push((pred.event_type.as_ref(), rows, vec![*agg])),
+            }
+        }
+        for (ty, rows, aggs) in by_type {
+            let te = data.events.of_type(ty);
+            let specs: Vec<&crate::kernels::AggSpec> =
+                aggs.iter().map(|&a| &self.plan.aggs[a]).collect();
+            let list: Vec<u32> = rows.iter().collect();
+            let chunks: Vec<Vec<Aggregate>> = self.pool.install(|| {
+                list.par_chunks(2048)
+                    .map(|c| aggregate_rows_multi(te, &specs, as_of, c))
+                    .collect()
+            });
+            let mut merged: Vec<Aggregate> = aggs.iter().map(|_| Aggregate::default()).collect();
+            for chunk in chunks {
+                for (m, part) in merged.iter_mut().zip(chunk) {
+                    m.extend(part);
+                }
+            }
+            for (m, &a) in merged.into_iter().zip(&aggs) {
+                let _ = row_aggs[a].set((rows.clone(), m));
+            }
+        }
     }
 
     fn leaf(

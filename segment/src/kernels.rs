@@ -496,37 +496,108 @@ pub fn event_full(
     out.into_bitmap()
 }
 
-/// The aggregates of `rows` (ascending), filters compiled once. Incremental refresh computes
-/// them once per aggregate and shares them between the leaves that read it.
+/// The aggregate of `rows` (ascending) for one spec, positional: entry `j` is `rows[j]`.
 pub fn aggregate_rows(
     te: Option<&TypeEvents>,
     spec: &AggSpec,
     as_of: i64,
     rows: &RoaringBitmap,
-) -> Vec<RowAgg> {
-    let Some(te) = te else {
-        return rows.iter().map(|_| empty_row(spec)).collect();
-    };
-    let base = Compiled::new(&te.base, spec, as_of);
-    let tail = Compiled::new(&te.tail, spec, as_of);
-    rows.iter()
-        .map(|r| {
-            let mut agg = empty_row(spec);
-            for i in te.base_range(r) {
-                base.visit(i, spec.window, as_of, &mut agg);
-            }
-            for &i in te.tail_of(r) {
-                tail.visit(i as usize, spec.window, as_of, &mut agg);
-            }
-            agg
-        })
-        .collect()
+) -> Aggregate {
+    let list: Vec<Row> = rows.iter().collect();
+    aggregate_rows_multi(te, &[spec], as_of, &list)
+        .pop()
+        .unwrap_or_default()
 }
 
-/// An event leaf over `rows` only, from their aggregates (`aggs[k]` belongs to the k-th row
-/// of `rows`).
+impl Aggregate {
+    fn with_capacity(spec: &AggSpec, n: usize) -> Aggregate {
+        Aggregate {
+            count: Vec::with_capacity(n),
+            sums: vec![Vec::with_capacity(n); spec.sums.len()],
+            first: Vec::with_capacity(if spec.times { n } else { 0 }),
+            last: Vec::with_capacity(if spec.times { n } else { 0 }),
+        }
+    }
+
+    fn push(&mut self, spec: &AggSpec, a: &RowAgg) {
+        self.count.push(a.count);
+        for (k, s) in a.sums.iter().enumerate() {
+            self.sums[k].push(*s);
+        }
+        if spec.times {
+            self.first.push(a.first);
+            self.last.push(a.last);
+        }
+    }
+
+    /// Appends `other` (positional aggregates of later rows).
+    pub fn extend(&mut self, other: Aggregate) {
+        self.count.extend(other.count);
+        if self.sums.len() < other.sums.len() {
+            self.sums.resize(other.sums.len(), Vec::new());
+        }
+        for (a, b) in self.sums.iter_mut().zip(other.sums) {
+            a.extend(b);
+        }
+        self.first.extend(other.first);
+        self.last.extend(other.last);
+    }
+}
+
+/// The aggregates of several specs of one event type over `rows`, in one pass over each row's
+/// events (they share the event reads): `out[k]` is spec `k`, positional over `rows`.
+pub fn aggregate_rows_multi(
+    te: Option<&TypeEvents>,
+    specs: &[&AggSpec],
+    as_of: i64,
+    rows: &[Row],
+) -> Vec<Aggregate> {
+    let mut out: Vec<Aggregate> = specs
+        .iter()
+        .map(|s| Aggregate::with_capacity(s, rows.len()))
+        .collect();
+    let base: Vec<Option<Compiled>> = specs
+        .iter()
+        .map(|s| te.map(|t| Compiled::new(&t.base, s, as_of)))
+        .collect();
+    let tail: Vec<Option<Compiled>> = specs
+        .iter()
+        .map(|s| te.map(|t| Compiled::new(&t.tail, s, as_of)))
+        .collect();
+    let mut aggs: Vec<RowAgg> = specs.iter().map(|s| empty_row(s)).collect();
+    for &r in rows {
+        for a in aggs.iter_mut() {
+            a.count = 0;
+            a.sums.iter_mut().for_each(|s| *s = 0.0);
+            a.first = i64::MAX;
+            a.last = i64::MIN;
+        }
+        if let Some(te) = te {
+            for i in te.base_range(r) {
+                for (k, spec) in specs.iter().enumerate() {
+                    if let Some(c) = &base[k] {
+                        c.visit(i, spec.window, as_of, &mut aggs[k]);
+                    }
+                }
+            }
+            for &i in te.tail_of(r) {
+                for (k, spec) in specs.iter().enumerate() {
+                    if let Some(c) = &tail[k] {
+                        c.visit(i as usize, spec.window, as_of, &mut aggs[k]);
+                    }
+                }
+            }
+        }
+        for (k, a) in aggs.iter().enumerate() {
+            out[k].push(specs[k], a);
+        }
+    }
+    out
+}
+
+/// An event leaf over `rows` only, from their positional aggregate (entry `j` is `rows[j]`).
 pub fn event_rows(
-    aggs: &[RowAgg],
+    agg: &Aggregate,
     rows: &RoaringBitmap,
     test: &EventTest,
     sum_idx: Option<usize>,
@@ -534,14 +605,20 @@ pub fn event_rows(
     as_of: i64,
 ) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
-    for (r, a) in rows.iter().zip(aggs) {
+    let times = !agg.first.is_empty();
+    for (j, r) in rows.iter().enumerate() {
+        let (first, last) = if times {
+            (agg.first[j], agg.last[j])
+        } else {
+            (i64::MAX, i64::MIN)
+        };
         let holds = event_holds(
             test,
             sum_idx,
-            a.count,
-            &|k| a.sums[k],
-            a.first,
-            a.last,
+            agg.count[j],
+            &|k| agg.sums[k][j],
+            first,
+            last,
             as_of,
         );
         if holds != negated {

@@ -111,6 +111,10 @@ pub struct Refresh {
     pub diffs: Vec<SegmentDiff>,
     /// Rows touched by the change set.
     pub dirty_rows: u64,
+    /// Time spent applying the change set to the data.
+    pub apply_time: std::time::Duration,
+    /// Time spent computing the diffs.
+    pub diff_time: std::time::Duration,
 }
 
 impl SegmentEngine {
@@ -151,42 +155,51 @@ impl SegmentEngine {
                 });
             }
         }
-        // Validate every update before applying any.
-        for u in &changes.updates {
-            let (_, ty) = data
-                .customers()
-                .schema()
-                .attr(&u.attribute)
-                .ok_or_else(|| {
-                    crate::data::DataError::Update(format!("unknown attribute `{}`", u.attribute))
-                })?;
-            if data.customers().row_of(u.customer).is_none() || !ty.accepts(&u.value) {
-                return Err(crate::data::DataError::Update(format!(
-                    "customer {}: cannot set `{}` ({ty}) to {}",
-                    u.customer, u.attribute, u.value
-                ))
-                .into());
-            }
+        let applying = std::time::Instant::now();
+        // Resolve (and validate) every update and event before applying any: rows are looked up
+        // once, updates and events in parallel.
+        let customers = data.customers();
+        let (resolved, event_rows) = self.pool().install(|| {
+            rayon::join(
+                || resolve_updates(customers, &changes.updates),
+                || {
+                    changes
+                        .events
+                        .iter()
+                        .filter_map(|e| customers.row_of(e.customer_id).map(|r| (r, e)))
+                        .collect::<Vec<_>>()
+                },
+            )
+        });
+        let resolved = resolved?;
+        let mut attr_rows: FxHashMap<u16, Vec<u32>> = FxHashMap::default();
+        for &(row, attr, _) in &resolved {
+            attr_rows.entry(attr).or_default().push(row);
         }
-        let mut attr_dirty: FxHashMap<u16, RoaringBitmap> = FxHashMap::default();
-        let mut event_dirty: FxHashMap<Arc<str>, RoaringBitmap> = FxHashMap::default();
+        let mut type_rows: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
+        for &(row, e) in &event_rows {
+            type_rows
+                .entry(e.event_type.as_ref())
+                .or_default()
+                .push(row);
+        }
+        self.pool().install(|| data.apply(&resolved, &event_rows));
+        let sorted = |mut v: Vec<u32>| {
+            v.sort_unstable();
+            v.dedup();
+            RoaringBitmap::from_sorted_iter(v).unwrap_or_default()
+        };
+        let attr_dirty: FxHashMap<u16, RoaringBitmap> =
+            attr_rows.into_iter().map(|(a, v)| (a, sorted(v))).collect();
+        let event_dirty: FxHashMap<Arc<str>, RoaringBitmap> = type_rows
+            .into_iter()
+            .map(|(t, v)| (Arc::from(t), sorted(v)))
+            .collect();
         let mut all_dirty = RoaringBitmap::new();
-        for u in &changes.updates {
-            let row = data.set_attribute(u.customer, &u.attribute, u.value.clone())?;
-            if let Some((attr, _)) = data.customers().schema().attr(&u.attribute) {
-                attr_dirty.entry(attr).or_default().insert(row);
-            }
-            all_dirty.insert(row);
+        for b in attr_dirty.values().chain(event_dirty.values()) {
+            all_dirty |= b;
         }
-        for e in &changes.events {
-            if let Some(row) = data.append_event(e) {
-                event_dirty
-                    .entry(e.event_type.clone())
-                    .or_default()
-                    .insert(row);
-                all_dirty.insert(row);
-            }
-        }
+        let apply_time = applying.elapsed();
         let moved = as_of != prev.as_of;
         let empty = RoaringBitmap::new();
         let mut jobs = Vec::new();
@@ -217,20 +230,32 @@ impl SegmentEngine {
             use_cache: false,
         };
         let result = self.run(data, &opts, jobs, Some(&prev.nodes))?;
+        let diffing = std::time::Instant::now();
         let diffs = result
             .segments
             .iter()
             .zip(&prev.segments)
             .map(|(new, old)| {
-                let (new_m, old_m) = (new.members.as_deref(), old.members.as_deref());
+                let empty = RoaringBitmap::new();
                 let (new_m, old_m) = (
-                    new_m.cloned().unwrap_or_default(),
-                    old_m.cloned().unwrap_or_default(),
+                    new.members.as_deref().unwrap_or(&empty),
+                    old.members.as_deref().unwrap_or(&empty),
                 );
+                // A kept root is the very same bitmap: nothing entered or left.
+                let same =
+                    matches!((&new.members, &old.members), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
                 SegmentDiff {
                     id: new.id.clone(),
-                    entered: &new_m - &old_m,
-                    left: &old_m - &new_m,
+                    entered: if same {
+                        RoaringBitmap::new()
+                    } else {
+                        new_m - old_m
+                    },
+                    left: if same {
+                        RoaringBitmap::new()
+                    } else {
+                        old_m - new_m
+                    },
                 }
             })
             .collect();
@@ -238,6 +263,41 @@ impl SegmentEngine {
             result,
             diffs,
             dirty_rows: all_dirty.len(),
+            apply_time,
+            diff_time: diffing.elapsed(),
         })
     }
+}
+
+/// Resolves updates to `(row, attribute, value)`, rejecting unknown customers, attributes and
+/// mistyped values before anything is applied.
+fn resolve_updates<'c>(
+    customers: &fusebox_engine::customers::CustomerTable,
+    updates: &'c [AttrUpdate],
+) -> Result<Vec<(u32, u16, &'c Value)>, SegmentError> {
+    let mut out = Vec::with_capacity(updates.len());
+    let mut last: Option<(&str, u16, fusebox_engine::value::AttrType)> = None;
+    for u in updates {
+        let (attr, ty) = match last {
+            Some((name, attr, ty)) if name == u.attribute => (attr, ty),
+            _ => {
+                let (attr, ty) = customers.schema().attr(&u.attribute).ok_or_else(|| {
+                    crate::data::DataError::Update(format!("unknown attribute `{}`", u.attribute))
+                })?;
+                last = Some((&u.attribute, attr, ty));
+                (attr, ty)
+            }
+        };
+        match customers.row_of(u.customer) {
+            Some(row) if ty.accepts(&u.value) => out.push((row, attr, &u.value)),
+            _ => {
+                return Err(crate::data::DataError::Update(format!(
+                    "customer {}: cannot set `{}` ({ty}) to {}",
+                    u.customer, u.attribute, u.value
+                ))
+                .into())
+            }
+        }
+    }
+    Ok(out)
 }
