@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
@@ -144,8 +143,19 @@ pub(crate) enum Job {
 
 type CacheKey = (String, u64, i64);
 
-/// Row aggregates of one aggregate over the dirty rows of a refresh (rows, aggregates).
-type RowAggSlot = OnceLock<(RoaringBitmap, Aggregate)>;
+/// Refresh: the dirty rows of one event type, in chunks; chunk `c` holds the positional
+/// aggregates of `rows[c * ROW_CHUNK..]` for every aggregate in `aggs`, computed in one pass by
+/// whichever worker gets there first.
+pub(crate) struct RowGroup<'j> {
+    ty: &'j str,
+    rows: &'j RoaringBitmap,
+    list: Vec<u32>,
+    aggs: Vec<usize>,
+    chunks: Vec<OnceLock<Vec<Aggregate>>>,
+}
+
+/// Dirty rows per refresh work item: small enough to spread over the workers.
+const ROW_CHUNK: usize = 512;
 
 /// A planned group plus its worker pool and sub-query cache.
 pub struct SegmentEngine {
@@ -260,24 +270,39 @@ impl SegmentEngine {
         let as_of = opts.as_of;
         let aggs: Vec<OnceLock<Arc<Aggregate>>> =
             plan.aggs.iter().map(|_| OnceLock::new()).collect();
-        let row_aggs: Vec<RowAggSlot> = plan.aggs.iter().map(|_| OnceLock::new()).collect();
         let results: Vec<OnceLock<(Arc<RoaringBitmap>, Duration, Source)>> =
             plan.nodes.iter().map(|_| OnceLock::new()).collect();
-        self.precompute_row_aggs(data, as_of, &jobs, &row_aggs);
+        let groups = self.row_groups(&jobs);
+        let chunk_jobs: Vec<(usize, usize)> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, grp)| (0..grp.chunks.len()).map(move |c| (g, c)))
+            .collect();
+        let n_chunks = chunk_jobs.len();
+        let total_jobs = n_chunks + jobs.len();
         let cursor = AtomicUsize::new(0);
         let expired = AtomicBool::new(false);
         let failure: Mutex<Option<SegmentError>> = Mutex::new(None);
-        let jobs: Vec<(NodeId, Job)> = jobs;
 
         let work = || loop {
             let i = cursor.fetch_add(1, Ordering::Relaxed);
-            let Some((id, job)) = jobs.get(i) else { break };
+            if i >= total_jobs {
+                break;
+            }
             if opts.deadline.is_some_and(|d| Instant::now() >= d) {
                 expired.store(true, Ordering::Relaxed);
                 break;
             }
+            // Refresh: row-aggregate chunks first, so event leaves rarely wait for them.
+            if let Some(&(g, c)) = chunk_jobs.get(i) {
+                self.chunk(data, as_of, &groups[g], c);
+                continue;
+            }
+            let Some((id, job)) = jobs.get(i - n_chunks) else {
+                break;
+            };
             let t0 = Instant::now();
-            let out = self.leaf(data, opts, (&aggs, &row_aggs), *id, job);
+            let out = self.leaf(data, opts, (&aggs, &groups), *id, job);
             match out {
                 Ok((bitmap, source)) => {
                     let _ = results[*id].set((bitmap, t0.elapsed(), source));
@@ -286,7 +311,7 @@ impl SegmentEngine {
                     let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
                     f.get_or_insert(e);
                     // Stop everyone: the result is an error anyway.
-                    cursor.store(jobs.len(), Ordering::Relaxed);
+                    cursor.store(total_jobs, Ordering::Relaxed);
                 }
             }
         };
@@ -386,59 +411,70 @@ impl SegmentEngine {
         })
     }
 
-    /// Refresh: fills the row aggregates every `Rows` event leaf needs, one fused pass per
-    /// event type (all its aggregates at once), the dirty rows split into chunks run in
-    /// parallel on the pool.
-    fn precompute_row_aggs(
-        &self,
-        data: &SegmentData,
-        as_of: i64,
-        jobs: &[(NodeId, Job)],
-        row_aggs: &[RowAggSlot],
-    ) {
-        let mut by_type: Vec<(&str, &RoaringBitmap, Vec<usize>)> = Vec::new();
+    /// Refresh: groups the `Rows` event leaves by event type (and dirty rows), with every
+    /// aggregate each group needs.
+    fn row_groups<'j>(&'j self, jobs: &'j [(NodeId, Job)]) -> Vec<RowGroup<'j>> {
+        let mut groups: Vec<RowGroup<'j>> = Vec::new();
         for (id, job) in jobs {
             let (Job::Rows(rows, _), NodeKind::Event { pred, agg, .. }) =
                 (job, &self.plan.nodes[*id].kind)
             else {
                 continue;
             };
-            match by_type
+            match groups
                 .iter_mut()
-                .find(|(t, r, _)| *t == pred.event_type.as_ref() && *r == rows)
+                .find(|g| g.ty == pred.event_type.as_ref() && g.rows == rows)
             {
-                Some((_, _, aggs)) if !aggs.contains(agg) => aggs.push(*agg),
-                Some(_) => {}
-                None => by_type.push((pred.event_type.as_ref(), rows, vec![*agg])),
-            }
-        }
-        for (ty, rows, aggs) in by_type {
-            let te = data.events.of_type(ty);
-            let specs: Vec<&crate::kernels::AggSpec> =
-                aggs.iter().map(|&a| &self.plan.aggs[a]).collect();
-            let list: Vec<u32> = rows.iter().collect();
-            let chunks: Vec<Vec<Aggregate>> = self.pool.install(|| {
-                list.par_chunks(2048)
-                    .map(|c| aggregate_rows_multi(te, &specs, as_of, c))
-                    .collect()
-            });
-            let mut merged: Vec<Aggregate> = aggs.iter().map(|_| Aggregate::default()).collect();
-            for chunk in chunks {
-                for (m, part) in merged.iter_mut().zip(chunk) {
-                    m.extend(part);
+                Some(g) => {
+                    if !g.aggs.contains(agg) {
+                        g.aggs.push(*agg);
+                    }
+                }
+                None => {
+                    let list: Vec<u32> = rows.iter().collect();
+                    let chunks = (0..list.len().div_ceil(ROW_CHUNK))
+                        .map(|_| OnceLock::new())
+                        .collect();
+                    groups.push(RowGroup {
+                        ty: pred.event_type.as_ref(),
+                        rows,
+                        list,
+                        aggs: vec![*agg],
+                        chunks,
+                    });
                 }
             }
-            for (m, &a) in merged.into_iter().zip(&aggs) {
-                let _ = row_aggs[a].set((rows.clone(), m));
-            }
         }
+        groups
+    }
+
+    /// The aggregates of chunk `c` of a row group (computed once: one fused pass over each
+    /// row's events for all the group's aggregates).
+    fn chunk<'g>(
+        &self,
+        data: &SegmentData,
+        as_of: i64,
+        group: &'g RowGroup<'_>,
+        c: usize,
+    ) -> &'g [Aggregate] {
+        group.chunks[c].get_or_init(|| {
+            let specs: Vec<&crate::kernels::AggSpec> =
+                group.aggs.iter().map(|&a| &self.plan.aggs[a]).collect();
+            let end = ((c + 1) * ROW_CHUNK).min(group.list.len());
+            aggregate_rows_multi(
+                data.events.of_type(group.ty),
+                &specs,
+                as_of,
+                &group.list[c * ROW_CHUNK..end],
+            )
+        })
     }
 
     fn leaf(
         &self,
         data: &SegmentData,
         opts: &ComputeOptions,
-        (aggs, row_aggs): (&[OnceLock<Arc<Aggregate>>], &[RowAggSlot]),
+        (aggs, groups): (&[OnceLock<Arc<Aggregate>>], &[RowGroup<'_>]),
         id: NodeId,
         job: &Job,
     ) -> Result<(Arc<RoaringBitmap>, Source), SegmentError> {
@@ -457,18 +493,38 @@ impl SegmentEngine {
                         agg,
                         sum_idx,
                     } => {
-                        let te = data.events.of_type(&pred.event_type);
-                        let spec = &self.plan.aggs[*agg];
-                        // Leaves of one aggregate see the same dirty rows (dirty by event
-                        // type), so the row aggregates are computed once and shared.
-                        let (shared_rows, shared) = row_aggs[*agg]
-                            .get_or_init(|| (rows.clone(), aggregate_rows(te, spec, as_of, rows)));
-                        if shared_rows == rows {
-                            event_rows(shared, rows, &pred.test, *sum_idx, *negated, as_of)
-                        } else {
-                            let own = aggregate_rows(te, spec, as_of, rows);
-                            event_rows(&own, rows, &pred.test, *sum_idx, *negated, as_of)
+                        // Leaves of one event type see the same dirty rows (dirty by type),
+                        // so their row aggregates are computed once per chunk and shared.
+                        let mut fresh = RoaringBitmap::new();
+                        let group = groups
+                            .iter()
+                            .find(|g| g.ty == pred.event_type.as_ref() && g.rows == rows);
+                        match group.and_then(|g| Some((g, g.aggs.iter().position(|a| a == agg)?))) {
+                            Some((g, k)) => {
+                                for c in 0..g.chunks.len() {
+                                    let part = self.chunk(data, as_of, g, c);
+                                    let end = ((c + 1) * ROW_CHUNK).min(g.list.len());
+                                    event_rows(
+                                        &part[k],
+                                        &g.list[c * ROW_CHUNK..end],
+                                        &pred.test,
+                                        *sum_idx,
+                                        *negated,
+                                        as_of,
+                                        &mut fresh,
+                                    );
+                                }
+                            }
+                            None => {
+                                let te = data.events.of_type(&pred.event_type);
+                                let own = aggregate_rows(te, &self.plan.aggs[*agg], as_of, rows);
+                                let list: Vec<u32> = rows.iter().collect();
+                                event_rows(
+                                    &own, &list, &pred.test, *sum_idx, *negated, as_of, &mut fresh,
+                                );
+                            }
                         }
+                        fresh
                     }
                     _ => RoaringBitmap::new(),
                 };

@@ -595,18 +595,19 @@ pub fn aggregate_rows_multi(
     out
 }
 
-/// An event leaf over `rows` only, from their positional aggregate (entry `j` is `rows[j]`).
+/// An event leaf over `rows` only, from their positional aggregate (entry `j` is `rows[j]`);
+/// matching rows are appended to `out` (rows ascending, after anything already in `out`).
 pub fn event_rows(
     agg: &Aggregate,
-    rows: &RoaringBitmap,
+    rows: &[Row],
     test: &EventTest,
     sum_idx: Option<usize>,
     negated: bool,
     as_of: i64,
-) -> RoaringBitmap {
-    let mut out = RoaringBitmap::new();
+    out: &mut RoaringBitmap,
+) {
     let times = !agg.first.is_empty();
-    for (j, r) in rows.iter().enumerate() {
+    for (j, &r) in rows.iter().enumerate() {
         let (first, last) = if times {
             (agg.first[j], agg.last[j])
         } else {
@@ -621,9 +622,8 @@ pub fn event_rows(
             last,
             as_of,
         );
-        if holds != negated {
-            let _ = out.try_push(r);
+        if holds != negated && out.try_push(r).is_err() {
+            out.insert(r);
         }
     }
-    out
 }

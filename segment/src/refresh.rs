@@ -8,7 +8,11 @@
 //!   moved (events become visible, windows slide), then it is recomputed whole (its shared
 //!   aggregate is rebuilt once).
 //! - Leaves with no dirty rows keep their previous bitmap; dirty rows are re-evaluated row by
-//!   row and spliced in: `new = (old − dirty) ∪ eval(dirty)`.
+//!   row and spliced in: `new = (old − dirty) ∪ eval(dirty)`. The per-row event aggregates of
+//!   the dirty rows are computed once per event type, for all of its aggregates in one pass
+//!   over each row's events, in parallel chunks on the engine's pool.
+//! - Resolving the change set (customer ids → rows) and applying it run as two parallel
+//!   halves: attribute updates touch the customer table, new events the event store.
 //! - Internal nodes are recombined only when a child changed; segment references follow
 //!   automatically because they are the referenced segment's own nodes.
 //!
@@ -120,8 +124,10 @@ pub struct Refresh {
 impl SegmentEngine {
     /// Applies `changes` to `data` and refreshes `prev` (see the module docs).
     ///
-    /// Errors leave `data` possibly partially updated only for [`SegmentError::Data`] on a bad
-    /// update; all updates are validated before the first one is applied.
+    /// Every update is validated before the first one is applied, so a bad change set
+    /// ([`SegmentError::Data`]) leaves `data` untouched. Once applied, the changes stay applied:
+    /// if the refresh then fails or its deadline expires (`result.timed_out`; unfinished
+    /// segments get empty diffs), recompute the group with [`SegmentEngine::compute`].
     pub fn refresh(
         &self,
         data: &mut SegmentData,
@@ -241,9 +247,12 @@ impl SegmentEngine {
                     new.members.as_deref().unwrap_or(&empty),
                     old.members.as_deref().unwrap_or(&empty),
                 );
-                // A kept root is the very same bitmap: nothing entered or left.
-                let same =
-                    matches!((&new.members, &old.members), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+                // A kept root is the very same bitmap: nothing entered or left. An unfinished
+                // segment (deadline) reports no diff rather than a wrong one.
+                let same = match (&new.members, &old.members) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => true,
+                };
                 SegmentDiff {
                     id: new.id.clone(),
                     entered: if same {
