@@ -214,7 +214,15 @@ impl TypeEvents {
 
     /// Base range of row `r`.
     pub fn base_range(&self, r: Row) -> std::ops::Range<usize> {
-        self.offsets[r as usize] as usize..self.offsets[r as usize + 1] as usize
+        // A row outside the table this store was built for has no events (never a panic, even
+        // if a store is paired with another customer table).
+        match (
+            self.offsets.get(r as usize),
+            self.offsets.get(r as usize + 1),
+        ) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        }
     }
 
     /// Tail indices of row `r`.

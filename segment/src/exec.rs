@@ -49,8 +49,9 @@ pub enum SegmentError {
         /// Rows now.
         found: usize,
     },
-    /// The previous result is incomplete (it timed out), so it cannot be refreshed.
-    #[error("the previous result is incomplete (deadline expired); recompute the group")]
+    /// The previous result is incomplete (it timed out) or belongs to another engine, so it
+    /// cannot be refreshed.
+    #[error("the previous result is incomplete (deadline expired) or from another group; recompute the group")]
     Incomplete,
     /// `as_of` moved backwards.
     #[error("as-of may only advance on refresh")]

@@ -410,6 +410,9 @@ pub fn aggregate_full(
         }
     }
     for (&r, idx) in &te.tail_by_row {
+        if r as usize >= n_rows {
+            continue;
+        }
         let mut agg = RowAgg {
             count: out.count[r as usize],
             sums: out.sums.iter().map(|s| s[r as usize]).collect(),

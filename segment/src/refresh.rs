@@ -135,6 +135,9 @@ impl SegmentEngine {
         changes: &Changes,
         deadline: Option<std::time::Instant>,
     ) -> Result<Refresh, SegmentError> {
+        if prev.nodes.len() != self.plan().nodes.len() {
+            return Err(SegmentError::Incomplete);
+        }
         if prev.timed_out
             || prev
                 .nodes

@@ -271,3 +271,31 @@ fn refresh_diffs_become_trigger_events() {
     };
     assert!(e.refresh(&mut data, &r.result, &back, None).is_err());
 }
+
+#[test]
+fn mismatched_inputs_are_errors_not_panics() {
+    let (data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let r = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    // A result of another group cannot be refreshed.
+    let other = compile_segments(
+        "segments:\n  - id: x\n    owner: o\n    filter: { attribute: points, gt: 1 }\n",
+        "o.yaml",
+        Some(data.customers().schema()),
+        None,
+    )
+    .unwrap();
+    let e2 = SegmentEngine::new(other, &data, as_of, Some(1)).unwrap();
+    let (mut data2, _) = setup();
+    assert!(e2
+        .refresh(&mut data2, &r, &Changes::default(), None)
+        .is_err());
+    // An event store built for a larger customer table: events of unknown rows are ignored.
+    let schema = Schema::new([("points".to_string(), AttrType::Int)]).unwrap();
+    let small = CustomerTable::new(schema, vec![10], vec![Column::Int(vec![Some(500)])]).unwrap();
+    let mixed = SegmentData::new(small, data.events.clone());
+    let group = compile_segments(GROUP, "g.yaml", Some(mixed.customers().schema()), None).unwrap();
+    let e3 = SegmentEngine::new(group, &mixed, as_of, Some(2)).unwrap();
+    let r3 = e3.compute(&mixed, &ComputeOptions::at(as_of)).unwrap();
+    assert_eq!(r3.members("rich").unwrap().len(), 1);
+}
