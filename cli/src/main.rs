@@ -113,6 +113,37 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Compute a segment group: members.parquet, segments.json and a summary table.
+    Segment(SegmentArgs),
+}
+
+/// Arguments of `fusebox segment`.
+#[derive(clap::Args)]
+struct SegmentArgs {
+    /// Customers (.parquet or .csv).
+    #[arg(long)]
+    customers: PathBuf,
+    /// Events (.jsonl or .parquet).
+    #[arg(long)]
+    events: PathBuf,
+    /// Segment group (.yaml).
+    #[arg(long)]
+    segments: PathBuf,
+    /// The time windows and `now` refer to (RFC 3339); default: the latest event.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the plan with estimated vs actual rows and timings.
+    #[arg(long)]
+    explain: bool,
+    /// Worker threads; default: the number of cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Stop after this many seconds; finished segments are still written (exit 1).
+    #[arg(long)]
+    timeout: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -191,6 +222,7 @@ fn main() -> ExitCode {
         Command::Check { files, customers } => commands::check::check(&files, customers.as_ref()),
         Command::Demo { out } => commands::demo::demo(out),
         Command::Quota(args) => commands::quota::quota(args),
+        Command::Segment(a) => segment_command(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -204,4 +236,30 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn segment_command(a: SegmentArgs) -> Result<(), Failure> {
+    if a.threads == Some(0) {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "--threads must be at least 1"
+        )));
+    }
+    let timeout = match a.timeout {
+        Some(t) if !(t.is_finite() && t > 0.0) => {
+            return Err(Failure::Input(anyhow::anyhow!(
+                "--timeout must be a positive number of seconds"
+            )))
+        }
+        t => t.map(std::time::Duration::from_secs_f64),
+    };
+    commands::segment::segment(&commands::segment::SegmentSpec {
+        customers: a.customers,
+        events: a.events,
+        segments: a.segments,
+        as_of: a.as_of,
+        out: a.out,
+        explain: a.explain,
+        threads: a.threads,
+        timeout,
+    })
 }

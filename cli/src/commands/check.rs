@@ -86,9 +86,7 @@ pub fn check(files: &[PathBuf], customers: Option<&PathBuf>) -> Result<(), Failu
             }
             Some(Kind::Quotas) => failed |= !crate::quotas::check_text(&name, &text),
             Some(Kind::Segments) => {
-                println!(
-                    "skipped: {name}: segment files are validated once that engine lands (issue 4)"
-                );
+                failed |= !super::segment::check_file(&name, &text, table.as_ref());
             }
             None => {
                 eprintln!("error: {name}: not a Fusebox configuration file (expected a top-level `triggers:`, `segments:` or `processes:` key)");

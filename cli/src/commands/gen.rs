@@ -90,7 +90,7 @@ pub fn generate(spec: &GenSpec, progress: &indicatif::ProgressBar) -> Result<Wor
     write_events(&mut rng, spec, start, &w.events, progress)?;
     std::fs::write(&w.triggers, triggers_yaml(spec))
         .with_context(|| format!("cannot write {}", w.triggers.display()))?;
-    std::fs::write(&w.segments, SEGMENTS_PLACEHOLDER)
+    std::fs::write(&w.segments, super::segment::GENERATED_SEGMENTS)
         .with_context(|| format!("cannot write {}", w.segments.display()))?;
     std::fs::write(&w.quotas, quotas::quotas_yaml(spec))
         .with_context(|| format!("cannot write {}", w.quotas.display()))?;
@@ -398,5 +398,3 @@ triggers:
 "#
     )
 }
-
-const SEGMENTS_PLACEHOLDER: &str = "# Segment group for this workload: written by the segment engine's generator once it lands.\nsegments: []\n";

@@ -5,3 +5,4 @@ pub mod demo;
 pub mod gen;
 pub mod quota;
 pub mod run;
+pub mod segment;

@@ -185,6 +185,7 @@ pub(crate) enum Node {
     Matches(Box<Node>, Arc<regex::Regex>),
     NotStrictlyFalse(Box<Node>),
     Comprehension(Box<Comprehension>),
+    Segment(Arc<super::segments::SegmentSlot>),
 }
 
 impl Node {
@@ -201,6 +202,7 @@ impl Node {
             | Node::Now
             | Node::Counter(_)
             | Node::Coupon
+            | Node::Segment(_)
             | Node::Local(_) => false,
             Node::Select(a, _)
             | Node::HasKey(a, _)
@@ -855,6 +857,17 @@ impl Compiler<'_, '_> {
                 self.err(all[1].id, format!("invalid regular expression: {e}"), None)
             })?;
             return Ok((Node::Matches(Box::new(subject), Arc::new(re)), Ty::Bool));
+        }
+        if matches!(name, "segment" | "in_segment") && target.is_none() && args.len() == 1 {
+            let Expr::Literal(LiteralValue::String(seg)) = &args[0].expr else {
+                return Err(self.err(
+                    args[0].id,
+                    "segment() takes the segment id as a string literal",
+                    Some("e.g. `segment('vip')`".into()),
+                ));
+            };
+            let slot = super::segments::Memberships::global().slot(seg.inner());
+            return Ok((Node::Segment(slot), Ty::Bool));
         }
         let (func, arity, ty) = match name {
             "size" => (Func::Size, 1, Ty::Int),

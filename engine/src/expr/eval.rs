@@ -112,6 +112,14 @@ impl Node {
                 .coupon()
                 .ok_or_else(|| EvalError::NoSuchKey("coupon (no coupon issued yet)".into()))?,
             Node::Local(slot) => locals[*slot].clone(),
+            Node::Segment(slot) => {
+                Value::Bool(slot.contains(scope.event().customer_id).ok_or_else(|| {
+                    EvalError::NoSuchKey(format!(
+                        "segment('{}') (no membership published yet)",
+                        slot.id()
+                    ))
+                })?)
+            }
             Node::Select(inner, field) => match inner.eval(scope, locals)? {
                 Value::Map(m) => m
                     .get(field)

@@ -21,6 +21,7 @@
 //! | `now` | timestamp | the run clock: the timestamp of the event being processed |
 //! | `counters.<name>` | int or float | a shared counter |
 //! | `coupon` | string | the code issued by this execution's latest `issue_coupon` action |
+//! | `segment('id')` | bool | the customer is in segment `id`'s latest published membership ([`segments`]) |
 //!
 //! # Semantics (where CEL leaves room, and where Fusebox is stricter or kinder)
 //! - Numbers: `int` and `float` mix freely (`total > 50` works when `total` is `50.5`); integer
@@ -39,6 +40,7 @@
 
 mod compile;
 mod eval;
+pub mod segments;
 
 use std::fmt;
 

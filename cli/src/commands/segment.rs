@@ -1,0 +1,267 @@
+//! `fusebox segment`: compute a segment group and write its members; plus the segment parts of
+//! `fusebox check` and `fusebox gen`.
+//!
+//! Outputs in `--out DIR`:
+//! - `members.parquet` — one row per (segment_id, customer_id), segments in file order,
+//!   customers ascending;
+//! - `segments.json` — per segment: owner, member count, work time, whether it finished;
+//!   plus `as_of`, the wall time and the plan's shape.
+//!
+//! `--as-of` defaults to the latest event timestamp, so a replay of the same files gives the
+//! same memberships on any day.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fusebox_engine::customers::CustomerTable;
+use fusebox_engine::io::customers::load_customers;
+use fusebox_engine::io::events::read_events;
+use fusebox_engine::value::{format_timestamp, parse_timestamp};
+use fusebox_segment::explain::render;
+use fusebox_segment::{compile_segments, ComputeOptions, EventStore, SegmentData, SegmentEngine};
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::diagnostics::{print_config_error, reports};
+use crate::Failure;
+
+/// Inputs and options of `fusebox segment`.
+#[derive(Clone, Debug)]
+pub struct SegmentSpec {
+    /// Customers (.parquet / .csv).
+    pub customers: PathBuf,
+    /// Events (.jsonl / .parquet).
+    pub events: PathBuf,
+    /// Segment group (.yaml).
+    pub segments: PathBuf,
+    /// RFC 3339; default: the latest event.
+    pub as_of: Option<String>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Print the plan with timings.
+    pub explain: bool,
+    /// Worker threads (default: cores).
+    pub threads: Option<usize>,
+    /// Give up after this long; finished segments are still written.
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct SegmentJson<'a> {
+    id: &'a str,
+    owner: &'a str,
+    finished: bool,
+    count: Option<u64>,
+    work_ms: f64,
+}
+
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    as_of: String,
+    elapsed_ms: f64,
+    load_ms: f64,
+    timed_out: bool,
+    customers: usize,
+    events: usize,
+    plan_nodes: usize,
+    shared_nodes: usize,
+    event_aggregates: usize,
+    segments: Vec<SegmentJson<'a>>,
+}
+
+/// Runs `fusebox segment`.
+pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
+    let started = Instant::now();
+    let text = std::fs::read_to_string(&spec.segments)
+        .with_context(|| format!("cannot read {}", spec.segments.display()))
+        .map_err(Failure::Input)?;
+    let as_of_arg = match &spec.as_of {
+        Some(s) => Some(parse_timestamp(s).ok_or_else(|| {
+            Failure::Input(anyhow::anyhow!(
+                "--as-of `{s}` is not an RFC 3339 timestamp (e.g. 2026-03-31T00:00:00Z)"
+            ))
+        })?),
+        None => None,
+    };
+    let customers = load_customers(&spec.customers).map_err(|e| Failure::Input(e.into()))?;
+    let records = read_events(&spec.events).map_err(|e| Failure::Input(e.into()))?;
+    let bad = records.iter().filter(|r| r.event.is_err()).count();
+    if bad > 0 {
+        eprintln!("warning: {bad} event record(s) could not be parsed and are ignored (run `fusebox run` to see them in outcomes.jsonl)");
+    }
+    let events: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.event.as_ref().ok())
+        .collect();
+    let as_of = as_of_arg
+        .or_else(|| events.iter().map(|e| e.timestamp).max())
+        .unwrap_or(0);
+    let store = EventStore::from_events(&customers, events.iter().copied());
+    let name = spec.segments.display().to_string();
+    let group = compile_segments(&text, &name, Some(customers.schema()), Some(&store.types()))
+        .map_err(|e| {
+            print_config_error(&e);
+            Failure::Reported
+        })?;
+    let source: Arc<str> = Arc::from(text.as_str());
+    for r in reports(&name, &source, &group.warnings) {
+        eprintln!("{r:?}");
+    }
+    let n_events = store.len();
+    let data = SegmentData::new(customers, store);
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let engine = SegmentEngine::new(group, &data, as_of, spec.threads)
+        .map_err(|e| Failure::Input(e.into()))?;
+    let opts = ComputeOptions {
+        as_of,
+        deadline: spec.timeout.map(|t| Instant::now() + t),
+        use_cache: true,
+    };
+    let result = engine
+        .compute(&data, &opts)
+        .map_err(|e| Failure::Runtime(e.into()))?;
+
+    std::fs::create_dir_all(&spec.out)
+        .with_context(|| format!("cannot create {}", spec.out.display()))
+        .map_err(Failure::Runtime)?;
+    let members = engine.member_ids(&data, &result);
+    write_members(&spec.out.join("members.parquet"), &members).map_err(Failure::Runtime)?;
+    let plan = engine.plan();
+    let seg_json: Vec<SegmentJson> = engine
+        .group()
+        .segments
+        .iter()
+        .zip(&result.segments)
+        .map(|(s, r)| SegmentJson {
+            id: &s.id,
+            owner: &s.owner,
+            finished: r.members.is_some(),
+            count: r.members.as_ref().map(|m| m.len()),
+            work_ms: r.work.as_secs_f64() * 1e3,
+        })
+        .collect();
+    let summary = GroupJson {
+        as_of: format_timestamp(as_of),
+        elapsed_ms: result.elapsed.as_secs_f64() * 1e3,
+        load_ms,
+        timed_out: result.timed_out,
+        customers: data.len(),
+        events: n_events,
+        plan_nodes: plan.nodes.len(),
+        shared_nodes: plan.nodes.iter().filter(|n| n.uses > 1).count(),
+        event_aggregates: plan.aggs.len(),
+        segments: seg_json,
+    };
+    let json = serde_json::to_string_pretty(&summary)
+        .context("cannot serialise segments.json")
+        .map_err(Failure::Runtime)?;
+    std::fs::write(spec.out.join("segments.json"), json + "\n")
+        .with_context(|| format!("cannot write {}", spec.out.join("segments.json").display()))
+        .map_err(Failure::Runtime)?;
+
+    print_table(&summary);
+    if spec.explain {
+        println!();
+        print!("{}", render(plan, &result));
+    }
+    if result.timed_out {
+        let unfinished: Vec<&str> = summary
+            .segments
+            .iter()
+            .filter(|s| !s.finished)
+            .map(|s| s.id)
+            .collect();
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "deadline expired: {} of {} segments finished; unfinished: {} (finished segments were written)",
+            summary.segments.len() - unfinished.len(),
+            summary.segments.len(),
+            unfinished.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn print_table(g: &GroupJson) {
+    let width = g
+        .segments
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{} customers, {} events, as of {}: {} segments in {:.1} ms ({} plan nodes, {} shared, {} event aggregates)",
+        g.customers,
+        g.events,
+        g.as_of,
+        g.segments.len(),
+        g.elapsed_ms,
+        g.plan_nodes,
+        g.shared_nodes,
+        g.event_aggregates
+    );
+    println!(
+        "{:<width$}  {:>10}  {:>10}",
+        "segment", "members", "work ms"
+    );
+    for s in &g.segments {
+        let count = s.count.map_or("unfinished".to_string(), |c| c.to_string());
+        println!("{:<width$}  {:>10}  {:>10.2}", s.id, count, s.work_ms);
+    }
+}
+
+fn write_members(path: &Path, members: &[(Arc<str>, Vec<u64>)]) -> anyhow::Result<()> {
+    let total: usize = members.iter().map(|(_, m)| m.len()).sum();
+    let mut seg: Vec<&str> = Vec::with_capacity(total);
+    let mut ids: Vec<u64> = Vec::with_capacity(total);
+    for (s, m) in members {
+        seg.extend(std::iter::repeat_n(s.as_ref(), m.len()));
+        ids.extend_from_slice(m);
+    }
+    let mut df = DataFrame::new(
+        total,
+        vec![
+            Series::new("segment_id".into(), seg).into_column(),
+            Series::new("customer_id".into(), ids).into_column(),
+        ],
+    )?;
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    ParquetWriter::new(file)
+        .finish(&mut df)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// `fusebox check` for a segment file: prints diagnostics; returns whether it is valid.
+pub fn check_file(name: &str, text: &str, customers: Option<&CustomerTable>) -> bool {
+    let schema = customers.map(|t| t.schema().as_ref());
+    match compile_segments(text, name, schema, None) {
+        Ok(group) => {
+            let source: Arc<str> = Arc::from(text);
+            for r in reports(name, &source, &group.warnings) {
+                eprintln!("{r:?}");
+            }
+            println!(
+                "ok: {name}: {} segments, {} warnings{}",
+                group.segments.len(),
+                group.warnings.len(),
+                if customers.is_none() {
+                    " (attributes not checked: pass --customers FILE)"
+                } else {
+                    ""
+                }
+            );
+            true
+        }
+        Err(e) => {
+            print_config_error(&e);
+            false
+        }
+    }
+}
+
+/// The segment group `fusebox gen` writes: fits the generated customers and events.
+pub const GENERATED_SEGMENTS: &str = include_str!("segments.yaml");

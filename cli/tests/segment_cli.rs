@@ -1,0 +1,212 @@
+//! `fusebox segment` / `check` / `gen` for segment groups, as a user sees them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use fusebox_engine::io::customers::load_customers;
+use fusebox_engine::io::events::read_events;
+use fusebox_segment::{compile_segments, oracle, EventStore, SegmentData};
+use polars::prelude::*;
+use serde_json::Value as Json;
+
+fn fusebox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args(args)
+        .output()
+        .expect("run fusebox")
+}
+
+fn gen(dir: &Path) {
+    let out = fusebox(&[
+        "gen",
+        "--out",
+        dir.to_str().unwrap(),
+        "--customers",
+        "300",
+        "--events",
+        "6000",
+        "--seed",
+        "4",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn segment(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (c, e, s) = (
+        input.join("customers.parquet"),
+        input.join("events.jsonl"),
+        input.join("segments.yaml"),
+    );
+    let mut args = vec![
+        "segment",
+        "--customers",
+        c.to_str().unwrap(),
+        "--events",
+        e.to_str().unwrap(),
+    ];
+    args.extend([
+        "--segments",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    args.extend_from_slice(extra);
+    fusebox(&args)
+}
+
+fn members(path: &Path) -> BTreeMap<String, Vec<u64>> {
+    let file = std::fs::File::open(path).unwrap();
+    let df = ParquetReader::new(file).finish().unwrap();
+    let seg = df.column("segment_id").unwrap().str().unwrap().clone();
+    let ids = df.column("customer_id").unwrap().u64().unwrap().clone();
+    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (s, id) in seg.iter().zip(ids.iter()) {
+        out.entry(s.unwrap().to_string())
+            .or_default()
+            .push(id.unwrap());
+    }
+    out
+}
+
+#[test]
+fn segment_writes_members_and_summary_that_match_the_oracle() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input);
+    let out1 = dir.path().join("o1");
+    let r = segment(
+        &input,
+        &out1,
+        &[
+            "--threads",
+            "1",
+            "--explain",
+            "--as-of",
+            "2026-03-31T00:00:00Z",
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        stdout.contains("segment ") && stdout.contains("members"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("plan: 13 segments"), "{stdout}");
+    assert!(
+        stdout.contains("est ") && stdout.contains("actual "),
+        "{stdout}"
+    );
+
+    let got = members(&out1.join("members.parquet"));
+    let summary: Json =
+        serde_json::from_str(&std::fs::read_to_string(out1.join("segments.json")).unwrap())
+            .unwrap();
+    let segs = summary["segments"].as_array().unwrap();
+    assert_eq!(segs.len(), 13);
+    for s in segs {
+        let id = s["id"].as_str().unwrap();
+        let n = got.get(id).map_or(0, Vec::len) as u64;
+        assert_eq!(s["count"].as_u64(), Some(n), "{id}");
+        assert_eq!(s["finished"], Json::Bool(true));
+    }
+    assert!(got.values().any(|m| !m.is_empty()));
+
+    // The naive oracle on the same files agrees.
+    let customers = load_customers(&input.join("customers.parquet")).unwrap();
+    let events: Vec<_> = read_events(&input.join("events.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.event.ok())
+        .collect();
+    let store = EventStore::from_events(&customers, &events);
+    let text = std::fs::read_to_string(input.join("segments.yaml")).unwrap();
+    let group = compile_segments(
+        &text,
+        "segments.yaml",
+        Some(customers.schema()),
+        Some(&store.types()),
+    )
+    .unwrap();
+    let data = SegmentData::new(customers, store);
+    let as_of = fusebox_engine::value::parse_timestamp("2026-03-31T00:00:00Z").unwrap();
+    let ids = data.customers().ids().to_vec();
+    for (id, rows) in oracle::evaluate(&group, &data, as_of) {
+        let expect: Vec<u64> = rows.iter().map(|&r| ids[r as usize]).collect();
+        assert_eq!(
+            got.get(id.as_ref()).cloned().unwrap_or_default(),
+            expect,
+            "{id}"
+        );
+    }
+
+    // Same members with more threads.
+    let out2 = dir.path().join("o2");
+    let r = segment(
+        &input,
+        &out2,
+        &["--threads", "3", "--as-of", "2026-03-31T00:00:00Z"],
+    );
+    assert!(r.status.success());
+    assert_eq!(members(&out2.join("members.parquet")), got);
+}
+
+#[test]
+fn check_validates_segment_files_with_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input);
+    let seg = input.join("segments.yaml");
+    let customers = input.join("customers.parquet");
+    let r = fusebox(&[
+        "check",
+        seg.to_str().unwrap(),
+        "--customers",
+        customers.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("13 segments"));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "segments:\n  - id: a\n    owner: x\n    filter: { attribute: points, gt: \"abc\" }\n  - id: b\n    owner: x\n    filter:\n      performed: { event: order.completed, within: 30 days }\n",
+    )
+    .unwrap();
+    let r = fusebox(&[
+        "check",
+        bad.to_str().unwrap(),
+        "--customers",
+        customers.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("bad.yaml:4:"), "{err}");
+    assert!(err.contains("type mismatch: `points` is int"), "{err}");
+    assert!(err.contains("bad.yaml:8:"), "{err}");
+    assert!(err.contains("malformed window `30 days`"), "{err}");
+
+    // `segment` refuses the same file before doing any work: exit 2, no outputs.
+    let out = dir.path().join("never");
+    let (c, e) = (input.join("customers.parquet"), input.join("events.jsonl"));
+    let r = fusebox(&[
+        "segment",
+        "--customers",
+        c.to_str().unwrap(),
+        "--events",
+        e.to_str().unwrap(),
+        "--segments",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(!out.exists());
+    let r = segment(&input, &out, &["--as-of", "yesterday"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--as-of"));
+}

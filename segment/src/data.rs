@@ -1,0 +1,631 @@
+//! The data a group is computed over: the customer table, the events grouped per type in a
+//! customer-major layout, and version counters that key the sub-query cache.
+//!
+//! ## Event layout
+//! Per event type, the *base* batch is sorted by `(row, timestamp)` with CSR offsets, so the
+//! events of customer `r` are one contiguous slice and a whole-table aggregation is a single
+//! sequential scan. Events appended later (incremental refresh) go to a small unsorted *tail*
+//! indexed by row; readers always see base + tail. Properties are stored column-wise per type:
+//! numbers as `f64` (NaN = absent; integers above 2^53 lose precision), strings
+//! dictionary-encoded, booleans as bytes, anything mixed as dynamic values.
+//!
+//! Events whose customer is not in the customer table are counted and ignored.
+//!
+//! ## Versions
+//! Every attribute column and every event type carries a version, bumped by each change. A
+//! cached sub-query result is keyed by its normalised form *and* the versions of the inputs it
+//! reads, so after a change only the sub-queries that read changed inputs are recomputed.
+
+use std::sync::{Arc, Mutex};
+
+use fusebox_engine::customers::{AttrId, Column, CustomerTable, Row};
+use fusebox_engine::event::Event;
+use fusebox_engine::value::{AttrType, Value};
+use polars::prelude::*;
+use rustc_hash::FxHashMap;
+
+/// Why event data could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A required column is missing or has an unusable type.
+    #[error("events frame: {0}")]
+    Frame(String),
+    /// An attribute update names an unknown customer or attribute, or has the wrong type.
+    #[error("attribute update: {0}")]
+    Update(String),
+}
+
+/// One event property, stored column-wise.
+#[derive(Clone, Debug)]
+pub enum PropColumn {
+    /// Numbers; NaN marks "absent".
+    Num(Vec<f64>),
+    /// Dictionary-encoded strings; `u32::MAX` marks "absent".
+    Str {
+        /// Code per event.
+        codes: Vec<u32>,
+        /// Code → string.
+        dict: Vec<Arc<str>>,
+    },
+    /// Booleans: 0, 1, or 2 for "absent".
+    Bool(Vec<u8>),
+    /// Anything else (mixed kinds).
+    Any(Vec<Value>),
+}
+
+impl PropColumn {
+    /// The value of event `i` (`Null` when absent).
+    pub fn get(&self, i: usize) -> Value {
+        match self {
+            PropColumn::Num(v) => match v[i] {
+                x if x.is_nan() => Value::Null,
+                x => Value::Float(x),
+            },
+            PropColumn::Str { codes, dict } => match codes[i] {
+                u32::MAX => Value::Null,
+                c => Value::Str(dict[c as usize].clone()),
+            },
+            PropColumn::Bool(v) => match v[i] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                _ => Value::Null,
+            },
+            PropColumn::Any(v) => v[i].clone(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            PropColumn::Num(v) => v.len(),
+            PropColumn::Str { codes, .. } => codes.len(),
+            PropColumn::Bool(v) => v.len(),
+            PropColumn::Any(v) => v.len(),
+        }
+    }
+
+    fn take(&self, order: &[u32]) -> PropColumn {
+        match self {
+            PropColumn::Num(v) => PropColumn::Num(order.iter().map(|&i| v[i as usize]).collect()),
+            PropColumn::Str { codes, dict } => PropColumn::Str {
+                codes: order.iter().map(|&i| codes[i as usize]).collect(),
+                dict: dict.clone(),
+            },
+            PropColumn::Bool(v) => PropColumn::Bool(order.iter().map(|&i| v[i as usize]).collect()),
+            PropColumn::Any(v) => {
+                PropColumn::Any(order.iter().map(|&i| v[i as usize].clone()).collect())
+            }
+        }
+    }
+
+    /// Builds the tightest column for a list of dynamic values.
+    fn from_values(values: Vec<Value>) -> PropColumn {
+        let all = |f: fn(&Value) -> bool| values.iter().all(|v| v.is_null() || f(v));
+        if all(|v| matches!(v, Value::Int(_) | Value::Float(_))) {
+            return PropColumn::Num(
+                values
+                    .iter()
+                    .map(|v| match *v {
+                        Value::Int(i) => i as f64,
+                        Value::Float(x) => x,
+                        _ => f64::NAN,
+                    })
+                    .collect(),
+            );
+        }
+        if all(|v| matches!(v, Value::Str(_))) {
+            let mut index: FxHashMap<Arc<str>, u32> = FxHashMap::default();
+            let mut dict = Vec::new();
+            let codes = values
+                .iter()
+                .map(|v| match v {
+                    Value::Str(s) => *index.entry(s.clone()).or_insert_with(|| {
+                        dict.push(s.clone());
+                        (dict.len() - 1) as u32
+                    }),
+                    _ => u32::MAX,
+                })
+                .collect();
+            return PropColumn::Str { codes, dict };
+        }
+        if all(|v| matches!(v, Value::Bool(_))) {
+            return PropColumn::Bool(
+                values
+                    .iter()
+                    .map(|v| match v {
+                        Value::Bool(b) => u8::from(*b),
+                        _ => 2,
+                    })
+                    .collect(),
+            );
+        }
+        PropColumn::Any(values)
+    }
+}
+
+/// A batch of events of one type, column-wise.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    /// Customer row per event.
+    pub rows: Vec<Row>,
+    /// Timestamp per event (µs, UTC).
+    pub ts: Vec<i64>,
+    /// Property columns, each as long as `rows`.
+    pub props: FxHashMap<Arc<str>, PropColumn>,
+}
+
+impl Batch {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Property `name` of event `i` (`Null` when absent).
+    pub fn prop(&self, name: &str, i: usize) -> Value {
+        self.props.get(name).map_or(Value::Null, |c| c.get(i))
+    }
+}
+
+/// All events of one type.
+#[derive(Clone, Debug, Default)]
+pub struct TypeEvents {
+    /// Sorted by `(row, ts)`.
+    pub base: Batch,
+    /// `offsets[r]..offsets[r + 1]` are row `r`'s events in `base`.
+    pub offsets: Vec<u32>,
+    /// Events appended after the base was built (any order).
+    pub tail: Batch,
+    /// Row → indices into `tail`.
+    pub tail_by_row: FxHashMap<Row, Vec<u32>>,
+    /// Bumped by every change.
+    pub version: u64,
+}
+
+impl TypeEvents {
+    fn build(n_rows: usize, batch: Batch) -> TypeEvents {
+        let mut order: Vec<u32> = (0..batch.len() as u32).collect();
+        order.sort_by_key(|&i| (batch.rows[i as usize], batch.ts[i as usize]));
+        let rows: Vec<Row> = order.iter().map(|&i| batch.rows[i as usize]).collect();
+        let ts: Vec<i64> = order.iter().map(|&i| batch.ts[i as usize]).collect();
+        let props = batch
+            .props
+            .iter()
+            .map(|(k, c)| (k.clone(), c.take(&order)))
+            .collect();
+        let mut offsets = vec![0u32; n_rows + 1];
+        for &r in &rows {
+            offsets[r as usize + 1] += 1;
+        }
+        for i in 0..n_rows {
+            offsets[i + 1] += offsets[i];
+        }
+        TypeEvents {
+            base: Batch { rows, ts, props },
+            offsets,
+            tail: Batch::default(),
+            tail_by_row: FxHashMap::default(),
+            version: 0,
+        }
+    }
+
+    /// Base range of row `r`.
+    pub fn base_range(&self, r: Row) -> std::ops::Range<usize> {
+        // A row outside the table this store was built for has no events (never a panic, even
+        // if a store is paired with another customer table).
+        match (
+            self.offsets.get(r as usize),
+            self.offsets.get(r as usize + 1),
+        ) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        }
+    }
+
+    /// Tail indices of row `r`.
+    pub fn tail_of(&self, r: Row) -> &[u32] {
+        self.tail_by_row.get(&r).map_or(&[], Vec::as_slice)
+    }
+
+    /// Number of events (base + tail).
+    pub fn len(&self) -> usize {
+        self.base.len() + self.tail.len()
+    }
+
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of customers with at least one event of this type in the base.
+    pub fn customers_with_events(&self) -> usize {
+        self.offsets.windows(2).filter(|w| w[1] > w[0]).count() + self.tail_by_row.len()
+    }
+
+    fn append(&mut self, row: Row, ts: i64, props: &fusebox_engine::value::Map) {
+        let i = self.tail.len();
+        self.tail.rows.push(row);
+        self.tail.ts.push(ts);
+        for (k, v) in props.entries() {
+            let col = self
+                .tail
+                .props
+                .entry(k.clone())
+                .or_insert_with(|| PropColumn::Any(vec![Value::Null; i]));
+            if let PropColumn::Any(vals) = col {
+                vals.push(v.clone());
+            }
+        }
+        for col in self.tail.props.values_mut() {
+            if let PropColumn::Any(vals) = col {
+                if vals.len() < i + 1 {
+                    vals.push(Value::Null);
+                }
+            }
+        }
+        self.tail_by_row.entry(row).or_default().push(i as u32);
+        self.version += 1;
+    }
+}
+
+/// Events grouped by type (see the module docs).
+#[derive(Clone, Debug, Default)]
+pub struct EventStore {
+    types: FxHashMap<Arc<str>, TypeEvents>,
+    n_rows: usize,
+    /// Events ignored because their customer is not in the table.
+    pub unknown_customers: usize,
+}
+
+impl EventStore {
+    /// Groups parsed events (e.g. from [`fusebox_engine::io::events::read_events`]) for
+    /// `customers`.
+    pub fn from_events<'a>(
+        customers: &CustomerTable,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> EventStore {
+        let mut grouped: FxHashMap<Arc<str>, (Batch, Vec<&'a Event>)> = FxHashMap::default();
+        let mut unknown = 0;
+        for e in events {
+            let Some(row) = customers.row_of(e.customer_id) else {
+                unknown += 1;
+                continue;
+            };
+            let (b, evs) = grouped.entry(e.event_type.clone()).or_default();
+            b.rows.push(row);
+            b.ts.push(e.timestamp);
+            evs.push(e);
+        }
+        let n_rows = customers.len();
+        let types = grouped
+            .into_iter()
+            .map(|(ty, (mut batch, evs))| {
+                let mut names: Vec<Arc<str>> = evs
+                    .iter()
+                    .flat_map(|e| e.properties.entries().iter().map(|(k, _)| k.clone()))
+                    .collect();
+                names.sort();
+                names.dedup();
+                for name in names {
+                    let values = evs
+                        .iter()
+                        .map(|e| e.properties.get(&name).cloned().unwrap_or(Value::Null))
+                        .collect();
+                    batch.props.insert(name, PropColumn::from_values(values));
+                }
+                (ty, TypeEvents::build(n_rows, batch))
+            })
+            .collect();
+        EventStore {
+            types,
+            n_rows,
+            unknown_customers: unknown,
+        }
+    }
+
+    /// Builds the store from a Polars frame with columns `customer_id` (integer), `type`
+    /// (string), `timestamp` (integer µs or datetime); every other numeric, string or boolean
+    /// column is an event property (null = absent).
+    pub fn from_frame(customers: &CustomerTable, df: &DataFrame) -> Result<EventStore, DataError> {
+        let err = |e: PolarsError| DataError::Frame(e.to_string());
+        let col = |name: &str| {
+            df.column(name)
+                .map(|c| c.as_materialized_series().clone())
+                .map_err(|_| DataError::Frame(format!("missing column `{name}`")))
+        };
+        let ids = col("customer_id")?.cast(&DataType::UInt64).map_err(err)?;
+        let ids = ids.u64().map_err(err)?;
+        let ty = col("type")?;
+        let ty = ty.str().map_err(err)?;
+        let ts = col("timestamp")?;
+        let ts = match ts.dtype() {
+            DataType::Datetime(_, _) => ts
+                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                .and_then(|s| s.cast(&DataType::Int64))
+                .map_err(err)?,
+            _ => ts.cast(&DataType::Int64).map_err(err)?,
+        };
+        let ts = ts.i64().map_err(err)?;
+        // Per type: event indices in the frame.
+        let mut per_type: FxHashMap<&str, Vec<(usize, Row)>> = FxHashMap::default();
+        let mut unknown = 0;
+        for (i, ((id, t), time)) in ids.iter().zip(ty.iter()).zip(ts.iter()).enumerate() {
+            let (Some(id), Some(t), Some(_)) = (id, t, time) else {
+                return Err(DataError::Frame(format!(
+                    "row {}: customer_id, type and timestamp must not be null",
+                    i + 1
+                )));
+            };
+            match customers.row_of(id) {
+                Some(row) => per_type.entry(t).or_default().push((i, row)),
+                None => unknown += 1,
+            }
+        }
+        let ts_vals: Vec<i64> = ts.iter().map(|t| t.unwrap_or(0)).collect();
+        let mut prop_cols: Vec<(Arc<str>, PropColumn)> = Vec::new();
+        for c in df.columns() {
+            let name = c.name().as_str();
+            if matches!(
+                name,
+                "customer_id" | "type" | "timestamp" | "id" | "process"
+            ) {
+                continue;
+            }
+            let s = c.as_materialized_series();
+            let column = match s.dtype() {
+                DataType::String => {
+                    let values = s
+                        .str()
+                        .map_err(err)?
+                        .iter()
+                        .map(|v| v.map_or(Value::Null, Value::str))
+                        .collect();
+                    PropColumn::from_values(values)
+                }
+                DataType::Boolean => PropColumn::Bool(
+                    s.bool()
+                        .map_err(err)?
+                        .iter()
+                        .map(|v| v.map_or(2, u8::from))
+                        .collect(),
+                ),
+                d if d.is_primitive_numeric() => {
+                    let f = s.cast(&DataType::Float64).map_err(err)?;
+                    PropColumn::Num(
+                        f.f64()
+                            .map_err(err)?
+                            .iter()
+                            .map(|v| v.unwrap_or(f64::NAN))
+                            .collect(),
+                    )
+                }
+                other => {
+                    return Err(DataError::Frame(format!(
+                        "property column `{name}` has unsupported type {other}"
+                    )))
+                }
+            };
+            prop_cols.push((Arc::from(name), column));
+        }
+        let n_rows = customers.len();
+        let types = per_type
+            .into_iter()
+            .map(|(t, idx)| {
+                let order: Vec<u32> = idx.iter().map(|&(i, _)| i as u32).collect();
+                let batch = Batch {
+                    rows: idx.iter().map(|&(_, r)| r).collect(),
+                    ts: idx.iter().map(|&(i, _)| ts_vals[i]).collect(),
+                    props: prop_cols
+                        .iter()
+                        .filter_map(|(k, c)| {
+                            let taken = c.take(&order);
+                            // A column that is all-absent for this type is not a property of it.
+                            let present = (0..taken.len()).any(|i| !taken.get(i).is_null());
+                            present.then(|| (k.clone(), taken))
+                        })
+                        .collect(),
+                };
+                (Arc::from(t), TypeEvents::build(n_rows, batch))
+            })
+            .collect();
+        Ok(EventStore {
+            types,
+            n_rows,
+            unknown_customers: unknown,
+        })
+    }
+
+    /// The events of one type, if any.
+    pub fn of_type(&self, ty: &str) -> Option<&TypeEvents> {
+        self.types.get(ty)
+    }
+
+    /// All event types present, sorted.
+    pub fn types(&self) -> Vec<Arc<str>> {
+        let mut t: Vec<Arc<str>> = self.types.keys().cloned().collect();
+        t.sort();
+        t
+    }
+
+    /// Version of an event type's data (0 for absent types).
+    pub fn version(&self, ty: &str) -> u64 {
+        self.types.get(ty).map_or(0, |t| t.version)
+    }
+
+    /// Total number of stored events.
+    pub fn len(&self) -> usize {
+        self.types.values().map(TypeEvents::len).sum()
+    }
+
+    /// Whether no event is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends one event (to the tail of its type); `false` if its customer is unknown.
+    pub fn append(&mut self, customers: &CustomerTable, e: &Event) -> Option<Row> {
+        let row = customers.row_of(e.customer_id)?;
+        self.append_row(row, e);
+        Some(row)
+    }
+
+    /// Appends an event whose customer row is already known.
+    pub fn append_row(&mut self, row: Row, e: &Event) {
+        match self.types.get_mut(&e.event_type) {
+            Some(t) => t.append(row, e.timestamp, &e.properties),
+            None => {
+                let mut t = TypeEvents::build(self.n_rows, Batch::default());
+                t.append(row, e.timestamp, &e.properties);
+                self.types.insert(e.event_type.clone(), t);
+            }
+        }
+    }
+}
+
+/// Customers and events, plus the per-column Polars series the column kernels read.
+#[derive(Debug)]
+pub struct SegmentData {
+    customers: CustomerTable,
+    /// Events grouped per type.
+    pub events: EventStore,
+    attr_versions: Vec<u64>,
+    series: Vec<Mutex<Option<(u64, Series)>>>,
+}
+
+impl SegmentData {
+    /// Bundles customers and events.
+    pub fn new(customers: CustomerTable, events: EventStore) -> SegmentData {
+        let n = customers.schema().len();
+        SegmentData {
+            customers,
+            events,
+            attr_versions: vec![0; n],
+            series: (0..n).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// The customer table.
+    pub fn customers(&self) -> &CustomerTable {
+        &self.customers
+    }
+
+    /// Number of customers (the universe of every segment).
+    pub fn len(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Whether there are no customers.
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+    }
+
+    /// Version of an attribute column.
+    pub fn attr_version(&self, attr: AttrId) -> u64 {
+        self.attr_versions[usize::from(attr)]
+    }
+
+    /// Sets one attribute of one customer (type-checked); bumps the column's version.
+    pub fn set_attribute(
+        &mut self,
+        customer: u64,
+        name: &str,
+        value: Value,
+    ) -> Result<Row, DataError> {
+        let row = self
+            .customers
+            .row_of(customer)
+            .ok_or_else(|| DataError::Update(format!("unknown customer {customer}")))?;
+        let (attr, ty) = self
+            .customers
+            .schema()
+            .attr(name)
+            .ok_or_else(|| DataError::Update(format!("unknown attribute `{name}`")))?;
+        if !ty.accepts(&value) || !self.customers.set(row, attr, value.clone()) {
+            return Err(DataError::Update(format!(
+                "`{name}` is {ty}, cannot store {} ({value})",
+                value.kind()
+            )));
+        }
+        self.attr_versions[usize::from(attr)] += 1;
+        Ok(row)
+    }
+
+    /// Applies resolved attribute updates and new events (with their rows) — the two halves
+    /// touch disjoint data, so they run in parallel (`rayon::join`, on the caller's pool).
+    pub fn apply(&mut self, updates: &[(Row, AttrId, &Value)], events: &[(Row, &Event)]) {
+        let SegmentData {
+            customers,
+            events: store,
+            attr_versions,
+            ..
+        } = self;
+        rayon::join(
+            || {
+                for &(row, attr, value) in updates {
+                    let _ = customers.set(row, attr, value.clone());
+                    attr_versions[usize::from(attr)] += 1;
+                }
+            },
+            || {
+                for &(row, e) in events {
+                    store.append_row(row, e);
+                }
+            },
+        );
+    }
+
+    /// Sets one attribute of one row whose type was already checked (`attr.accepts(value)`);
+    /// bumps the column's version. A mistyped value is ignored (and the version still bumps, so
+    /// no stale cache entry survives).
+    pub fn set_row(&mut self, row: Row, attr: AttrId, value: Value) {
+        let _ = self.customers.set(row, attr, value);
+        self.attr_versions[usize::from(attr)] += 1;
+    }
+
+    /// The Polars series of an attribute column (built on first use per version; NaN floats
+    /// become null, timestamps are their `i64` microseconds). `None` for string lists, which
+    /// the column kernels read natively.
+    pub fn series(&self, attr: AttrId) -> Option<Series> {
+        let version = self.attr_version(attr);
+        let slot = &self.series[usize::from(attr)];
+        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, s)) = guard.as_ref() {
+            if *v == version {
+                return Some(s.clone());
+            }
+        }
+        let name: PlSmallStr = self.customers.schema().name(attr).into();
+        let s = match &self.customers.columns()[usize::from(attr)] {
+            Column::Int(v) | Column::Timestamp(v) => Series::new(name, v.as_slice()),
+            Column::Float(v) => Series::new(
+                name,
+                v.iter()
+                    .map(|x| x.filter(|x| !x.is_nan()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::Bool(v) => Series::new(name, v.as_slice()),
+            Column::String(v) => Series::new(
+                name,
+                v.iter()
+                    .map(|s| s.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
+            ),
+            Column::StringList(_) => return None,
+        };
+        *guard = Some((version, s.clone()));
+        Some(s)
+    }
+
+    /// Appends an event (incremental refresh); `None` if its customer is not in the table.
+    pub fn append_event(&mut self, e: &Event) -> Option<Row> {
+        self.events.append(&self.customers, e)
+    }
+
+    /// The type of an attribute.
+    pub fn attr_type(&self, attr: AttrId) -> AttrType {
+        self.customers.schema().ty(attr)
+    }
+}

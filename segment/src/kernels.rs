@@ -1,0 +1,632 @@
+//! Leaf kernels: one predicate over the whole table (or over a set of rows) into a bitmap.
+//!
+//! - **Attribute predicates** run as Polars column kernels (`equal`, `gt`, `is_null`,
+//!   `contains_literal`, …) over the cached series of [`SegmentData::series`]; the resulting
+//!   three-valued boolean column becomes the TRUE set, or the FALSE set for a negated leaf
+//!   (see [`crate::model`] for the semantics). String lists have no Polars kernel in the
+//!   feature set we build with, so they are scanned natively.
+//! - **Event predicates** read a shared per-customer [`Aggregate`] (count, sums, first/last
+//!   time) computed once per distinct (type, property filters, window) in a single sequential
+//!   scan over the customer-major event layout of [`crate::data`].
+//! - The `*_rows` variants evaluate only the given rows, row by row; incremental refresh uses
+//!   them for the customers that changed.
+//!
+//! ## Polars' thread pool
+//! Every kernel here is called from a worker of Fusebox's own Rayon pool. Polars 0.55 routes
+//! its internal parallelism through `polars_core::runtime::RAYON::with`, which runs on the
+//! *calling* thread (a one-thread no-op pool) unless the caller is already one of Polars' own
+//! workers. So a kernel never fans out into Polars' global pool from inside our pool: no
+//! oversubscription, and no thread of one pool ever blocks waiting on the other (the shape of
+//! the deadlocks in polars #22135 / #19751). Parallelism comes from running many leaves at
+//! once, not from inside a leaf.
+
+use fusebox_engine::customers::{Column, Row};
+use fusebox_engine::value::{AttrType, Value};
+use polars::prelude::*;
+use roaring::RoaringBitmap;
+
+use crate::data::{Batch, PropColumn, SegmentData, TypeEvents};
+use crate::model::{AttrPred, CmpOp, EventTest, PropPred, Scalar, ValueOp, Window};
+
+/// A dense bit set that becomes a roaring bitmap in one go (`from_lsb0_bytes` builds whole
+/// containers; pushing rows one at a time costs several times more).
+pub struct Bits {
+    bytes: Vec<u8>,
+}
+
+impl Bits {
+    /// An empty set over rows `0..n`.
+    pub fn new(n: usize) -> Bits {
+        Bits {
+            bytes: vec![0; n.div_ceil(8)],
+        }
+    }
+
+    /// Adds row `i`.
+    #[inline]
+    pub fn set(&mut self, i: usize) {
+        self.bytes[i / 8] |= 1 << (i % 8);
+    }
+
+    /// The roaring bitmap of the set rows.
+    pub fn into_bitmap(self) -> RoaringBitmap {
+        RoaringBitmap::from_lsb0_bytes(0, &self.bytes)
+    }
+}
+
+/// Rows where a three-valued column equals `want` (nulls are UNKNOWN: never included).
+/// Reads Polars' value and validity bitmaps byte-wise when they are byte-aligned.
+fn bitmap_of(ca: &BooleanChunked, want: bool) -> RoaringBitmap {
+    let mut bits = Bits::new(ca.len());
+    let mut base = 0usize;
+    for arr in ca.downcast_iter() {
+        let len = arr.len();
+        let (vals, voff, _) = arr.values().as_slice();
+        let valid = arr.validity().map(|b| b.as_slice());
+        let aligned = base % 8 == 0 && voff == 0 && valid.is_none_or(|(_, o, _)| o == 0);
+        if aligned && len > 0 {
+            let nb = len.div_ceil(8);
+            let out = &mut bits.bytes[base / 8..base / 8 + nb];
+            for (i, o) in out.iter_mut().enumerate() {
+                let mut b = if want { vals[i] } else { !vals[i] };
+                if let Some((v, _, _)) = valid {
+                    b &= v[i];
+                }
+                *o |= b;
+            }
+            if len % 8 != 0 {
+                out[nb - 1] &= (1u8 << (len % 8)) - 1;
+            }
+        } else {
+            for (i, v) in arr.iter().enumerate() {
+                if v == Some(want) {
+                    bits.set(base + i);
+                }
+            }
+        }
+        base += len;
+    }
+    bits.into_bitmap()
+}
+
+/// All rows `0..n`.
+pub fn all_rows(n: usize) -> RoaringBitmap {
+    let mut b = RoaringBitmap::new();
+    b.insert_range(0..n as u32);
+    b
+}
+
+fn polars_mask(s: &Series, op: &ValueOp, as_of: i64) -> PolarsResult<BooleanChunked> {
+    Ok(match op {
+        ValueOp::Exists => s.is_not_null(),
+        ValueOp::Missing => s.is_null(),
+        ValueOp::Cmp(cmp, lit) => cmp_mask(s, *cmp, lit, as_of)?,
+        ValueOp::Between(a, b) => {
+            let lo = cmp_mask(s, CmpOp::Ge, a, as_of)?;
+            let hi = cmp_mask(s, CmpOp::Le, b, as_of)?;
+            &lo & &hi
+        }
+        ValueOp::In(items) => {
+            let mut acc = BooleanChunked::full(s.name().clone(), false, s.len());
+            // Null rows stay null so the result is UNKNOWN there, not FALSE.
+            acc = acc.set(&s.is_null(), None)?;
+            for item in items {
+                acc = &acc | &cmp_mask(s, CmpOp::Eq, item, as_of)?;
+            }
+            acc
+        }
+        ValueOp::Contains(needle) => s.str()?.contains_literal(needle.as_ref())?,
+        ValueOp::StartsWith(prefix) => s
+            .str()?
+            .iter()
+            .map(|v| v.map(|v| v.starts_with(prefix.as_ref())))
+            .collect::<BooleanChunked>(),
+    })
+}
+
+fn cmp_mask(s: &Series, op: CmpOp, lit: &Scalar, as_of: i64) -> PolarsResult<BooleanChunked> {
+    macro_rules! cmp {
+        ($s:expr, $rhs:expr) => {
+            match op {
+                CmpOp::Eq => $s.equal($rhs),
+                CmpOp::Ne => $s.not_equal($rhs),
+                CmpOp::Lt => $s.lt($rhs),
+                CmpOp::Le => $s.lt_eq($rhs),
+                CmpOp::Gt => $s.gt($rhs),
+                CmpOp::Ge => $s.gt_eq($rhs),
+            }
+        };
+    }
+    match lit {
+        Scalar::Int(i) if s.dtype().is_integer() => cmp!(s, *i),
+        Scalar::Int(i) => cmp!(s.cast(&DataType::Float64)?, *i as f64),
+        Scalar::Float(x) => cmp!(s.cast(&DataType::Float64)?, *x),
+        Scalar::Time(t) => cmp!(s, t.at(as_of)),
+        Scalar::Str(text) => cmp!(s, text.as_ref()),
+        Scalar::Bool(b) => {
+            let ca = s.bool()?;
+            Ok(ca
+                .iter()
+                .map(|v| v.map(|v| op.holds(v.cmp(b))))
+                .collect::<BooleanChunked>()
+                .with_name(s.name().clone()))
+        }
+    }
+}
+
+/// An attribute leaf over the whole table: the TRUE set, or the FALSE set when `negated`.
+pub fn attr_full(
+    data: &SegmentData,
+    pred: &AttrPred,
+    negated: bool,
+    as_of: i64,
+) -> PolarsResult<RoaringBitmap> {
+    let want = !negated;
+    match data.series(pred.attr) {
+        Some(s) => Ok(bitmap_of(&polars_mask(&s, &pred.op, as_of)?, want)),
+        None => {
+            let mut out = Bits::new(data.len());
+            if let Column::StringList(v) = &data.customers().columns()[usize::from(pred.attr)] {
+                for (i, item) in v.iter().enumerate() {
+                    let value = item.clone().map_or(Value::Null, Value::List);
+                    if pred.op.test(&value, as_of) == Some(want) {
+                        out.set(i);
+                    }
+                }
+            }
+            Ok(out.into_bitmap())
+        }
+    }
+}
+
+/// An attribute leaf over `rows` only (row by row).
+pub fn attr_rows(
+    data: &SegmentData,
+    pred: &AttrPred,
+    negated: bool,
+    as_of: i64,
+    rows: &RoaringBitmap,
+) -> RoaringBitmap {
+    let want = !negated;
+    let float = data.attr_type(pred.attr) == AttrType::Float;
+    rows.iter()
+        .filter(|&r| {
+            let mut v = data.customers().get(r, pred.attr);
+            if float && matches!(v, Value::Float(x) if x.is_nan()) {
+                v = Value::Null;
+            }
+            pred.op.test(&v, as_of) == Some(want)
+        })
+        .collect()
+}
+
+/// What one distinct event aggregate computes (shared by every leaf with the same event type,
+/// property filters and window).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggSpec {
+    /// Event type.
+    pub event_type: std::sync::Arc<str>,
+    /// Property filters.
+    pub filters: Vec<PropPred>,
+    /// Window.
+    pub window: Window,
+    /// Properties summed (leaves address them by index).
+    pub sums: Vec<std::sync::Arc<str>>,
+    /// Whether first/last times are needed.
+    pub times: bool,
+}
+
+/// Per-customer aggregate of the matching events.
+#[derive(Clone, Debug, Default)]
+pub struct Aggregate {
+    /// Matching events per row.
+    pub count: Vec<u32>,
+    /// Per summed property, per row.
+    pub sums: Vec<Vec<f64>>,
+    /// Earliest matching timestamp per row (`i64::MAX` if none).
+    pub first: Vec<i64>,
+    /// Latest matching timestamp per row (`i64::MIN` if none).
+    pub last: Vec<i64>,
+}
+
+/// One row's aggregate.
+#[derive(Clone, Debug, Default)]
+pub struct RowAgg {
+    /// Matching events.
+    pub count: u32,
+    /// Per summed property.
+    pub sums: Vec<f64>,
+    /// Earliest matching timestamp.
+    pub first: i64,
+    /// Latest matching timestamp.
+    pub last: i64,
+}
+
+enum PropTest<'a> {
+    Const(bool),
+    Num(&'a [f64], &'a ValueOp, Option<bool>),
+    Table(&'a [u32], Vec<bool>, bool),
+    Dyn(&'a PropColumn, &'a ValueOp),
+}
+
+impl PropTest<'_> {
+    fn passes(&self, i: usize, as_of: i64) -> bool {
+        match self {
+            PropTest::Const(b) => *b,
+            PropTest::Num(v, op, null) => {
+                let x = v[i];
+                if x.is_nan() {
+                    *null == Some(true)
+                } else {
+                    op.test(&Value::Float(x), as_of) == Some(true)
+                }
+            }
+            PropTest::Table(codes, table, null) => match codes[i] {
+                u32::MAX => *null,
+                c => table[c as usize],
+            },
+            PropTest::Dyn(col, op) => op.test(&col.get(i), as_of) == Some(true),
+        }
+    }
+}
+
+fn compile_filter<'a>(batch: &'a Batch, p: &'a PropPred, as_of: i64) -> PropTest<'a> {
+    let null = p.op.test(&Value::Null, as_of);
+    match batch.props.get(&p.name) {
+        None => PropTest::Const(null == Some(true)),
+        Some(PropColumn::Num(v)) => PropTest::Num(v, &p.op, null),
+        Some(PropColumn::Str { codes, dict }) => PropTest::Table(
+            codes,
+            dict.iter()
+                .map(|s| p.op.test(&Value::Str(s.clone()), as_of) == Some(true))
+                .collect(),
+            null == Some(true),
+        ),
+        Some(col) => PropTest::Dyn(col, &p.op),
+    }
+}
+
+fn num_at(col: Option<&PropColumn>, i: usize) -> Option<f64> {
+    match col? {
+        PropColumn::Num(v) => Some(v[i]).filter(|x| !x.is_nan()),
+        PropColumn::Any(v) => match v[i] {
+            Value::Int(n) => Some(n as f64),
+            Value::Float(x) if !x.is_nan() => Some(x),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+struct Compiled<'a> {
+    batch: &'a Batch,
+    tests: Vec<PropTest<'a>>,
+    sums: Vec<Option<&'a PropColumn>>,
+}
+
+impl<'a> Compiled<'a> {
+    fn new(batch: &'a Batch, spec: &'a AggSpec, as_of: i64) -> Compiled<'a> {
+        Compiled {
+            batch,
+            tests: spec
+                .filters
+                .iter()
+                .map(|p| compile_filter(batch, p, as_of))
+                .collect(),
+            sums: spec.sums.iter().map(|s| batch.props.get(s)).collect(),
+        }
+    }
+
+    #[inline]
+    fn visit(&self, i: usize, window: Window, as_of: i64, agg: &mut RowAgg) {
+        let ts = self.batch.ts[i];
+        if !window.contains(ts, as_of) || !self.tests.iter().all(|t| t.passes(i, as_of)) {
+            return;
+        }
+        agg.count += 1;
+        for (k, col) in self.sums.iter().enumerate() {
+            if let Some(x) = num_at(*col, i) {
+                agg.sums[k] += x;
+            }
+        }
+        agg.first = agg.first.min(ts);
+        agg.last = agg.last.max(ts);
+    }
+}
+
+fn empty_row(spec: &AggSpec) -> RowAgg {
+    RowAgg {
+        count: 0,
+        sums: vec![0.0; spec.sums.len()],
+        first: i64::MAX,
+        last: i64::MIN,
+    }
+}
+
+/// The aggregate of one row (base + tail events).
+pub fn aggregate_row(te: Option<&TypeEvents>, spec: &AggSpec, as_of: i64, row: Row) -> RowAgg {
+    let mut agg = empty_row(spec);
+    let Some(te) = te else { return agg };
+    let base = Compiled::new(&te.base, spec, as_of);
+    for i in te.base_range(row) {
+        base.visit(i, spec.window, as_of, &mut agg);
+    }
+    let tail = Compiled::new(&te.tail, spec, as_of);
+    for &i in te.tail_of(row) {
+        tail.visit(i as usize, spec.window, as_of, &mut agg);
+    }
+    agg
+}
+
+/// The aggregate over every row, in one sequential scan.
+pub fn aggregate_full(
+    te: Option<&TypeEvents>,
+    spec: &AggSpec,
+    as_of: i64,
+    n_rows: usize,
+) -> Aggregate {
+    let mut out = Aggregate {
+        count: vec![0; n_rows],
+        sums: vec![vec![0.0; n_rows]; spec.sums.len()],
+        first: if spec.times {
+            vec![i64::MAX; n_rows]
+        } else {
+            Vec::new()
+        },
+        last: if spec.times {
+            vec![i64::MIN; n_rows]
+        } else {
+            Vec::new()
+        },
+    };
+    let Some(te) = te else { return out };
+    let base = Compiled::new(&te.base, spec, as_of);
+    let tail = Compiled::new(&te.tail, spec, as_of);
+    let mut agg = empty_row(spec);
+    let store = |r: usize, agg: &RowAgg, out: &mut Aggregate| {
+        out.count[r] = agg.count;
+        for (k, s) in agg.sums.iter().enumerate() {
+            out.sums[k][r] = *s;
+        }
+        if spec.times {
+            out.first[r] = agg.first;
+            out.last[r] = agg.last;
+        }
+    };
+    for r in 0..n_rows {
+        let range = te.base_range(r as Row);
+        if range.is_empty() {
+            continue;
+        }
+        agg.count = 0;
+        agg.sums.iter_mut().for_each(|s| *s = 0.0);
+        agg.first = i64::MAX;
+        agg.last = i64::MIN;
+        for i in range {
+            base.visit(i, spec.window, as_of, &mut agg);
+        }
+        if agg.count > 0 {
+            store(r, &agg, &mut out);
+        }
+    }
+    for (&r, idx) in &te.tail_by_row {
+        if r as usize >= n_rows {
+            continue;
+        }
+        let mut agg = RowAgg {
+            count: out.count[r as usize],
+            sums: out.sums.iter().map(|s| s[r as usize]).collect(),
+            first: out.first.get(r as usize).copied().unwrap_or(i64::MAX),
+            last: out.last.get(r as usize).copied().unwrap_or(i64::MIN),
+        };
+        for &i in idx {
+            tail.visit(i as usize, spec.window, as_of, &mut agg);
+        }
+        store(r as usize, &agg, &mut out);
+    }
+    out
+}
+
+/// Whether an event test holds for one row's aggregate values.
+pub fn event_holds(
+    test: &EventTest,
+    sum_idx: Option<usize>,
+    count: u32,
+    sums: &dyn Fn(usize) -> f64,
+    first: i64,
+    last: i64,
+    as_of: i64,
+) -> bool {
+    match test {
+        EventTest::Performed { count: c, sum } => {
+            if c.is_none() && sum.is_none() {
+                return count >= 1;
+            }
+            c.is_none_or(|c| c.holds(f64::from(count)))
+                && match (sum, sum_idx) {
+                    (Some((_, cond)), Some(k)) => cond.holds(sums(k)),
+                    _ => true,
+                }
+        }
+        EventTest::First { before, at } => {
+            count > 0
+                && if *before {
+                    first < at.at(as_of)
+                } else {
+                    first > at.at(as_of)
+                }
+        }
+        EventTest::Last { before, at } => {
+            count > 0
+                && if *before {
+                    last < at.at(as_of)
+                } else {
+                    last > at.at(as_of)
+                }
+        }
+    }
+}
+
+/// An event leaf over the whole table from its aggregate.
+pub fn event_full(
+    agg: &Aggregate,
+    test: &EventTest,
+    sum_idx: Option<usize>,
+    negated: bool,
+    as_of: i64,
+) -> RoaringBitmap {
+    let mut out = Bits::new(agg.count.len());
+    let times = !agg.first.is_empty();
+    for r in 0..agg.count.len() {
+        let (first, last) = if times {
+            (agg.first[r], agg.last[r])
+        } else {
+            (i64::MAX, i64::MIN)
+        };
+        let holds = event_holds(
+            test,
+            sum_idx,
+            agg.count[r],
+            &|k| agg.sums[k][r],
+            first,
+            last,
+            as_of,
+        );
+        if holds != negated {
+            out.set(r);
+        }
+    }
+    out.into_bitmap()
+}
+
+/// The aggregate of `rows` (ascending) for one spec, positional: entry `j` is `rows[j]`.
+pub fn aggregate_rows(
+    te: Option<&TypeEvents>,
+    spec: &AggSpec,
+    as_of: i64,
+    rows: &RoaringBitmap,
+) -> Aggregate {
+    let list: Vec<Row> = rows.iter().collect();
+    aggregate_rows_multi(te, &[spec], as_of, &list)
+        .pop()
+        .unwrap_or_default()
+}
+
+impl Aggregate {
+    fn with_capacity(spec: &AggSpec, n: usize) -> Aggregate {
+        Aggregate {
+            count: Vec::with_capacity(n),
+            sums: vec![Vec::with_capacity(n); spec.sums.len()],
+            first: Vec::with_capacity(if spec.times { n } else { 0 }),
+            last: Vec::with_capacity(if spec.times { n } else { 0 }),
+        }
+    }
+
+    fn push(&mut self, spec: &AggSpec, a: &RowAgg) {
+        self.count.push(a.count);
+        for (k, s) in a.sums.iter().enumerate() {
+            self.sums[k].push(*s);
+        }
+        if spec.times {
+            self.first.push(a.first);
+            self.last.push(a.last);
+        }
+    }
+
+    /// Appends `other` (positional aggregates of later rows).
+    pub fn extend(&mut self, other: Aggregate) {
+        self.count.extend(other.count);
+        if self.sums.len() < other.sums.len() {
+            self.sums.resize(other.sums.len(), Vec::new());
+        }
+        for (a, b) in self.sums.iter_mut().zip(other.sums) {
+            a.extend(b);
+        }
+        self.first.extend(other.first);
+        self.last.extend(other.last);
+    }
+}
+
+/// The aggregates of several specs of one event type over `rows`, in one pass over each row's
+/// events (they share the event reads): `out[k]` is spec `k`, positional over `rows`.
+pub fn aggregate_rows_multi(
+    te: Option<&TypeEvents>,
+    specs: &[&AggSpec],
+    as_of: i64,
+    rows: &[Row],
+) -> Vec<Aggregate> {
+    let mut out: Vec<Aggregate> = specs
+        .iter()
+        .map(|s| Aggregate::with_capacity(s, rows.len()))
+        .collect();
+    let base: Vec<Option<Compiled>> = specs
+        .iter()
+        .map(|s| te.map(|t| Compiled::new(&t.base, s, as_of)))
+        .collect();
+    let tail: Vec<Option<Compiled>> = specs
+        .iter()
+        .map(|s| te.map(|t| Compiled::new(&t.tail, s, as_of)))
+        .collect();
+    let mut aggs: Vec<RowAgg> = specs.iter().map(|s| empty_row(s)).collect();
+    for &r in rows {
+        for a in aggs.iter_mut() {
+            a.count = 0;
+            a.sums.iter_mut().for_each(|s| *s = 0.0);
+            a.first = i64::MAX;
+            a.last = i64::MIN;
+        }
+        if let Some(te) = te {
+            for i in te.base_range(r) {
+                for (k, spec) in specs.iter().enumerate() {
+                    if let Some(c) = &base[k] {
+                        c.visit(i, spec.window, as_of, &mut aggs[k]);
+                    }
+                }
+            }
+            for &i in te.tail_of(r) {
+                for (k, spec) in specs.iter().enumerate() {
+                    if let Some(c) = &tail[k] {
+                        c.visit(i as usize, spec.window, as_of, &mut aggs[k]);
+                    }
+                }
+            }
+        }
+        for (k, a) in aggs.iter().enumerate() {
+            out[k].push(specs[k], a);
+        }
+    }
+    out
+}
+
+/// An event leaf over `rows` only, from their positional aggregate (entry `j` is `rows[j]`);
+/// matching rows are appended to `out` (rows ascending, after anything already in `out`).
+pub fn event_rows(
+    agg: &Aggregate,
+    rows: &[Row],
+    test: &EventTest,
+    sum_idx: Option<usize>,
+    negated: bool,
+    as_of: i64,
+    out: &mut RoaringBitmap,
+) {
+    let times = !agg.first.is_empty();
+    for (j, &r) in rows.iter().enumerate() {
+        let (first, last) = if times {
+            (agg.first[j], agg.last[j])
+        } else {
+            (i64::MAX, i64::MIN)
+        };
+        let holds = event_holds(
+            test,
+            sum_idx,
+            agg.count[j],
+            &|k| agg.sums[k][j],
+            first,
+            last,
+            as_of,
+        );
+        if holds != negated && out.try_push(r).is_err() {
+            out.insert(r);
+        }
+    }
+}

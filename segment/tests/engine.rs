@@ -1,0 +1,301 @@
+//! Behaviour of the engine beyond equivalence: sharing, cache reuse, deadlines, explain,
+//! three-valued negation, Polars-frame events, diffs as engine events.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use fusebox_engine::customers::{Column, CustomerTable, Schema};
+use fusebox_engine::event::Event;
+use fusebox_engine::value::{parse_timestamp, AttrType, Map, Value};
+use fusebox_segment::explain::{render, Source};
+use fusebox_segment::{
+    compile_segments, oracle, AttrUpdate, Changes, ComputeOptions, EventStore, SegmentData,
+    SegmentEngine,
+};
+use polars::prelude::*;
+
+const GROUP: &str = r#"
+segments:
+  - id: rich
+    owner: crm@x
+    filter: { attribute: points, gt: 100 }
+  - id: rich-buyers
+    owner: crm@x
+    filter:
+      and:
+        - { attribute: points, gt: 100 }
+        - performed: { event: order.completed, within: 30d }
+  - id: big-spenders
+    owner: crm@x
+    filter:
+      and:
+        - performed: { event: order.completed, within: 30d, sum: { property: total, ge: 100 } }
+        - not: { in_segment: rich }
+  - id: not-rich
+    owner: crm@x
+    filter: { not: { attribute: points, gt: 100 } }
+"#;
+
+fn setup() -> (SegmentData, i64) {
+    let schema = Schema::new([
+        ("points".to_string(), AttrType::Int),
+        ("city".to_string(), AttrType::String),
+    ])
+    .unwrap();
+    let customers = CustomerTable::new(
+        schema,
+        vec![10, 20, 30, 40],
+        vec![
+            Column::Int(vec![Some(500), None, Some(50), Some(101)]),
+            Column::String(vec![
+                Some("Berlin".into()),
+                None,
+                Some("Paris".into()),
+                None,
+            ]),
+        ],
+    )
+    .unwrap();
+    let t = |s: &str| parse_timestamp(s).unwrap();
+    let ev = |id: &str, c: u64, ts: &str, total: f64| Event {
+        id: Arc::from(id),
+        customer_id: c,
+        event_type: Arc::from("order.completed"),
+        timestamp: t(ts),
+        process: None,
+        properties: Arc::new(Map::from_entries([(
+            Arc::from("total"),
+            Value::Float(total),
+        )])),
+    };
+    let events = vec![
+        ev("1", 10, "2026-03-01T00:00:00Z", 20.0),
+        ev("2", 30, "2026-03-02T00:00:00Z", 80.0),
+        ev("3", 30, "2026-03-03T00:00:00Z", 30.0),
+        ev("4", 40, "2026-01-01T00:00:00Z", 500.0),
+        ev("5", 99, "2026-03-01T00:00:00Z", 500.0),
+    ];
+    let store = EventStore::from_events(&customers, &events);
+    assert_eq!(store.unknown_customers, 1);
+    (
+        SegmentData::new(customers, store),
+        t("2026-03-10T00:00:00Z"),
+    )
+}
+
+fn engine(data: &SegmentData, as_of: i64) -> SegmentEngine {
+    let group = compile_segments(
+        GROUP,
+        "g.yaml",
+        Some(data.customers().schema()),
+        Some(&data.events.types()),
+    )
+    .unwrap();
+    SegmentEngine::new(group, data, as_of, Some(2)).unwrap()
+}
+
+#[test]
+fn members_follow_the_documented_semantics() {
+    let (data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let r = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    let ids = e.member_ids(&data, &r);
+    let get = |id: &str| {
+        ids.iter()
+            .find(|(s, _)| s.as_ref() == id)
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(get("rich"), vec![10, 40]);
+    assert_eq!(get("rich-buyers"), vec![10]);
+    assert_eq!(get("big-spenders"), vec![30]);
+    // Customer 20 has no points: UNKNOWN, so not in `not-rich` (Kleene negation).
+    assert_eq!(get("not-rich"), vec![30]);
+}
+
+#[test]
+fn identical_sub_filters_are_one_node_and_explain_shows_it() {
+    let (data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let plan = e.plan();
+    let points_leaves = plan
+        .nodes
+        .iter()
+        .filter(|n| n.is_leaf() && n.label == "points gt 100")
+        .count();
+    assert_eq!(points_leaves, 1, "{:#?}", plan.nodes);
+    // `not points > 100` is normalised to `points <= 100`, not a negated leaf.
+    assert!(plan.nodes.iter().any(|n| n.label == "points le 100"));
+    // The count and the sum over the same type/window share one aggregate.
+    assert_eq!(plan.aggs.len(), 1);
+    let r = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    let text = render(plan, &r);
+    assert!(text.contains("shared"), "{text}");
+    assert!(text.contains("est "), "{text}");
+    assert!(text.contains("segment big-spenders"), "{text}");
+}
+
+#[test]
+fn the_cache_reuses_leaves_whose_inputs_did_not_change() {
+    let (mut data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let opts = ComputeOptions::at(as_of);
+    let first = e.compute(&data, &opts).unwrap();
+    let second = e.compute(&data, &opts).unwrap();
+    for &id in &e.plan().leaf_order {
+        assert_eq!(first.explain.nodes[id].source, Source::Computed);
+        assert_eq!(second.explain.nodes[id].source, Source::Cached);
+    }
+    data.set_attribute(30, "points", Value::Int(1000)).unwrap();
+    let third = e.compute(&data, &opts).unwrap();
+    for &id in &e.plan().leaf_order {
+        let expect = if e.plan().nodes[id].label.starts_with("points") {
+            Source::Computed
+        } else {
+            Source::Cached
+        };
+        assert_eq!(
+            third.explain.nodes[id].source,
+            expect,
+            "{}",
+            e.plan().nodes[id].label
+        );
+    }
+    assert_eq!(third.members("rich").unwrap().len(), 3);
+    let oracle = oracle::evaluate(e.group(), &data, as_of);
+    for (s, (_, rows)) in third.segments.iter().zip(oracle) {
+        assert_eq!(s.members.as_ref().unwrap().iter().collect::<Vec<_>>(), rows);
+    }
+}
+
+#[test]
+fn an_expired_deadline_stops_cleanly_and_says_what_finished() {
+    let (data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let mut opts = ComputeOptions::at(as_of);
+    opts.deadline = Some(Instant::now());
+    let r = e.compute(&data, &opts).unwrap();
+    assert!(r.timed_out);
+    assert!(r.finished().is_empty());
+    opts.deadline = Some(Instant::now() + std::time::Duration::from_secs(60));
+    let r = e.compute(&data, &opts).unwrap();
+    assert!(!r.timed_out);
+    assert_eq!(r.finished().len(), 4);
+}
+
+#[test]
+fn events_from_a_polars_frame_equal_events_from_records() {
+    let (data, as_of) = setup();
+    let t = |s: &str| parse_timestamp(s).unwrap();
+    let df = DataFrame::new(
+        5,
+        vec![
+            Series::new("customer_id".into(), [10u64, 30, 30, 40, 99]).into_column(),
+            Series::new("type".into(), ["order.completed"; 5]).into_column(),
+            Series::new(
+                "timestamp".into(),
+                [
+                    "2026-03-01T00:00:00Z",
+                    "2026-03-02T00:00:00Z",
+                    "2026-03-03T00:00:00Z",
+                    "2026-01-01T00:00:00Z",
+                    "2026-03-01T00:00:00Z",
+                ]
+                .map(t),
+            )
+            .into_column(),
+            Series::new("total".into(), [20.0, 80.0, 30.0, 500.0, 500.0]).into_column(),
+        ],
+    )
+    .unwrap();
+    let store = EventStore::from_frame(data.customers(), &df).unwrap();
+    let data2 = SegmentData::new(data.customers().clone(), store);
+    let e = engine(&data, as_of);
+    let a = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    let b = e
+        .compute(
+            &data2,
+            &ComputeOptions {
+                use_cache: false,
+                ..ComputeOptions::at(as_of)
+            },
+        )
+        .unwrap();
+    for (x, y) in a.segments.iter().zip(&b.segments) {
+        assert_eq!(x.members, y.members);
+    }
+}
+
+#[test]
+fn refresh_diffs_become_trigger_events() {
+    let (mut data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    let changes = Changes {
+        updates: vec![AttrUpdate {
+            customer: 40,
+            attribute: "points".into(),
+            value: Value::Int(5),
+        }],
+        events: vec![],
+        as_of: None,
+    };
+    let r = e.refresh(&mut data, &before, &changes, None).unwrap();
+    let rich = &r.diffs[0];
+    assert_eq!(rich.left.iter().collect::<Vec<_>>(), vec![3]);
+    let events = rich.to_events(&data, as_of);
+    assert_eq!(events.len(), 1);
+    let ev = events[0].event.as_ref().unwrap();
+    assert_eq!(
+        (ev.customer_id, ev.event_type.as_ref()),
+        (40, "segment.left")
+    );
+    assert_eq!(ev.properties.get("segment"), Some(&Value::str("rich")));
+    assert_eq!(ev.id.as_ref(), format!("segment:rich:left:40:{as_of}"));
+    // not-rich gains customer 40.
+    assert_eq!(r.diffs[3].entered.iter().collect::<Vec<_>>(), vec![3]);
+    // Bad updates are typed errors, and nothing is applied.
+    let bad = Changes {
+        updates: vec![AttrUpdate {
+            customer: 40,
+            attribute: "points".into(),
+            value: Value::str("x"),
+        }],
+        ..Default::default()
+    };
+    assert!(e.refresh(&mut data, &r.result, &bad, None).is_err());
+    let back = Changes {
+        as_of: Some(as_of - 1),
+        ..Default::default()
+    };
+    assert!(e.refresh(&mut data, &r.result, &back, None).is_err());
+}
+
+#[test]
+fn mismatched_inputs_are_errors_not_panics() {
+    let (data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let r = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    // A result of another group cannot be refreshed.
+    let other = compile_segments(
+        "segments:\n  - id: x\n    owner: o\n    filter: { attribute: points, gt: 1 }\n",
+        "o.yaml",
+        Some(data.customers().schema()),
+        None,
+    )
+    .unwrap();
+    let e2 = SegmentEngine::new(other, &data, as_of, Some(1)).unwrap();
+    let (mut data2, _) = setup();
+    assert!(e2
+        .refresh(&mut data2, &r, &Changes::default(), None)
+        .is_err());
+    // An event store built for a larger customer table: events of unknown rows are ignored.
+    let schema = Schema::new([("points".to_string(), AttrType::Int)]).unwrap();
+    let small = CustomerTable::new(schema, vec![10], vec![Column::Int(vec![Some(500)])]).unwrap();
+    let mixed = SegmentData::new(small, data.events.clone());
+    let group = compile_segments(GROUP, "g.yaml", Some(mixed.customers().schema()), None).unwrap();
+    let e3 = SegmentEngine::new(group, &mixed, as_of, Some(2)).unwrap();
+    let r3 = e3.compute(&mixed, &ComputeOptions::at(as_of)).unwrap();
+    assert_eq!(r3.members("rich").unwrap().len(), 1);
+}
