@@ -5,7 +5,7 @@
 //! *might* touch, and waits until no earlier transaction holds any of it.
 //!
 //! # Algorithm
-//! 1. **Footprints, statically.** For each event type, [`Footprints`] walks the
+//! 1. **Footprints, statically.** For each event type, `Footprints` walks the
 //!    [`TriggerSet`]: every enabled trigger of the type, and transitively every trigger of
 //!    every type an `emit_event` action may emit (cycles are followed once). The footprint
 //!    is whether the customer's row is touched, plus every counter and every coupon pool that
@@ -14,13 +14,13 @@
 //!    a trigger whose condition turns out false still locks what its actions would touch.
 //! 2. **Lock plan, in serial order (Calvin-style deterministic locking).** Lock keys are
 //!    coarse: one lock per customer row (all its attributes), one per counter, one per pool.
-//!    [`LockPlan`] gives each transaction, for each of its lock keys, its *turn*: how many
+//!    `LockPlan` gives each transaction, for each of its lock keys, its *turn*: how many
 //!    earlier transactions need the same key. Each lock key has an atomic count of
 //!    transactions that have released it.
 //! 3. **Execution.** `threads` workers claim transactions in serial order from one atomic
 //!    counter. A worker waits (spinning, then yielding) until, for every key of its
 //!    transaction, the released count equals its turn; then it runs [`execute`] in
-//!    [`ExecMode::Eager`] against a [`LockedView`] — the committed [`State`] as it was before
+//!    [`ExecMode::Eager`] against a `LockedView` — the committed [`State`] as it was before
 //!    the batch, overlaid with the values written by earlier transactions of this batch —
 //!    publishes its writes into the overlay, and releases its keys (count = turn + 1).
 //! 4. **Output, in order.** Workers send finished outputs to the calling thread, which

@@ -3,9 +3,9 @@
 //! Expressions use the syntax of the Common Expression Language (CEL, as in Kubernetes and
 //! Envoy), parsed by the `cel` crate's parser. Instead of interpreting that AST against a map
 //! of variables built for every evaluation (what a CEL interpreter does), [`CompiledExpr::compile`]
-//! resolves every name once against the customer [`Schema`](crate::customers::Schema) and the
+//! resolves every name once against the customer [`Schema`] and the
 //! configured counters, checks operand types where they are known, and produces a tree of
-//! [`Node`](compile::Node)s whose leaves are slots: "attribute #3 of this customer",
+//! `Node`s whose leaves are slots: "attribute #3 of this customer",
 //! "property `total` of the event". Evaluation walks that tree reading straight from typed
 //! storage through a [`Scope`]; nothing is allocated for scalar results.
 //!

@@ -2,7 +2,7 @@
 //!
 //! Format rules (documented in the README):
 //! - a column named `id` holds the customer id: a non-null, non-negative integer, unique;
-//! - every other column is an attribute; its Polars dtype decides the [`AttrType`]:
+//! - every other column is an attribute; its Polars dtype decides the [`AttrType`](crate::value::AttrType):
 //!   strings → `string`, any integer → `int`, floats → `float`, booleans → `bool`,
 //!   datetimes/dates → `timestamp` (UTC), lists of strings → `string list`;
 //! - any other dtype is rejected by name, with the column, before any work starts.
