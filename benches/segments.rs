@@ -26,7 +26,9 @@
 //!
 //! Both sides are asserted to return the same members for every segment before timing. Sides
 //! alternate within each round so machine noise hits both alike; we report medians of
-//! `SEG_RUNS` rounds (default 5) and the peak RSS of each phase (VmHWM, reset between phases
+//! `SEG_RUNS` rounds (default 5; the incremental phase, whose refreshes take milliseconds and
+//! so feel the VM's scheduling noise most, runs `SEG_REFRESH_RUNS` rounds, default 15, and also
+//! prints each side's fastest and slowest round) and the peak RSS of each phase (VmHWM, reset between phases
 //! through `/proc/self/clear_refs`).
 //!
 //! Run: `cargo bench --bench segments` (about 2–4 minutes on 2 cores, ~6 GB RAM);
@@ -648,11 +650,14 @@ fn main() {
     let n = env("SEG_CUSTOMERS", if quick { 100_000 } else { 1_000_000 });
     let m = env("SEG_EVENTS", if quick { 1_000_000 } else { 10_000_000 });
     let runs = env("SEG_RUNS", if quick { 3 } else { 5 }).max(1);
+    let refresh_runs = env("SEG_REFRESH_RUNS", if quick { 5 } else { 15 }).max(1);
     // Polars reads this when its pool starts: the same 2 threads as Fusebox's pool.
     if std::env::var("POLARS_MAX_THREADS").is_err() {
         std::env::set_var("POLARS_MAX_THREADS", "2");
     }
-    println!("segments bench: {n} customers, {m} events, {runs} rounds, 2 threads per side");
+    println!(
+        "segments bench: {n} customers, {m} events, {runs} rounds ({refresh_runs} for the incremental phase), 2 threads per side"
+    );
     let t0 = Instant::now();
     let d = generate(n, m);
     let store = EventStore::from_frame(&d.table, &d.events).unwrap();
@@ -746,7 +751,7 @@ fn main() {
     let mut prev = result;
     let (mut pr, mut pfull) = (0.0f64, 0.0f64);
     let mut changed_entered = 0u64;
-    for round in 0..runs {
+    for round in 0..refresh_runs {
         let k = (n / 100).max(1);
         let updates = (0..k)
             .map(|_| AttrUpdate {
@@ -837,6 +842,19 @@ fn main() {
         }
         prev = r.result;
     }
+    let spread = |v: &[Duration]| {
+        let (lo, hi) = (v.iter().min(), v.iter().max());
+        format!(
+            "{:.1}–{:.1} ms",
+            lo.map_or(0.0, |d| ms(*d)),
+            hi.map_or(0.0, |d| ms(*d))
+        )
+    };
+    println!(
+        "incremental spread over {refresh_runs} rounds: refresh {} | full recompute {}",
+        spread(&tr),
+        spread(&tfull)
+    );
     let (r, f) = (median(tr), median(tfull));
     println!(
         "incremental (1% customers changed: {} points updates + {} new events per round; {} entered/left in total): refresh median {:.1} ms (peak RSS {:.0} MB) | full recompute median {:.1} ms (peak RSS {:.0} MB) | refresh {:.1}x faster",

@@ -2,7 +2,9 @@
 //!
 //! Customers are identified by a `u64` id (the `id` column of the input file). Internally a
 //! customer is addressed by its dense *row* index (`u32`), which is what state keys, bitmaps
-//! and the executors use; [`CustomerTable::row_of`] maps ids to rows.
+//! and the executors use; [`CustomerTable::row_of`] maps ids to rows. Ids that fill a compact
+//! range (at most twice as wide as the number of customers — sequential CRM ids) are mapped
+//! through a direct array, one memory access per lookup; any other id set through a hash map.
 //!
 //! Invariants:
 //! - every column has exactly `len()` entries, and row `r` of every column belongs to `ids[r]`;
@@ -181,8 +183,61 @@ impl Column {
 pub struct CustomerTable {
     schema: Arc<Schema>,
     ids: Vec<u64>,
-    rows: FxHashMap<u64, Row>,
+    rows: RowIndex,
     columns: Vec<Column>,
+}
+
+/// Customer id → row (see the module docs).
+#[derive(Clone, Debug)]
+enum RowIndex {
+    /// `rows[id - min]`, [`Row::MAX`] where no customer has that id (never a real row: a
+    /// table has fewer than `Row::MAX` customers).
+    Dense { min: u64, rows: Vec<Row> },
+    /// Any id set.
+    Sparse(FxHashMap<u64, Row>),
+}
+
+impl RowIndex {
+    /// Indexes `ids` (row = position), rejecting repeats with both rows.
+    fn build(ids: &[u64]) -> Result<RowIndex, TableError> {
+        let duplicate = |id: u64, first: Row, second: usize| TableError::DuplicateId {
+            id,
+            first: first as usize,
+            second,
+        };
+        let (Some(&min), Some(&max)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(RowIndex::Sparse(FxHashMap::default()));
+        };
+        let span = (max - min).saturating_add(1);
+        if span <= (ids.len() as u64).saturating_mul(2) {
+            let mut rows = vec![Row::MAX; span as usize];
+            for (row, &id) in ids.iter().enumerate() {
+                let slot = &mut rows[(id - min) as usize];
+                if *slot != Row::MAX {
+                    return Err(duplicate(id, *slot, row));
+                }
+                *slot = row as Row;
+            }
+            return Ok(RowIndex::Dense { min, rows });
+        }
+        let mut rows = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
+        for (row, &id) in ids.iter().enumerate() {
+            if let Some(first) = rows.insert(id, row as Row) {
+                return Err(duplicate(id, first, row));
+            }
+        }
+        Ok(RowIndex::Sparse(rows))
+    }
+
+    fn get(&self, id: u64) -> Option<Row> {
+        match self {
+            RowIndex::Dense { min, rows } => {
+                let at = usize::try_from(id.checked_sub(*min)?).ok()?;
+                rows.get(at).copied().filter(|&r| r != Row::MAX)
+            }
+            RowIndex::Sparse(rows) => rows.get(&id).copied(),
+        }
+    }
 }
 
 /// Why a [`CustomerTable`] could not be assembled.
@@ -241,16 +296,7 @@ impl CustomerTable {
                 });
             }
         }
-        let mut rows = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
-        for (row, &id) in ids.iter().enumerate() {
-            if let Some(first) = rows.insert(id, row as Row) {
-                return Err(TableError::DuplicateId {
-                    id,
-                    first: first as usize,
-                    second: row,
-                });
-            }
-        }
+        let rows = RowIndex::build(&ids)?;
         Ok(CustomerTable {
             schema: Arc::new(schema),
             ids,
@@ -276,7 +322,7 @@ impl CustomerTable {
 
     /// The row of customer `id`, if known.
     pub fn row_of(&self, id: u64) -> Option<Row> {
-        self.rows.get(&id).copied()
+        self.rows.get(id)
     }
 
     /// The id of the customer at `row`.
@@ -354,6 +400,42 @@ mod tests {
                 second: 1
             }
         );
+    }
+
+    #[test]
+    fn ids_map_to_rows_whether_compact_or_scattered() {
+        let schema = Schema::new([("a".to_string(), AttrType::Int)]).unwrap();
+        let table = |ids: Vec<u64>| {
+            let n = ids.len();
+            CustomerTable::new(schema.clone(), ids, vec![Column::Int(vec![None; n])])
+        };
+        // Compact (direct array), with a gap, and scattered (hash map) including u64::MAX.
+        for ids in [
+            vec![7, 5, 6, 9],
+            vec![u64::MAX, 0, 1 << 40, 3],
+            vec![u64::MAX - 1, u64::MAX],
+        ] {
+            let t = table(ids.clone()).unwrap();
+            for (row, &id) in ids.iter().enumerate() {
+                assert_eq!(t.row_of(id), Some(row as Row), "{ids:?}");
+            }
+            for absent in [8, 4, 10, 2, u64::MAX - 2, 1 << 41] {
+                if !ids.contains(&absent) {
+                    assert_eq!(t.row_of(absent), None, "{absent} in {ids:?}");
+                }
+            }
+        }
+        // Repeats are found in both layouts, with both rows.
+        for ids in [vec![5, 6, 5], vec![1 << 40, 3, 1 << 40]] {
+            assert_eq!(
+                table(ids.clone()).unwrap_err(),
+                TableError::DuplicateId {
+                    id: ids[0],
+                    first: 0,
+                    second: 2
+                }
+            );
+        }
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! ## Event layout
 //! Per event type, the *base* batch is sorted by `(row, timestamp)` with CSR offsets, so the
 //! events of customer `r` are one contiguous slice and a whole-table aggregation is a single
-//! sequential scan. Events appended later (incremental refresh) go to a small unsorted *tail*
-//! indexed by row; readers always see base + tail. Properties are stored column-wise per type:
+//! sequential scan. Events appended later (incremental refresh) go to a small unsorted *tail*;
+//! readers always see base + tail. Appending is a push per column and nothing else: whole-table
+//! readers walk the tail in append order, and the row → tail-events index that row-wise
+//! readers need is built on first use after a change (sorted `(row, index)` pairs, binary
+//! searched), so a burst of appends never pays for a hash map of rows it may never read. Properties are stored column-wise per type:
 //! numbers as `f64` (NaN = absent; integers above 2^53 lose precision), strings
 //! dictionary-encoded, booleans as bytes, anything mixed as dynamic values.
 //!
@@ -16,7 +19,7 @@
 //! cached sub-query result is keyed by its normalised form *and* the versions of the inputs it
 //! reads, so after a change only the sub-queries that read changed inputs are recomputed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use fusebox_engine::customers::{AttrId, Column, CustomerTable, Row};
 use fusebox_engine::event::Event;
@@ -179,10 +182,47 @@ pub struct TypeEvents {
     pub offsets: Vec<u32>,
     /// Events appended after the base was built (any order).
     pub tail: Batch,
-    /// Row → indices into `tail`.
-    pub tail_by_row: FxHashMap<Row, Vec<u32>>,
+    /// Row → indices into `tail`, built on first use after an append (see [`Self::tail_of`]).
+    tail_index: OnceLock<TailIndex>,
     /// Bumped by every change.
     pub version: u64,
+}
+
+/// The tail's events grouped by row: `(row, index)` pairs sorted by row, then index (so each
+/// row's events stay in append order), split into two columns for binary search.
+#[derive(Clone, Debug, Default)]
+struct TailIndex {
+    rows: Vec<Row>,
+    idx: Vec<u32>,
+}
+
+impl TailIndex {
+    fn build(tail: &Batch) -> TailIndex {
+        let mut pairs: Vec<(Row, u32)> = tail
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (r, i as u32))
+            .collect();
+        // Pairs are distinct, so an unstable sort is deterministic.
+        pairs.sort_unstable();
+        let (rows, idx) = pairs.into_iter().unzip();
+        TailIndex { rows, idx }
+    }
+
+    fn of(&self, r: Row) -> &[u32] {
+        let lo = self.rows.partition_point(|&x| x < r);
+        let hi = lo + self.rows[lo..].partition_point(|&x| x <= r);
+        &self.idx[lo..hi]
+    }
+
+    fn distinct_rows(&self) -> impl Iterator<Item = Row> + '_ {
+        let mut last = None;
+        self.rows
+            .iter()
+            .copied()
+            .filter(move |&r| last.replace(r) != Some(r))
+    }
 }
 
 impl TypeEvents {
@@ -207,7 +247,7 @@ impl TypeEvents {
             base: Batch { rows, ts, props },
             offsets,
             tail: Batch::default(),
-            tail_by_row: FxHashMap::default(),
+            tail_index: OnceLock::new(),
             version: 0,
         }
     }
@@ -225,9 +265,16 @@ impl TypeEvents {
         }
     }
 
-    /// Tail indices of row `r`.
+    /// Tail indices of row `r`, in append order. The first call after an append sorts the
+    /// tail's `(row, index)` pairs once (`O(t log t)` for `t` tail events); later calls are
+    /// binary searches.
     pub fn tail_of(&self, r: Row) -> &[u32] {
-        self.tail_by_row.get(&r).map_or(&[], Vec::as_slice)
+        if self.tail.is_empty() {
+            return &[];
+        }
+        self.tail_index
+            .get_or_init(|| TailIndex::build(&self.tail))
+            .of(r)
     }
 
     /// Number of events (base + tail).
@@ -240,9 +287,30 @@ impl TypeEvents {
         self.len() == 0
     }
 
-    /// Number of customers with at least one event of this type in the base.
+    /// Number of customers with at least one event of this type (base or tail).
     pub fn customers_with_events(&self) -> usize {
-        self.offsets.windows(2).filter(|w| w[1] > w[0]).count() + self.tail_by_row.len()
+        let base = self.offsets.windows(2).filter(|w| w[1] > w[0]).count();
+        if self.tail.is_empty() {
+            return base;
+        }
+        let tail_only = self
+            .tail_index
+            .get_or_init(|| TailIndex::build(&self.tail))
+            .distinct_rows()
+            .filter(|&r| self.base_range(r).is_empty())
+            .count();
+        base + tail_only
+    }
+
+    /// Makes room for `k` more tail events.
+    fn reserve(&mut self, k: usize) {
+        self.tail.rows.reserve(k);
+        self.tail.ts.reserve(k);
+        for col in self.tail.props.values_mut() {
+            if let PropColumn::Any(vals) = col {
+                vals.reserve(k);
+            }
+        }
     }
 
     fn append(&mut self, row: Row, ts: i64, props: &fusebox_engine::value::Map) {
@@ -266,7 +334,7 @@ impl TypeEvents {
                 }
             }
         }
-        self.tail_by_row.entry(row).or_default().push(i as u32);
+        self.tail_index.take();
         self.version += 1;
     }
 }
@@ -472,6 +540,24 @@ impl EventStore {
         Some(row)
     }
 
+    /// Appends events whose customer rows are already known, in order. Room for each type's
+    /// share is reserved up front, so a large batch grows every column (and the row index) at
+    /// most once instead of rehashing and copying as it goes.
+    pub fn append_rows(&mut self, events: &[(Row, &Event)]) {
+        let mut per_type: FxHashMap<&Arc<str>, usize> = FxHashMap::default();
+        for (_, e) in events {
+            *per_type.entry(&e.event_type).or_default() += 1;
+        }
+        for (ty, k) in per_type {
+            if let Some(t) = self.types.get_mut(ty) {
+                t.reserve(k);
+            }
+        }
+        for &(row, e) in events {
+            self.append_row(row, e);
+        }
+    }
+
     /// Appends an event whose customer row is already known.
     pub fn append_row(&mut self, row: Row, e: &Event) {
         match self.types.get_mut(&e.event_type) {
@@ -570,9 +656,7 @@ impl SegmentData {
                 }
             },
             || {
-                for &(row, e) in events {
-                    store.append_row(row, e);
-                }
+                store.append_rows(events);
             },
         );
     }

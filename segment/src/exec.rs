@@ -27,7 +27,7 @@ use crate::data::SegmentData;
 use crate::explain::{Explain, NodeStats, Source};
 use crate::kernels::{
     aggregate_full, aggregate_rows, aggregate_rows_multi, all_rows, attr_full, attr_rows,
-    event_full, event_rows, Aggregate,
+    event_full, event_rows, AggDelta, Aggregate,
 };
 use crate::model::SegmentGroup;
 use crate::plan::{plan, NodeId, NodeKind, Plan, PlanError};
@@ -111,6 +111,42 @@ pub struct GroupResult {
     /// Wall time of the whole computation.
     pub elapsed: Duration,
     pub(crate) nodes: Vec<Option<Arc<RoaringBitmap>>>,
+    /// The whole-table event aggregates of this computation, for the next refresh.
+    pub(crate) aggs: AggSlot,
+}
+
+/// The whole-table event aggregates a result was computed from (refresh: see
+/// [`crate::refresh`]). Entry `k` is plan aggregate `k` with the version of its event type it
+/// reflects, `None` if it was not computed (leaves served from the cache, deadline).
+#[derive(Default)]
+pub(crate) struct AggState {
+    /// The `as_of` the aggregates were computed at (windows are relative to it).
+    pub(crate) as_of: i64,
+    pub(crate) aggs: Vec<Option<(u64, Arc<Aggregate>)>>,
+}
+
+/// Where a result keeps its [`AggState`]. Clones of a result share the slot; the first refresh
+/// from any of them takes the state out (it is updated in place and moves to the refreshed
+/// result), so a later refresh from the same `prev` falls back to re-scanning the dirty rows'
+/// events — slower, never wrong.
+#[derive(Clone, Default)]
+pub(crate) struct AggSlot(Arc<Mutex<Option<AggState>>>);
+
+impl AggSlot {
+    fn new(state: AggState) -> AggSlot {
+        AggSlot(Arc::new(Mutex::new(Some(state))))
+    }
+
+    /// Takes the state out (leaving the slot empty).
+    pub(crate) fn take(&self) -> Option<AggState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for AggSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AggSlot")
+    }
 }
 
 impl GroupResult {
@@ -138,6 +174,11 @@ pub(crate) enum Job {
     Full,
     /// Re-evaluate `rows` and splice into `old`.
     Rows(RoaringBitmap, Arc<RoaringBitmap>),
+    /// Event leaf whose aggregate was kept up to date: re-evaluate only the rows whose
+    /// aggregate changed, from their gathered values, and splice into `old` (no re-scan of
+    /// the rows' events; a row whose aggregate did not change keeps its old answer, since a
+    /// leaf is a function of its row's aggregate and the unchanged `as_of`).
+    Changed(Arc<AggDelta>, Arc<RoaringBitmap>),
     /// Keep `old`.
     Keep(Arc<RoaringBitmap>),
 }
@@ -231,7 +272,7 @@ impl SegmentEngine {
             .iter()
             .map(|&id| (id, Job::Full))
             .collect();
-        self.run(data, opts, jobs, None)
+        self.run(data, opts, jobs, None, Vec::new())
     }
 
     fn cache_key(&self, data: &SegmentData, id: NodeId, as_of: i64) -> Option<CacheKey> {
@@ -257,13 +298,15 @@ impl SegmentEngine {
     }
 
     /// Runs leaf jobs, then combines. `prev_nodes` (refresh) lets unchanged internal nodes be
-    /// kept.
+    /// kept; `carried` (refresh, indexed by plan aggregate, may be empty) are up-to-date
+    /// whole-table aggregates that the result keeps alongside the ones computed here.
     pub(crate) fn run(
         &self,
         data: &SegmentData,
         opts: &ComputeOptions,
         jobs: Vec<(NodeId, Job)>,
         prev_nodes: Option<&[Option<Arc<RoaringBitmap>>]>,
+        carried: Vec<Option<Arc<Aggregate>>>,
     ) -> Result<GroupResult, SegmentError> {
         let start = Instant::now();
         let plan = &self.plan;
@@ -388,6 +431,24 @@ impl SegmentEngine {
             }
         }
 
+        drop(jobs);
+        let mut carried = carried;
+        carried.resize(plan.aggs.len(), None);
+        let state = AggState {
+            as_of,
+            aggs: aggs
+                .into_iter()
+                .zip(carried)
+                .zip(&plan.aggs)
+                .map(|((computed, carried), spec)| {
+                    computed
+                        .into_inner()
+                        .or(carried)
+                        .map(|a| (data.events.version(&spec.event_type), a))
+                })
+                .collect(),
+        };
+
         let segments = plan
             .segments
             .iter()
@@ -409,6 +470,7 @@ impl SegmentEngine {
             explain: Explain { nodes: stats },
             elapsed: start.elapsed(),
             nodes,
+            aggs: AggSlot::new(state),
         })
     }
 
@@ -483,6 +545,29 @@ impl SegmentEngine {
         let node = &self.plan.nodes[id];
         match job {
             Job::Keep(old) => return Ok((old.clone(), Source::Kept)),
+            Job::Changed(delta, old) => {
+                let mut fresh = RoaringBitmap::new();
+                if let NodeKind::Event {
+                    pred,
+                    negated,
+                    sum_idx,
+                    ..
+                } = &node.kind
+                {
+                    event_rows(
+                        &delta.values,
+                        &delta.rows,
+                        &pred.test,
+                        *sum_idx,
+                        *negated,
+                        as_of,
+                        &mut fresh,
+                    );
+                }
+                let mut b = old.as_ref() - &delta.bitmap;
+                b |= fresh;
+                return Ok((Arc::new(b), Source::Rows(delta.bitmap.len())));
+            }
             Job::Rows(rows, old) => {
                 let fresh = match &node.kind {
                     NodeKind::Attr { pred, negated } => {

@@ -381,7 +381,6 @@ pub fn aggregate_full(
     };
     let Some(te) = te else { return out };
     let base = Compiled::new(&te.base, spec, as_of);
-    let tail = Compiled::new(&te.tail, spec, as_of);
     let mut agg = empty_row(spec);
     let store = |r: usize, agg: &RowAgg, out: &mut Aggregate| {
         out.count[r] = agg.count;
@@ -409,21 +408,8 @@ pub fn aggregate_full(
             store(r, &agg, &mut out);
         }
     }
-    for (&r, idx) in &te.tail_by_row {
-        if r as usize >= n_rows {
-            continue;
-        }
-        let mut agg = RowAgg {
-            count: out.count[r as usize],
-            sums: out.sums.iter().map(|s| s[r as usize]).collect(),
-            first: out.first.get(r as usize).copied().unwrap_or(i64::MAX),
-            last: out.last.get(r as usize).copied().unwrap_or(i64::MIN),
-        };
-        for &i in idx {
-            tail.visit(i as usize, spec.window, as_of, &mut agg);
-        }
-        store(r as usize, &agg, &mut out);
-    }
+    // Tail events in append order, each folded into its row's aggregate.
+    aggregate_add(&mut out, te, spec, as_of, 0..te.tail.len());
     out
 }
 
@@ -627,6 +613,128 @@ pub fn event_rows(
         );
         if holds != negated && out.try_push(r).is_err() {
             out.insert(r);
+        }
+    }
+}
+
+/// Adds the tail events `tail` (indices into `te.tail`) to the whole-table aggregate `agg`,
+/// in append order, and returns the rows whose aggregate changed (in event order; a row
+/// appears once per event that changed it). Used for the tail pass of [`aggregate_full`] and by
+/// incremental refresh to bring a kept aggregate up to date with newly appended events. Rows
+/// outside `agg` are ignored (a store paired with another table never panics).
+///
+/// Valid only at the `as_of` the aggregate was computed at: windows are relative to it, so an
+/// advanced `as_of` can drop old events out of a window, which adding cannot express.
+pub fn aggregate_add(
+    agg: &mut Aggregate,
+    te: &TypeEvents,
+    spec: &AggSpec,
+    as_of: i64,
+    tail: std::ops::Range<usize>,
+) -> Vec<Row> {
+    let compiled = Compiled::new(&te.tail, spec, as_of);
+    let times = !agg.first.is_empty() && !agg.last.is_empty();
+    let mut row = empty_row(spec);
+    let mut changed = Vec::new();
+    for i in tail {
+        let Some(&r) = te.tail.rows.get(i) else {
+            continue;
+        };
+        let Some(&count) = agg.count.get(r as usize) else {
+            continue;
+        };
+        let at = r as usize;
+        row.count = count;
+        for (k, s) in row.sums.iter_mut().enumerate() {
+            *s = agg
+                .sums
+                .get(k)
+                .and_then(|v| v.get(at))
+                .copied()
+                .unwrap_or(0.0);
+        }
+        row.first = agg.first.get(at).copied().unwrap_or(i64::MAX);
+        row.last = agg.last.get(at).copied().unwrap_or(i64::MIN);
+        compiled.visit(i, spec.window, as_of, &mut row);
+        // An event that does not match (type filters, window, after `as_of`) changes nothing;
+        // one that matches always increments the count.
+        if row.count == count {
+            continue;
+        }
+        changed.push(r);
+        agg.count[at] = row.count;
+        for (k, s) in row.sums.iter().enumerate() {
+            if let Some(slot) = agg.sums.get_mut(k).and_then(|v| v.get_mut(at)) {
+                *slot = *s;
+            }
+        }
+        if times {
+            if let Some(slot) = agg.first.get_mut(at) {
+                *slot = row.first;
+            }
+            if let Some(slot) = agg.last.get_mut(at) {
+                *slot = row.last;
+            }
+        }
+    }
+    changed
+}
+
+/// The rows of one aggregate whose values changed, with their new values gathered into a
+/// positional [`Aggregate`] (entry `j` is row `rows[j]`), so the leaves reading the aggregate
+/// re-evaluate exactly those rows with sequential reads ([`event_rows`]).
+#[derive(Debug, Default)]
+pub struct AggDelta {
+    /// Changed rows, ascending.
+    pub rows: Vec<Row>,
+    /// The same rows as a bitmap (the part of each leaf's old result to replace).
+    pub bitmap: RoaringBitmap,
+    /// Their new aggregate values, positionally.
+    pub values: Aggregate,
+}
+
+impl AggDelta {
+    /// Gathers the current values of `changed` (any order, repeats allowed) from `agg`.
+    pub fn gather(agg: &Aggregate, mut changed: Vec<Row>) -> AggDelta {
+        changed.sort_unstable();
+        changed.dedup();
+        let at = |v: &Vec<i64>, r: Row, none: i64| v.get(r as usize).copied().unwrap_or(none);
+        let values = Aggregate {
+            count: changed
+                .iter()
+                .map(|&r| agg.count.get(r as usize).copied().unwrap_or(0))
+                .collect(),
+            sums: agg
+                .sums
+                .iter()
+                .map(|s| {
+                    changed
+                        .iter()
+                        .map(|&r| s.get(r as usize).copied().unwrap_or(0.0))
+                        .collect()
+                })
+                .collect(),
+            first: if agg.first.is_empty() {
+                Vec::new()
+            } else {
+                changed
+                    .iter()
+                    .map(|&r| at(&agg.first, r, i64::MAX))
+                    .collect()
+            },
+            last: if agg.last.is_empty() {
+                Vec::new()
+            } else {
+                changed
+                    .iter()
+                    .map(|&r| at(&agg.last, r, i64::MIN))
+                    .collect()
+            },
+        };
+        AggDelta {
+            bitmap: RoaringBitmap::from_sorted_iter(changed.iter().copied()).unwrap_or_default(),
+            rows: changed,
+            values,
         }
     }
 }

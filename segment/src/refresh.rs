@@ -4,15 +4,30 @@
 //! ## What can change
 //! - An attribute leaf changes only on rows whose attribute it reads was updated — unless it
 //!   compares with a `now`-relative time and `as_of` moved, then it is recomputed whole.
-//! - An event leaf changes only on rows that received events of its type — unless `as_of`
-//!   moved (events become visible, windows slide), then it is recomputed whole (its shared
-//!   aggregate is rebuilt once).
-//! - Leaves with no dirty rows keep their previous bitmap; dirty rows are re-evaluated row by
-//!   row and spliced in: `new = (old − dirty) ∪ eval(dirty)`. The per-row event aggregates of
-//!   the dirty rows are computed once per event type, for all of its aggregates in one pass
-//!   over each row's events, in parallel chunks on the engine's pool.
+//! - An event leaf changes only on rows whose aggregate changed — unless `as_of` moved
+//!   (events become visible, windows slide), then it is recomputed whole (its shared aggregate
+//!   is rebuilt once).
+//! - **Aggregates are carried forward.** A result keeps the whole-table event aggregates it was
+//!   computed from (one count/sums/first/last array set per distinct aggregate, tagged with the
+//!   event type's version). A refresh at the same `as_of` takes them over and folds only the
+//!   new events into them, in append order ([`crate::kernels::aggregate_add`]), which also
+//!   yields the rows whose aggregate changed; their new values are gathered into a compact
+//!   [`AggDelta`] and the leaves over that aggregate re-evaluate just those rows, reading
+//!   sequentially (a row whose aggregate did not change keeps its answer: a leaf is a function
+//!   of its row's aggregate and `as_of`). The refreshed result carries the updated aggregates
+//!   on. Cost: proportional to the new events, independent of the customers' histories.
+//!   Memory: a result holds its aggregates, 4–40 bytes per customer each.
+//! - The aggregates *move* to the refreshed result (they are updated in place, not copied).
+//!   Refreshing the same previous result a second time, or after its event type changed by
+//!   other means (version mismatch), finds none: the rows that received events are then
+//!   re-aggregated from their base + tail events, once per event type for all of its
+//!   aggregates in one pass over each row's events, in parallel chunks on the engine's pool.
+//!   Slower, same answer (both paths are property-tested).
+//! - Leaves with no dirty rows keep their previous bitmap; dirty rows are re-evaluated and
+//!   spliced in: `new = (old − dirty) ∪ eval(dirty)`.
 //! - Resolving the change set (customer ids → rows) and applying it run as two parallel
-//!   halves: attribute updates touch the customer table, new events the event store.
+//!   halves: attribute updates touch the customer table, new events the event store; the
+//!   dirty-row bitmaps are sorted meanwhile. The diffs are computed per segment in parallel.
 //! - Internal nodes are recombined only when a child changed; segment references follow
 //!   automatically because they are the referenced segment's own nodes.
 //!
@@ -33,7 +48,9 @@ use rustc_hash::FxHashMap;
 
 use crate::data::SegmentData;
 use crate::exec::{ComputeOptions, GroupResult, Job, SegmentEngine, SegmentError};
+use crate::kernels::{aggregate_add, AggDelta, Aggregate};
 use crate::plan::NodeKind;
+use rayon::prelude::*;
 
 /// Event type emitted when a customer enters a segment.
 pub const ENTERED: &str = "segment.entered";
@@ -192,24 +209,67 @@ impl SegmentEngine {
                 .or_default()
                 .push(row);
         }
-        self.pool().install(|| data.apply(&resolved, &event_rows));
-        let sorted = |mut v: Vec<u32>| {
-            v.sort_unstable();
-            v.dedup();
-            RoaringBitmap::from_sorted_iter(v).unwrap_or_default()
-        };
-        let attr_dirty: FxHashMap<u16, RoaringBitmap> =
-            attr_rows.into_iter().map(|(a, v)| (a, sorted(v))).collect();
-        let event_dirty: FxHashMap<Arc<str>, RoaringBitmap> = type_rows
-            .into_iter()
-            .map(|(t, v)| (Arc::from(t), sorted(v)))
-            .collect();
-        let mut all_dirty = RoaringBitmap::new();
-        for b in attr_dirty.values().chain(event_dirty.values()) {
-            all_dirty |= b;
-        }
-        let apply_time = applying.elapsed();
         let moved = as_of != prev.as_of;
+        // The previous whole-table aggregates, if still valid: same as-of (windows did not
+        // slide) and computed over exactly the events now stored for their type.
+        let mut carried: Vec<Option<Arc<Aggregate>>> = vec![None; self.plan().aggs.len()];
+        if let Some(state) = prev
+            .aggs
+            .take()
+            .filter(|st| !moved && st.as_of == prev.as_of)
+        {
+            for ((slot, entry), spec) in carried.iter_mut().zip(state.aggs).zip(&self.plan().aggs) {
+                if let Some((version, agg)) = entry {
+                    if version == data.events.version(&spec.event_type)
+                        && agg.count.len() == data.len()
+                    {
+                        *slot = Some(agg);
+                    }
+                }
+            }
+        }
+        // Where each type's tail ends before the new events are appended.
+        let tail_before: FxHashMap<&str, usize> = type_rows
+            .keys()
+            .map(|&t| (t, data.events.of_type(t).map_or(0, |te| te.tail.len())))
+            .collect();
+        // The dirty-row bitmaps only need the change set, so they are built while it is
+        // applied.
+        let (_, (attr_dirty, event_dirty, all_dirty)) = self.pool().install(|| {
+            rayon::join(
+                || data.apply(&resolved, &event_rows),
+                || dirty_bitmaps(attr_rows, type_rows),
+            )
+        });
+        // Add the new events to the carried aggregates of their type (in place: the state was
+        // taken out of `prev`, so the `Arc`s are unique; if not, drop to the re-scan path) and
+        // gather the values of the rows that changed. An aggregate whose type got no events
+        // has an empty delta.
+        let events = &data.events;
+        let plan = self.plan();
+        let deltas: Vec<Option<Arc<AggDelta>>> = self.pool().install(|| {
+            carried
+                .par_iter_mut()
+                .zip(&plan.aggs)
+                .map(|(slot, spec)| {
+                    let arc = slot.as_mut()?;
+                    let Some(&start) = tail_before.get(spec.event_type.as_ref()) else {
+                        return Some(Arc::new(AggDelta::default()));
+                    };
+                    match (Arc::get_mut(arc), events.of_type(&spec.event_type)) {
+                        (Some(agg), Some(te)) => {
+                            let changed = aggregate_add(agg, te, spec, as_of, start..te.tail.len());
+                            Some(Arc::new(AggDelta::gather(agg, changed)))
+                        }
+                        _ => {
+                            *slot = None;
+                            None
+                        }
+                    }
+                })
+                .collect()
+        });
+        let apply_time = applying.elapsed();
         let empty = RoaringBitmap::new();
         let mut jobs = Vec::new();
         for &id in &self.plan().leaf_order {
@@ -224,8 +284,18 @@ impl SegmentEngine {
                 }
                 _ => (&empty, false),
             };
+            let delta = match &self.plan().nodes[id].kind {
+                NodeKind::Event { agg, .. } => deltas.get(*agg).cloned().flatten(),
+                _ => None,
+            };
             let job = if whole {
                 Job::Full
+            } else if let Some(delta) = delta {
+                if delta.rows.is_empty() {
+                    Job::Keep(old)
+                } else {
+                    Job::Changed(delta, old)
+                }
             } else if dirty.is_empty() {
                 Job::Keep(old)
             } else {
@@ -238,39 +308,41 @@ impl SegmentEngine {
             deadline,
             use_cache: false,
         };
-        let result = self.run(data, &opts, jobs, Some(&prev.nodes))?;
+        let result = self.run(data, &opts, jobs, Some(&prev.nodes), carried)?;
         let diffing = std::time::Instant::now();
-        let diffs = result
-            .segments
-            .iter()
-            .zip(&prev.segments)
-            .map(|(new, old)| {
-                let empty = RoaringBitmap::new();
-                let (new_m, old_m) = (
-                    new.members.as_deref().unwrap_or(&empty),
-                    old.members.as_deref().unwrap_or(&empty),
-                );
-                // A kept root is the very same bitmap: nothing entered or left. An unfinished
-                // segment (deadline) reports no diff rather than a wrong one.
-                let same = match (&new.members, &old.members) {
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                    _ => true,
-                };
-                SegmentDiff {
-                    id: new.id.clone(),
-                    entered: if same {
-                        RoaringBitmap::new()
-                    } else {
-                        new_m - old_m
-                    },
-                    left: if same {
-                        RoaringBitmap::new()
-                    } else {
-                        old_m - new_m
-                    },
-                }
-            })
-            .collect();
+        let diffs = self.pool().install(|| {
+            result
+                .segments
+                .par_iter()
+                .zip(&prev.segments)
+                .map(|(new, old)| {
+                    let empty = RoaringBitmap::new();
+                    let (new_m, old_m) = (
+                        new.members.as_deref().unwrap_or(&empty),
+                        old.members.as_deref().unwrap_or(&empty),
+                    );
+                    // A kept root is the very same bitmap: nothing entered or left. An unfinished
+                    // segment (deadline) reports no diff rather than a wrong one.
+                    let same = match (&new.members, &old.members) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        _ => true,
+                    };
+                    SegmentDiff {
+                        id: new.id.clone(),
+                        entered: if same {
+                            RoaringBitmap::new()
+                        } else {
+                            new_m - old_m
+                        },
+                        left: if same {
+                            RoaringBitmap::new()
+                        } else {
+                            old_m - new_m
+                        },
+                    }
+                })
+                .collect()
+        });
         Ok(Refresh {
             result,
             diffs,
@@ -279,6 +351,36 @@ impl SegmentEngine {
             diff_time: diffing.elapsed(),
         })
     }
+}
+
+/// Per attribute and per event type, the rows the change set touches; and all of them.
+type DirtyRows = (
+    FxHashMap<u16, RoaringBitmap>,
+    FxHashMap<Arc<str>, RoaringBitmap>,
+    RoaringBitmap,
+);
+
+/// Sorts the rows the change set touches into bitmaps (see [`DirtyRows`]).
+fn dirty_bitmaps(
+    attr_rows: FxHashMap<u16, Vec<u32>>,
+    type_rows: FxHashMap<&str, Vec<u32>>,
+) -> DirtyRows {
+    let sorted = |mut v: Vec<u32>| {
+        v.sort_unstable();
+        v.dedup();
+        RoaringBitmap::from_sorted_iter(v).unwrap_or_default()
+    };
+    let attr_dirty: FxHashMap<u16, RoaringBitmap> =
+        attr_rows.into_iter().map(|(a, v)| (a, sorted(v))).collect();
+    let event_dirty: FxHashMap<Arc<str>, RoaringBitmap> = type_rows
+        .into_iter()
+        .map(|(t, v)| (Arc::from(t), sorted(v)))
+        .collect();
+    let mut all_dirty = RoaringBitmap::new();
+    for b in attr_dirty.values().chain(event_dirty.values()) {
+        all_dirty |= b;
+    }
+    (attr_dirty, event_dirty, all_dirty)
 }
 
 /// Resolves updates to `(row, attribute, value)`, rejecting unknown customers, attributes and

@@ -468,9 +468,11 @@ proptest! {
         cs in prop::collection::vec(cust(), 1..40),
         evs in prop::collection::vec(ev(40), 0..100),
         new_evs in prop::collection::vec(ev(40), 0..20),
+        more_evs in prop::collection::vec(ev(40), 0..20),
         updates in prop::collection::vec(update(), 0..12),
         trees in prop::collection::vec(tree(), 1..5),
         advance in prop_oneof![Just(0i64), 0i64..5],
+        advance_again in prop_oneof![Just(0i64), 0i64..3],
     ) {
         let customers = table(&cs);
         let events: Vec<Event> = evs.iter().enumerate().map(|(i, e)| event(i, e)).collect();
@@ -478,31 +480,49 @@ proptest! {
         let mut data = SegmentData::new(customers, store);
         let g = group(trees);
         let engine = SegmentEngine::new(g.clone(), &data, AS_OF, Some(2)).unwrap();
-        let before = engine.compute(&data, &ComputeOptions::at(AS_OF)).unwrap();
+        let mut prev = engine.compute(&data, &ComputeOptions::at(AS_OF)).unwrap();
         let n = cs.len();
-        let changes = Changes {
-            updates: updates.iter().map(|&(c, a, x)| {
-                let (name, value) = update_value(a, x);
-                AttrUpdate { customer: (c % n) as u64 + 1, attribute: name.to_string(), value }
-            }).collect(),
-            events: new_evs.iter().enumerate().map(|(i, e)| {
-                let mut e = event(10_000 + i, e);
+        let new_events = |first: usize, evs: &[Ev]| -> Vec<Event> {
+            evs.iter().enumerate().map(|(i, e)| {
+                let mut e = event(first + i, e);
                 e.timestamp = (AS_OF - 3 * DAY) + (i as i64) * DAY / 3;
                 e
-            }).collect(),
-            as_of: (advance > 0).then_some(AS_OF + advance * DAY),
+            }).collect()
         };
-        let as_of = changes.as_of.unwrap_or(AS_OF);
-        let refreshed = engine.refresh(&mut data, &before, &changes, None).unwrap();
-        let got: Vec<(Arc<str>, Vec<u32>)> = refreshed.result.segments.iter().map(|s| (s.id.clone(), s.members.as_ref().unwrap().iter().collect())).collect();
-        // Full recompute on the changed data with a fresh engine (no cache) and the oracle.
-        let fresh = SegmentEngine::new(g.clone(), &data, as_of, Some(1)).unwrap();
-        prop_assert_eq!(&got, &members(&fresh, &data, as_of));
-        prop_assert_eq!(&got, &oracle::evaluate(&g, &data, as_of));
-        for (d, (old, new)) in refreshed.diffs.iter().zip(before.segments.iter().zip(&refreshed.result.segments)) {
-            let (old, new) = (old.members.as_deref().unwrap(), new.members.as_deref().unwrap());
-            prop_assert_eq!(&d.entered, &(new - old));
-            prop_assert_eq!(&d.left, &(old - new));
+        // Two refreshes in a row: the second starts from the first's result (and whatever
+        // state it carries), with or without as-of moving each time.
+        let rounds = [
+            Changes {
+                updates: updates.iter().map(|&(c, a, x)| {
+                    let (name, value) = update_value(a, x);
+                    AttrUpdate { customer: (c % n) as u64 + 1, attribute: name.to_string(), value }
+                }).collect(),
+                events: new_events(10_000, &new_evs),
+                as_of: (advance > 0).then_some(AS_OF + advance * DAY),
+            },
+            Changes {
+                updates: updates.iter().rev().take(3).map(|&(c, a, x)| {
+                    let (name, value) = update_value(a, x.wrapping_add(1));
+                    AttrUpdate { customer: (c.wrapping_mul(7) % n) as u64 + 1, attribute: name.to_string(), value }
+                }).collect(),
+                events: new_events(20_000, &more_evs),
+                as_of: (advance_again > 0).then_some(AS_OF + (advance + advance_again) * DAY),
+            },
+        ];
+        for changes in &rounds {
+            let as_of = changes.as_of.unwrap_or(prev.as_of);
+            let refreshed = engine.refresh(&mut data, &prev, changes, None).unwrap();
+            let got: Vec<(Arc<str>, Vec<u32>)> = refreshed.result.segments.iter().map(|s| (s.id.clone(), s.members.as_ref().unwrap().iter().collect())).collect();
+            // Full recompute on the changed data with a fresh engine (no cache) and the oracle.
+            let fresh = SegmentEngine::new(g.clone(), &data, as_of, Some(1)).unwrap();
+            prop_assert_eq!(&got, &members(&fresh, &data, as_of));
+            prop_assert_eq!(&got, &oracle::evaluate(&g, &data, as_of));
+            for (d, (old, new)) in refreshed.diffs.iter().zip(prev.segments.iter().zip(&refreshed.result.segments)) {
+                let (old, new) = (old.members.as_deref().unwrap(), new.members.as_deref().unwrap());
+                prop_assert_eq!(&d.entered, &(new - old));
+                prop_assert_eq!(&d.left, &(old - new));
+            }
+            prev = refreshed.result;
         }
     }
 }
