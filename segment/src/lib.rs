@@ -26,7 +26,8 @@
 //!   bitmaps, combined with and/or/andnot; a sub-query cache keyed by (normalised filter,
 //!   input versions); deadlines.
 //! - [`refresh`] — change sets (attribute updates, new events, a later `as_of`) recompute only
-//!   the dirty rows of the affected leaves and report who entered/left each segment, as
+//!   the dirty rows of the affected leaves — event aggregates are carried from result to
+//!   result and only the new events folded in — and report who entered/left each segment, as
 //!   `segment.entered` / `segment.left` engine events.
 //! - [`oracle`] — a naive row-by-row evaluator, the reference for the property tests.
 //!

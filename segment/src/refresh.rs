@@ -141,6 +141,10 @@ pub struct Refresh {
 impl SegmentEngine {
     /// Applies `changes` to `data` and refreshes `prev` (see the module docs).
     ///
+    /// Refresh from the newest result: the event aggregates `prev` carries move to the
+    /// returned result (refreshing `prev` again still gives the right answer, by re-reading
+    /// the changed customers' events, only slower).
+    ///
     /// Every update is validated before the first one is applied, so a bad change set
     /// ([`SegmentError::Data`]) leaves `data` untouched. Once applied, the changes stay applied:
     /// if the refresh then fails or its deadline expires (`result.timed_out`; unfinished
