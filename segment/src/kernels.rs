@@ -7,7 +7,14 @@
 //!   feature set we build with, so they are scanned natively.
 //! - **Event predicates** read a shared per-customer [`Aggregate`] (count, sums, first/last
 //!   time) computed once per distinct (type, property filters, window) in a single sequential
-//!   scan over the customer-major event layout of [`crate::data`].
+//!   scan over the customer-major event layout of [`crate::data`]. This *is* the group-by
+//!   over the events table, specialised: the events are grouped by customer once, on load
+//!   (sorted into CSR order per type), so each aggregate is a linear pass that writes
+//!   row-aligned arrays — no hash table per aggregate and no join back to the customer rows
+//!   before a bitmap can be built. The Polars `group_by(customer_id).agg(..)` + join that a user
+//!   would write is the baseline of `benches/segments.rs`; the specialised scan is what lets the
+//!   whole group beat it several times over, and what makes carrying aggregates from one
+//!   refresh to the next ([`aggregate_add`]) possible.
 //! - The `*_rows` variants evaluate only the given rows, row by row; incremental refresh uses
 //!   them for the customers that changed.
 //!
