@@ -20,6 +20,10 @@ triggers:
 "#;
 
 fn run() -> (usize, String) {
+    run_with(TRIGGERS)
+}
+
+fn run_with(triggers: &str) -> (usize, String) {
     let schema = Schema::new([("points".to_string(), AttrType::Int)]).unwrap();
     let customers = CustomerTable::new(
         schema,
@@ -27,7 +31,7 @@ fn run() -> (usize, String) {
         vec![Column::Int(vec![Some(1), Some(2)])],
     )
     .unwrap();
-    let set = compile_triggers(TRIGGERS, "t.yaml", Some(customers.schema())).unwrap();
+    let set = compile_triggers(triggers, "t.yaml", Some(customers.schema())).unwrap();
     let engine = Engine::new(set).unwrap();
     let mut state = State::new(customers, engine.triggers());
     let events = read_jsonl(
@@ -56,8 +60,22 @@ fn conditions_read_the_latest_published_membership() {
     let (effects, _) = run();
     assert_eq!(effects, 1);
 
+    // The spelled-out form reads the same membership; so does its negation.
+    let spelled = TRIGGERS.replace(
+        "segment('membership-test-vip')",
+        "customer in segment('membership-test-vip')",
+    );
+    assert_eq!(run_with(&spelled).0, 1);
+    let negated = TRIGGERS.replace(
+        "segment('membership-test-vip')",
+        "!(customer in segment('membership-test-vip'))",
+    );
+    assert_eq!(run_with(&negated).0, 1);
+
     Memberships::global().publish("membership-test-vip", vec![1, 2]);
     assert_eq!(run().0, 2);
+    assert_eq!(run_with(&spelled).0, 2);
+    assert_eq!(run_with(&negated).0, 0);
     assert_eq!(
         Memberships::global().contains("membership-test-vip", 3),
         Some(false)

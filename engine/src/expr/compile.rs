@@ -658,6 +658,14 @@ impl Compiler<'_, '_> {
             op::IN => Some(BinOp::In),
             _ => None,
         };
+        // `customer in segment('vip')` is the spelled-out form of `segment('vip')`.
+        if let (Some(BinOp::In), [a, b], None) = (bin, args, target) {
+            let segment_call = matches!(&b.expr, Expr::Call(c)
+                if c.target.is_none() && matches!(c.func_name.as_str(), "segment" | "in_segment"));
+            if segment_call && self.root_name(a) == Some("customer") {
+                return self.node(b);
+            }
+        }
         if let (Some(bop), [a, b], None) = (bin, args, target) {
             let (na, ta) = self.node(a)?;
             let (nb, tb) = self.node(b)?;

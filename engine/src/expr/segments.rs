@@ -1,5 +1,6 @@
-//! Segment membership in trigger conditions: `segment('vip')` (alias `in_segment('vip')`) is
-//! true when the event's customer is in the latest membership published for segment `vip`.
+//! Segment membership in trigger conditions: `segment('vip')` (alias `in_segment('vip')`,
+//! spelled out `customer in segment('vip')`) is true when the event's customer is in the latest
+//! membership published for segment `vip`.
 //!
 //! The segment engine (`fusebox-segment`) computes memberships; whoever runs it publishes the
 //! result here ([`Memberships::publish`]) after each computation or refresh, and conditions
