@@ -107,7 +107,7 @@ enum Command {
     },
     /// Inspect and adjust daily process quotas in a ledger (status, raise, resume, reset).
     Quota(commands::quota::QuotaArgs),
-    /// Generate a small built-in workload, run it and print the summary.
+    /// Generate a small built-in workload, run its triggers (with quotas) and compute its segments.
     Demo {
         /// Keep the demo's inputs and outputs in this directory.
         #[arg(long)]

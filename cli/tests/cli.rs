@@ -381,6 +381,9 @@ fn demo_runs() {
     assert!(dir.path().join("output/effects.jsonl").exists());
     // The generated quotas hold the runaway CRM sync.
     assert!(stdout.contains(" held: crm-sync "), "{stdout}");
+    // Then it computes the generated segment group over the same input.
+    assert!(stdout.contains("13 segments in"), "{stdout}");
+    assert!(dir.path().join("segments/members.parquet").exists());
     assert!(
         std::fs::metadata(dir.path().join("output/held.jsonl"))
             .unwrap()

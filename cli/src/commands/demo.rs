@@ -1,4 +1,5 @@
-//! `fusebox demo`: generate a small built-in workload, run it, print the summary.
+//! `fusebox demo`: generate a small built-in workload, run its triggers (with quotas), compute
+//! its segment group, print the summaries.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use fusebox_engine::ExecutorKind;
 
 use super::gen::{generate, GenSpec};
 use super::run::{run, RunSpec};
+use super::segment::{segment, SegmentSpec};
 use crate::quotas::{LedgerChoice, QuotaSetup};
 use crate::{progress, Failure};
 
@@ -32,6 +34,17 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
     let bar = progress::bar(spec.events, "generate");
     let workload = generate(&spec, &bar).map_err(Failure::Runtime)?;
     bar.finish_and_clear();
+    // Segments are computed over the generated input (the customers before the run).
+    let segment_spec = SegmentSpec {
+        customers: workload.customers.clone(),
+        events: workload.events.clone(),
+        segments: workload.segments.clone(),
+        as_of: None,
+        out: dir.join("segments"),
+        explain: false,
+        threads: None,
+        timeout: None,
+    };
     let run_spec = RunSpec {
         customers: workload.customers,
         events: workload.events,
@@ -48,6 +61,8 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
         }),
     };
     run(&run_spec)?;
+    println!();
+    segment(&segment_spec)?;
     if dir == temp.path() {
         println!("(demo files were in a temporary directory, now removed; `fusebox demo --out DIR` keeps them)");
     }
