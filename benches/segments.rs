@@ -777,6 +777,7 @@ fn main() {
             updates,
             events,
             as_of: None,
+            new_customers: vec![],
         };
         reset_peak();
         let s = Instant::now();

@@ -111,6 +111,7 @@ fn entered_and_left_diffs_fire_triggers_once() {
         ],
         events: vec![order("o2", 3, "2026-03-30T09:00:00Z", 250.0)],
         as_of: None,
+        new_customers: vec![],
     };
     let refresh = segments
         .refresh(&mut data, &before, &changes, None)

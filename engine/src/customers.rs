@@ -156,6 +156,19 @@ impl Column {
         }
     }
 
+    /// Appends `k` nulls.
+    fn extend_nulls(&mut self, k: usize) {
+        let n = self.len() + k;
+        match self {
+            Column::String(v) => v.resize(n, None),
+            Column::Int(v) => v.resize(n, None),
+            Column::Float(v) => v.resize(n, None),
+            Column::Bool(v) => v.resize(n, None),
+            Column::Timestamp(v) => v.resize(n, None),
+            Column::StringList(v) => v.resize(n, None),
+        }
+    }
+
     /// Writes `value` into row `row`; `false` (and nothing written) if the type does not fit.
     fn set(&mut self, row: usize, value: Value) -> bool {
         match (self, value) {
@@ -227,6 +240,31 @@ impl RowIndex {
             }
         }
         Ok(RowIndex::Sparse(rows))
+    }
+
+    /// Adds `id` at `row` (a new last row). A dense index takes ids inside its range or just
+    /// above it while it stays compact; anything else falls back to `false`, and the caller
+    /// rebuilds.
+    fn insert(&mut self, id: u64, row: Row, len: usize) -> bool {
+        match self {
+            RowIndex::Dense { min, rows } => {
+                let Some(at) = id.checked_sub(*min).and_then(|a| usize::try_from(a).ok()) else {
+                    return false;
+                };
+                if at >= rows.len() {
+                    if at >= len.saturating_mul(2) {
+                        return false;
+                    }
+                    rows.resize(at + 1, Row::MAX);
+                }
+                rows[at] = row;
+                true
+            }
+            RowIndex::Sparse(rows) => {
+                rows.insert(id, row);
+                true
+            }
+        }
     }
 
     fn get(&self, id: u64) -> Option<Row> {
@@ -303,6 +341,52 @@ impl CustomerTable {
             rows,
             columns,
         })
+    }
+
+    /// Appends new customers, every attribute null (set them with [`CustomerTable::set`]);
+    /// returns their rows. All-or-nothing: an id already in the table or repeated in `new_ids`
+    /// is a [`TableError::DuplicateId`] and nothing is added.
+    pub fn push_customers(&mut self, new_ids: &[u64]) -> Result<std::ops::Range<Row>, TableError> {
+        self.rows_for_new(new_ids)?;
+        let start = self.ids.len();
+        let total = start + new_ids.len();
+        self.ids.extend_from_slice(new_ids);
+        for col in &mut self.columns {
+            col.extend_nulls(new_ids.len());
+        }
+        let mut indexed = true;
+        for (i, &id) in new_ids.iter().enumerate() {
+            indexed = indexed && self.rows.insert(id, (start + i) as Row, start + i + 1);
+        }
+        if !indexed {
+            // Ids validated unique above, so rebuilding cannot fail.
+            self.rows = RowIndex::build(&self.ids)?;
+        }
+        Ok(start as Row..total as Row)
+    }
+
+    /// The rows [`CustomerTable::push_customers`] would give `new_ids`, without adding them:
+    /// `id → row`, or the error it would return. Lets a caller validate a whole change set
+    /// before applying any of it.
+    pub fn rows_for_new(&self, new_ids: &[u64]) -> Result<FxHashMap<u64, Row>, TableError> {
+        let start = self.ids.len();
+        let total = start.saturating_add(new_ids.len());
+        if total > Row::MAX as usize {
+            return Err(TableError::TooMany(total));
+        }
+        let mut rows = FxHashMap::with_capacity_and_hasher(new_ids.len(), Default::default());
+        for (i, &id) in new_ids.iter().enumerate() {
+            let row = start + i;
+            if let Some(first) = self.row_of(id).or_else(|| rows.get(&id).copied()) {
+                return Err(TableError::DuplicateId {
+                    id,
+                    first: first as usize,
+                    second: row,
+                });
+            }
+            rows.insert(id, row as Row);
+        }
+        Ok(rows)
     }
 
     /// The attribute schema.
@@ -435,6 +519,37 @@ mod tests {
                     second: 2
                 }
             );
+        }
+    }
+
+    #[test]
+    fn pushed_customers_get_null_rows_and_are_found() {
+        let schema = Schema::new([("a".to_string(), AttrType::Int)]).unwrap();
+        // Dense ids growing in range, just above it, far above it (rebuilds as a hash map).
+        let mut t = CustomerTable::new(
+            schema,
+            vec![1, 2, 4],
+            vec![Column::Int(vec![Some(1), Some(2), Some(4)])],
+        )
+        .unwrap();
+        assert_eq!(t.push_customers(&[3, 5]).unwrap(), 3..5);
+        assert_eq!(t.push_customers(&[1 << 40]).unwrap(), 5..6);
+        assert_eq!(t.push_customers(&[]).unwrap(), 6..6);
+        for (row, id) in [1, 2, 4, 3, 5, 1 << 40].into_iter().enumerate() {
+            assert_eq!(t.row_of(id), Some(row as Row));
+        }
+        assert_eq!(t.row_of(6), None);
+        assert_eq!(t.len(), 6);
+        assert_eq!(t.get(3, 0), Value::Null);
+        assert_eq!(t.get(2, 0), Value::Int(4));
+        // Known or repeated ids add nothing.
+        for bad in [vec![7, 2], vec![7, 8, 7]] {
+            assert!(matches!(
+                t.push_customers(&bad),
+                Err(TableError::DuplicateId { .. })
+            ));
+            assert_eq!(t.len(), 6);
+            assert_eq!(t.row_of(7), None);
         }
     }
 

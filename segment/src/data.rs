@@ -36,6 +36,9 @@ pub enum DataError {
     /// An attribute update names an unknown customer or attribute, or has the wrong type.
     #[error("attribute update: {0}")]
     Update(String),
+    /// A new customer's id is already taken (or repeated), or the table would be too large.
+    #[error("new customers: {0}")]
+    NewCustomers(#[from] fusebox_engine::customers::TableError),
 }
 
 /// One event property, stored column-wise.
@@ -518,6 +521,15 @@ impl EventStore {
         t
     }
 
+    /// The customer table grew to `n_rows`: new rows have no events yet. Every type's version
+    /// is bumped, since results over all rows (a negated event leaf) now cover more rows.
+    fn grow(&mut self, n_rows: usize) {
+        self.n_rows = n_rows;
+        for t in self.types.values_mut() {
+            t.version += 1;
+        }
+    }
+
     /// Version of an event type's data (0 for absent types).
     pub fn version(&self, ty: &str) -> u64 {
         self.types.get(ty).map_or(0, |t| t.version)
@@ -659,6 +671,23 @@ impl SegmentData {
                 store.append_rows(events);
             },
         );
+    }
+
+    /// Appends customers (every attribute null) and returns their rows; all-or-nothing (see
+    /// [`CustomerTable::push_customers`]). Every column's version is bumped (the columns grew),
+    /// and the event store addresses the new rows (they have no events until some are
+    /// appended).
+    pub fn add_customers(&mut self, ids: &[u64]) -> Result<std::ops::Range<Row>, DataError> {
+        if ids.is_empty() {
+            let n = self.len() as Row;
+            return Ok(n..n);
+        }
+        let rows = self.customers.push_customers(ids)?;
+        for v in &mut self.attr_versions {
+            *v += 1;
+        }
+        self.events.grow(self.customers.len());
+        Ok(rows)
     }
 
     /// Sets one attribute of one row whose type was already checked (`attr.accepts(value)`);

@@ -111,6 +111,8 @@ pub struct GroupResult {
     /// Wall time of the whole computation.
     pub elapsed: Duration,
     pub(crate) nodes: Vec<Option<Arc<RoaringBitmap>>>,
+    /// Customers (rows) it was computed over.
+    pub(crate) n_rows: usize,
     /// The whole-table event aggregates of this computation, for the next refresh.
     pub(crate) aggs: AggSlot,
 }
@@ -470,6 +472,7 @@ impl SegmentEngine {
             explain: Explain { nodes: stats },
             elapsed: start.elapsed(),
             nodes,
+            n_rows: n,
             aggs: AggSlot::new(state),
         })
     }

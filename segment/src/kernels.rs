@@ -506,6 +506,21 @@ pub fn aggregate_rows(
 }
 
 impl Aggregate {
+    /// Extends a whole-table aggregate to `n` rows; the new rows have no matching events.
+    pub fn grow(&mut self, n: usize) {
+        if n <= self.count.len() {
+            return;
+        }
+        self.count.resize(n, 0);
+        for s in &mut self.sums {
+            s.resize(n, 0.0);
+        }
+        if !self.first.is_empty() {
+            self.first.resize(n, i64::MAX);
+            self.last.resize(n, i64::MIN);
+        }
+    }
+
     fn with_capacity(spec: &AggSpec, n: usize) -> Aggregate {
         Aggregate {
             count: Vec::with_capacity(n),

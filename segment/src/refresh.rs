@@ -28,6 +28,10 @@
 //! - Resolving the change set (customer ids → rows) and applying it run as two parallel
 //!   halves: attribute updates touch the customer table, new events the event store; the
 //!   dirty-row bitmaps are sorted meanwhile. The diffs are computed per segment in parallel.
+//! - New customers are appended as rows (every attribute null, then the change set's updates
+//!   and events apply to them as to anyone) and are dirty in every leaf, so each segment is
+//!   evaluated for them; carried aggregates are extended with empty rows. Validation covers
+//!   them too: a taken or repeated id fails the change set before anything is applied.
 //! - Internal nodes are recombined only when a child changed; segment references follow
 //!   automatically because they are the referenced segment's own nodes.
 //!
@@ -71,7 +75,12 @@ pub struct AttrUpdate {
 /// A change set.
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
-    /// Attribute updates, applied in order.
+    /// New customers (ids not in the table), appended with every attribute null; set their
+    /// attributes with `updates` and give them events with `events` in the same change set.
+    /// Every segment is evaluated for them (a customer with no events is in "did not
+    /// perform" segments from the start).
+    pub new_customers: Vec<u64>,
+    /// Attribute updates, applied in order (after the new customers are added).
     pub updates: Vec<AttrUpdate>,
     /// New events (customers not in the table are ignored, as on load).
     pub events: Vec<Event>,
@@ -172,31 +181,29 @@ impl SegmentEngine {
         if as_of < prev.as_of {
             return Err(SegmentError::AsOfBackwards);
         }
-        if let Some(n) = prev
-            .segments
-            .first()
-            .and_then(|s| s.members.as_ref())
-            .map(|_| self.plan().n_rows)
-        {
-            if n != data.len() {
-                return Err(SegmentError::Shape {
-                    expected: n,
-                    found: data.len(),
-                });
-            }
+        if prev.n_rows != data.len() {
+            return Err(SegmentError::Shape {
+                expected: prev.n_rows,
+                found: data.len(),
+            });
         }
         let applying = std::time::Instant::now();
-        // Resolve (and validate) every update and event before applying any: rows are looked up
-        // once, updates and events in parallel.
+        // Resolve (and validate) every new customer, update and event before applying any: rows
+        // are looked up once, updates and events in parallel; new customers get the rows they
+        // will have once added.
         let customers = data.customers();
+        let new_rows = customers
+            .rows_for_new(&changes.new_customers)
+            .map_err(crate::data::DataError::from)?;
+        let row_of = |id: u64| customers.row_of(id).or_else(|| new_rows.get(&id).copied());
         let (resolved, event_rows) = self.pool().install(|| {
             rayon::join(
-                || resolve_updates(customers, &changes.updates),
+                || resolve_updates(customers.schema(), &row_of, &changes.updates),
                 || {
                     changes
                         .events
                         .iter()
-                        .filter_map(|e| customers.row_of(e.customer_id).map(|r| (r, e)))
+                        .filter_map(|e| row_of(e.customer_id).map(|r| (r, e)))
                         .collect::<Vec<_>>()
                 },
             )
@@ -237,6 +244,8 @@ impl SegmentEngine {
             .keys()
             .map(|&t| (t, data.events.of_type(t).map_or(0, |te| te.tail.len())))
             .collect();
+        let added = data.add_customers(&changes.new_customers)?;
+        let added = RoaringBitmap::from_sorted_iter(added).unwrap_or_default();
         // The dirty-row bitmaps only need the change set, so they are built while it is
         // applied.
         let (_, (attr_dirty, event_dirty, all_dirty)) = self.pool().install(|| {
@@ -251,25 +260,31 @@ impl SegmentEngine {
         // has an empty delta.
         let events = &data.events;
         let plan = self.plan();
+        let n = data.len();
         let deltas: Vec<Option<Arc<AggDelta>>> = self.pool().install(|| {
             carried
                 .par_iter_mut()
                 .zip(&plan.aggs)
                 .map(|(slot, spec)| {
                     let arc = slot.as_mut()?;
-                    let Some(&start) = tail_before.get(spec.event_type.as_ref()) else {
+                    let start = tail_before.get(spec.event_type.as_ref());
+                    if start.is_none() && added.is_empty() {
                         return Some(Arc::new(AggDelta::default()));
-                    };
-                    match (Arc::get_mut(arc), events.of_type(&spec.event_type)) {
-                        (Some(agg), Some(te)) => {
-                            let changed = aggregate_add(agg, te, spec, as_of, start..te.tail.len());
-                            Some(Arc::new(AggDelta::gather(agg, changed)))
-                        }
-                        _ => {
-                            *slot = None;
-                            None
-                        }
                     }
+                    let Some(agg) = Arc::get_mut(arc) else {
+                        *slot = None;
+                        return None;
+                    };
+                    agg.grow(n);
+                    let mut changed = match (start, events.of_type(&spec.event_type)) {
+                        (Some(&start), Some(te)) => {
+                            aggregate_add(agg, te, spec, as_of, start..te.tail.len())
+                        }
+                        _ => Vec::new(),
+                    };
+                    // New customers are evaluated in every leaf, events or not.
+                    changed.extend(added.iter());
+                    Some(Arc::new(AggDelta::gather(agg, changed)))
                 })
                 .collect()
         });
@@ -300,10 +315,10 @@ impl SegmentEngine {
                 } else {
                     Job::Changed(delta, old)
                 }
-            } else if dirty.is_empty() {
+            } else if dirty.is_empty() && added.is_empty() {
                 Job::Keep(old)
             } else {
-                Job::Rows(dirty.clone(), old)
+                Job::Rows(dirty | &added, old)
             };
             jobs.push((id, job));
         }
@@ -312,7 +327,11 @@ impl SegmentEngine {
             deadline,
             use_cache: false,
         };
-        let result = self.run(data, &opts, jobs, Some(&prev.nodes), carried)?;
+        // New rows change what "all rows" means (negations, constants). Every leaf is
+        // re-evaluated on them, so every internal node over a leaf recombines anyway; passing
+        // no previous nodes makes that hold for all of them.
+        let prev_nodes = added.is_empty().then_some(prev.nodes.as_slice());
+        let result = self.run(data, &opts, jobs, prev_nodes, carried)?;
         let diffing = std::time::Instant::now();
         let diffs = self.pool().install(|| {
             result
@@ -350,7 +369,7 @@ impl SegmentEngine {
         Ok(Refresh {
             result,
             diffs,
-            dirty_rows: all_dirty.len(),
+            dirty_rows: (all_dirty | &added).len(),
             apply_time,
             diff_time: diffing.elapsed(),
         })
@@ -390,7 +409,8 @@ fn dirty_bitmaps(
 /// Resolves updates to `(row, attribute, value)`, rejecting unknown customers, attributes and
 /// mistyped values before anything is applied.
 fn resolve_updates<'c>(
-    customers: &fusebox_engine::customers::CustomerTable,
+    schema: &fusebox_engine::customers::Schema,
+    row_of: &(dyn Fn(u64) -> Option<u32> + Sync),
     updates: &'c [AttrUpdate],
 ) -> Result<Vec<(u32, u16, &'c Value)>, SegmentError> {
     let mut out = Vec::with_capacity(updates.len());
@@ -399,14 +419,14 @@ fn resolve_updates<'c>(
         let (attr, ty) = match last {
             Some((name, attr, ty)) if name == u.attribute => (attr, ty),
             _ => {
-                let (attr, ty) = customers.schema().attr(&u.attribute).ok_or_else(|| {
+                let (attr, ty) = schema.attr(&u.attribute).ok_or_else(|| {
                     crate::data::DataError::Update(format!("unknown attribute `{}`", u.attribute))
                 })?;
                 last = Some((&u.attribute, attr, ty));
                 (attr, ty)
             }
         };
-        match customers.row_of(u.customer) {
+        match row_of(u.customer) {
             Some(row) if ty.accepts(&u.value) => out.push((row, attr, &u.value)),
             _ => {
                 return Err(crate::data::DataError::Update(format!(

@@ -240,6 +240,7 @@ fn refresh_diffs_become_trigger_events() {
         }],
         events: vec![],
         as_of: None,
+        new_customers: vec![],
     };
     let r = e.refresh(&mut data, &before, &changes, None).unwrap();
     let rich = &r.diffs[0];
@@ -324,6 +325,7 @@ fn refreshing_the_same_result_twice_gives_the_same_answer() {
         updates: vec![],
         events: vec![order("n1", 30, 10.0), order("n2", 20, 150.0)],
         as_of: None,
+        new_customers: vec![],
     };
     let first = e.refresh(&mut data, &before, &changes, None).unwrap();
     let second = e.refresh(&mut copy, &before, &changes, None).unwrap();
@@ -350,4 +352,88 @@ fn refreshing_the_same_result_twice_gives_the_same_answer() {
     // Customer 20 (null points, not rich) now spent 150 in 30 days: a big spender.
     let big = &first.diffs[2];
     assert_eq!(big.entered.iter().collect::<Vec<_>>(), vec![1]);
+}
+
+/// New customers join with null attributes, get their attributes and events from the same
+/// change set, are evaluated in every segment (entering the ones they match), and a bad change
+/// set adds nobody.
+#[test]
+fn new_customers_are_evaluated_in_every_segment() {
+    let (mut data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    let big_order = Event {
+        id: Arc::from("n1"),
+        customer_id: 50,
+        event_type: Arc::from("order.completed"),
+        timestamp: parse_timestamp("2026-03-09T00:00:00Z").unwrap(),
+        process: None,
+        properties: Arc::new(Map::from_entries([(
+            Arc::from("total"),
+            Value::Float(300.0),
+        )])),
+    };
+    let changes = Changes {
+        new_customers: vec![50, 60],
+        updates: vec![AttrUpdate {
+            customer: 60,
+            attribute: "points".into(),
+            value: Value::Int(7),
+        }],
+        events: vec![big_order],
+        as_of: None,
+    };
+    let r = e.refresh(&mut data, &before, &changes, None).unwrap();
+    assert_eq!(data.len(), 6);
+    let entered = |id: &str| {
+        let k = r.diffs.iter().position(|d| d.id.as_ref() == id).unwrap();
+        r.diffs[k].entered.iter().collect::<Vec<_>>()
+    };
+    // 50 (null points, 300 spent) is a big spender; 60 (7 points) is not rich.
+    assert_eq!(entered("big-spenders"), vec![4]);
+    assert_eq!(entered("not-rich"), vec![5]);
+    assert!(entered("rich").is_empty());
+    // The refreshed result equals a full recompute, and refreshes on from there.
+    let full = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    for (a, b) in r.result.segments.iter().zip(&full.segments) {
+        assert_eq!(a.members, b.members, "{}", a.id);
+    }
+    // Taken ids, repeats and a bad update next to new customers: an error, nobody added.
+    for bad in [
+        Changes {
+            new_customers: vec![70, 10],
+            ..Default::default()
+        },
+        Changes {
+            new_customers: vec![70, 70],
+            ..Default::default()
+        },
+        Changes {
+            new_customers: vec![70],
+            updates: vec![AttrUpdate {
+                customer: 71,
+                attribute: "points".into(),
+                value: Value::Int(1),
+            }],
+            ..Default::default()
+        },
+    ] {
+        assert!(e.refresh(&mut data, &r.result, &bad, None).is_err());
+        assert_eq!(data.len(), 6);
+        assert_eq!(data.customers().row_of(70), None);
+    }
+    let again = Changes {
+        new_customers: vec![70],
+        ..Default::default()
+    };
+    let r2 = e.refresh(&mut data, &r.result, &again, None).unwrap();
+    // 70 has no points and no orders: UNKNOWN on points, so in no points segment.
+    assert!(r2
+        .diffs
+        .iter()
+        .all(|d| d.entered.is_empty() && d.left.is_empty()));
+    // A result from before the customers were added no longer fits the data.
+    assert!(e
+        .refresh(&mut data, &before, &Changes::default(), None)
+        .is_err());
 }

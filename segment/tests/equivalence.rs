@@ -417,6 +417,33 @@ fn members(engine: &SegmentEngine, data: &SegmentData, as_of: i64) -> Vec<(Arc<s
         .collect()
 }
 
+/// The updates that give new customer `id` the attributes of `c` (absent ones stay null).
+fn cust_updates(id: u64, c: &Cust) -> Vec<AttrUpdate> {
+    let set = |name: &str, value: Option<Value>| {
+        value.map(|value| AttrUpdate {
+            customer: id,
+            attribute: name.to_string(),
+            value,
+        })
+    };
+    [
+        set("points", c.points.map(Value::Int)),
+        set("spent", c.spent.map(Value::Float)),
+        set("tier", c.tier.map(|t| Value::str(TIERS[t]))),
+        set("opt_in", c.opt_in.map(Value::Bool)),
+        set("seen_at", c.seen.map(Value::Timestamp)),
+        set(
+            "tags",
+            c.tags
+                .as_ref()
+                .map(|t| Value::List(t.iter().map(|&i| Value::str(TAGS[i])).collect())),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 fn update() -> impl Strategy<Value = (usize, usize, u32)> {
     (0usize..64, 0usize..6, 0u32..1000)
 }
@@ -469,6 +496,8 @@ proptest! {
         evs in prop::collection::vec(ev(40), 0..100),
         new_evs in prop::collection::vec(ev(40), 0..20),
         more_evs in prop::collection::vec(ev(40), 0..20),
+        new_cs in prop::collection::vec(cust(), 0..4),
+        more_cs in prop::collection::vec(cust(), 0..3),
         updates in prop::collection::vec(update(), 0..12),
         trees in prop::collection::vec(tree(), 1..5),
         advance in prop_oneof![Just(0i64), 0i64..5],
@@ -481,7 +510,10 @@ proptest! {
         let g = group(trees);
         let engine = SegmentEngine::new(g.clone(), &data, AS_OF, Some(2)).unwrap();
         let mut prev = engine.compute(&data, &ComputeOptions::at(AS_OF)).unwrap();
-        let n = cs.len();
+        // Customers after each round (new ones get the next ids; events for ids beyond the
+        // table are ignored, so some of the random events land on new customers).
+        let n = cs.len() + new_cs.len();
+        let n2 = n + more_cs.len();
         let new_events = |first: usize, evs: &[Ev]| -> Vec<Event> {
             evs.iter().enumerate().map(|(i, e)| {
                 let mut e = event(first + i, e);
@@ -493,18 +525,26 @@ proptest! {
         // state it carries), with or without as-of moving each time.
         let rounds = [
             Changes {
-                updates: updates.iter().map(|&(c, a, x)| {
-                    let (name, value) = update_value(a, x);
-                    AttrUpdate { customer: (c % n) as u64 + 1, attribute: name.to_string(), value }
-                }).collect(),
+                new_customers: (cs.len() as u64 + 1..=n as u64).collect(),
+                updates: new_cs.iter().enumerate()
+                    .flat_map(|(i, c)| cust_updates((cs.len() + i) as u64 + 1, c))
+                    .chain(updates.iter().map(|&(c, a, x)| {
+                        let (name, value) = update_value(a, x);
+                        AttrUpdate { customer: (c % n) as u64 + 1, attribute: name.to_string(), value }
+                    }))
+                    .collect(),
                 events: new_events(10_000, &new_evs),
                 as_of: (advance > 0).then_some(AS_OF + advance * DAY),
             },
             Changes {
-                updates: updates.iter().rev().take(3).map(|&(c, a, x)| {
-                    let (name, value) = update_value(a, x.wrapping_add(1));
-                    AttrUpdate { customer: (c.wrapping_mul(7) % n) as u64 + 1, attribute: name.to_string(), value }
-                }).collect(),
+                new_customers: (n as u64 + 1..=n2 as u64).collect(),
+                updates: more_cs.iter().enumerate()
+                    .flat_map(|(i, c)| cust_updates((n + i) as u64 + 1, c))
+                    .chain(updates.iter().rev().take(3).map(|&(c, a, x)| {
+                        let (name, value) = update_value(a, x.wrapping_add(1));
+                        AttrUpdate { customer: (c.wrapping_mul(7) % n2) as u64 + 1, attribute: name.to_string(), value }
+                    }))
+                    .collect(),
                 events: new_events(20_000, &more_evs),
                 as_of: (advance_again > 0).then_some(AS_OF + (advance + advance_again) * DAY),
             },
