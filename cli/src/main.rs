@@ -144,6 +144,19 @@ struct SegmentArgs {
     /// Stop after this many seconds; finished segments are still written (exit 1).
     #[arg(long)]
     timeout: Option<f64>,
+    /// Then refresh incrementally: new customers (.parquet or .csv, attribute columns).
+    #[arg(long, help_heading = "Incremental refresh")]
+    new_customers: Option<PathBuf>,
+    /// Then refresh incrementally: attribute updates, JSONL
+    /// `{"customer_id": 42, "attribute": "points", "value": 900}`.
+    #[arg(long, help_heading = "Incremental refresh")]
+    updates: Option<PathBuf>,
+    /// Then refresh incrementally: new events (.jsonl or .parquet).
+    #[arg(long, help_heading = "Incremental refresh")]
+    new_events: Option<PathBuf>,
+    /// Then refresh incrementally at this later as-of (RFC 3339).
+    #[arg(long, help_heading = "Incremental refresh")]
+    refresh_as_of: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -261,5 +274,11 @@ fn segment_command(a: SegmentArgs) -> Result<(), Failure> {
         explain: a.explain,
         threads: a.threads,
         timeout,
+        changes: commands::segment_refresh::ChangeFiles {
+            new_customers: a.new_customers,
+            updates: a.updates,
+            new_events: a.new_events,
+            as_of: a.refresh_as_of,
+        },
     })
 }

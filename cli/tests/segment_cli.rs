@@ -210,3 +210,164 @@ fn check_validates_segment_files_with_locations() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--as-of"));
 }
+
+#[test]
+fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input);
+    let customers = load_customers(&input.join("customers.parquet")).unwrap();
+    let ids = customers.ids().to_vec();
+    // 30 customers get rich, 30 lose their points, 40 order big, 2 new customers join.
+    let updates = dir.path().join("updates.jsonl");
+    let mut text = String::new();
+    for (k, id) in ids.iter().take(60).enumerate() {
+        let points = if k < 30 { 5000 } else { 0 };
+        text +=
+            &format!("{{\"customer_id\": {id}, \"attribute\": \"points\", \"value\": {points}}}\n");
+    }
+    std::fs::write(&updates, &text).unwrap();
+    let new_events = dir.path().join("new.jsonl");
+    let mut text = String::new();
+    for (k, id) in ids[100..140].iter().enumerate() {
+        text += &format!(
+            "{{\"id\":\"new-{k}\",\"customer_id\":{id},\"type\":\"order.completed\",\"timestamp\":\"2026-03-30T12:00:00Z\",\"properties\":{{\"total\":500.0}}}}\n"
+        );
+    }
+    std::fs::write(&new_events, &text).unwrap();
+    let new_customers = dir.path().join("new_customers.csv");
+    std::fs::write(&new_customers, "id,points\n100001,7000\n100002,\n").unwrap();
+
+    let out = dir.path().join("out");
+    let r = segment(
+        &input,
+        &out,
+        &[
+            "--as-of",
+            "2026-03-31T00:00:00Z",
+            "--updates",
+            updates.to_str().unwrap(),
+            "--new-events",
+            new_events.to_str().unwrap(),
+            "--new-customers",
+            new_customers.to_str().unwrap(),
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        stdout.contains(
+            "refresh as of 2026-03-31T00:00:00Z: 2 new customers, 61 updates, 40 new events"
+        ),
+        "{stdout}"
+    );
+
+    // refresh.json matches the two member files; the refreshed members match the oracle on
+    // the changed data.
+    let before = members(&out.join("members.parquet"));
+    let after = members(&out.join("members-refreshed.parquet"));
+    let summary: Json =
+        serde_json::from_str(&std::fs::read_to_string(out.join("refresh.json")).unwrap()).unwrap();
+    let mut moved = 0;
+    for s in summary["segments"].as_array().unwrap() {
+        let id = s["id"].as_str().unwrap();
+        let (b, a) = (
+            before.get(id).cloned().unwrap_or_default(),
+            after.get(id).cloned().unwrap_or_default(),
+        );
+        let entered = a.iter().filter(|x| !b.contains(x)).count() as u64;
+        let left = b.iter().filter(|x| !a.contains(x)).count() as u64;
+        assert_eq!(s["before"].as_u64(), Some(b.len() as u64), "{id}");
+        assert_eq!(s["after"].as_u64(), Some(a.len() as u64), "{id}");
+        assert_eq!(
+            (s["entered"].as_u64(), s["left"].as_u64()),
+            (Some(entered), Some(left)),
+            "{id}"
+        );
+        moved += entered + left;
+    }
+    assert!(moved > 0);
+    let events: Vec<_> = read_events(&input.join("events.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.event.ok())
+        .collect();
+    let store = EventStore::from_events(&customers, &events);
+    let text = std::fs::read_to_string(input.join("segments.yaml")).unwrap();
+    let group = compile_segments(
+        &text,
+        "segments.yaml",
+        Some(customers.schema()),
+        Some(&store.types()),
+    )
+    .unwrap();
+    let (points, _) = customers.schema().attr("points").unwrap();
+    let mut data = SegmentData::new(customers, store);
+    let added = data.add_customers(&[100001, 100002]).unwrap();
+    data.set_row(added.start, points, fusebox_engine::value::Value::Int(7000));
+    for (k, id) in ids.iter().take(60).enumerate() {
+        let row = data.customers().row_of(*id).unwrap();
+        let v = if k < 30 { 5000 } else { 0 };
+        data.set_row(row, points, fusebox_engine::value::Value::Int(v));
+    }
+    for r in read_events(&new_events).unwrap() {
+        data.append_event(r.event.as_ref().unwrap());
+    }
+    let as_of = fusebox_engine::value::parse_timestamp("2026-03-31T00:00:00Z").unwrap();
+    let all_ids = data.customers().ids().to_vec();
+    for (id, rows) in oracle::evaluate(&group, &data, as_of) {
+        let expect: Vec<u64> = rows.iter().map(|&r| all_ids[r as usize]).collect();
+        assert_eq!(
+            after.get(id.as_ref()).cloned().unwrap_or_default(),
+            expect,
+            "{id}"
+        );
+    }
+
+    // segment-events.jsonl: one event per customer who moved, readable by `fusebox run`.
+    let seg_events = out.join("segment-events.jsonl");
+    let records = read_events(&seg_events).unwrap();
+    assert_eq!(records.len() as u64, moved);
+    let entered_known = records
+        .iter()
+        .map(|r| r.event.as_ref().unwrap())
+        .filter(|e| e.event_type.as_ref() == "segment.entered" && e.customer_id < 100001)
+        .count();
+    assert!(entered_known > 0);
+    let triggers = dir.path().join("t.yaml");
+    std::fs::write(
+        &triggers,
+        "triggers:\n  - id: congrats\n    owner: crm@example.com\n    on: segment.entered\n    actions:\n      - send_message: { channel: email, template: welcome }\n",
+    )
+    .unwrap();
+    let run_out = dir.path().join("run");
+    let c = input.join("customers.parquet");
+    let r = fusebox(&[
+        "run",
+        "--customers",
+        c.to_str().unwrap(),
+        "--events",
+        seg_events.to_str().unwrap(),
+        "--triggers",
+        triggers.to_str().unwrap(),
+        "--out",
+        run_out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let effects = std::fs::read_to_string(run_out.join("effects.jsonl")).unwrap();
+    assert_eq!(effects.lines().count(), entered_known);
+
+    // A mistyped update is refused before any work, with its file and line.
+    std::fs::write(
+        &updates,
+        "{\"customer_id\": 1, \"attribute\": \"points\", \"value\": 5}\n{\"customer_id\": 1, \"attribute\": \"points\", \"value\": \"abc\"}\n",
+    )
+    .unwrap();
+    let never = dir.path().join("never");
+    let r = segment(&input, &never, &["--updates", updates.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("updates.jsonl:2"), "{err}");
+    assert!(err.contains("attribute `points` is int"), "{err}");
+    assert!(!never.join("members.parquet").exists());
+}

@@ -44,6 +44,7 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
         explain: false,
         threads: None,
         timeout: None,
+        changes: Default::default(),
     };
     let run_spec = RunSpec {
         customers: workload.customers,

@@ -6,3 +6,4 @@ pub mod gen;
 pub mod quota;
 pub mod run;
 pub mod segment;
+pub mod segment_refresh;

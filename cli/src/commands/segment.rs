@@ -25,6 +25,7 @@ use fusebox_segment::{compile_segments, ComputeOptions, EventStore, SegmentData,
 use polars::prelude::*;
 use serde::Serialize;
 
+use super::segment_refresh::{load_changes, refresh_and_write, ChangeFiles};
 use crate::diagnostics::{print_config_error, reports};
 use crate::Failure;
 
@@ -47,6 +48,9 @@ pub struct SegmentSpec {
     pub threads: Option<usize>,
     /// Give up after this long; finished segments are still written.
     pub timeout: Option<Duration>,
+    /// A change set to apply incrementally after the computation (see
+    /// [`super::segment_refresh`]).
+    pub changes: ChangeFiles,
 }
 
 #[derive(Serialize)]
@@ -111,7 +115,13 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
         eprintln!("{r:?}");
     }
     let n_events = store.len();
-    let data = SegmentData::new(customers, store);
+    // The change set is read and checked before any work.
+    let changes = if spec.changes.is_empty() {
+        None
+    } else {
+        Some(load_changes(&spec.changes, &customers, as_of)?)
+    };
+    let mut data = SegmentData::new(customers, store);
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let engine = SegmentEngine::new(group, &data, as_of, spec.threads)
         .map_err(|e| Failure::Input(e.into()))?;
@@ -167,6 +177,10 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
         println!();
         print!("{}", render(plan, &result));
     }
+    if let (Some(changes), false) = (&changes, result.timed_out) {
+        println!();
+        refresh_and_write(&engine, &mut data, &result, changes, &spec.out)?;
+    }
     if result.timed_out {
         let unfinished: Vec<&str> = summary
             .segments
@@ -175,10 +189,15 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
             .map(|s| s.id)
             .collect();
         return Err(Failure::Runtime(anyhow::anyhow!(
-            "deadline expired: {} of {} segments finished; unfinished: {} (finished segments were written)",
+            "deadline expired: {} of {} segments finished; unfinished: {} (finished segments were written{})",
             summary.segments.len() - unfinished.len(),
             summary.segments.len(),
-            unfinished.join(", ")
+            unfinished.join(", "),
+            if changes.is_some() {
+                "; the change set was not applied: a refresh needs a complete result"
+            } else {
+                ""
+            }
         )));
     }
     Ok(())
@@ -213,7 +232,7 @@ fn print_table(g: &GroupJson) {
     }
 }
 
-fn write_members(path: &Path, members: &[(Arc<str>, Vec<u64>)]) -> anyhow::Result<()> {
+pub(crate) fn write_members(path: &Path, members: &[(Arc<str>, Vec<u64>)]) -> anyhow::Result<()> {
     let total: usize = members.iter().map(|(_, m)| m.len()).sum();
     let mut seg: Vec<&str> = Vec::with_capacity(total);
     let mut ids: Vec<u64> = Vec::with_capacity(total);
