@@ -23,3 +23,27 @@ pub fn bar(len: u64, message: &'static str) -> ProgressBar {
     bar.set_message(message);
     bar
 }
+
+/// A spinner for a stage of unknown length (loading a file, computing a group), ticking on its
+/// own; hidden when stderr is not a terminal. Call `finish_and_clear` when the stage is done.
+pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
+/// Runs `work` under a [`spinner`] showing `message`.
+pub fn stage<T>(message: impl Into<std::borrow::Cow<'static, str>>, work: impl FnOnce() -> T) -> T {
+    let bar = spinner(message);
+    let out = work();
+    bar.finish_and_clear();
+    out
+}

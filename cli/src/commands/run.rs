@@ -42,7 +42,10 @@ pub struct RunSpec {
 pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     let started = Instant::now();
     let triggers_text = read_text(&spec.triggers)?;
-    let customers = load_customers(&spec.customers).map_err(|e| Failure::Input(e.into()))?;
+    let customers = progress::stage(format!("loading {}", spec.customers.display()), || {
+        load_customers(&spec.customers)
+    })
+    .map_err(|e| Failure::Input(e.into()))?;
     let file = spec.triggers.display().to_string();
     let set = compile_triggers(&triggers_text, &file, Some(customers.schema())).map_err(|e| {
         print_config_error(&e);
@@ -60,7 +63,10 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         .as_ref()
         .map(crate::quotas::prepare)
         .transpose()?;
-    let records = read_events(&spec.events).map_err(|e| Failure::Input(e.into()))?;
+    let records = progress::stage(format!("reading {}", spec.events.display()), || {
+        read_events(&spec.events)
+    })
+    .map_err(|e| Failure::Input(e.into()))?;
     let loaded_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let mut state = State::new(customers, engine.triggers());

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::segment_refresh::{load_changes, refresh_and_write, ChangeFiles};
 use crate::diagnostics::{print_config_error, reports};
-use crate::Failure;
+use crate::{progress, Failure};
 
 /// Inputs and options of `fusebox segment`.
 #[derive(Clone, Debug)]
@@ -90,8 +90,14 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
         })?),
         None => None,
     };
-    let customers = load_customers(&spec.customers).map_err(|e| Failure::Input(e.into()))?;
-    let records = read_events(&spec.events).map_err(|e| Failure::Input(e.into()))?;
+    let customers = progress::stage(format!("loading {}", spec.customers.display()), || {
+        load_customers(&spec.customers)
+    })
+    .map_err(|e| Failure::Input(e.into()))?;
+    let records = progress::stage(format!("reading {}", spec.events.display()), || {
+        read_events(&spec.events)
+    })
+    .map_err(|e| Failure::Input(e.into()))?;
     let bad = records.iter().filter(|r| r.event.is_err()).count();
     if bad > 0 {
         eprintln!("warning: {bad} event record(s) could not be parsed and are ignored (run `fusebox run` to see them in outcomes.jsonl)");
@@ -103,7 +109,9 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
     let as_of = as_of_arg
         .or_else(|| events.iter().map(|e| e.timestamp).max())
         .unwrap_or(0);
-    let store = EventStore::from_events(&customers, events.iter().copied());
+    let store = progress::stage("indexing events by customer", || {
+        EventStore::from_events(&customers, events.iter().copied())
+    });
     let name = spec.segments.display().to_string();
     let group = compile_segments(&text, &name, Some(customers.schema()), Some(&store.types()))
         .map_err(|e| {
@@ -130,9 +138,11 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
         deadline: spec.timeout.map(|t| Instant::now() + t),
         use_cache: true,
     };
-    let result = engine
-        .compute(&data, &opts)
-        .map_err(|e| Failure::Runtime(e.into()))?;
+    let result = progress::stage(
+        format!("computing {} segments", engine.group().segments.len()),
+        || engine.compute(&data, &opts),
+    )
+    .map_err(|e| Failure::Runtime(e.into()))?;
 
     std::fs::create_dir_all(&spec.out)
         .with_context(|| format!("cannot create {}", spec.out.display()))

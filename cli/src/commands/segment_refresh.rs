@@ -275,9 +275,9 @@ pub fn refresh_and_write(
     changes: &Changes,
     out: &Path,
 ) -> Result<(), Failure> {
-    let refresh = engine
-        .refresh(data, prev, changes, None)
-        .map_err(|e| Failure::Runtime(e.into()))?;
+    let refresh =
+        crate::progress::stage("refreshing", || engine.refresh(data, prev, changes, None))
+            .map_err(|e| Failure::Runtime(e.into()))?;
     let as_of = refresh.result.as_of;
     let events: Vec<_> = refresh
         .diffs
