@@ -236,7 +236,13 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
     }
     std::fs::write(&new_events, &text).unwrap();
     let new_customers = dir.path().join("new_customers.csv");
-    std::fs::write(&new_customers, "id,points\n100001,7000\n100002,\n").unwrap();
+    // `total_spent` (a float attribute) holds whole numbers, so the CSV reads it as int; `tier`
+    // is empty in every row, so it reads untyped: both are accepted.
+    std::fs::write(
+        &new_customers,
+        "id,points,total_spent,tier\n100001,7000,120,\n100002,,,\n",
+    )
+    .unwrap();
 
     let out = dir.path().join("out");
     let r = segment(
@@ -257,7 +263,7 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(
         stdout.contains(
-            "refresh as of 2026-03-31T00:00:00Z: 2 new customers, 61 updates, 40 new events"
+            "refresh as of 2026-03-31T00:00:00Z: 2 new customers, 62 updates, 40 new events"
         ),
         "{stdout}"
     );
@@ -305,6 +311,12 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
     let mut data = SegmentData::new(customers, store);
     let added = data.add_customers(&[100001, 100002]).unwrap();
     data.set_row(added.start, points, fusebox_engine::value::Value::Int(7000));
+    let (spent, _) = data.customers().schema().attr("total_spent").unwrap();
+    data.set_row(
+        added.start,
+        spent,
+        fusebox_engine::value::Value::Float(120.0),
+    );
     for (k, id) in ids.iter().take(60).enumerate() {
         let row = data.customers().row_of(*id).unwrap();
         let v = if k < 30 { 5000 } else { 0 };
@@ -370,4 +382,39 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
     assert!(err.contains("updates.jsonl:2"), "{err}");
     assert!(err.contains("attribute `points` is int"), "{err}");
     assert!(!never.join("members.parquet").exists());
+    // A "new" customer that already exists is refused, naming the file and row.
+    std::fs::write(
+        &new_customers,
+        format!("id,points\n100003,1\n{},5\n", ids[0]),
+    )
+    .unwrap();
+    let r = segment(
+        &input,
+        &never,
+        &["--new-customers", new_customers.to_str().unwrap()],
+    );
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("new_customers.csv: customer"), "{err}");
+    assert!(
+        err.contains("(data row 2) is already in the customer table"),
+        "{err}"
+    );
+    // New events after the refresh's as-of are warned about, not silently invisible.
+    let r = segment(
+        &input,
+        &never,
+        &[
+            "--as-of",
+            "2026-03-29T00:00:00Z",
+            "--new-events",
+            new_events.to_str().unwrap(),
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("40 new event(s) are after the refresh's as-of 2026-03-29T00:00:00Z"),
+        "{err}"
+    );
 }

@@ -8,9 +8,10 @@
 //! readers always see base + tail. Appending is a push per column and nothing else: whole-table
 //! readers walk the tail in append order, and the row → tail-events index that row-wise
 //! readers need is built on first use after a change (sorted `(row, index)` pairs, binary
-//! searched), so a burst of appends never pays for a hash map of rows it may never read. Properties are stored column-wise per type:
-//! numbers as `f64` (NaN = absent; integers above 2^53 lose precision), strings
-//! dictionary-encoded, booleans as bytes, anything mixed as dynamic values.
+//! searched), so a burst of appends never pays for a hash map of rows it may never read.
+//! Properties are stored column-wise per type: numbers as `f64` (NaN = absent; integers above
+//! 2^53 lose precision), strings dictionary-encoded, booleans as bytes, anything mixed as
+//! dynamic values.
 //!
 //! Events whose customer is not in the customer table are counted and ignored.
 //!
@@ -521,8 +522,10 @@ impl EventStore {
         t
     }
 
-    /// The customer table grew to `n_rows`: new rows have no events yet. Every type's version
-    /// is bumped, since results over all rows (a negated event leaf) now cover more rows.
+    /// The customer table grew to `n_rows`: new rows have no events yet. The version of every
+    /// stored type is bumped, since results over all rows (a negated event leaf) now cover
+    /// more rows; types with no events at all have no version to bump, which is why the
+    /// engine's cache key also carries the number of customers.
     fn grow(&mut self, n_rows: usize) {
         self.n_rows = n_rows;
         for t in self.types.values_mut() {

@@ -11,6 +11,11 @@
 //!    planned order and stops when the running set is empty, `or` unions, `AllBut` subtracts
 //!    from all rows. Bitmap operations take microseconds, so this phase is sequential.
 //!
+//! Incremental refresh hands `run` other leaf jobs than "compute in full": keep the previous
+//! bitmap, re-evaluate the dirty rows from their events (`Rows`), or re-evaluate the rows whose
+//! carried aggregate changed from their gathered values (`Changed`); each splices the fresh
+//! rows into the previous bitmap (see [`crate::refresh`]).
+//!
 //! ## Deadline
 //! A worker checks the deadline before each leaf; after expiry no new leaf starts, running
 //! leaves finish, and every node whose inputs are all present is still combined. Segments whose
@@ -113,6 +118,8 @@ pub struct GroupResult {
     pub(crate) nodes: Vec<Option<Arc<RoaringBitmap>>>,
     /// Customers (rows) it was computed over.
     pub(crate) n_rows: usize,
+    /// Refreshes since the computation (0 for a computation).
+    pub(crate) generation: u64,
     /// The whole-table event aggregates of this computation, for the next refresh.
     pub(crate) aggs: AggSlot,
 }
@@ -185,7 +192,10 @@ pub(crate) enum Job {
     Keep(Arc<RoaringBitmap>),
 }
 
-type CacheKey = (String, u64, i64);
+/// (normalised filter, version of the input it reads, `as_of` it depends on or `i64::MIN`,
+/// number of customers — a leaf over all rows, like a negated one, changes when customers are
+/// added even if its input did not).
+type CacheKey = (String, u64, i64, usize);
 
 /// Refresh: the dirty rows of one event type, in chunks; chunk `c` holds the positional
 /// aggregates of `rows[c * ROW_CHUNK..]` for every aggregate in `aggs`, computed in one pass by
@@ -288,12 +298,14 @@ impl SegmentEngine {
                 } else {
                     i64::MIN
                 },
+                data.len(),
             )),
             // Events after as_of are invisible, so every event leaf depends on it.
             NodeKind::Event { pred, .. } => Some((
                 node.key.clone(),
                 data.events.version(&pred.event_type),
                 as_of,
+                data.len(),
             )),
             _ => None,
         }
@@ -473,6 +485,7 @@ impl SegmentEngine {
             elapsed: start.elapsed(),
             nodes,
             n_rows: n,
+            generation: 0,
             aggs: AggSlot::new(state),
         })
     }

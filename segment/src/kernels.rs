@@ -506,16 +506,19 @@ pub fn aggregate_rows(
 }
 
 impl Aggregate {
-    /// Extends a whole-table aggregate to `n` rows; the new rows have no matching events.
-    pub fn grow(&mut self, n: usize) {
+    /// Extends a whole-table aggregate of `spec` to `n` rows; the new rows have no matching
+    /// events. (The spec, not the arrays, says whether first/last times are kept: over zero
+    /// rows they are empty either way.)
+    pub fn grow(&mut self, spec: &AggSpec, n: usize) {
         if n <= self.count.len() {
             return;
         }
         self.count.resize(n, 0);
+        self.sums.resize(spec.sums.len(), Vec::new());
         for s in &mut self.sums {
             s.resize(n, 0.0);
         }
-        if !self.first.is_empty() {
+        if spec.times {
             self.first.resize(n, i64::MAX);
             self.last.resize(n, i64::MIN);
         }

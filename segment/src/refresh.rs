@@ -40,8 +40,11 @@
 //! ## Diffs as events
 //! [`SegmentDiff::to_events`] turns entered/left sets into engine events of type
 //! `segment.entered` / `segment.left` (property `segment`), timestamped at `as_of` with the
-//! deterministic id `segment:{id}:{entered|left}:{customer}:{as_of}`, so the trigger engine can
-//! react to them like to any other event and a replay deduplicates.
+//! deterministic id `segment:{id}:{entered|left}:{customer}:{as_of}:{refresh}`, so the trigger
+//! engine can react to them like to any other event and a replay deduplicates. `refresh` counts
+//! the refreshes since the group was computed (1 for the first): a customer who enters, leaves
+//! and enters again in refreshes at the same `as_of` gets three distinct events, while
+//! repeating one refresh (from the same previous result) repeats its ids.
 
 use std::sync::Arc;
 
@@ -82,7 +85,8 @@ pub struct Changes {
     pub new_customers: Vec<u64>,
     /// Attribute updates, applied in order (after the new customers are added).
     pub updates: Vec<AttrUpdate>,
-    /// New events (customers not in the table are ignored, as on load).
+    /// New events (customers not in the table are ignored, as on load, and counted in
+    /// `EventStore::unknown_customers`).
     pub events: Vec<Event>,
     /// A new `as_of` (must not be earlier than the previous one).
     pub as_of: Option<i64>,
@@ -97,6 +101,9 @@ pub struct SegmentDiff {
     pub entered: RoaringBitmap,
     /// Rows that were members and are not any more.
     pub left: RoaringBitmap,
+    /// Which refresh since the computation produced it (1 for the first); part of the event
+    /// ids.
+    pub refresh: u64,
 }
 
 impl SegmentDiff {
@@ -118,7 +125,10 @@ impl SegmentDiff {
                 out.push(EventRecord {
                     line: out.len() as u64 + 1,
                     event: Ok(Event {
-                        id: Arc::from(format!("segment:{}:{word}:{customer}:{as_of}", self.id)),
+                        id: Arc::from(format!(
+                            "segment:{}:{word}:{customer}:{as_of}:{}",
+                            self.id, self.refresh
+                        )),
                         customer_id: customer,
                         event_type: ty.clone(),
                         timestamp: as_of,
@@ -244,6 +254,9 @@ impl SegmentEngine {
             .keys()
             .map(|&t| (t, data.events.of_type(t).map_or(0, |te| te.tail.len())))
             .collect();
+        // New events for customers in neither the table nor the change set are ignored, as on
+        // load, and counted the same way.
+        data.events.unknown_customers += changes.events.len() - event_rows.len();
         let added = data.add_customers(&changes.new_customers)?;
         let added = RoaringBitmap::from_sorted_iter(added).unwrap_or_default();
         // The dirty-row bitmaps only need the change set, so they are built while it is
@@ -275,7 +288,7 @@ impl SegmentEngine {
                         *slot = None;
                         return None;
                     };
-                    agg.grow(n);
+                    agg.grow(spec, n);
                     let mut changed = match (start, events.of_type(&spec.event_type)) {
                         (Some(&start), Some(te)) => {
                             aggregate_add(agg, te, spec, as_of, start..te.tail.len())
@@ -331,7 +344,9 @@ impl SegmentEngine {
         // re-evaluated on them, so every internal node over a leaf recombines anyway; passing
         // no previous nodes makes that hold for all of them.
         let prev_nodes = added.is_empty().then_some(prev.nodes.as_slice());
-        let result = self.run(data, &opts, jobs, prev_nodes, carried)?;
+        let mut result = self.run(data, &opts, jobs, prev_nodes, carried)?;
+        result.generation = prev.generation + 1;
+        let generation = result.generation;
         let diffing = std::time::Instant::now();
         let diffs = self.pool().install(|| {
             result
@@ -352,6 +367,7 @@ impl SegmentEngine {
                     };
                     SegmentDiff {
                         id: new.id.clone(),
+                        refresh: generation,
                         entered: if same {
                             RoaringBitmap::new()
                         } else {

@@ -253,7 +253,7 @@ fn refresh_diffs_become_trigger_events() {
         (40, "segment.left")
     );
     assert_eq!(ev.properties.get("segment"), Some(&Value::str("rich")));
-    assert_eq!(ev.id.as_ref(), format!("segment:rich:left:40:{as_of}"));
+    assert_eq!(ev.id.as_ref(), format!("segment:rich:left:40:{as_of}:1"));
     // not-rich gains customer 40.
     assert_eq!(r.diffs[3].entered.iter().collect::<Vec<_>>(), vec![3]);
     // Bad updates are typed errors, and nothing is applied.
@@ -432,8 +432,65 @@ fn new_customers_are_evaluated_in_every_segment() {
         .diffs
         .iter()
         .all(|d| d.entered.is_empty() && d.left.is_empty()));
+    // Its diffs are the second refresh's: event ids differ from the first refresh's even at
+    // the same as-of (a customer may enter, leave and enter again).
+    assert!(r.diffs.iter().all(|d| d.refresh == 1));
+    assert!(r2.diffs.iter().all(|d| d.refresh == 2));
     // A result from before the customers were added no longer fits the data.
     assert!(e
         .refresh(&mut data, &before, &Changes::default(), None)
         .is_err());
+}
+
+/// A group computed over no customers at all, grown by refresh: aggregates that keep
+/// first/last times must grow with their times (over zero rows their arrays are empty either
+/// way), or "last performed before" would read a missing time as "long ago".
+#[test]
+fn a_group_over_no_customers_grows_by_refresh() {
+    let schema = Schema::new([("points".to_string(), AttrType::Int)]).unwrap();
+    let empty = CustomerTable::new(schema, vec![], vec![Column::Int(vec![])]).unwrap();
+    let text = "segments:\n  - id: lapsed\n    owner: o\n    filter: { last_performed: { event: order.completed, before: now-7d } }\n  - id: never\n    owner: o\n    filter: { not: { performed: { event: order.completed } } }\n  - id: no-refunds\n    owner: o\n    filter: { not: { performed: { event: refund.issued } } }\n  - id: few-refunds\n    owner: o\n    filter: { performed: { event: refund.issued, count: { le: 2 } } }\n";
+    let group = compile_segments(text, "g.yaml", Some(empty.schema()), None).unwrap();
+    let store = EventStore::from_events(&empty, &[]);
+    let mut data = SegmentData::new(empty, store);
+    let as_of = parse_timestamp("2026-03-31T00:00:00Z").unwrap();
+    let e = SegmentEngine::new(group.clone(), &data, as_of, Some(2)).unwrap();
+    let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    let order = |id: &str, customer: u64, at: &str| Event {
+        id: Arc::from(id),
+        customer_id: customer,
+        event_type: Arc::from("order.completed"),
+        timestamp: parse_timestamp(at).unwrap(),
+        process: None,
+        properties: Arc::new(Map::default()),
+    };
+    let changes = Changes {
+        new_customers: vec![1, 2, 3],
+        events: vec![
+            order("a", 1, "2026-03-01T00:00:00Z"),
+            order("b", 2, "2026-03-30T00:00:00Z"),
+        ],
+        ..Default::default()
+    };
+    let r = e.refresh(&mut data, &before, &changes, None).unwrap();
+    let got: Vec<Vec<u32>> = r
+        .result
+        .segments
+        .iter()
+        .map(|s| s.members.as_ref().unwrap().iter().collect())
+        .collect();
+    // 1 ordered long ago (lapsed), 2 recently, 3 never; nobody has a refund (a type with no
+    // events at all).
+    assert_eq!(got, vec![vec![0], vec![2], vec![0, 1, 2], vec![0, 1, 2]]);
+    let expected: Vec<Vec<u32>> = oracle::evaluate(&group, &data, as_of)
+        .into_iter()
+        .map(|(_, rows)| rows)
+        .collect();
+    assert_eq!(got, expected);
+    // The engine's cache holds leaves computed over zero customers; a later compute with the
+    // cache on must not serve them for three.
+    let again = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    for (a, b) in again.segments.iter().zip(&r.result.segments) {
+        assert_eq!(a.members, b.members, "{}", a.id);
+    }
 }

@@ -9,8 +9,12 @@
 //! - `segment-events.jsonl` — one `segment.entered` / `segment.left` event per customer and
 //!   segment, in the events format `fusebox run --events` reads, so triggers can react.
 //!
-//! The change files are read and validated against the customer table before any work, with
-//! the file and line of the first problem (exit code 2), as everywhere else.
+//! The change files are read and validated against the customer table before any work: an
+//! unknown attribute, a mistyped value or an unknown customer in `--updates` names the file and
+//! line; a new customer already in the table or a column that does not fit names the file (and
+//! data row); all exit with code 2. As with `--events`, unparsable new event records and events
+//! for unknown customers are counted in a warning and ignored, and new events after the
+//! refresh's as-of are warned about (they are invisible until as-of reaches them).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +25,7 @@ use fusebox_engine::gate::canonical_json;
 use fusebox_engine::io::customers::load_customers;
 use fusebox_engine::io::events::read_events;
 use fusebox_engine::value::{format_timestamp, parse_timestamp, AttrType, Value};
-use fusebox_segment::{AttrUpdate, Changes, GroupResult, SegmentData, SegmentEngine};
+use fusebox_segment::{AttrUpdate, Changes, GroupResult, SegmentData, SegmentEngine, SegmentError};
 use serde::{Deserialize, Serialize};
 
 use crate::Failure;
@@ -135,6 +139,18 @@ pub fn load_changes(
         }
         changes.as_of = Some(t);
     }
+    let refresh_as_of = changes.as_of.unwrap_or(as_of);
+    let invisible = changes
+        .events
+        .iter()
+        .filter(|e| e.timestamp > refresh_as_of)
+        .count();
+    if invisible > 0 {
+        eprintln!(
+            "warning: {invisible} new event(s) are after the refresh's as-of {} and stay invisible; pass --refresh-as-of to include them",
+            format_timestamp(refresh_as_of)
+        );
+    }
     Ok(changes)
 }
 
@@ -146,10 +162,18 @@ fn new_customer_updates(
     changes: &mut Changes,
 ) -> anyhow::Result<()> {
     let schema = customers.schema();
+    let all_null = |attr| (0..table.len()).all(|r| table.get(r as Row, attr).is_null());
+    // (column in the file, attribute name, whether its ints become floats)
     let mut columns = Vec::new();
     for (attr, name, ty) in table.schema().iter() {
         match schema.attr(name) {
-            Some((_, t)) if t == ty => columns.push((attr, name.to_string())),
+            Some((_, t)) if t == ty => columns.push((attr, name.to_string(), false)),
+            // A float column whose values all happen to be whole numbers reads as int.
+            Some((_, AttrType::Float)) if ty == AttrType::Int => {
+                columns.push((attr, name.to_string(), true))
+            }
+            // A column empty in every row has no type of its own: nothing to set.
+            Some(_) if all_null(attr) => {}
             Some((_, t)) => anyhow::bail!(
                 "--new-customers {}: column `{name}` is {ty}, but the customer attribute is {t}",
                 path.display()
@@ -160,10 +184,22 @@ fn new_customer_updates(
             ),
         }
     }
+    for (row, &id) in table.ids().iter().enumerate() {
+        if customers.row_of(id).is_some() {
+            anyhow::bail!(
+                "--new-customers {}: customer {id} (data row {}) is already in the customer table",
+                path.display(),
+                row + 1
+            );
+        }
+    }
     changes.new_customers.extend_from_slice(table.ids());
     for (row, &id) in table.ids().iter().enumerate() {
-        for (attr, name) in &columns {
-            let value = table.get(row as Row, *attr);
+        for (attr, name, to_float) in &columns {
+            let value = match table.get(row as Row, *attr) {
+                Value::Int(i) if *to_float => Value::Float(i as f64),
+                v => v,
+            };
             if !value.is_null() {
                 changes.updates.push(AttrUpdate {
                     customer: id,
@@ -277,7 +313,12 @@ pub fn refresh_and_write(
 ) -> Result<(), Failure> {
     let refresh =
         crate::progress::stage("refreshing", || engine.refresh(data, prev, changes, None))
-            .map_err(|e| Failure::Runtime(e.into()))?;
+            .map_err(|e| match e {
+                // Checked above already; should the engine still refuse the change set, it is
+                // bad input all the same (exit 2), and nothing was applied.
+                SegmentError::Data(_) => Failure::Input(e.into()),
+                e => Failure::Runtime(e.into()),
+            })?;
     let as_of = refresh.result.as_of;
     let events: Vec<_> = refresh
         .diffs
