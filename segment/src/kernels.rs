@@ -705,6 +705,165 @@ pub fn aggregate_add(
     changed
 }
 
+/// Incremental refresh: folds new tail events into the whole-table aggregate `agg` like
+/// [`aggregate_add`] and returns the delta directly. `order` holds the new events as positions
+/// after `base` in `te.tail`, sorted by (row, position), so each row's events are visited in
+/// append order (the same sums, bit for bit, as [`aggregate_add`]).
+///
+/// The rows touched are scattered over a table of millions, so the cost is memory latency, not
+/// arithmetic. The fold is therefore split into gather → fold → scatter: the touched rows'
+/// values are first copied into compact arrays in tight loops (independent loads the CPU
+/// overlaps), the events are folded into those compact arrays, and only the rows whose
+/// aggregate changed are written back, again in tight loops. The delta holds the rows whose
+/// aggregate changed plus the rows in `extra` (ascending; new customers, evaluated whether or
+/// not they have events).
+pub fn aggregate_add_delta(
+    agg: &mut Aggregate,
+    te: &TypeEvents,
+    spec: &AggSpec,
+    as_of: i64,
+    (base, order): (usize, &[u32]),
+    extra: &[Row],
+) -> AggDelta {
+    let n = agg.count.len();
+    let tail_row = |p: u32| te.tail.rows.get(base + p as usize).copied();
+    // Distinct rows (ascending): event rows inside the table, merged with `extra`.
+    let mut rows: Vec<Row> = Vec::with_capacity(order.len() + extra.len());
+    {
+        let mut ev = order
+            .iter()
+            .filter_map(|&p| tail_row(p))
+            .filter(|&r| (r as usize) < n)
+            .peekable();
+        let mut ex = extra
+            .iter()
+            .copied()
+            .filter(|&r| (r as usize) < n)
+            .peekable();
+        loop {
+            let next = match (ev.peek(), ex.peek()) {
+                (Some(&a), Some(&b)) if b < a => ex.next(),
+                (Some(_), _) => ev.next(),
+                (None, Some(_)) => ex.next(),
+                (None, None) => break,
+            };
+            if let Some(r) = next {
+                if rows.last() != Some(&r) {
+                    rows.push(r);
+                }
+            }
+        }
+    }
+    // Gather.
+    let times = !agg.first.is_empty() && !agg.last.is_empty();
+    let at = |r: Row| r as usize;
+    let before: Vec<u32> = rows.iter().map(|&r| agg.count[at(r)]).collect();
+    let mut values = Aggregate {
+        count: before.clone(),
+        sums: agg
+            .sums
+            .iter()
+            .map(|s| rows.iter().map(|&r| s[at(r)]).collect())
+            .collect(),
+        first: if times {
+            rows.iter().map(|&r| agg.first[at(r)]).collect()
+        } else {
+            Vec::new()
+        },
+        last: if times {
+            rows.iter().map(|&r| agg.last[at(r)]).collect()
+        } else {
+            Vec::new()
+        },
+    };
+    // Fold, on the compact arrays.
+    let compiled = Compiled::new(&te.tail, spec, as_of);
+    let mut row = empty_row(spec);
+    let mut k = 0;
+    let mut i = 0;
+    while i < order.len() {
+        let Some(r) = tail_row(order[i]).filter(|&r| (r as usize) < n) else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        while j < order.len() && tail_row(order[j]) == Some(r) {
+            j += 1;
+        }
+        while rows[k] != r {
+            k += 1;
+        }
+        row.count = values.count[k];
+        for (s, v) in row.sums.iter_mut().zip(&values.sums) {
+            *s = v[k];
+        }
+        if times {
+            row.first = values.first[k];
+            row.last = values.last[k];
+        }
+        for &p in &order[i..j] {
+            compiled.visit(base + p as usize, spec.window, as_of, &mut row);
+        }
+        values.count[k] = row.count;
+        for (s, v) in row.sums.iter().zip(&mut values.sums) {
+            v[k] = *s;
+        }
+        if times {
+            values.first[k] = row.first;
+            values.last[k] = row.last;
+        }
+        i = j;
+    }
+    // Scatter the rows that changed (a matching event always increments the count).
+    let changed: Vec<usize> = (0..rows.len())
+        .filter(|&k| values.count[k] != before[k])
+        .collect();
+    for &k in &changed {
+        agg.count[at(rows[k])] = values.count[k];
+    }
+    for (dst, src) in agg.sums.iter_mut().zip(&values.sums) {
+        for &k in &changed {
+            dst[at(rows[k])] = src[k];
+        }
+    }
+    if times {
+        for &k in &changed {
+            agg.first[at(rows[k])] = values.first[k];
+            agg.last[at(rows[k])] = values.last[k];
+        }
+    }
+    // The delta: changed rows and `extra` rows, in row order.
+    let mut keep = vec![false; rows.len()];
+    for &k in &changed {
+        keep[k] = true;
+    }
+    let mut ex = extra.iter().copied().peekable();
+    for (k, &r) in rows.iter().enumerate() {
+        while ex.next_if(|&x| x < r).is_some() {}
+        if ex.next_if_eq(&r).is_some() {
+            keep[k] = true;
+        }
+    }
+    fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
+        v.iter()
+            .zip(keep)
+            .filter(|(_, &k)| k)
+            .map(|(x, _)| *x)
+            .collect()
+    }
+    let rows = pick(&rows, &keep);
+    AggDelta {
+        bitmap: RoaringBitmap::from_sorted_iter(rows.iter().copied()).unwrap_or_default(),
+        rows,
+        values: Aggregate {
+            count: pick(&values.count, &keep),
+            sums: values.sums.iter().map(|v| pick(v, &keep)).collect(),
+            first: pick(&values.first, &keep),
+            last: pick(&values.last, &keep),
+        },
+    }
+}
+
 /// The rows of one aggregate whose values changed, with their new values gathered into a
 /// positional [`Aggregate`] (entry `j` is row `rows[j]`), so the leaves reading the aggregate
 /// re-evaluate exactly those rows with sequential reads ([`event_rows`]).

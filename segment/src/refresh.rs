@@ -10,10 +10,11 @@
 //! - **Aggregates are carried forward.** A result keeps the whole-table event aggregates it was
 //!   computed from (one count/sums/first/last array set per distinct aggregate, tagged with the
 //!   event type's version). A refresh at the same `as_of` takes them over and folds only the
-//!   new events into them, in append order ([`crate::kernels::aggregate_add`]), which also
-//!   yields the rows whose aggregate changed; their new values are gathered into a compact
-//!   [`AggDelta`] and the leaves over that aggregate re-evaluate just those rows, reading
-//!   sequentially (a row whose aggregate did not change keeps its answer: a leaf is a function
+//!   new events into them ([`crate::kernels::aggregate_add_delta`]: the touched rows' values
+//!   are gathered into compact arrays, the events folded in row order — each row's in append
+//!   order —, and the changed rows scattered back), which yields the rows whose aggregate
+//!   changed with their new values, a compact [`AggDelta`]; the leaves over that aggregate
+//!   re-evaluate just those rows, reading sequentially (a row whose aggregate did not change keeps its answer: a leaf is a function
 //!   of its row's aggregate and `as_of`). The refreshed result carries the updated aggregates
 //!   on. Cost: proportional to the new events, independent of the customers' histories.
 //!   Memory: a result holds its aggregates, 4–40 bytes per customer each.
@@ -55,7 +56,7 @@ use rustc_hash::FxHashMap;
 
 use crate::data::SegmentData;
 use crate::exec::{ComputeOptions, GroupResult, Job, SegmentEngine, SegmentError};
-use crate::kernels::{aggregate_add, AggDelta, Aggregate};
+use crate::kernels::{aggregate_add_delta, AggDelta, Aggregate};
 use crate::plan::NodeKind;
 use rayon::prelude::*;
 
@@ -261,7 +262,7 @@ impl SegmentEngine {
         let added = RoaringBitmap::from_sorted_iter(added).unwrap_or_default();
         // The dirty-row bitmaps only need the change set, so they are built while it is
         // applied.
-        let (_, (attr_dirty, event_dirty, all_dirty)) = self.pool().install(|| {
+        let (_, (attr_dirty, event_dirty, all_dirty, event_order)) = self.pool().install(|| {
             rayon::join(
                 || data.apply(&resolved, &event_rows),
                 || dirty_bitmaps(attr_rows, type_rows),
@@ -278,6 +279,9 @@ impl SegmentEngine {
             carried
                 .par_iter_mut()
                 .zip(&plan.aggs)
+                // One task per aggregate: few of them have work, so let idle workers steal
+                // them one by one rather than split the list in halves.
+                .with_max_len(1)
                 .map(|(slot, spec)| {
                     let arc = slot.as_mut()?;
                     let start = tail_before.get(spec.event_type.as_ref());
@@ -289,15 +293,17 @@ impl SegmentEngine {
                         return None;
                     };
                     agg.grow(spec, n);
-                    let mut changed = match (start, events.of_type(&spec.event_type)) {
-                        (Some(&start), Some(te)) => {
-                            aggregate_add(agg, te, spec, as_of, start..te.tail.len())
-                        }
-                        _ => Vec::new(),
-                    };
                     // New customers are evaluated in every leaf, events or not.
-                    changed.extend(added.iter());
-                    Some(Arc::new(AggDelta::gather(agg, changed)))
+                    let extra: Vec<u32> = added.iter().collect();
+                    let order = event_order.get(spec.event_type.as_ref());
+                    Some(Arc::new(
+                        match (start, order, events.of_type(&spec.event_type)) {
+                            (Some(&start), Some(order), Some(te)) => {
+                                aggregate_add_delta(agg, te, spec, as_of, (start, order), &extra)
+                            }
+                            _ => AggDelta::gather(agg, extra),
+                        },
+                    ))
                 })
                 .collect()
         });
@@ -392,11 +398,14 @@ impl SegmentEngine {
     }
 }
 
-/// Per attribute and per event type, the rows the change set touches; and all of them.
+/// Per attribute and per event type, the rows the change set touches; all of them; and per
+/// event type the new events' positions in their type's batch sorted by (row, position), the
+/// order [`aggregate_add_delta`] folds them in.
 type DirtyRows = (
     FxHashMap<u16, RoaringBitmap>,
     FxHashMap<Arc<str>, RoaringBitmap>,
     RoaringBitmap,
+    FxHashMap<Arc<str>, Vec<u32>>,
 );
 
 /// Sorts the rows the change set touches into bitmaps (see [`DirtyRows`]).
@@ -411,15 +420,31 @@ fn dirty_bitmaps(
     };
     let attr_dirty: FxHashMap<u16, RoaringBitmap> =
         attr_rows.into_iter().map(|(a, v)| (a, sorted(v))).collect();
-    let event_dirty: FxHashMap<Arc<str>, RoaringBitmap> = type_rows
-        .into_iter()
-        .map(|(t, v)| (Arc::from(t), sorted(v)))
-        .collect();
+    let mut event_dirty: FxHashMap<Arc<str>, RoaringBitmap> = FxHashMap::default();
+    let mut event_order: FxHashMap<Arc<str>, Vec<u32>> = FxHashMap::default();
+    for (t, rows) in type_rows {
+        let mut pairs: Vec<(u32, u32)> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(pos, r)| (r, pos as u32))
+            .collect();
+        // Positions are distinct, so an unstable sort is deterministic.
+        pairs.sort_unstable();
+        let mut bitmap = RoaringBitmap::new();
+        for &(r, _) in &pairs {
+            if bitmap.try_push(r).is_err() {
+                bitmap.insert(r);
+            }
+        }
+        let ty: Arc<str> = Arc::from(t);
+        event_dirty.insert(ty.clone(), bitmap);
+        event_order.insert(ty, pairs.into_iter().map(|(_, p)| p).collect());
+    }
     let mut all_dirty = RoaringBitmap::new();
     for b in attr_dirty.values().chain(event_dirty.values()) {
         all_dirty |= b;
     }
-    (attr_dirty, event_dirty, all_dirty)
+    (attr_dirty, event_dirty, all_dirty, event_order)
 }
 
 /// Resolves updates to `(row, attribute, value)`, rejecting unknown customers, attributes and

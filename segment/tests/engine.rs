@@ -494,3 +494,51 @@ fn a_group_over_no_customers_grows_by_refresh() {
         assert_eq!(a.members, b.members, "{}", a.id);
     }
 }
+
+/// Refreshes chain: the second folds its events into the aggregates the first left behind
+/// (a sum that crosses its threshold only across two refreshes).
+#[test]
+fn chained_refreshes_accumulate_into_the_carried_aggregates() {
+    let (mut data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    let order = |id: &str, total: f64| Event {
+        id: Arc::from(id),
+        customer_id: 20,
+        event_type: Arc::from("order.completed"),
+        timestamp: parse_timestamp("2026-03-09T00:00:00Z").unwrap(),
+        process: None,
+        properties: Arc::new(Map::from_entries([(
+            Arc::from("total"),
+            Value::Float(total),
+        )])),
+    };
+    let once = |id: &str, total: f64| Changes {
+        events: vec![order(id, total)],
+        ..Default::default()
+    };
+    let r1 = e
+        .refresh(&mut data, &before, &once("a", 60.0), None)
+        .unwrap();
+    assert!(
+        r1.diffs[2].entered.is_empty(),
+        "60 is not a big spender yet"
+    );
+    let r2 = e
+        .refresh(&mut data, &r1.result, &once("b", 50.0), None)
+        .unwrap();
+    // Customer 20 (row 1): 110 spent in 30 days, not rich.
+    assert_eq!(r2.diffs[2].entered.iter().collect::<Vec<_>>(), vec![1]);
+    let full = e
+        .compute(
+            &data,
+            &ComputeOptions {
+                use_cache: false,
+                ..ComputeOptions::at(as_of)
+            },
+        )
+        .unwrap();
+    for (a, b) in r2.result.segments.iter().zip(&full.segments) {
+        assert_eq!(a.members, b.members, "{}", a.id);
+    }
+}
