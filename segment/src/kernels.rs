@@ -20,12 +20,17 @@
 //!
 //! ## Polars' thread pool
 //! Every kernel here is called from a worker of Fusebox's own Rayon pool. Polars 0.55 routes
-//! its internal parallelism through `polars_core::runtime::RAYON::with`, which runs on the
-//! *calling* thread (a one-thread no-op pool) unless the caller is already one of Polars' own
-//! workers. So a kernel never fans out into Polars' global pool from inside our pool: no
-//! oversubscription, and no thread of one pool ever blocks waiting on the other (the shape of
-//! the deadlocks in polars #22135 / #19751). Parallelism comes from running many leaves at
-//! once, not from inside a leaf.
+//! its internal parallelism through `polars_core::runtime::RAYON`, which uses Polars' global
+//! pool from any ordinary thread, ours included. The kernels we call — elementwise comparisons,
+//! null masks, casts and `contains_literal` over the single-chunk series of
+//! [`SegmentData::series`] — do not parallelise internally, so computing a group never starts
+//! or enters Polars' pool: the engine's workers are the only threads working, and parallelism
+//! comes from running many leaves at once, not from inside a leaf (`tests/pools.rs` checks the
+//! process's threads for Polars' workers, and that it would see them). Should a future kernel
+//! use Polars' pool, the calling worker would wait in a cross-pool `install` while Polars'
+//! workers run the job; Polars' tasks never call back into our pool, so there is no cycle of
+//! waits (the shape of the deadlocks in polars #22135 / #19751), only, for the length of that
+//! kernel, more threads than cores.
 
 use fusebox_engine::customers::{Column, Row};
 use fusebox_engine::value::{AttrType, Value};

@@ -40,9 +40,9 @@
 //!   canonical key, so a sub-filter shared by ten segments is one node.
 //! - **Topological plan**: a node's children have smaller ids; combining in id order never
 //!   reads a missing input except after a deadline, and then the node is reported unfinished.
-//! - **One thread pool**: segment work runs on the engine's own Rayon pool; Polars kernels
-//!   called from it run on the calling thread (see [`kernels`]), so the two pools never
-//!   oversubscribe the cores or wait on each other.
+//! - **One thread pool**: segment work runs on the engine's own Rayon pool; the Polars kernels
+//!   it calls run on the calling worker and never start Polars' own pool (see [`kernels`];
+//!   `tests/pools.rs`), so the two pools never oversubscribe the cores or wait on each other.
 //! - **No panics on input**: bad files are located diagnostics; bad change sets are typed
 //!   errors ([`SegmentError`]).
 //!
