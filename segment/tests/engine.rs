@@ -436,6 +436,26 @@ fn new_customers_are_evaluated_in_every_segment() {
     // the same as-of (a customer may enter, leave and enter again).
     assert!(r.diffs.iter().all(|d| d.refresh == 1));
     assert!(r2.diffs.iter().all(|d| d.refresh == 2));
+    // An event for a customer in neither the table nor the change set is ignored and
+    // counted, as on load.
+    let unknown_before = data.events.unknown_customers;
+    let stray = Changes {
+        events: vec![Event {
+            id: Arc::from("stray"),
+            customer_id: 999,
+            event_type: Arc::from("order.completed"),
+            timestamp: as_of - 1,
+            process: None,
+            properties: Arc::new(Map::default()),
+        }],
+        ..Default::default()
+    };
+    let r3 = e.refresh(&mut data, &r2.result, &stray, None).unwrap();
+    assert_eq!(data.events.unknown_customers, unknown_before + 1);
+    assert!(r3
+        .diffs
+        .iter()
+        .all(|d| d.entered.is_empty() && d.left.is_empty()));
     // A result from before the customers were added no longer fits the data.
     assert!(e
         .refresh(&mut data, &before, &Changes::default(), None)
