@@ -219,14 +219,6 @@ impl TailIndex {
         let hi = lo + self.rows[lo..].partition_point(|&x| x <= r);
         &self.idx[lo..hi]
     }
-
-    fn distinct_rows(&self) -> impl Iterator<Item = Row> + '_ {
-        let mut last = None;
-        self.rows
-            .iter()
-            .copied()
-            .filter(move |&r| last.replace(r) != Some(r))
-    }
 }
 
 impl TypeEvents {
@@ -289,21 +281,6 @@ impl TypeEvents {
     /// Whether there are no events.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Number of customers with at least one event of this type (base or tail).
-    pub fn customers_with_events(&self) -> usize {
-        let base = self.offsets.windows(2).filter(|w| w[1] > w[0]).count();
-        if self.tail.is_empty() {
-            return base;
-        }
-        let tail_only = self
-            .tail_index
-            .get_or_init(|| TailIndex::build(&self.tail))
-            .distinct_rows()
-            .filter(|&r| self.base_range(r).is_empty())
-            .count();
-        base + tail_only
     }
 
     /// Makes room for `k` more tail events.

@@ -31,8 +31,8 @@ use rustc_hash::FxHashMap;
 use crate::data::SegmentData;
 use crate::explain::{Explain, NodeStats, Source};
 use crate::kernels::{
-    aggregate_full, aggregate_rows, aggregate_rows_multi, all_rows, attr_full, attr_rows,
-    event_full, event_rows, AggDelta, Aggregate,
+    aggregate_full, aggregate_rows_multi, all_rows, attr_full, attr_rows, event_full, event_rows,
+    AggDelta, Aggregate,
 };
 use crate::model::SegmentGroup;
 use crate::plan::{plan, NodeId, NodeKind, Plan, PlanError};
@@ -129,9 +129,7 @@ pub struct GroupResult {
 /// reflects, `None` if it was not computed (leaves served from the cache, deadline).
 #[derive(Default)]
 pub(crate) struct AggState {
-    /// The `as_of` the aggregates were computed at (windows are relative to it).
-    pub(crate) as_of: i64,
-    pub(crate) aggs: Vec<Option<(u64, Arc<Aggregate>)>>,
+    pub(crate) aggs: Vec<Option<(u64, Aggregate)>>,
 }
 
 /// Where a result keeps its [`AggState`]. Clones of a result share the slot; the first refresh
@@ -320,14 +318,13 @@ impl SegmentEngine {
         opts: &ComputeOptions,
         jobs: Vec<(NodeId, Job)>,
         prev_nodes: Option<&[Option<Arc<RoaringBitmap>>]>,
-        carried: Vec<Option<Arc<Aggregate>>>,
+        carried: Vec<Option<Aggregate>>,
     ) -> Result<GroupResult, SegmentError> {
         let start = Instant::now();
         let plan = &self.plan;
         let n = data.len();
         let as_of = opts.as_of;
-        let aggs: Vec<OnceLock<Arc<Aggregate>>> =
-            plan.aggs.iter().map(|_| OnceLock::new()).collect();
+        let aggs: Vec<OnceLock<Aggregate>> = plan.aggs.iter().map(|_| OnceLock::new()).collect();
         let results: Vec<OnceLock<(Arc<RoaringBitmap>, Duration, Source)>> =
             plan.nodes.iter().map(|_| OnceLock::new()).collect();
         let groups = self.row_groups(&jobs);
@@ -445,11 +442,9 @@ impl SegmentEngine {
             }
         }
 
-        drop(jobs);
         let mut carried = carried;
         carried.resize(plan.aggs.len(), None);
         let state = AggState {
-            as_of,
             aggs: aggs
                 .into_iter()
                 .zip(carried)
@@ -553,7 +548,7 @@ impl SegmentEngine {
         &self,
         data: &SegmentData,
         opts: &ComputeOptions,
-        (aggs, groups): (&[OnceLock<Arc<Aggregate>>], &[RowGroup<'_>]),
+        (aggs, groups): (&[OnceLock<Aggregate>], &[RowGroup<'_>]),
         id: NodeId,
         job: &Job,
     ) -> Result<(Arc<RoaringBitmap>, Source), SegmentError> {
@@ -598,33 +593,24 @@ impl SegmentEngine {
                         // Leaves of one event type see the same dirty rows (dirty by type),
                         // so their row aggregates are computed once per chunk and shared.
                         let mut fresh = RoaringBitmap::new();
-                        let group = groups
+                        // `row_groups` made a group, with this aggregate, for every such job.
+                        let (g, k) = groups
                             .iter()
-                            .find(|g| g.ty == pred.event_type.as_ref() && g.rows == rows);
-                        match group.and_then(|g| Some((g, g.aggs.iter().position(|a| a == agg)?))) {
-                            Some((g, k)) => {
-                                for c in 0..g.chunks.len() {
-                                    let part = self.chunk(data, as_of, g, c);
-                                    let end = ((c + 1) * ROW_CHUNK).min(g.list.len());
-                                    event_rows(
-                                        &part[k],
-                                        &g.list[c * ROW_CHUNK..end],
-                                        &pred.test,
-                                        *sum_idx,
-                                        *negated,
-                                        as_of,
-                                        &mut fresh,
-                                    );
-                                }
-                            }
-                            None => {
-                                let te = data.events.of_type(&pred.event_type);
-                                let own = aggregate_rows(te, &self.plan.aggs[*agg], as_of, rows);
-                                let list: Vec<u32> = rows.iter().collect();
-                                event_rows(
-                                    &own, &list, &pred.test, *sum_idx, *negated, as_of, &mut fresh,
-                                );
-                            }
+                            .find(|g| g.ty == pred.event_type.as_ref() && g.rows == rows)
+                            .and_then(|g| Some((g, g.aggs.iter().position(|a| a == agg)?)))
+                            .expect("row_groups covers every event Rows job");
+                        for c in 0..g.chunks.len() {
+                            let part = self.chunk(data, as_of, g, c);
+                            let end = ((c + 1) * ROW_CHUNK).min(g.list.len());
+                            event_rows(
+                                &part[k],
+                                &g.list[c * ROW_CHUNK..end],
+                                &pred.test,
+                                *sum_idx,
+                                *negated,
+                                as_of,
+                                &mut fresh,
+                            );
                         }
                         fresh
                     }
@@ -655,12 +641,12 @@ impl SegmentEngine {
                 sum_idx,
             } => {
                 let a = aggs[*agg].get_or_init(|| {
-                    Arc::new(aggregate_full(
+                    aggregate_full(
                         data.events.of_type(&pred.event_type),
                         &self.plan.aggs[*agg],
                         as_of,
                         data.len(),
-                    ))
+                    )
                 });
                 event_full(a, &pred.test, *sum_idx, *negated, as_of)
             }

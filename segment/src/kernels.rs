@@ -14,7 +14,7 @@
 //!   before a bitmap can be built. The Polars `group_by(customer_id).agg(..)` + join that a user
 //!   would write is the baseline of `benches/segments.rs`; the specialised scan is what lets the
 //!   whole group beat it several times over, and what makes carrying aggregates from one
-//!   refresh to the next ([`aggregate_add`]) possible.
+//!   refresh to the next ([`aggregate_add_delta`]) possible.
 //! - The `*_rows` variants evaluate only the given rows, row by row; incremental refresh uses
 //!   them for the customers that changed.
 //!
@@ -33,7 +33,7 @@
 //! kernel, more threads than cores.
 
 use fusebox_engine::customers::{Column, Row};
-use fusebox_engine::value::{AttrType, Value};
+use fusebox_engine::value::Value;
 use polars::prelude::*;
 use roaring::RoaringBitmap;
 
@@ -199,16 +199,10 @@ pub fn attr_rows(
     as_of: i64,
     rows: &RoaringBitmap,
 ) -> RoaringBitmap {
+    // `ValueOp::test` already reads NaN as null, as the column kernels do.
     let want = !negated;
-    let float = data.attr_type(pred.attr) == AttrType::Float;
     rows.iter()
-        .filter(|&r| {
-            let mut v = data.customers().get(r, pred.attr);
-            if float && matches!(v, Value::Float(x) if x.is_nan()) {
-                v = Value::Null;
-            }
-            pred.op.test(&v, as_of) == Some(want)
-        })
+        .filter(|&r| pred.op.test(&data.customers().get(r, pred.attr), as_of) == Some(want))
         .collect()
 }
 
@@ -346,28 +340,24 @@ impl<'a> Compiled<'a> {
     }
 }
 
-fn empty_row(spec: &AggSpec) -> RowAgg {
-    RowAgg {
-        count: 0,
-        sums: vec![0.0; spec.sums.len()],
-        first: i64::MAX,
-        last: i64::MIN,
+impl RowAgg {
+    /// A row with no matching events, for `spec`.
+    fn empty(spec: &AggSpec) -> RowAgg {
+        RowAgg {
+            count: 0,
+            sums: vec![0.0; spec.sums.len()],
+            first: i64::MAX,
+            last: i64::MIN,
+        }
     }
-}
 
-/// The aggregate of one row (base + tail events).
-pub fn aggregate_row(te: Option<&TypeEvents>, spec: &AggSpec, as_of: i64, row: Row) -> RowAgg {
-    let mut agg = empty_row(spec);
-    let Some(te) = te else { return agg };
-    let base = Compiled::new(&te.base, spec, as_of);
-    for i in te.base_range(row) {
-        base.visit(i, spec.window, as_of, &mut agg);
+    /// Back to "no matching events".
+    fn reset(&mut self) {
+        self.count = 0;
+        self.sums.iter_mut().for_each(|s| *s = 0.0);
+        self.first = i64::MAX;
+        self.last = i64::MIN;
     }
-    let tail = Compiled::new(&te.tail, spec, as_of);
-    for &i in te.tail_of(row) {
-        tail.visit(i as usize, spec.window, as_of, &mut agg);
-    }
-    agg
 }
 
 /// The aggregate over every row, in one sequential scan.
@@ -393,35 +383,36 @@ pub fn aggregate_full(
     };
     let Some(te) = te else { return out };
     let base = Compiled::new(&te.base, spec, as_of);
-    let mut agg = empty_row(spec);
-    let store = |r: usize, agg: &RowAgg, out: &mut Aggregate| {
-        out.count[r] = agg.count;
-        for (k, s) in agg.sums.iter().enumerate() {
-            out.sums[k][r] = *s;
-        }
-        if spec.times {
-            out.first[r] = agg.first;
-            out.last[r] = agg.last;
-        }
-    };
+    let mut agg = RowAgg::empty(spec);
     for r in 0..n_rows {
         let range = te.base_range(r as Row);
         if range.is_empty() {
             continue;
         }
-        agg.count = 0;
-        agg.sums.iter_mut().for_each(|s| *s = 0.0);
-        agg.first = i64::MAX;
-        agg.last = i64::MIN;
+        agg.reset();
         for i in range {
             base.visit(i, spec.window, as_of, &mut agg);
         }
         if agg.count > 0 {
-            store(r, &agg, &mut out);
+            out.store(r, &agg);
         }
     }
-    // Tail events in append order, each folded into its row's aggregate.
-    aggregate_add(&mut out, te, spec, as_of, 0..te.tail.len());
+    // Tail events in append order, each folded into its row's aggregate (an event that does
+    // not match — filters, window, after `as_of` — changes nothing; one that matches always
+    // increments the count). Rows outside the table are ignored.
+    let tail = Compiled::new(&te.tail, spec, as_of);
+    for (i, &r) in te.tail.rows.iter().enumerate() {
+        let at = r as usize;
+        if at >= n_rows {
+            continue;
+        }
+        out.load(at, &mut agg);
+        let count = agg.count;
+        tail.visit(i, spec.window, as_of, &mut agg);
+        if agg.count != count {
+            out.store(at, &agg);
+        }
+    }
     out
 }
 
@@ -497,19 +488,6 @@ pub fn event_full(
     out.into_bitmap()
 }
 
-/// The aggregate of `rows` (ascending) for one spec, positional: entry `j` is `rows[j]`.
-pub fn aggregate_rows(
-    te: Option<&TypeEvents>,
-    spec: &AggSpec,
-    as_of: i64,
-    rows: &RoaringBitmap,
-) -> Aggregate {
-    let list: Vec<Row> = rows.iter().collect();
-    aggregate_rows_multi(te, &[spec], as_of, &list)
-        .pop()
-        .unwrap_or_default()
-}
-
 impl Aggregate {
     /// Extends a whole-table aggregate of `spec` to `n` rows; the new rows have no matching
     /// events. (The spec, not the arrays, says whether first/last times are kept: over zero
@@ -526,6 +504,52 @@ impl Aggregate {
         if spec.times {
             self.first.resize(n, i64::MAX);
             self.last.resize(n, i64::MIN);
+        }
+    }
+
+    /// Row `at`'s values into `row`.
+    fn load(&self, at: usize, row: &mut RowAgg) {
+        row.count = self.count[at];
+        for (s, v) in row.sums.iter_mut().zip(&self.sums) {
+            *s = v[at];
+        }
+        if !self.first.is_empty() {
+            row.first = self.first[at];
+            row.last = self.last[at];
+        }
+    }
+
+    /// `row`'s values into row `at` (first/last only when this aggregate keeps times).
+    fn store(&mut self, at: usize, row: &RowAgg) {
+        self.count[at] = row.count;
+        for (v, s) in self.sums.iter_mut().zip(&row.sums) {
+            v[at] = *s;
+        }
+        if !self.first.is_empty() {
+            self.first[at] = row.first;
+            self.last[at] = row.last;
+        }
+    }
+
+    /// The values of `rows` (inside the aggregate), positionally: entry `j` is `rows[j]`.
+    /// One tight loop per array, so the reads of rows scattered over a large table overlap.
+    fn gather(&self, rows: &[Row]) -> Aggregate {
+        let column = |v: &[i64]| -> Vec<i64> {
+            if v.is_empty() {
+                Vec::new()
+            } else {
+                rows.iter().map(|&r| v[r as usize]).collect()
+            }
+        };
+        Aggregate {
+            count: rows.iter().map(|&r| self.count[r as usize]).collect(),
+            sums: self
+                .sums
+                .iter()
+                .map(|s| rows.iter().map(|&r| s[r as usize]).collect())
+                .collect(),
+            first: column(&self.first),
+            last: column(&self.last),
         }
     }
 
@@ -547,19 +571,6 @@ impl Aggregate {
             self.first.push(a.first);
             self.last.push(a.last);
         }
-    }
-
-    /// Appends `other` (positional aggregates of later rows).
-    pub fn extend(&mut self, other: Aggregate) {
-        self.count.extend(other.count);
-        if self.sums.len() < other.sums.len() {
-            self.sums.resize(other.sums.len(), Vec::new());
-        }
-        for (a, b) in self.sums.iter_mut().zip(other.sums) {
-            a.extend(b);
-        }
-        self.first.extend(other.first);
-        self.last.extend(other.last);
     }
 }
 
@@ -583,13 +594,10 @@ pub fn aggregate_rows_multi(
         .iter()
         .map(|s| te.map(|t| Compiled::new(&t.tail, s, as_of)))
         .collect();
-    let mut aggs: Vec<RowAgg> = specs.iter().map(|s| empty_row(s)).collect();
+    let mut aggs: Vec<RowAgg> = specs.iter().map(|s| RowAgg::empty(s)).collect();
     for &r in rows {
         for a in aggs.iter_mut() {
-            a.count = 0;
-            a.sums.iter_mut().for_each(|s| *s = 0.0);
-            a.first = i64::MAX;
-            a.last = i64::MIN;
+            a.reset();
         }
         if let Some(te) = te {
             for i in te.base_range(r) {
@@ -647,81 +655,20 @@ pub fn event_rows(
     }
 }
 
-/// Adds the tail events `tail` (indices into `te.tail`) to the whole-table aggregate `agg`,
-/// in append order, and returns the rows whose aggregate changed (in event order; a row
-/// appears once per event that changed it). Used for the tail pass of [`aggregate_full`] and by
-/// incremental refresh to bring a kept aggregate up to date with newly appended events. Rows
-/// outside `agg` are ignored (a store paired with another table never panics).
-///
-/// Valid only at the `as_of` the aggregate was computed at: windows are relative to it, so an
-/// advanced `as_of` can drop old events out of a window, which adding cannot express.
-pub fn aggregate_add(
-    agg: &mut Aggregate,
-    te: &TypeEvents,
-    spec: &AggSpec,
-    as_of: i64,
-    tail: std::ops::Range<usize>,
-) -> Vec<Row> {
-    let compiled = Compiled::new(&te.tail, spec, as_of);
-    let times = !agg.first.is_empty() && !agg.last.is_empty();
-    let mut row = empty_row(spec);
-    let mut changed = Vec::new();
-    for i in tail {
-        let Some(&r) = te.tail.rows.get(i) else {
-            continue;
-        };
-        let Some(&count) = agg.count.get(r as usize) else {
-            continue;
-        };
-        let at = r as usize;
-        row.count = count;
-        for (k, s) in row.sums.iter_mut().enumerate() {
-            *s = agg
-                .sums
-                .get(k)
-                .and_then(|v| v.get(at))
-                .copied()
-                .unwrap_or(0.0);
-        }
-        row.first = agg.first.get(at).copied().unwrap_or(i64::MAX);
-        row.last = agg.last.get(at).copied().unwrap_or(i64::MIN);
-        compiled.visit(i, spec.window, as_of, &mut row);
-        // An event that does not match (type filters, window, after `as_of`) changes nothing;
-        // one that matches always increments the count.
-        if row.count == count {
-            continue;
-        }
-        changed.push(r);
-        agg.count[at] = row.count;
-        for (k, s) in row.sums.iter().enumerate() {
-            if let Some(slot) = agg.sums.get_mut(k).and_then(|v| v.get_mut(at)) {
-                *slot = *s;
-            }
-        }
-        if times {
-            if let Some(slot) = agg.first.get_mut(at) {
-                *slot = row.first;
-            }
-            if let Some(slot) = agg.last.get_mut(at) {
-                *slot = row.last;
-            }
-        }
-    }
-    changed
-}
-
-/// Incremental refresh: folds new tail events into the whole-table aggregate `agg` like
-/// [`aggregate_add`] and returns the delta directly. `order` holds the new events as positions
-/// after `base` in `te.tail`, sorted by (row, position), so each row's events are visited in
-/// append order (the same sums, bit for bit, as [`aggregate_add`]).
+/// Incremental refresh: folds new tail events into the whole-table aggregate `agg` (in place)
+/// and returns the delta. `order` holds the new events as positions after `base` in `te.tail`,
+/// sorted by (row, position), so each row's events are visited in append order — the same
+/// sums, bit for bit, as the tail pass of [`aggregate_full`].
 ///
 /// The rows touched are scattered over a table of millions, so the cost is memory latency, not
 /// arithmetic. The fold is therefore split into gather → fold → scatter: the touched rows'
 /// values are first copied into compact arrays in tight loops (independent loads the CPU
 /// overlaps), the events are folded into those compact arrays, and only the rows whose
-/// aggregate changed are written back, again in tight loops. The delta holds the rows whose
-/// aggregate changed plus the rows in `extra` (ascending; new customers, evaluated whether or
-/// not they have events).
+/// aggregate changed are written back. The delta holds the rows whose aggregate changed plus
+/// the rows in `extra` (ascending; new customers, evaluated whether or not they have events).
+///
+/// Valid only at the `as_of` the aggregate was computed at: windows are relative to it, so an
+/// advanced `as_of` can drop old events out of a window, which adding cannot express.
 pub fn aggregate_add_delta(
     agg: &mut Aggregate,
     te: &TypeEvents,
@@ -732,8 +679,10 @@ pub fn aggregate_add_delta(
 ) -> AggDelta {
     let n = agg.count.len();
     let tail_row = |p: u32| te.tail.rows.get(base + p as usize).copied();
-    // Distinct rows (ascending): event rows inside the table, merged with `extra`.
+    // Distinct rows (ascending): event rows inside the table merged with `extra`, remembering
+    // which rows came from `extra`.
     let mut rows: Vec<Row> = Vec::with_capacity(order.len() + extra.len());
+    let mut from_extra: Vec<bool> = Vec::with_capacity(order.len() + extra.len());
     {
         let mut ev = order
             .iter()
@@ -746,44 +695,36 @@ pub fn aggregate_add_delta(
             .filter(|&r| (r as usize) < n)
             .peekable();
         loop {
-            let next = match (ev.peek(), ex.peek()) {
-                (Some(&a), Some(&b)) if b < a => ex.next(),
-                (Some(_), _) => ev.next(),
-                (None, Some(_)) => ex.next(),
+            let (r, is_extra) = match (ev.peek(), ex.peek()) {
+                (Some(&a), Some(&b)) if b <= a => {
+                    ex.next();
+                    (b, true)
+                }
+                (Some(&a), _) => {
+                    ev.next();
+                    (a, false)
+                }
+                (None, Some(&b)) => {
+                    ex.next();
+                    (b, true)
+                }
                 (None, None) => break,
             };
-            if let Some(r) = next {
-                if rows.last() != Some(&r) {
-                    rows.push(r);
+            if rows.last() == Some(&r) {
+                if let Some(last) = from_extra.last_mut() {
+                    *last |= is_extra;
                 }
+            } else {
+                rows.push(r);
+                from_extra.push(is_extra);
             }
         }
     }
-    // Gather.
-    let times = !agg.first.is_empty() && !agg.last.is_empty();
-    let at = |r: Row| r as usize;
-    let before: Vec<u32> = rows.iter().map(|&r| agg.count[at(r)]).collect();
-    let mut values = Aggregate {
-        count: before.clone(),
-        sums: agg
-            .sums
-            .iter()
-            .map(|s| rows.iter().map(|&r| s[at(r)]).collect())
-            .collect(),
-        first: if times {
-            rows.iter().map(|&r| agg.first[at(r)]).collect()
-        } else {
-            Vec::new()
-        },
-        last: if times {
-            rows.iter().map(|&r| agg.last[at(r)]).collect()
-        } else {
-            Vec::new()
-        },
-    };
-    // Fold, on the compact arrays.
+    // Gather, fold on the compact arrays, scatter what changed.
+    let before = agg.gather(&rows);
+    let mut values = before.clone();
     let compiled = Compiled::new(&te.tail, spec, as_of);
-    let mut row = empty_row(spec);
+    let mut row = RowAgg::empty(spec);
     let mut k = 0;
     let mut i = 0;
     while i < order.len() {
@@ -798,57 +739,28 @@ pub fn aggregate_add_delta(
         while rows[k] != r {
             k += 1;
         }
-        row.count = values.count[k];
-        for (s, v) in row.sums.iter_mut().zip(&values.sums) {
-            *s = v[k];
-        }
-        if times {
-            row.first = values.first[k];
-            row.last = values.last[k];
-        }
+        values.load(k, &mut row);
         for &p in &order[i..j] {
             compiled.visit(base + p as usize, spec.window, as_of, &mut row);
         }
-        values.count[k] = row.count;
-        for (s, v) in row.sums.iter().zip(&mut values.sums) {
-            v[k] = *s;
-        }
-        if times {
-            values.first[k] = row.first;
-            values.last[k] = row.last;
-        }
+        values.store(k, &row);
         i = j;
     }
-    // Scatter the rows that changed (a matching event always increments the count).
-    let changed: Vec<usize> = (0..rows.len())
-        .filter(|&k| values.count[k] != before[k])
+    // A matching event always increments the count.
+    let changed: Vec<bool> = (0..rows.len())
+        .map(|k| values.count[k] != before.count[k])
         .collect();
-    for &k in &changed {
-        agg.count[at(rows[k])] = values.count[k];
-    }
-    for (dst, src) in agg.sums.iter_mut().zip(&values.sums) {
-        for &k in &changed {
-            dst[at(rows[k])] = src[k];
-        }
-    }
-    if times {
-        for &k in &changed {
-            agg.first[at(rows[k])] = values.first[k];
-            agg.last[at(rows[k])] = values.last[k];
-        }
-    }
-    // The delta: changed rows and `extra` rows, in row order.
-    let mut keep = vec![false; rows.len()];
-    for &k in &changed {
-        keep[k] = true;
-    }
-    let mut ex = extra.iter().copied().peekable();
     for (k, &r) in rows.iter().enumerate() {
-        while ex.next_if(|&x| x < r).is_some() {}
-        if ex.next_if_eq(&r).is_some() {
-            keep[k] = true;
+        if changed[k] {
+            values.load(k, &mut row);
+            agg.store(r as usize, &row);
         }
     }
+    let keep: Vec<bool> = changed
+        .iter()
+        .zip(&from_extra)
+        .map(|(&c, &e)| c || e)
+        .collect();
     fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
         v.iter()
             .zip(keep)
@@ -856,17 +768,15 @@ pub fn aggregate_add_delta(
             .map(|(x, _)| *x)
             .collect()
     }
-    let rows = pick(&rows, &keep);
-    AggDelta {
-        bitmap: RoaringBitmap::from_sorted_iter(rows.iter().copied()).unwrap_or_default(),
-        rows,
-        values: Aggregate {
+    AggDelta::new(
+        pick(&rows, &keep),
+        Aggregate {
             count: pick(&values.count, &keep),
             sums: values.sums.iter().map(|v| pick(v, &keep)).collect(),
             first: pick(&values.first, &keep),
             last: pick(&values.last, &keep),
         },
-    }
+    )
 }
 
 /// The rows of one aggregate whose values changed, with their new values gathered into a
@@ -883,47 +793,18 @@ pub struct AggDelta {
 }
 
 impl AggDelta {
-    /// Gathers the current values of `changed` (any order, repeats allowed) from `agg`.
-    pub fn gather(agg: &Aggregate, mut changed: Vec<Row>) -> AggDelta {
-        changed.sort_unstable();
-        changed.dedup();
-        let at = |v: &Vec<i64>, r: Row, none: i64| v.get(r as usize).copied().unwrap_or(none);
-        let values = Aggregate {
-            count: changed
-                .iter()
-                .map(|&r| agg.count.get(r as usize).copied().unwrap_or(0))
-                .collect(),
-            sums: agg
-                .sums
-                .iter()
-                .map(|s| {
-                    changed
-                        .iter()
-                        .map(|&r| s.get(r as usize).copied().unwrap_or(0.0))
-                        .collect()
-                })
-                .collect(),
-            first: if agg.first.is_empty() {
-                Vec::new()
-            } else {
-                changed
-                    .iter()
-                    .map(|&r| at(&agg.first, r, i64::MAX))
-                    .collect()
-            },
-            last: if agg.last.is_empty() {
-                Vec::new()
-            } else {
-                changed
-                    .iter()
-                    .map(|&r| at(&agg.last, r, i64::MIN))
-                    .collect()
-            },
-        };
+    /// The delta of `rows` (ascending) with their `values` (positional).
+    pub fn new(rows: Vec<Row>, values: Aggregate) -> AggDelta {
         AggDelta {
-            bitmap: RoaringBitmap::from_sorted_iter(changed.iter().copied()).unwrap_or_default(),
-            rows: changed,
+            bitmap: RoaringBitmap::from_sorted_iter(rows.iter().copied()).unwrap_or_default(),
+            rows,
             values,
         }
+    }
+
+    /// The current values of `rows` (ascending, inside `agg`).
+    pub fn gather(agg: &Aggregate, rows: Vec<Row>) -> AggDelta {
+        let values = agg.gather(&rows);
+        AggDelta::new(rows, values)
     }
 }

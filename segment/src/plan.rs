@@ -24,8 +24,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::data::SegmentData;
-use crate::kernels::{aggregate_row, event_holds, AggSpec};
+use crate::kernels::{aggregate_rows_multi, event_rows, AggSpec};
 use crate::model::{AttrPred, EventPred, EventTest, Filter, NumCond, SegmentGroup, ValueOp};
+use roaring::RoaringBitmap;
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
@@ -450,24 +451,23 @@ impl Planner<'_> {
         if matches!(pred.test, EventTest::First { .. } | EventTest::Last { .. }) {
             spec.times = true;
         }
-        let spec = self.aggs[agg].clone();
+        // The sample's aggregates in one pass, then the leaf's test on them: the same code the
+        // executor runs for dirty rows.
         let te = self.data.events.of_type(&pred.event_type);
-        let hits = self
-            .sample
-            .iter()
-            .filter(|&&r| {
-                let a = aggregate_row(te, &spec, self.as_of, r);
-                event_holds(
-                    &pred.test,
-                    sum_idx,
-                    a.count,
-                    &|k| a.sums[k],
-                    a.first,
-                    a.last,
-                    self.as_of,
-                ) != negated
-            })
-            .count();
+        let sampled = aggregate_rows_multi(te, &[&self.aggs[agg]], self.as_of, &self.sample);
+        let mut hits = RoaringBitmap::new();
+        if let Some(a) = sampled.first() {
+            event_rows(
+                a,
+                &self.sample,
+                &pred.test,
+                sum_idx,
+                negated,
+                self.as_of,
+                &mut hits,
+            );
+        }
+        let hits = hits.len();
         let sel = hits as f64 / self.sample.len().max(1) as f64;
         let events = te.map_or(0, |t| t.len()) as f64;
         let label = event_label(&pred, negated);

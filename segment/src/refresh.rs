@@ -234,12 +234,8 @@ impl SegmentEngine {
         let moved = as_of != prev.as_of;
         // The previous whole-table aggregates, if still valid: same as-of (windows did not
         // slide) and computed over exactly the events now stored for their type.
-        let mut carried: Vec<Option<Arc<Aggregate>>> = vec![None; self.plan().aggs.len()];
-        if let Some(state) = prev
-            .aggs
-            .take()
-            .filter(|st| !moved && st.as_of == prev.as_of)
-        {
+        let mut carried: Vec<Option<Aggregate>> = vec![None; self.plan().aggs.len()];
+        if let Some(state) = prev.aggs.take().filter(|_| !moved) {
             for ((slot, entry), spec) in carried.iter_mut().zip(state.aggs).zip(&self.plan().aggs) {
                 if let Some((version, agg)) = entry {
                     if version == data.events.version(&spec.event_type)
@@ -269,12 +265,13 @@ impl SegmentEngine {
             )
         });
         // Add the new events to the carried aggregates of their type (in place: the state was
-        // taken out of `prev`, so the `Arc`s are unique; if not, drop to the re-scan path) and
-        // gather the values of the rows that changed. An aggregate whose type got no events
+        // taken out of `prev`) and gather the values of the rows that changed. An aggregate whose type got no events
         // has an empty delta.
         let events = &data.events;
         let plan = self.plan();
         let n = data.len();
+        // New customers are evaluated in every leaf, events or not.
+        let extra: Vec<u32> = added.iter().collect();
         let deltas: Vec<Option<Arc<AggDelta>>> = self.pool().install(|| {
             carried
                 .par_iter_mut()
@@ -283,25 +280,19 @@ impl SegmentEngine {
                 // them one by one rather than split the list in halves.
                 .with_max_len(1)
                 .map(|(slot, spec)| {
-                    let arc = slot.as_mut()?;
+                    let agg = slot.as_mut()?;
                     let start = tail_before.get(spec.event_type.as_ref());
                     if start.is_none() && added.is_empty() {
                         return Some(Arc::new(AggDelta::default()));
                     }
-                    let Some(agg) = Arc::get_mut(arc) else {
-                        *slot = None;
-                        return None;
-                    };
                     agg.grow(spec, n);
-                    // New customers are evaluated in every leaf, events or not.
-                    let extra: Vec<u32> = added.iter().collect();
                     let order = event_order.get(spec.event_type.as_ref());
                     Some(Arc::new(
                         match (start, order, events.of_type(&spec.event_type)) {
                             (Some(&start), Some(order), Some(te)) => {
                                 aggregate_add_delta(agg, te, spec, as_of, (start, order), &extra)
                             }
-                            _ => AggDelta::gather(agg, extra),
+                            _ => AggDelta::gather(agg, extra.clone()),
                         },
                     ))
                 })
