@@ -21,10 +21,9 @@ use workloads::workloads;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+#[path = "common/stats.rs"]
+mod stats;
+use stats::median;
 
 fn main() {
     // `cargo bench` passes `--bench`; keep the positional arguments only.
@@ -61,7 +60,8 @@ fn main() {
         for _ in 0..reps {
             // Interleaved, so every executor sees the same background noise.
             for (k, (name, kind)) in kinds.iter().enumerate() {
-                if only.as_deref().is_some_and(|o| o != *name) {
+                // The sequential baseline (index 0) always runs: every row is a ratio to it.
+                if k != 0 && only.as_deref().is_some_and(|o| o != *name) {
                     continue;
                 }
                 let mut state = w.state.clone();

@@ -35,10 +35,9 @@ const QUOTAS: &str = "processes:
   - { id: crm-sync, owner: data@example.com, time_zone: Europe/Berlin, limits: { records: 100000000, bytes: 100000000000 } }
 ";
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+#[path = "common/stats.rs"]
+mod stats;
+use stats::median;
 
 fn main() {
     let reps: usize = std::env::args()

@@ -115,7 +115,8 @@ pub struct ParallelStats {
     pub parallel_blocks: u64,
     /// Blocks run by the sequential executor (small, contended or fallen back).
     pub sequential_blocks: u64,
-    /// Transaction executions, all incarnations (parallel blocks only).
+    /// Transaction executions, all incarnations, in speculated blocks (including blocks given
+    /// up as too contended, whose executions were spent before falling back).
     pub executions: u64,
     /// Validations.
     pub validations: u64,
@@ -172,7 +173,7 @@ pub fn run(
         }
         let helpers = helpers.get_or_insert_with(|| Helpers::start(set, config.threads));
         let block_started = std::time::Instant::now();
-        let started = std::time::Instant::now();
+        let started = block_started;
         let pending = std::mem::take(&mut outbox);
         let speculated = run_block(set, &schema, state, block, config, helpers.as_ref(), || {
             pending.deliver(&mut on_commit)
@@ -182,7 +183,8 @@ pub fn run(
             Speculation::Done(outputs, counters) => {
                 let started = std::time::Instant::now();
                 stats.parallel_blocks += 1;
-                let (committed, reexecuted) = commit_block(set, &schema, state, block, outputs)?;
+                let (committed, reexecuted) =
+                    commit_block(set, &schema, state, block, outputs, helpers.as_ref())?;
                 stats.commit_reexecutions += reexecuted;
                 outbox = committed;
                 stats.commit_us += started.elapsed().as_micros() as u64;
@@ -356,10 +358,7 @@ fn run_block(
         ..
     } = block;
     // Freeing the multi-version memory is pure overhead: do it off the critical path.
-    match helpers {
-        Some(helpers) => helpers.pool.spawn(move || drop(mv)),
-        None => drop(mv),
-    }
+    free_off_path(helpers, mv);
     if poisoned.load(Relaxed) {
         return Speculation::Abandoned(counters);
     }
@@ -501,6 +500,15 @@ impl StateView for MvView<'_, '_> {
     }
 }
 
+/// Drops `garbage` on the helper pool (never Rayon's global pool, which the executor does not
+/// use), or right here when there is none.
+fn free_off_path<T: Send + 'static>(helpers: Option<&Helpers>, garbage: T) {
+    match helpers {
+        Some(helpers) => helpers.pool.spawn(move || drop(garbage)),
+        None => drop(garbage),
+    }
+}
+
 /// Commits a finished block in order: resolves and applies every transaction's writes and
 /// returns the final outputs (the outbox) and how many transactions had to be re-executed.
 fn commit_block<'e, 'a>(
@@ -509,6 +517,7 @@ fn commit_block<'e, 'a>(
     state: &mut State,
     events: &'e [Admitted<'a>],
     outputs: Vec<Slot>,
+    helpers: Option<&Helpers>,
 ) -> Result<(Outbox<'e, 'a>, u64), InvariantViolation> {
     let mut dirty = false;
     let mut reexecuted = 0;
@@ -551,7 +560,7 @@ fn commit_block<'e, 'a>(
         read_sets.push(reads);
     }
     // Read sets are garbage now; freeing them is not the committer's job.
-    rayon::spawn(move || drop(read_sets));
+    free_off_path(helpers, read_sets);
     Ok((
         Outbox {
             events,

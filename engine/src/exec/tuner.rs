@@ -10,8 +10,9 @@
 //! change of workload is noticed.
 //!
 //! Invariant: the choice never changes a result — both modes produce the sequential output
-//! (property tests compare them, including runs that switch modes between blocks) — only how
-//! fast it is produced.
+//! (the property tests compare speculation with the sequential executor;
+//! `self_tuning_switches_modes_between_blocks_and_still_equals_sequential` runs blocks that
+//! switch modes) — only how fast it is produced.
 
 /// How a block runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
