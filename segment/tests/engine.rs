@@ -257,15 +257,26 @@ fn refresh_diffs_become_trigger_events() {
     // not-rich gains customer 40.
     assert_eq!(r.diffs[3].entered.iter().collect::<Vec<_>>(), vec![3]);
     // Bad updates are typed errors, and nothing is applied.
+    // A valid update before the bad one: nothing at all is applied.
     let bad = Changes {
-        updates: vec![AttrUpdate {
-            customer: 40,
-            attribute: "points".into(),
-            value: Value::str("x"),
-        }],
+        updates: vec![
+            AttrUpdate {
+                customer: 10,
+                attribute: "points".into(),
+                value: Value::Int(0),
+            },
+            AttrUpdate {
+                customer: 40,
+                attribute: "points".into(),
+                value: Value::str("x"),
+            },
+        ],
         ..Default::default()
     };
     assert!(e.refresh(&mut data, &r.result, &bad, None).is_err());
+    let (points, _) = data.customers().schema().attr("points").unwrap();
+    let row10 = data.customers().row_of(10).unwrap();
+    assert_eq!(data.customers().get(row10, points), Value::Int(500));
     let back = Changes {
         as_of: Some(as_of - 1),
         ..Default::default()

@@ -507,6 +507,10 @@ proptest! {
         let customers = table(&cs);
         let events: Vec<Event> = evs.iter().enumerate().map(|(i, e)| event(i, e)).collect();
         let store = EventStore::from_events(&customers, &events);
+        // `twin` gets every change set too, refreshed from the same previous result *after*
+        // `data` took over its carried aggregates: it exercises the other refresh path
+        // (re-reading the dirty customers' events).
+        let mut twin = SegmentData::new(customers.clone(), store.clone());
         let mut data = SegmentData::new(customers, store);
         let g = group(trees);
         let engine = SegmentEngine::new(g.clone(), &data, AS_OF, Some(2)).unwrap();
@@ -553,7 +557,11 @@ proptest! {
         for changes in &rounds {
             let as_of = changes.as_of.unwrap_or(prev.as_of);
             let refreshed = engine.refresh(&mut data, &prev, changes, None).unwrap();
+            let rescanned = engine.refresh(&mut twin, &prev, changes, None).unwrap();
             let got: Vec<(Arc<str>, Vec<u32>)> = refreshed.result.segments.iter().map(|s| (s.id.clone(), s.members.as_ref().unwrap().iter().collect())).collect();
+            let got_rescanned: Vec<(Arc<str>, Vec<u32>)> = rescanned.result.segments.iter().map(|s| (s.id.clone(), s.members.as_ref().unwrap().iter().collect())).collect();
+            prop_assert_eq!(&got_rescanned, &got);
+            prop_assert_eq!(&rescanned.diffs, &refreshed.diffs);
             // Full recompute on the changed data with a fresh engine (no cache) and the oracle.
             let fresh = SegmentEngine::new(g.clone(), &data, as_of, Some(1)).unwrap();
             prop_assert_eq!(&got, &members(&fresh, &data, as_of));
