@@ -85,6 +85,18 @@ pub fn reports(
 }
 
 /// Prints every diagnostic of a failed configuration to stderr.
+/// Prints a file's warnings (if any), located like errors.
+pub fn print_warnings(file: &str, text: &str, warnings: &[ConfigDiagnostic]) {
+    if warnings.is_empty() {
+        return;
+    }
+    let text: Arc<str> = Arc::from(text);
+    for r in reports(file, &text, warnings) {
+        eprintln!("{r:?}");
+    }
+}
+
+/// Prints every problem of a configuration error, located.
 pub fn print_config_error(err: &ConfigError) {
     for report in reports(&err.file, &err.source_text, &err.diagnostics) {
         eprintln!("{report:?}");

@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod commands;
 mod diagnostics;
+mod files;
 mod progress;
 mod quotas;
 
@@ -98,7 +99,7 @@ enum Command {
     },
     /// Validate configuration files; every problem is reported with file, line and column.
     Check {
-        /// Files to check (triggers and quotas; segment files once that engine lands).
+        /// Files to check: triggers, quotas or segments (told apart by their top-level keys).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also check attribute names and types against this customer file.

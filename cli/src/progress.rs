@@ -26,7 +26,7 @@ pub fn bar(len: u64, message: &'static str) -> ProgressBar {
 
 /// A spinner for a stage of unknown length (loading a file, computing a group), ticking on its
 /// own; hidden when stderr is not a terminal. Call `finish_and_clear` when the stage is done.
-pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
+fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -6,12 +6,10 @@
 //! `fusebox-quotas` and the gate in `fusebox_engine::gate`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use fusebox_engine::config::{Diagnostic, Severity};
 use fusebox_engine::event::EventRecord;
@@ -24,6 +22,7 @@ use fusebox_quotas::{
 use serde::Serialize;
 
 use crate::diagnostics::reports;
+use crate::files::write_jsonl;
 use crate::Failure;
 
 /// The quota options of `fusebox run`.
@@ -102,16 +101,7 @@ pub fn prepare(setup: &QuotaSetup) -> Result<Prepared, Failure> {
 
 /// Reads and validates a quota file, printing every problem located.
 pub fn load_config(path: &Path) -> Result<QuotaConfig, Failure> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read {}", path.display()))
-        .map_err(Failure::Input)?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Failure::Input(anyhow::anyhow!(
-            "{}: not valid UTF-8 (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = crate::files::read_text(path)?;
     QuotaConfig::from_yaml_str(&text, &path.display().to_string()).map_err(|e| {
         print_config_error(&e, &text);
         Failure::Reported
@@ -231,37 +221,19 @@ pub fn write_outputs(
     result: &BatchResult,
     notifications: &[QuotaNotification],
 ) -> Result<()> {
-    let path = out.join("held.jsonl");
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = BufWriter::new(file);
-    for h in &result.held {
-        let event = records
+    let held = result.held.iter().map(|h| HeldLine {
+        line: h.line,
+        event_id: &h.event_id,
+        denial: &h.denial,
+        bytes: h.bytes,
+        message: h.denial.to_string(),
+        event: records
             .get(h.record)
             .and_then(|r| r.event.as_ref().ok())
-            .map(Canonical::of);
-        let line = HeldLine {
-            line: h.line,
-            event_id: &h.event_id,
-            denial: &h.denial,
-            bytes: h.bytes,
-            message: h.denial.to_string(),
-            event,
-        };
-        serde_json::to_writer(&mut w, &line)?;
-        w.write_all(b"\n")?;
-    }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-
-    let path = out.join("notifications.jsonl");
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = BufWriter::new(file);
-    for n in notifications {
-        serde_json::to_writer(&mut w, n)?;
-        w.write_all(b"\n")?;
-    }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))
+            .map(Canonical::of),
+    });
+    write_jsonl(&out.join("held.jsonl"), held)?;
+    write_jsonl(&out.join("notifications.jsonl"), notifications)
 }
 
 /// The quota lines of the run summary.

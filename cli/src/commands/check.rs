@@ -1,12 +1,11 @@
 //! `fusebox check FILE...`: validate configuration files and report every problem, located.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use fusebox_engine::config::compile_triggers;
 use fusebox_engine::io::customers::load_customers;
 
-use crate::diagnostics::{print_config_error, reports};
+use crate::diagnostics::{print_config_error, print_warnings};
 use crate::Failure;
 
 /// What kind of configuration a file holds, from its top-level keys.
@@ -64,10 +63,7 @@ pub fn check(files: &[PathBuf], customers: Option<&PathBuf>) -> Result<(), Failu
             Some(Kind::Triggers) => {
                 match compile_triggers(&text, &name, table.as_ref().map(|t| t.schema().as_ref())) {
                     Ok(set) => {
-                        let source: Arc<str> = Arc::from(text.as_str());
-                        for r in reports(&name, &source, &set.warnings) {
-                            eprintln!("{r:?}");
-                        }
+                        print_warnings(&name, &text, &set.warnings);
                         let enabled = set.triggers.iter().filter(|t| t.enabled).count();
                         println!(
                         "ok: {name}: {} triggers ({enabled} enabled), {} pools, {} counters, {} warnings{}",

@@ -1,7 +1,5 @@
 //! `fusebox run`: load, check, execute, write outputs, summarise.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,9 +9,9 @@ use fusebox_engine::io::customers::{load_customers, save_customers};
 use fusebox_engine::io::events::read_events;
 use fusebox_engine::state::State;
 use fusebox_engine::{BatchResult, Engine, ExecutorKind, RunOptions};
-use serde::Serialize;
 
-use crate::diagnostics::print_config_error;
+use crate::diagnostics::{print_config_error, print_warnings};
+use crate::files::{read_text, write_json, write_jsonl};
 use crate::progress;
 use crate::quotas::QuotaSetup;
 use crate::Failure;
@@ -51,12 +49,7 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         print_config_error(&e);
         Failure::Reported
     })?;
-    if !set.warnings.is_empty() {
-        let text: std::sync::Arc<str> = std::sync::Arc::from(triggers_text.as_str());
-        for r in crate::diagnostics::reports(&file, &text, &set.warnings) {
-            eprintln!("{r:?}");
-        }
-    }
+    print_warnings(&file, &triggers_text, &set.warnings);
     let engine = Engine::new(set).map_err(|e| Failure::Input(e.into()))?;
     let quotas = spec
         .quotas
@@ -105,36 +98,6 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         }
     }
     Ok(result)
-}
-
-fn read_text(path: &Path) -> Result<String, Failure> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read {}", path.display()))
-        .map_err(Failure::Input)?;
-    String::from_utf8(bytes).map_err(|e| {
-        Failure::Input(anyhow::anyhow!(
-            "{}: not valid UTF-8 (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
-}
-
-fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    for item in items {
-        serde_json::to_writer(&mut out, item)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn write_outputs(out: &Path, result: &BatchResult, state: &State) -> Result<()> {

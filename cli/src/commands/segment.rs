@@ -26,7 +26,8 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::segment_refresh::{load_changes, refresh_and_write, ChangeFiles};
-use crate::diagnostics::{print_config_error, reports};
+use crate::diagnostics::{print_config_error, print_warnings};
+use crate::files::write_json;
 use crate::{progress, Failure};
 
 /// Inputs and options of `fusebox segment`.
@@ -102,26 +103,22 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
     if bad > 0 {
         eprintln!("warning: {bad} event record(s) could not be parsed and are ignored (run `fusebox run` to see them in outcomes.jsonl)");
     }
-    let events: Vec<_> = records
-        .iter()
-        .filter_map(|r| r.event.as_ref().ok())
-        .collect();
+    let events = || records.iter().filter_map(|r| r.event.as_ref().ok());
     let as_of = as_of_arg
-        .or_else(|| events.iter().map(|e| e.timestamp).max())
+        .or_else(|| events().map(|e| e.timestamp).max())
         .unwrap_or(0);
     let store = progress::stage("indexing events by customer", || {
-        EventStore::from_events(&customers, events.iter().copied())
+        EventStore::from_events(&customers, events())
     });
+    // The store keeps its own columnar copy; the parsed records are not needed any more.
+    drop(records);
     let name = spec.segments.display().to_string();
     let group = compile_segments(&text, &name, Some(customers.schema()), Some(&store.types()))
         .map_err(|e| {
             print_config_error(&e);
             Failure::Reported
         })?;
-    let source: Arc<str> = Arc::from(text.as_str());
-    for r in reports(&name, &source, &group.warnings) {
-        eprintln!("{r:?}");
-    }
+    print_warnings(&name, &text, &group.warnings);
     let n_events = store.len();
     // The change set is read and checked before any work.
     let changes = if spec.changes.is_empty() {
@@ -175,12 +172,7 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
         event_aggregates: plan.aggs.len(),
         segments: seg_json,
     };
-    let json = serde_json::to_string_pretty(&summary)
-        .context("cannot serialise segments.json")
-        .map_err(Failure::Runtime)?;
-    std::fs::write(spec.out.join("segments.json"), json + "\n")
-        .with_context(|| format!("cannot write {}", spec.out.join("segments.json").display()))
-        .map_err(Failure::Runtime)?;
+    write_json(&spec.out.join("segments.json"), &summary).map_err(Failure::Runtime)?;
 
     print_table(&summary);
     if spec.explain {
@@ -269,10 +261,7 @@ pub fn check_file(name: &str, text: &str, customers: Option<&CustomerTable>) -> 
     let schema = customers.map(|t| t.schema().as_ref());
     match compile_segments(text, name, schema, None) {
         Ok(group) => {
-            let source: Arc<str> = Arc::from(text);
-            for r in reports(name, &source, &group.warnings) {
-                eprintln!("{r:?}");
-            }
+            print_warnings(name, text, &group.warnings);
             println!(
                 "ok: {name}: {} segments, {} warnings{}",
                 group.segments.len(),

@@ -16,18 +16,19 @@
 //! for unknown customers are counted in a warning and ignored, and new events after the
 //! refresh's as-of are warned about (they are invisible until as-of reaches them).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fusebox_engine::customers::{CustomerTable, Row};
-use fusebox_engine::gate::canonical_json;
+use fusebox_engine::gate::Canonical;
 use fusebox_engine::io::customers::load_customers;
 use fusebox_engine::io::events::read_events;
 use fusebox_engine::value::{format_timestamp, parse_timestamp, AttrType, Value};
 use fusebox_segment::{AttrUpdate, Changes, GroupResult, SegmentData, SegmentEngine, SegmentError};
 use serde::{Deserialize, Serialize};
 
+use crate::files::{write_json, write_jsonl};
 use crate::Failure;
 
 /// The change files given on the command line.
@@ -327,17 +328,8 @@ pub fn refresh_and_write(
         .filter_map(|r| r.event.ok())
         .collect();
     let path = out.join("segment-events.jsonl");
-    let write_events = || -> anyhow::Result<()> {
-        let file = std::fs::File::create(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        for e in &events {
-            writeln!(w, "{}", canonical_json(e))?;
-        }
-        w.flush()?;
-        Ok(())
-    };
-    write_events().map_err(Failure::Runtime)?;
+    // `Canonical` serialises to `canonical_json`: the events format `fusebox run` reads.
+    write_jsonl(&path, events.iter().map(Canonical::of)).map_err(Failure::Runtime)?;
     let members = engine.member_ids(data, &refresh.result);
     super::segment::write_members(&out.join("members-refreshed.parquet"), &members)
         .map_err(Failure::Runtime)?;
@@ -363,12 +355,7 @@ pub fn refresh_and_write(
             })
             .collect(),
     };
-    let json = serde_json::to_string_pretty(&summary)
-        .context("cannot serialise refresh.json")
-        .map_err(Failure::Runtime)?;
-    std::fs::write(out.join("refresh.json"), json + "\n")
-        .with_context(|| format!("cannot write {}", out.join("refresh.json").display()))
-        .map_err(Failure::Runtime)?;
+    write_json(&out.join("refresh.json"), &summary).map_err(Failure::Runtime)?;
     print_summary(&summary, &path);
     Ok(())
 }
