@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use fusebox_engine::config::{from_yaml_error, ConfigError, Diagnostic, Severity};
 use fusebox_engine::customers::Schema;
+use fusebox_engine::expr::closest_name;
 use fusebox_engine::value::AttrType;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
@@ -289,28 +290,6 @@ pub(crate) struct Validator<'a> {
     warned_events: FxHashSet<String>,
 }
 
-/// Edit distance for "did you mean" hints.
-fn closest<'n>(name: &str, candidates: impl Iterator<Item = &'n str>) -> Option<&'n str> {
-    let dist = |a: &str, b: &str| {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                let sub = prev[j] + usize::from(ca != *cb);
-                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    };
-    candidates
-        .map(|c| (dist(name, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 impl Validator<'_> {
     fn error(&mut self, at: Location, msg: impl Into<String>, help: Option<String>) {
         self.diags
@@ -355,7 +334,7 @@ impl Validator<'_> {
             let filter = self.filter(&s.filter, &mut r);
             for (target, at) in &r {
                 if !ids.contains_key(target) {
-                    let help = closest(target, ids.keys().map(String::as_str))
+                    let help = closest_name(target, ids.keys().map(String::as_str))
                         .map(|c| format!("did you mean `{c}`?"));
                     self.error(
                         *at,
@@ -543,7 +522,7 @@ impl Validator<'_> {
             Some(a) => a,
             None if self.lenient => (0, lenient_type(ops)),
             None => {
-                let help = closest(&name.value, self.schema.iter().map(|(_, n, _)| n))
+                let help = closest_name(&name.value, self.schema.iter().map(|(_, n, _)| n))
                     .map(|c| format!("did you mean `{c}`?"))
                     .or_else(|| {
                         Some(format!(
@@ -791,7 +770,7 @@ impl Validator<'_> {
         }
         if let Some(known) = &self.events {
             if !known.contains(ty.value.as_str()) && self.warned_events.insert(ty.value.clone()) {
-                let help = closest(&ty.value, known.iter().map(|s| s.as_ref()))
+                let help = closest_name(&ty.value, known.iter().map(|s| s.as_ref()))
                     .map(|c| format!("did you mean `{c}`?"))
                     .unwrap_or_else(|| {
                         "check the spelling; it is allowed but matches no customer".into()

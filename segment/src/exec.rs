@@ -558,19 +558,12 @@ impl SegmentEngine {
             Job::Keep(old) => return Ok((old.clone(), Source::Kept)),
             Job::Changed(delta, old) => {
                 let mut fresh = RoaringBitmap::new();
-                if let NodeKind::Event {
-                    pred,
-                    negated,
-                    sum_idx,
-                    ..
-                } = &node.kind
-                {
+                if let NodeKind::Event { pred, sum_idx, .. } = &node.kind {
                     event_rows(
                         &delta.values,
                         &delta.rows,
                         &pred.test,
                         *sum_idx,
-                        *negated,
                         as_of,
                         &mut fresh,
                     );
@@ -584,12 +577,7 @@ impl SegmentEngine {
                     NodeKind::Attr { pred, negated } => {
                         attr_rows(data, pred, *negated, as_of, rows)
                     }
-                    NodeKind::Event {
-                        pred,
-                        negated,
-                        agg,
-                        sum_idx,
-                    } => {
+                    NodeKind::Event { pred, agg, sum_idx } => {
                         // Leaves of one event type see the same dirty rows (dirty by type),
                         // so their row aggregates are computed once per chunk and shared.
                         let mut fresh = RoaringBitmap::new();
@@ -607,7 +595,6 @@ impl SegmentEngine {
                                 &g.list[c * ROW_CHUNK..end],
                                 &pred.test,
                                 *sum_idx,
-                                *negated,
                                 as_of,
                                 &mut fresh,
                             );
@@ -634,12 +621,7 @@ impl SegmentEngine {
         let bitmap = match &node.kind {
             NodeKind::Attr { pred, negated } => attr_full(data, pred, *negated, as_of)
                 .map_err(|e| SegmentError::Kernel(e.to_string()))?,
-            NodeKind::Event {
-                pred,
-                negated,
-                agg,
-                sum_idx,
-            } => {
+            NodeKind::Event { pred, agg, sum_idx } => {
                 let a = aggs[*agg].get_or_init(|| {
                     aggregate_full(
                         data.events.of_type(&pred.event_type),
@@ -648,7 +630,7 @@ impl SegmentEngine {
                         data.len(),
                     )
                 });
-                event_full(a, &pred.test, *sum_idx, *negated, as_of)
+                event_full(a, &pred.test, *sum_idx, as_of)
             }
             _ => RoaringBitmap::new(),
         };

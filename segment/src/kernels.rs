@@ -456,12 +456,11 @@ pub fn event_holds(
     }
 }
 
-/// An event leaf over the whole table from its aggregate.
+/// An event leaf over the whole table from its aggregate: the rows where the test holds.
 pub fn event_full(
     agg: &Aggregate,
     test: &EventTest,
     sum_idx: Option<usize>,
-    negated: bool,
     as_of: i64,
 ) -> RoaringBitmap {
     let mut out = Bits::new(agg.count.len());
@@ -481,7 +480,7 @@ pub fn event_full(
             last,
             as_of,
         );
-        if holds != negated {
+        if holds {
             out.set(r);
         }
     }
@@ -629,7 +628,6 @@ pub fn event_rows(
     rows: &[Row],
     test: &EventTest,
     sum_idx: Option<usize>,
-    negated: bool,
     as_of: i64,
     out: &mut RoaringBitmap,
 ) {
@@ -649,7 +647,7 @@ pub fn event_rows(
             last,
             as_of,
         );
-        if holds != negated && out.try_push(r).is_err() {
+        if holds && out.try_push(r).is_err() {
             out.insert(r);
         }
     }

@@ -41,12 +41,11 @@ pub enum NodeKind {
         /// Whether the FALSE set is wanted.
         negated: bool,
     },
-    /// Event leaf: rows where the test holds (or does not, when negated).
+    /// Event leaf: rows where the test holds. (Event predicates are two-valued, so a negated
+    /// one is an `AllBut` over the positive leaf.)
     Event {
         /// The predicate.
         pred: EventPred,
-        /// Whether the complement is wanted.
-        negated: bool,
         /// Shared aggregate it reads.
         agg: usize,
         /// Index of its summed property in the aggregate.
@@ -399,7 +398,6 @@ impl Planner<'_> {
     }
 
     fn event_leaf(&mut self, p: &EventPred) -> NodeId {
-        let negated = false;
         let mut pred = p.clone();
         pred.filters.sort_by_key(|f| format!("{f:?}"));
         // Counts are whole numbers: `count >= x` with 0 < x <= 1 is "performed at least once".
@@ -415,7 +413,7 @@ impl Planner<'_> {
                 };
             }
         }
-        let key = format!("event:{pred:?}:{negated}");
+        let key = format!("event:{pred:?}");
         if let Some(&id) = self.index.get(&key) {
             return id;
         }
@@ -457,31 +455,18 @@ impl Planner<'_> {
         let sampled = aggregate_rows_multi(te, &[&self.aggs[agg]], self.as_of, &self.sample);
         let mut hits = RoaringBitmap::new();
         if let Some(a) = sampled.first() {
-            event_rows(
-                a,
-                &self.sample,
-                &pred.test,
-                sum_idx,
-                negated,
-                self.as_of,
-                &mut hits,
-            );
+            event_rows(a, &self.sample, &pred.test, sum_idx, self.as_of, &mut hits);
         }
         let hits = hits.len();
         let sel = hits as f64 / self.sample.len().max(1) as f64;
         let events = te.map_or(0, |t| t.len()) as f64;
-        let label = event_label(&pred, negated);
+        let label = event_label(&pred);
         let est = sel * self.n();
         let cost = events + self.n();
         self.intern(
             key,
             label,
-            NodeKind::Event {
-                pred,
-                negated,
-                agg,
-                sum_idx,
-            },
+            NodeKind::Event { pred, agg, sum_idx },
             est,
             cost,
             &[],
@@ -489,11 +474,8 @@ impl Planner<'_> {
     }
 }
 
-fn event_label(p: &EventPred, negated: bool) -> String {
+fn event_label(p: &EventPred) -> String {
     let mut s = String::new();
-    if negated {
-        s.push_str("not ");
-    }
     match &p.test {
         EventTest::Performed { .. } => s.push_str("performed "),
         EventTest::First { .. } => s.push_str("first performed "),
