@@ -412,7 +412,7 @@ impl SegmentEngine {
                     }))
                 }
                 NodeKind::And(_) | NodeKind::Or(_) | NodeKind::AllBut(_) => {
-                    let kids = kids_of(&node.kind);
+                    let kids = node.kind.children();
                     let prev = prev_nodes.and_then(|p| p[id].clone());
                     if kids.iter().any(|&k| nodes[k].is_none()) {
                         None
@@ -655,21 +655,13 @@ impl SegmentEngine {
     }
 }
 
-fn kids_of(kind: &NodeKind) -> &[NodeId] {
-    match kind {
-        NodeKind::And(k) | NodeKind::Or(k) => k,
-        NodeKind::AllBut(c) => std::slice::from_ref(c),
-        _ => &[],
-    }
-}
-
 fn sum_time(plan: &Plan, stats: &[NodeStats], id: NodeId, seen: &mut [bool], acc: &mut Duration) {
     if seen[id] {
         return;
     }
     seen[id] = true;
     *acc += stats[id].time;
-    for &k in kids_of(&plan.nodes[id].kind) {
+    for &k in plan.nodes[id].kind.children() {
         sum_time(plan, stats, k, seen, acc);
     }
 }

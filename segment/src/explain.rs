@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::exec::GroupResult;
-use crate::plan::{NodeId, NodeKind, Plan};
+use crate::plan::{NodeId, Plan};
 
 /// Where a node's result came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,12 +110,7 @@ fn node(
         return;
     }
     printed[id] = true;
-    let kids: &[NodeId] = match &p.kind {
-        NodeKind::And(k) | NodeKind::Or(k) => k,
-        NodeKind::AllBut(c) => std::slice::from_ref(c),
-        _ => &[],
-    };
-    for &k in kids {
+    for &k in p.kind.children() {
         node(plan, result, k, depth + 1, printed, out);
     }
 }

@@ -10,7 +10,9 @@
 //!    identical sub-filter anywhere in the group is one node, computed once. Event leaves with
 //!    the same (type, property filters, window) share one [`AggSpec`] scan.
 //! 3. **Estimate.** Each leaf's selectivity is measured on an evenly spaced sample of customers
-//!    (the same predicate code as the kernels), its cost from the column type or the number of
+//!    (attribute leaves through `ValueOp::test`, the semantics the column kernels are tested
+//!    against; event leaves through the executor's row-wise event kernels), its cost from the
+//!    column type or the number of
 //!    events scanned; `and`/`or` estimates assume independence.
 //! 4. **Order.** `and` children run cheapest/most selective first (ascending estimated rows,
 //!    then cost) so the intersection shrinks fastest and stops early when empty; leaves are
@@ -59,6 +61,17 @@ pub enum NodeKind {
     AllBut(NodeId),
     /// Everyone (`true`) or no one.
     Const(bool),
+}
+
+impl NodeKind {
+    /// The node's children (none for leaves and constants).
+    pub fn children(&self) -> &[NodeId] {
+        match self {
+            NodeKind::And(k) | NodeKind::Or(k) => k,
+            NodeKind::AllBut(c) => std::slice::from_ref(c),
+            _ => &[],
+        }
+    }
 }
 
 /// One node of the plan.
