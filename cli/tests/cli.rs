@@ -3,41 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fusebox_engine::io::customers::load_customers;
 use serde_json::Value as Json;
 
-fn fusebox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fusebox"))
-        .args(args)
-        .output()
-        .expect("run fusebox")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = fusebox(args);
-    assert!(
-        out.status.success(),
-        "fusebox {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn gen(dir: &Path, customers: u64, events: u64, seed: u64) {
-    ok(&[
-        "gen",
-        "--out",
-        dir.to_str().unwrap(),
-        "--customers",
-        &customers.to_string(),
-        "--events",
-        &events.to_string(),
-        "--seed",
-        &seed.to_string(),
-    ]);
-}
+mod common;
+use common::{fusebox, gen, jsonl, ok};
 
 fn run(input: &Path, out: &Path) -> Output {
     run_with(input, out, &[])
@@ -102,14 +74,6 @@ fn outputs_are_byte_identical_across_executors_and_thread_counts() {
             );
         }
     }
-}
-
-fn jsonl(path: &Path) -> Vec<Json> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

@@ -8,36 +8,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value as Json;
 
-fn fusebox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fusebox"))
-        .args(args)
-        .output()
-        .expect("run fusebox")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = fusebox(args);
-    assert!(
-        out.status.success(),
-        "fusebox {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn gen(dir: &Path, customers: u64, events: u64, seed: u64) {
-    ok(&[
-        "gen",
-        "--out",
-        dir.to_str().unwrap(),
-        "--customers",
-        &customers.to_string(),
-        "--events",
-        &events.to_string(),
-        "--seed",
-        &seed.to_string(),
-    ]);
-}
+mod common;
+use common::{fusebox, gen, jsonl, ok};
 
 fn run_args(input: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec![
@@ -60,14 +32,6 @@ fn run_args(input: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
 fn run(input: &Path, out: &Path, extra: &[&str]) -> Output {
     let args = run_args(input, out, extra);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn jsonl(path: &Path) -> Vec<Json> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

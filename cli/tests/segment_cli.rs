@@ -2,38 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fusebox_engine::io::customers::load_customers;
 use fusebox_engine::io::events::read_events;
-use fusebox_segment::{compile_segments, oracle, EventStore, SegmentData};
+use fusebox_segment::{compile_segments, oracle, EventStore, SegmentData, SegmentGroup};
 use polars::prelude::*;
 use serde_json::Value as Json;
 
-fn fusebox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fusebox"))
-        .args(args)
-        .output()
-        .expect("run fusebox")
-}
+mod common;
+use common::fusebox;
 
+/// The small workload every test here starts from.
 fn gen(dir: &Path) {
-    let out = fusebox(&[
-        "gen",
-        "--out",
-        dir.to_str().unwrap(),
-        "--customers",
-        "300",
-        "--events",
-        "6000",
-        "--seed",
-        "4",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::gen(dir, 300, 6000, 4);
 }
 
 fn segment(input: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -57,6 +39,39 @@ fn segment(input: &Path, out: &Path, extra: &[&str]) -> Output {
     ]);
     args.extend_from_slice(extra);
     fusebox(&args)
+}
+
+/// The generated group and data, loaded the way the library's users would, for the oracle.
+fn oracle_input(input: &Path) -> (SegmentGroup, SegmentData) {
+    let customers = load_customers(&input.join("customers.parquet")).unwrap();
+    let events: Vec<_> = read_events(&input.join("events.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.event.ok())
+        .collect();
+    let store = EventStore::from_events(&customers, &events);
+    let text = std::fs::read_to_string(input.join("segments.yaml")).unwrap();
+    let group = compile_segments(
+        &text,
+        "segments.yaml",
+        Some(customers.schema()),
+        Some(&store.types()),
+    )
+    .unwrap();
+    (group, SegmentData::new(customers, store))
+}
+
+/// The oracle's members at the tests' as-of, as customer ids.
+fn oracle_members(
+    group: &SegmentGroup,
+    data: &SegmentData,
+) -> Vec<(std::sync::Arc<str>, Vec<u64>)> {
+    let as_of = fusebox_engine::value::parse_timestamp("2026-03-31T00:00:00Z").unwrap();
+    let ids = data.customers().ids();
+    oracle::evaluate(group, data, as_of)
+        .into_iter()
+        .map(|(id, rows)| (id, rows.iter().map(|&r| ids[r as usize]).collect()))
+        .collect()
 }
 
 fn members(path: &Path) -> BTreeMap<String, Vec<u64>> {
@@ -117,26 +132,8 @@ fn segment_writes_members_and_summary_that_match_the_oracle() {
     assert!(got.values().any(|m| !m.is_empty()));
 
     // The naive oracle on the same files agrees.
-    let customers = load_customers(&input.join("customers.parquet")).unwrap();
-    let events: Vec<_> = read_events(&input.join("events.jsonl"))
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| r.event.ok())
-        .collect();
-    let store = EventStore::from_events(&customers, &events);
-    let text = std::fs::read_to_string(input.join("segments.yaml")).unwrap();
-    let group = compile_segments(
-        &text,
-        "segments.yaml",
-        Some(customers.schema()),
-        Some(&store.types()),
-    )
-    .unwrap();
-    let data = SegmentData::new(customers, store);
-    let as_of = fusebox_engine::value::parse_timestamp("2026-03-31T00:00:00Z").unwrap();
-    let ids = data.customers().ids().to_vec();
-    for (id, rows) in oracle::evaluate(&group, &data, as_of) {
-        let expect: Vec<u64> = rows.iter().map(|&r| ids[r as usize]).collect();
+    let (group, data) = oracle_input(&input);
+    for (id, expect) in oracle_members(&group, &data) {
         assert_eq!(
             got.get(id.as_ref()).cloned().unwrap_or_default(),
             expect,
@@ -293,22 +290,8 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
         moved += entered + left;
     }
     assert!(moved > 0);
-    let events: Vec<_> = read_events(&input.join("events.jsonl"))
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| r.event.ok())
-        .collect();
-    let store = EventStore::from_events(&customers, &events);
-    let text = std::fs::read_to_string(input.join("segments.yaml")).unwrap();
-    let group = compile_segments(
-        &text,
-        "segments.yaml",
-        Some(customers.schema()),
-        Some(&store.types()),
-    )
-    .unwrap();
-    let (points, _) = customers.schema().attr("points").unwrap();
-    let mut data = SegmentData::new(customers, store);
+    let (group, mut data) = oracle_input(&input);
+    let (points, _) = data.customers().schema().attr("points").unwrap();
     let added = data.add_customers(&[100001, 100002]).unwrap();
     data.set_row(added.start, points, fusebox_engine::value::Value::Int(7000));
     let (spent, _) = data.customers().schema().attr("total_spent").unwrap();
@@ -325,10 +308,7 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
     for r in read_events(&new_events).unwrap() {
         data.append_event(r.event.as_ref().unwrap());
     }
-    let as_of = fusebox_engine::value::parse_timestamp("2026-03-31T00:00:00Z").unwrap();
-    let all_ids = data.customers().ids().to_vec();
-    for (id, rows) in oracle::evaluate(&group, &data, as_of) {
-        let expect: Vec<u64> = rows.iter().map(|&r| all_ids[r as usize]).collect();
+    for (id, expect) in oracle_members(&group, &data) {
         assert_eq!(
             after.get(id.as_ref()).cloned().unwrap_or_default(),
             expect,
