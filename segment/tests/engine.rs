@@ -9,8 +9,8 @@ use fusebox_engine::event::Event;
 use fusebox_engine::value::{parse_timestamp, AttrType, Map, Value};
 use fusebox_segment::explain::{render, Source};
 use fusebox_segment::{
-    compile_segments, oracle, AttrUpdate, Changes, ComputeOptions, EventStore, SegmentData,
-    SegmentEngine,
+    compile_segments, oracle, AttrUpdate, Changes, ComputeOptions, EventStore, GroupResult,
+    SegmentData, SegmentEngine,
 };
 use polars::prelude::*;
 
@@ -36,6 +36,35 @@ segments:
     filter: { not: { attribute: points, gt: 100 } }
 "#;
 
+/// An `order.completed` event at `at` (RFC 3339), with property `total` if given.
+fn order_event(id: &str, customer: u64, at: &str, total: Option<f64>) -> Event {
+    Event {
+        id: Arc::from(id),
+        customer_id: customer,
+        event_type: Arc::from("order.completed"),
+        timestamp: parse_timestamp(at).unwrap(),
+        process: None,
+        properties: Arc::new(Map::from_entries(
+            total.map(|t| (Arc::from("total"), Value::Float(t))),
+        )),
+    }
+}
+
+/// Options at `as_of` with the sub-query cache off: a computation from scratch.
+fn uncached(as_of: i64) -> ComputeOptions {
+    ComputeOptions {
+        use_cache: false,
+        ..ComputeOptions::at(as_of)
+    }
+}
+
+/// Every segment of `a` has the members it has in `b`.
+fn assert_same_members(a: &GroupResult, b: &GroupResult) {
+    for (x, y) in a.segments.iter().zip(&b.segments) {
+        assert_eq!(x.members, y.members, "{}", x.id);
+    }
+}
+
 fn setup() -> (SegmentData, i64) {
     let schema = Schema::new([
         ("points".to_string(), AttrType::Int),
@@ -56,18 +85,7 @@ fn setup() -> (SegmentData, i64) {
         ],
     )
     .unwrap();
-    let t = |s: &str| parse_timestamp(s).unwrap();
-    let ev = |id: &str, c: u64, ts: &str, total: f64| Event {
-        id: Arc::from(id),
-        customer_id: c,
-        event_type: Arc::from("order.completed"),
-        timestamp: t(ts),
-        process: None,
-        properties: Arc::new(Map::from_entries([(
-            Arc::from("total"),
-            Value::Float(total),
-        )])),
-    };
+    let ev = |id: &str, c: u64, ts: &str, total: f64| order_event(id, c, ts, Some(total));
     let events = vec![
         ev("1", 10, "2026-03-01T00:00:00Z", 20.0),
         ev("2", 30, "2026-03-02T00:00:00Z", 80.0),
@@ -79,7 +97,7 @@ fn setup() -> (SegmentData, i64) {
     assert_eq!(store.unknown_customers, 1);
     (
         SegmentData::new(customers, store),
-        t("2026-03-10T00:00:00Z"),
+        parse_timestamp("2026-03-10T00:00:00Z").unwrap(),
     )
 }
 
@@ -213,15 +231,7 @@ fn events_from_a_polars_frame_equal_events_from_records() {
     let data2 = SegmentData::new(data.customers().clone(), store);
     let e = engine(&data, as_of);
     let a = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
-    let b = e
-        .compute(
-            &data2,
-            &ComputeOptions {
-                use_cache: false,
-                ..ComputeOptions::at(as_of)
-            },
-        )
-        .unwrap();
+    let b = e.compute(&data2, &uncached(as_of)).unwrap();
     for (x, y) in a.segments.iter().zip(&b.segments) {
         assert_eq!(x.members, y.members);
     }
@@ -321,16 +331,8 @@ fn refreshing_the_same_result_twice_gives_the_same_answer() {
     let (mut copy, _) = setup();
     let e = engine(&data, as_of);
     let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
-    let order = |id: &str, customer: u64, total: f64| Event {
-        id: Arc::from(id),
-        customer_id: customer,
-        event_type: Arc::from("order.completed"),
-        timestamp: parse_timestamp("2026-03-09T00:00:00Z").unwrap(),
-        process: None,
-        properties: Arc::new(Map::from_entries([(
-            Arc::from("total"),
-            Value::Float(total),
-        )])),
+    let order = |id: &str, customer: u64, total: f64| {
+        order_event(id, customer, "2026-03-09T00:00:00Z", Some(total))
     };
     let changes = Changes {
         updates: vec![],
@@ -340,15 +342,7 @@ fn refreshing_the_same_result_twice_gives_the_same_answer() {
     };
     let first = e.refresh(&mut data, &before, &changes, None).unwrap();
     let second = e.refresh(&mut copy, &before, &changes, None).unwrap();
-    let full = e
-        .compute(
-            &copy,
-            &ComputeOptions {
-                use_cache: false,
-                ..ComputeOptions::at(as_of)
-            },
-        )
-        .unwrap();
+    let full = e.compute(&copy, &uncached(as_of)).unwrap();
     for ((a, b), c) in first
         .result
         .segments
@@ -373,17 +367,7 @@ fn new_customers_are_evaluated_in_every_segment() {
     let (mut data, as_of) = setup();
     let e = engine(&data, as_of);
     let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
-    let big_order = Event {
-        id: Arc::from("n1"),
-        customer_id: 50,
-        event_type: Arc::from("order.completed"),
-        timestamp: parse_timestamp("2026-03-09T00:00:00Z").unwrap(),
-        process: None,
-        properties: Arc::new(Map::from_entries([(
-            Arc::from("total"),
-            Value::Float(300.0),
-        )])),
-    };
+    let big_order = order_event("n1", 50, "2026-03-09T00:00:00Z", Some(300.0));
     let changes = Changes {
         new_customers: vec![50, 60],
         updates: vec![AttrUpdate {
@@ -406,9 +390,7 @@ fn new_customers_are_evaluated_in_every_segment() {
     assert!(entered("rich").is_empty());
     // The refreshed result equals a full recompute, and refreshes on from there.
     let full = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
-    for (a, b) in r.result.segments.iter().zip(&full.segments) {
-        assert_eq!(a.members, b.members, "{}", a.id);
-    }
+    assert_same_members(&r.result, &full);
     // Taken ids, repeats and a bad update next to new customers: an error, nobody added.
     for bad in [
         Changes {
@@ -451,14 +433,7 @@ fn new_customers_are_evaluated_in_every_segment() {
     // counted, as on load.
     let unknown_before = data.events.unknown_customers;
     let stray = Changes {
-        events: vec![Event {
-            id: Arc::from("stray"),
-            customer_id: 999,
-            event_type: Arc::from("order.completed"),
-            timestamp: as_of - 1,
-            process: None,
-            properties: Arc::new(Map::default()),
-        }],
+        events: vec![order_event("stray", 999, "2026-03-09T00:00:00Z", None)],
         ..Default::default()
     };
     let r3 = e.refresh(&mut data, &r2.result, &stray, None).unwrap();
@@ -487,14 +462,7 @@ fn a_group_over_no_customers_grows_by_refresh() {
     let as_of = parse_timestamp("2026-03-31T00:00:00Z").unwrap();
     let e = SegmentEngine::new(group.clone(), &data, as_of, Some(2)).unwrap();
     let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
-    let order = |id: &str, customer: u64, at: &str| Event {
-        id: Arc::from(id),
-        customer_id: customer,
-        event_type: Arc::from("order.completed"),
-        timestamp: parse_timestamp(at).unwrap(),
-        process: None,
-        properties: Arc::new(Map::default()),
-    };
+    let order = |id: &str, customer: u64, at: &str| order_event(id, customer, at, None);
     let changes = Changes {
         new_customers: vec![1, 2, 3],
         events: vec![
@@ -521,9 +489,7 @@ fn a_group_over_no_customers_grows_by_refresh() {
     // The engine's cache holds leaves computed over zero customers; a later compute with the
     // cache on must not serve them for three.
     let again = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
-    for (a, b) in again.segments.iter().zip(&r.result.segments) {
-        assert_eq!(a.members, b.members, "{}", a.id);
-    }
+    assert_same_members(&again, &r.result);
 }
 
 /// Refreshes chain: the second folds its events into the aggregates the first left behind
@@ -533,17 +499,7 @@ fn chained_refreshes_accumulate_into_the_carried_aggregates() {
     let (mut data, as_of) = setup();
     let e = engine(&data, as_of);
     let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
-    let order = |id: &str, total: f64| Event {
-        id: Arc::from(id),
-        customer_id: 20,
-        event_type: Arc::from("order.completed"),
-        timestamp: parse_timestamp("2026-03-09T00:00:00Z").unwrap(),
-        process: None,
-        properties: Arc::new(Map::from_entries([(
-            Arc::from("total"),
-            Value::Float(total),
-        )])),
-    };
+    let order = |id: &str, total: f64| order_event(id, 20, "2026-03-09T00:00:00Z", Some(total));
     let once = |id: &str, total: f64| Changes {
         events: vec![order(id, total)],
         ..Default::default()
@@ -560,16 +516,6 @@ fn chained_refreshes_accumulate_into_the_carried_aggregates() {
         .unwrap();
     // Customer 20 (row 1): 110 spent in 30 days, not rich.
     assert_eq!(r2.diffs[2].entered.iter().collect::<Vec<_>>(), vec![1]);
-    let full = e
-        .compute(
-            &data,
-            &ComputeOptions {
-                use_cache: false,
-                ..ComputeOptions::at(as_of)
-            },
-        )
-        .unwrap();
-    for (a, b) in r2.result.segments.iter().zip(&full.segments) {
-        assert_eq!(a.members, b.members, "{}", a.id);
-    }
+    let full = e.compute(&data, &uncached(as_of)).unwrap();
+    assert_same_members(&r2.result, &full);
 }
