@@ -220,21 +220,41 @@ fn conflict_workload(events: usize) -> (Engine, CustomerTable, Vec<EventRecord>)
     let customers = table(2);
     let triggers = "triggers:\n  - id: bump\n    owner: o\n    on: a\n    condition: \"customer.points >= 0\"\n    actions:\n      - set: { attribute: points, value: \"customer.points + 1\" }\n      - send_message: { channel: sms, template: t, args: { p: \"customer.points\" } }\n";
     let set = compile_triggers(triggers, "t.yaml", Some(customers.schema())).unwrap();
-    let jsonl: String = (0..events)
-        .map(|i| format!("{{\"id\":\"e{i}\",\"customer_id\":1,\"type\":\"a\",\"timestamp\":\"2026-03-01T12:00:00Z\"}}\n"))
-        .collect();
     (
         Engine::new(set).unwrap(),
         customers,
-        read_jsonl(jsonl.as_bytes()).unwrap(),
+        a_events((0..events).map(|_| 1)),
+    )
+}
+
+/// One event of type `a` per item, for that customer, ids `e0`, `e1`, … (all at one time).
+fn a_events(customers: impl Iterator<Item = u64>) -> Vec<EventRecord> {
+    let jsonl: String = customers
+        .enumerate()
+        .map(|(i, c)| {
+            format!("{{\"id\":\"e{i}\",\"customer_id\":{c},\"type\":\"a\",\"timestamp\":\"2026-03-01T12:00:00Z\"}}\n")
+        })
+        .collect();
+    read_jsonl(jsonl.as_bytes()).unwrap()
+}
+
+/// The sequential run and a run with `executor`, from the same start.
+fn sequential_and(
+    engine: &Engine,
+    customers: &CustomerTable,
+    records: &[EventRecord],
+    executor: ExecutorKind,
+) -> ((BatchResult, State), (BatchResult, State)) {
+    (
+        run(engine, customers, records, ExecutorKind::Sequential),
+        run(engine, customers, records, executor),
     )
 }
 
 #[test]
 fn injected_conflicts_are_reexecuted_and_still_serial() {
     let (engine, customers, records) = conflict_workload(3000);
-    let seq = run(&engine, &customers, &records, ExecutorKind::Sequential);
-    let par = run(
+    let (seq, par) = sequential_and(
         &engine,
         &customers,
         &records,
@@ -254,8 +274,7 @@ fn injected_conflicts_are_reexecuted_and_still_serial() {
 #[test]
 fn contention_falls_back_to_sequential_when_adaptive() {
     let (engine, customers, records) = conflict_workload(20_000);
-    let seq = run(&engine, &customers, &records, ExecutorKind::Sequential);
-    let par = run(
+    let (seq, par) = sequential_and(
         &engine,
         &customers,
         &records,
@@ -283,20 +302,14 @@ fn mixed_parallel_and_sequential_blocks_commit_in_serial_order() {
     // must reach the caller before the next block's outputs.
     let customers = table(3000);
     let (engine, _, _) = conflict_workload(1);
-    let mut jsonl = String::new();
-    for i in 0..8010u64 {
-        let customer = if (2000..4000).contains(&i) {
+    let records = a_events((0..8010u64).map(|i| {
+        if (2000..4000).contains(&i) {
             1
         } else {
             1 + i % 3000
-        };
-        jsonl.push_str(&format!(
-            "{{\"id\":\"e{i}\",\"customer_id\":{customer},\"type\":\"a\",\"timestamp\":\"2026-03-01T12:00:00Z\"}}\n"
-        ));
-    }
-    let records = read_jsonl(jsonl.as_bytes()).unwrap();
-    let seq = run(&engine, &customers, &records, ExecutorKind::Sequential);
-    let par = run(
+        }
+    }));
+    let (seq, par) = sequential_and(
         &engine,
         &customers,
         &records,
@@ -326,17 +339,8 @@ fn self_tuning_switches_modes_between_blocks_and_still_equals_sequential() {
     // output is the sequential output.
     let customers = table(500);
     let (engine, _, _) = conflict_workload(1);
-    let jsonl: String = (0..20 * 256u64)
-        .map(|i| {
-            format!(
-                "{{\"id\":\"e{i}\",\"customer_id\":{},\"type\":\"a\",\"timestamp\":\"2026-03-01T12:00:00Z\"}}\n",
-                1 + (i * 7) % 500
-            )
-        })
-        .collect();
-    let records = read_jsonl(jsonl.as_bytes()).unwrap();
-    let seq = run(&engine, &customers, &records, ExecutorKind::Sequential);
-    let par = run(
+    let records = a_events((0..20 * 256u64).map(|i| 1 + (i * 7) % 500));
+    let (seq, par) = sequential_and(
         &engine,
         &customers,
         &records,
