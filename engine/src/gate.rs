@@ -275,9 +275,13 @@ pub(crate) fn charge<'r>(
             continue;
         };
         let bytes = charged_bytes(a.event);
-        let handle = *handles
-            .entry(process.clone())
-            .or_insert_with(|| quotas.process_handle(process));
+        // Look up first: cloning the key (an atomic increment) only for a new process.
+        let handle = match handles.get(process) {
+            Some(&h) => h,
+            None => *handles
+                .entry(process.clone())
+                .or_insert_with(|| quotas.process_handle(process)),
+        };
         match handle {
             Some(handle) => gate.queue(i, handle, process, bytes),
             None => {

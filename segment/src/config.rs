@@ -246,7 +246,9 @@ macro_rules! ops_of {
 /// Parses and validates a segment file.
 ///
 /// `schema: None` checks everything except attribute names and types (for `fusebox check`
-/// without customers); such a group is not runnable. `event_types`, when given, are the types
+/// without customers); such a group is for checking only — its attribute predicates were not
+/// resolved against a customer table, and nothing stops it from being computed, so compute a
+/// group compiled with the schema (as `fusebox segment` does). `event_types`, when given, are the types
 /// present in the data: others are warned about.
 pub fn compile_segments(
     text: &str,

@@ -54,11 +54,12 @@ impl Memberships {
             return s.clone();
         }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let id: Arc<str> = Arc::from(id);
         slots
-            .entry(Arc::from(id))
+            .entry(id.clone())
             .or_insert_with(|| {
                 Arc::new(SegmentSlot {
-                    id: Arc::from(id),
+                    id,
                     members: RwLock::new(None),
                 })
             })
@@ -75,6 +76,8 @@ impl Memberships {
 
     /// Whether `customer` is in segment `id`; `None` if nothing was published for it.
     pub fn contains(&self, id: &str, customer: u64) -> Option<bool> {
-        self.slot(id).contains(customer)
+        // A lookup, not `slot`: asking must not register a slot.
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots.get(id)?.contains(customer)
     }
 }
