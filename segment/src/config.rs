@@ -1194,6 +1194,52 @@ segments:
         assert!(e[0].message.contains("duplicate segment id"));
     }
 
+    /// Every row of the table in `text`'s docs: the CEL form and the YAML form compile to the
+    /// same filter.
+    #[test]
+    fn every_row_of_the_cel_table_translates() {
+        let rows = [
+            ("100 < customer.points", "{ attribute: points, gt: 100 }"),
+            ("customer.tags.contains('vip')", "{ attribute: tags, contains: vip }"),
+            ("'vip' in customer.tags", "{ attribute: tags, contains: vip }"),
+            ("customer.tier.startsWith('g')", "{ attribute: tier, starts_with: g }"),
+            ("customer.tier != null", "{ attribute: tier, exists: true }"),
+            ("customer.tier == null", "{ attribute: tier, missing: true }"),
+            (
+                "customer.last_order_at >= timestamp('2026-01-01T00:00:00Z')",
+                "{ attribute: last_order_at, ge: '2026-01-01T00:00:00Z' }",
+            ),
+            ("segment('u')", "{ in_segment: u }"),
+            ("performed('order.completed')", "{ performed: { event: order.completed } }"),
+            (
+                "performed('order.completed', '30d')",
+                "{ performed: { event: order.completed, within: 30d } }",
+            ),
+            (
+                "count('order.completed', '30d') < 3",
+                "{ performed: { event: order.completed, within: 30d, count: { le: 2 } } }",
+            ),
+            (
+                "sum('order.completed', 'total', '30d') >= 100",
+                "{ performed: { event: order.completed, within: 30d, sum: { property: total, ge: 100 } } }",
+            ),
+        ];
+        let group = |filter: &str| {
+            format!("segments:\n  - id: t\n    owner: x\n    filter: {filter}\n  - id: u\n    owner: x\n    filter: {{ attribute: points, exists: true }}\n")
+        };
+        for (cel, yaml) in rows {
+            let a = compile(&group(&format!("{{ cel: \"{cel}\" }}")))
+                .unwrap_or_else(|e| panic!("{cel}: {e:?}"));
+            let b = compile(&group(yaml)).unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
+            assert_eq!(a.segments[0].filter, b.segments[0].filter, "{cel}");
+        }
+        // Errors point at the line of the `cel:` string.
+        let e = errors(
+            "segments:\n  - id: a\n    owner: x\n    filter:\n      cel: \"customer.nope > 1\"\n",
+        );
+        assert_eq!(e[0].line, 5, "{:?}", e[0]);
+    }
+
     #[test]
     fn cel_form_translates_to_the_same_tree() {
         let yaml = compile(
