@@ -17,6 +17,10 @@
 //! | `sum('order.completed', 'total', '30d') >= 100` | `sum: {property: total, ge: 100}` |
 //!
 //! Errors point at the `cel:` string in the file and say which construct is not supported.
+//!
+//! Durations inside `duration('…')` use the segment window syntax (whole numbers with `w`,
+//! `d`, `h`, `m`, `s`: `30d`, `720h`), not the trigger-condition one (which has no `d`/`w` but
+//! takes fractions and `ms`/`us`/`ns`).
 
 use cel::common::ast::{operators as op, Expr, IdedExpr, LiteralValue};
 use cel::parser::Parser;
