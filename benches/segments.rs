@@ -22,7 +22,11 @@
 //!   with `collect_all` on Polars' own pool (2 threads);
 //! - **incremental** — 1% of customers get a new `points` value and 1% (others, at random) one
 //!   new order event each; `SegmentEngine::refresh` vs a full recompute of the changed data by
-//!   the same, already planned engine with the cache off.
+//!   the same, already planned engine with the cache off;
+//! - **as-of advance** — `as_of` moves one hour per round and nothing else changes (an
+//!   embedding that refreshes with `as_of = now` every hour): windows slide, first/last bounds
+//!   move. `refresh` vs the same full recompute at the new `as_of`. The first such refresh
+//!   also builds each event type's time index; it is reported on its own, not in the median.
 //!
 //! Both sides are asserted to return the same members for every segment before timing. Sides
 //! alternate within each round so machine noise hits both alike; we report medians of
@@ -782,32 +786,7 @@ fn main() {
         let s = Instant::now();
         let r = engine.refresh(&mut data, &prev, &changes, None).unwrap();
         tr.push(s.elapsed());
-        if std::env::var("SEG_EXPLAIN").is_ok() {
-            let leaves: Duration = engine
-                .plan()
-                .leaf_order
-                .iter()
-                .map(|&i| r.result.explain.nodes[i].time)
-                .sum();
-            let combine: Duration = (0..engine.plan().nodes.len())
-                .filter(|&i| !engine.plan().nodes[i].is_leaf())
-                .map(|i| r.result.explain.nodes[i].time)
-                .sum();
-            for (i, st) in r.result.explain.nodes.iter().enumerate() {
-                if st.time > Duration::from_micros(500) {
-                    println!(
-                        "    #{i} {:.2} ms {:?} {}",
-                        ms(st.time),
-                        st.source,
-                        engine.plan().nodes[i].label
-                    );
-                }
-            }
-            println!(
-                "refresh round {round}: apply {:.2} ms, run {:.2} ms (leaves {:.2} ms cpu, combine {:.2} ms), diffs {:.2} ms",
-                ms(r.apply_time), ms(r.result.elapsed), ms(leaves), ms(combine), ms(r.diff_time)
-            );
-        }
+        print_refresh_breakdown(&engine, &r, round);
         pr = pr.max(peak_mb());
         changed_entered += r
             .diffs
@@ -834,12 +813,7 @@ fn main() {
             .map(|(id, m)| (id.to_string(), m))
             .collect();
         pfull = pfull.max(peak_mb());
-        // The refresh equals the full recompute.
-        let refreshed = engine.member_ids(&data, &r.result);
-        for ((a, x), (b, y)) in refreshed.iter().zip(&full) {
-            assert_eq!(a.as_ref(), b.as_str());
-            assert_eq!(x, y, "refresh differs from full recompute for {a}");
-        }
+        assert_same(&engine.member_ids(&data, &r.result), &full);
         prev = r.result;
     }
     let spread = |v: &[Duration]| {
@@ -856,6 +830,81 @@ fn main() {
         spread(&tfull)
     );
     let (r, f) = (median(tr), median(tfull));
+
+    // As-of advance: one hour per round, nothing else changes.
+    let (mut ta, mut tafull) = (Vec::new(), Vec::new());
+    let (mut pa, mut pafull) = (0.0f64, 0.0f64);
+    let mut first_advance = Duration::ZERO;
+    let (mut moved_entered, mut moved_rows) = (0u64, 0u64);
+    let mut as_of = AS_OF;
+    for round in 0..=refresh_runs {
+        as_of += DAY / 24;
+        let changes = Changes {
+            as_of: Some(as_of),
+            ..Changes::default()
+        };
+        reset_peak();
+        let s = Instant::now();
+        let r = engine.refresh(&mut data, &prev, &changes, None).unwrap();
+        let took = s.elapsed();
+        print_refresh_breakdown(&engine, &r, round);
+        if round == 0 {
+            first_advance = took;
+        } else {
+            ta.push(took);
+            pa = pa.max(peak_mb());
+        }
+        moved_entered += r
+            .diffs
+            .iter()
+            .map(|d| d.entered.len() + d.left.len())
+            .sum::<u64>();
+        moved_rows += r
+            .result
+            .explain
+            .nodes
+            .iter()
+            .map(|st| match st.source {
+                fusebox::segment::explain::Source::Rows(k) => k,
+                _ => 0,
+            })
+            .sum::<u64>();
+        reset_peak();
+        let s = Instant::now();
+        let full_result = engine
+            .compute(
+                &data,
+                &ComputeOptions {
+                    use_cache: false,
+                    ..ComputeOptions::at(as_of)
+                },
+            )
+            .unwrap();
+        if round > 0 {
+            tafull.push(s.elapsed());
+            pafull = pafull.max(peak_mb());
+        }
+        let full: Vec<(String, Vec<u64>)> = engine
+            .member_ids(&data, &full_result)
+            .into_iter()
+            .map(|(id, m)| (id.to_string(), m))
+            .collect();
+        assert_same(&engine.member_ids(&data, &r.result), &full);
+        prev = r.result;
+    }
+    let (a, af) = (median(ta.clone()), median(tafull.clone()));
+    println!(
+        "as-of advance spread over {refresh_runs} rounds: refresh {} | full recompute {}",
+        spread(&ta),
+        spread(&tafull)
+    );
+    println!(
+        "as-of advance (1 hour per round, no other change; {} entered/left, {} leaf rows re-evaluated in total; first refresh, building the time index: {:.1} ms): refresh median {:.1} ms (peak RSS {:.0} MB) | full recompute median {:.1} ms (peak RSS {:.0} MB) | refresh {:.1}x faster",
+        moved_entered,
+        moved_rows,
+        ms(first_advance),
+        ms(a), pa, ms(af), pafull, ms(af) / ms(a)
+    );
     println!(
         "incremental (1% customers changed: {} points updates + {} new events per round; {} entered/left in total): refresh median {:.1} ms (peak RSS {:.0} MB) | full recompute median {:.1} ms (peak RSS {:.0} MB) | refresh {:.1}x faster",
         (n / 100).max(1),
@@ -880,4 +929,50 @@ fn main() {
         ms(f),
         ms(f) / ms(r)
     );
+    println!(
+        "| as-of advance by 1 hour | {:.1} ms | {:.1} ms | {:.1}x |",
+        ms(a),
+        ms(af),
+        ms(af) / ms(a)
+    );
+}
+
+/// With `SEG_EXPLAIN` set: where one refresh's time went (phases, and every node over 0.5 ms).
+fn print_refresh_breakdown(engine: &SegmentEngine, r: &fusebox::segment::Refresh, round: usize) {
+    if std::env::var("SEG_EXPLAIN").is_err() {
+        return;
+    }
+    let leaves: Duration = engine
+        .plan()
+        .leaf_order
+        .iter()
+        .map(|&i| r.result.explain.nodes[i].time)
+        .sum();
+    let combine: Duration = (0..engine.plan().nodes.len())
+        .filter(|&i| !engine.plan().nodes[i].is_leaf())
+        .map(|i| r.result.explain.nodes[i].time)
+        .sum();
+    for (i, st) in r.result.explain.nodes.iter().enumerate() {
+        if st.time > Duration::from_micros(500) {
+            println!(
+                "    #{i} {:.2} ms {:?} {}",
+                ms(st.time),
+                st.source,
+                engine.plan().nodes[i].label
+            );
+        }
+    }
+    println!(
+        "refresh round {round}: apply {:.2} ms, run {:.2} ms (leaves {:.2} ms cpu, combine {:.2} ms), diffs {:.2} ms",
+        ms(r.apply_time), ms(r.result.elapsed), ms(leaves), ms(combine), ms(r.diff_time)
+    );
+}
+
+/// A refresh's members equal the full recompute's, segment by segment.
+fn assert_same(refreshed: &[(std::sync::Arc<str>, Vec<u64>)], full: &[(String, Vec<u64>)]) {
+    assert_eq!(refreshed.len(), full.len());
+    for ((a, x), (b, y)) in refreshed.iter().zip(full) {
+        assert_eq!(a.as_ref(), b.as_str());
+        assert_eq!(x, y, "refresh differs from full recompute for {a}");
+    }
 }

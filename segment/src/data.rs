@@ -188,6 +188,9 @@ pub struct TypeEvents {
     pub tail: Batch,
     /// Row → indices into `tail`, built on first use after an append (see [`Self::tail_of`]).
     tail_index: OnceLock<TailIndex>,
+    /// The base's events in timestamp order, built on first use (see [`Self::rows_between`]);
+    /// the base never changes, so neither does this.
+    time_index: OnceLock<TimeIndex>,
     /// Bumped by every change.
     pub version: u64,
 }
@@ -221,6 +224,30 @@ impl TailIndex {
     }
 }
 
+/// The base's events ordered by timestamp: `ts` ascending, `rows[i]` the customer of the event
+/// at `ts[i]` (two columns, so the binary search reads only timestamps). 12 bytes per event.
+#[derive(Clone, Debug, Default)]
+struct TimeIndex {
+    ts: Vec<i64>,
+    rows: Vec<Row>,
+}
+
+impl TimeIndex {
+    fn build(base: &Batch) -> TimeIndex {
+        use rayon::slice::ParallelSliceMut;
+        let mut pairs: Vec<(i64, Row)> = base
+            .ts
+            .iter()
+            .copied()
+            .zip(base.rows.iter().copied())
+            .collect();
+        // Equal pairs are interchangeable, so an unstable sort is deterministic.
+        pairs.par_sort_unstable();
+        let (ts, rows) = pairs.into_iter().unzip();
+        TimeIndex { ts, rows }
+    }
+}
+
 impl TypeEvents {
     fn build(n_rows: usize, batch: Batch) -> TypeEvents {
         let mut order: Vec<u32> = (0..batch.len() as u32).collect();
@@ -244,6 +271,7 @@ impl TypeEvents {
             offsets,
             tail: Batch::default(),
             tail_index: OnceLock::new(),
+            time_index: OnceLock::new(),
             version: 0,
         }
     }
@@ -271,6 +299,31 @@ impl TypeEvents {
         self.tail_index
             .get_or_init(|| TailIndex::build(&self.tail))
             .of(r)
+    }
+
+    /// Appends to `out` the row of every event (base or tail) with `lo <= ts <= hi`, in no
+    /// particular order and once per event (a row may repeat). The first call sorts the base's
+    /// timestamps once (`O(b log b)` for `b` base events, in parallel on the current Rayon
+    /// pool); every call is then two binary searches plus the events found, plus a scan of the
+    /// tail's timestamps.
+    pub fn rows_between(&self, lo: i64, hi: i64, out: &mut Vec<Row>) {
+        if lo > hi {
+            return;
+        }
+        if !self.base.is_empty() {
+            let ix = self.time_index.get_or_init(|| TimeIndex::build(&self.base));
+            let from = ix.ts.partition_point(|&t| t < lo);
+            let to = from + ix.ts[from..].partition_point(|&t| t <= hi);
+            out.extend_from_slice(&ix.rows[from..to]);
+        }
+        out.extend(
+            self.tail
+                .ts
+                .iter()
+                .zip(&self.tail.rows)
+                .filter(|(&t, _)| lo <= t && t <= hi)
+                .map(|(_, &r)| r),
+        );
     }
 
     /// Number of events (base + tail).

@@ -216,6 +216,7 @@ pub struct SegmentEngine {
     pool: rayon::ThreadPool,
     threads: usize,
     cache: Mutex<FxHashMap<String, (CacheKey, Arc<RoaringBitmap>)>>,
+    row_refresh_limit: f64,
 }
 
 impl std::fmt::Debug for SegmentEngine {
@@ -252,7 +253,23 @@ impl SegmentEngine {
             pool,
             threads,
             cache: Mutex::new(FxHashMap::default()),
+            row_refresh_limit: 0.25,
         })
+    }
+
+    /// When a refresh advances `as_of`, an event type's leaves are re-evaluated row by row
+    /// while the rows that can change (customers with events in the moved time slices, see
+    /// [`crate::refresh`]) are at most `share` of the table, and over the whole table above it
+    /// (one sequential scan beats re-reading that many histories one by one). Default 0.25;
+    /// `0.0` always scans whole, `1.0` always goes row by row. Both give the same answer.
+    pub fn with_row_refresh_limit(mut self, share: f64) -> SegmentEngine {
+        self.row_refresh_limit = share;
+        self
+    }
+
+    /// See [`Self::with_row_refresh_limit`].
+    pub(crate) fn row_refresh_limit(&self) -> f64 {
+        self.row_refresh_limit
     }
 
     /// The plan.
@@ -378,6 +395,10 @@ impl SegmentEngine {
         if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
+        let expired = expired.load(Ordering::Relaxed);
+        let mut carried = carried;
+        carried.resize(plan.aggs.len(), None);
+        scatter_row_groups(&groups, &mut carried, expired);
 
         // Combine.
         let mut nodes: Vec<Option<Arc<RoaringBitmap>>> = vec![None; plan.nodes.len()];
@@ -442,8 +463,6 @@ impl SegmentEngine {
             }
         }
 
-        let mut carried = carried;
-        carried.resize(plan.aggs.len(), None);
         let state = AggState {
             aggs: aggs
                 .into_iter()
@@ -475,7 +494,7 @@ impl SegmentEngine {
         Ok(GroupResult {
             as_of,
             segments,
-            timed_out: expired.load(Ordering::Relaxed),
+            timed_out: expired,
             explain: Explain { nodes: stats },
             elapsed: start.elapsed(),
             nodes,
@@ -652,6 +671,33 @@ impl SegmentEngine {
                 Some((s.id.clone(), m.iter().map(|r| ids[r as usize]).collect()))
             })
             .collect()
+    }
+}
+
+/// Refresh: writes the rows that `Rows` jobs re-aggregated (at the current `as_of`, from their
+/// whole history) into the carried whole-table aggregates, which then describe the current data
+/// again (an advanced as-of changes only those rows: see [`crate::refresh`]). An aggregate with
+/// a chunk left uncomputed (deadline) is dropped instead: the next refresh re-reads events.
+fn scatter_row_groups(groups: &[RowGroup<'_>], carried: &mut [Option<Aggregate>], expired: bool) {
+    for g in groups {
+        for (k, &a) in g.aggs.iter().enumerate() {
+            let Some(slot) = carried.get_mut(a) else {
+                continue;
+            };
+            let Some(agg) = slot.as_mut() else {
+                continue;
+            };
+            if expired || g.chunks.iter().any(|c| c.get().is_none()) {
+                *slot = None;
+                continue;
+            }
+            for (c, chunk) in g.chunks.iter().enumerate() {
+                if let Some(part) = chunk.get() {
+                    let end = ((c + 1) * ROW_CHUNK).min(g.list.len());
+                    agg.scatter(&g.list[c * ROW_CHUNK..end], &part[k]);
+                }
+            }
+        }
     }
 }
 

@@ -530,6 +530,22 @@ impl Aggregate {
         }
     }
 
+    /// Writes the positional aggregate `part` (entry `j` is row `rows[j]`, computed for the
+    /// same spec) into `rows`.
+    pub(crate) fn scatter(&mut self, rows: &[Row], part: &Aggregate) {
+        for (j, &r) in rows.iter().enumerate() {
+            let at = r as usize;
+            self.count[at] = part.count[j];
+            for (dst, src) in self.sums.iter_mut().zip(&part.sums) {
+                dst[at] = src[j];
+            }
+            if !self.first.is_empty() {
+                self.first[at] = part.first[j];
+                self.last[at] = part.last[j];
+            }
+        }
+    }
+
     /// The values of `rows` (inside the aggregate), positionally: entry `j` is `rows[j]`.
     /// One tight loop per array, so the reads of rows scattered over a large table overlap.
     fn gather(&self, rows: &[Row]) -> Aggregate {

@@ -4,9 +4,19 @@
 //! ## What can change
 //! - An attribute leaf changes only on rows whose attribute it reads was updated — unless it
 //!   compares with a `now`-relative time and `as_of` moved, then it is recomputed whole.
-//! - An event leaf changes only on rows whose aggregate changed — unless `as_of` moved
-//!   (events become visible, windows slide), then it is recomputed whole (its shared aggregate
-//!   is rebuilt once).
+//! - An event leaf changes only on rows whose aggregate changed — or, when `as_of` moved, on
+//!   rows with events of its type in the *moved time slices*: events in `(t0, t1]` became
+//!   visible, a `last d` window's start moved over `(t0 - d, t1 - d]`, a first/last bound
+//!   `now + off` moved over `[t0 + off, t1 + off]`. Every other row has the same matching events
+//!   and the same side of every bound, so the same answer. Each event type keeps a time index
+//!   of its base events (sorted once, on the first such refresh, 12 bytes per event; the small
+//!   tail is scanned), so finding those rows costs the events in the slices, not the table.
+//!   They are re-evaluated row by row from their events (`Job::Rows`) and their fresh
+//!   aggregates written back into the carried ones, so the next refresh at the new `as_of`
+//!   still takes the fast path below. Two cases are recomputed whole instead: a leaf whose
+//!   property filters compare with `now` (any event may flip), and an event type whose rows to
+//!   re-read exceed [`SegmentEngine::with_row_refresh_limit`] (default a quarter of the
+//!   table), where one sequential scan beats that many scattered reads.
 //! - **Aggregates are carried forward.** A result keeps the whole-table event aggregates it was
 //!   computed from (one count/sums/first/last array set per distinct aggregate, tagged with the
 //!   event type's version). A refresh at the same `as_of` takes them over and folds only the
@@ -232,14 +242,17 @@ impl SegmentEngine {
                 .push(row);
         }
         let moved = as_of != prev.as_of;
-        // The previous whole-table aggregates, if still valid: same as-of (windows did not
-        // slide) and computed over exactly the events now stored for their type.
+        // The previous whole-table aggregates, if still valid: computed over exactly the events
+        // now stored for their type, and either at this as-of or over filters that do not
+        // read `now` (an advanced as-of then changes only the rows with events in the moved
+        // time slices, which are re-aggregated and written back: see `moved_dirty`).
         let mut carried: Vec<Option<Aggregate>> = vec![None; self.plan().aggs.len()];
-        if let Some(state) = prev.aggs.take().filter(|_| !moved) {
+        if let Some(state) = prev.aggs.take() {
             for ((slot, entry), spec) in carried.iter_mut().zip(state.aggs).zip(&self.plan().aggs) {
                 if let Some((version, agg)) = entry {
                     if version == data.events.version(&spec.event_type)
                         && agg.count.len() == data.len()
+                        && !(moved && reads_now(&spec.filters))
                     {
                         *slot = Some(agg);
                     }
@@ -281,6 +294,11 @@ impl SegmentEngine {
                 .with_max_len(1)
                 .map(|(slot, spec)| {
                     let agg = slot.as_mut()?;
+                    if moved {
+                        // Re-aggregated row by row (`Job::Rows`) and written back by `run`.
+                        agg.grow(spec, n);
+                        return None;
+                    }
                     let start = tail_before.get(spec.event_type.as_ref());
                     if start.is_none() && added.is_empty() {
                         return Some(Arc::new(AggDelta::default()));
@@ -298,6 +316,16 @@ impl SegmentEngine {
                 })
                 .collect()
         });
+        // An advanced as-of: per event type, the rows whose answer can differ (`None`: too
+        // many to be worth it row by row).
+        let moved_dirty = if moved {
+            self.pool().install(|| {
+                let limit = (self.row_refresh_limit() * n as f64) as u64;
+                moved_dirty(plan, events, (prev.as_of, as_of), &event_dirty, limit)
+            })
+        } else {
+            FxHashMap::default()
+        };
         let apply_time = applying.elapsed();
         let empty = RoaringBitmap::new();
         let mut jobs = Vec::new();
@@ -308,8 +336,17 @@ impl SegmentEngine {
                     attr_dirty.get(&pred.attr).unwrap_or(&empty),
                     moved && pred.op.is_relative(),
                 ),
+                NodeKind::Event { pred, agg, .. } if moved => {
+                    match moved_dirty.get(pred.event_type.as_ref()) {
+                        Some(Some(rows)) if !reads_now(&plan.aggs[*agg].filters) => (rows, false),
+                        Some(None) => (&empty, true),
+                        // A leaf whose filters read `now` (any row may change), or a type with
+                        // no leaf that can move (cannot happen: every leaf has a type).
+                        _ => (&empty, true),
+                    }
+                }
                 NodeKind::Event { pred, .. } => {
-                    (event_dirty.get(&pred.event_type).unwrap_or(&empty), moved)
+                    (event_dirty.get(&pred.event_type).unwrap_or(&empty), false)
                 }
                 _ => (&empty, false),
             };
@@ -387,6 +424,90 @@ impl SegmentEngine {
             diff_time: diffing.elapsed(),
         })
     }
+}
+
+/// Whether a property filter compares with `now` (then an advanced as-of can change whether any
+/// event passes it, whatever its timestamp).
+fn reads_now(filters: &[crate::model::PropPred]) -> bool {
+    filters.iter().any(|p| p.op.is_relative())
+}
+
+/// The time slices (inclusive bounds) whose events can change an event leaf's answer when
+/// `as_of` advances from `t0` to `t1`, for a leaf whose filters do not read `now`:
+/// - events in `(t0, t1]` become visible (every window ends at `as_of`);
+/// - a `last d` window's start moves: events in `(t0 - d, t1 - d]` drop out of it;
+/// - a first/last test against `now + off` flips only for a first/last time in
+///   `[t0 + off, t1 + off]`, which is some event's timestamp.
+///
+/// A row with no event of the leaf's type in any of them has the same matching events (so the
+/// same aggregate) and, for first/last tests, the same side of the moved bound: the same
+/// answer.
+fn moved_slices(pred: &crate::model::EventPred, (t0, t1): (i64, i64)) -> Vec<(i64, i64)> {
+    use crate::model::{EventTest, TimeRef, Window};
+    let mut slices = vec![(t0.saturating_add(1), t1)];
+    if let Window::Last(d) = pred.window {
+        slices.push((t0.saturating_sub(d).saturating_add(1), t1.saturating_sub(d)));
+    }
+    if let EventTest::First { at, .. } | EventTest::Last { at, .. } = pred.test {
+        if let TimeRef::Rel(_) = at {
+            slices.push((at.at(t0), at.at(t1)));
+        }
+    }
+    slices
+}
+
+/// Rows of one event type that may change.
+type MovedRows = Option<RoaringBitmap>;
+
+/// An advanced as-of: per event type with leaves, the rows to re-evaluate — the customers with
+/// events in the moved time slices of any of its leaves ([`moved_slices`], looked up in the
+/// type's time index), plus the rows the change set gave events of that type. `None` when that
+/// is more than `limit` rows (see [`SegmentEngine::with_row_refresh_limit`]): then a
+/// whole-table scan (sequential) is cheaper than re-reading that many customers' histories one
+/// by one.
+fn moved_dirty<'p>(
+    plan: &'p crate::plan::Plan,
+    events: &crate::data::EventStore,
+    times: (i64, i64),
+    event_dirty: &FxHashMap<Arc<str>, RoaringBitmap>,
+    limit: u64,
+) -> FxHashMap<&'p str, MovedRows> {
+    let mut slices: FxHashMap<&'p str, Vec<(i64, i64)>> = FxHashMap::default();
+    for node in &plan.nodes {
+        if let NodeKind::Event { pred, agg, .. } = &node.kind {
+            let entry = slices.entry(pred.event_type.as_ref()).or_default();
+            if !reads_now(&plan.aggs[*agg].filters) {
+                entry.extend(moved_slices(pred, times));
+            }
+        }
+    }
+    slices
+        .into_par_iter()
+        .map(|(ty, mut slices)| {
+            slices.sort_unstable();
+            slices.dedup();
+            let mut rows = Vec::new();
+            if let Some(te) = events.of_type(ty) {
+                for (lo, hi) in slices {
+                    te.rows_between(lo, hi, &mut rows);
+                    if rows.len() as u64 > limit {
+                        rows.sort_unstable();
+                        rows.dedup();
+                        if rows.len() as u64 > limit {
+                            return (ty, None);
+                        }
+                    }
+                }
+            }
+            rows.sort_unstable();
+            rows.dedup();
+            let mut dirty = RoaringBitmap::from_sorted_iter(rows).unwrap_or_default();
+            if let Some(b) = event_dirty.get(ty) {
+                dirty |= b;
+            }
+            (ty, (dirty.len() <= limit).then_some(dirty))
+        })
+        .collect()
 }
 
 /// Per attribute and per event type, the rows the change set touches; all of them; and per

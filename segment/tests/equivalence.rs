@@ -75,6 +75,8 @@ struct Ev {
     day: i64,
     total: Option<i64>,
     channel: Option<usize>,
+    /// A timestamp property, in days (filters compare it with `now`).
+    expires: Option<i64>,
 }
 
 fn ev(n: usize) -> impl Strategy<Value = Ev> {
@@ -84,13 +86,15 @@ fn ev(n: usize) -> impl Strategy<Value = Ev> {
         60i64..105,
         prop::option::weighted(0.8, 0i64..50),
         prop::option::weighted(0.7, 0usize..2),
+        prop::option::weighted(0.5, 90i64..110),
     )
-        .prop_map(|(cust, ty, day, total, channel)| Ev {
+        .prop_map(|(cust, ty, day, total, channel, expires)| Ev {
             cust,
             ty,
             day,
             total,
             channel,
+            expires,
         })
 }
 
@@ -137,6 +141,9 @@ fn event(i: usize, e: &Ev) -> Event {
     }
     if let Some(c) = e.channel {
         props.push((Arc::from("channel"), Value::str(["web", "app"][c])));
+    }
+    if let Some(d) = e.expires {
+        props.push((Arc::from("expires"), Value::Timestamp(d * DAY)));
     }
     Event {
         id: Arc::from(format!("e{i}")),
@@ -302,6 +309,11 @@ fn event_leaf() -> impl Strategy<Value = Filter> {
             name: Arc::from("nope"),
             op: ValueOp::Exists
         }),
+        // Reads `now`: an advanced as-of can change it for any event.
+        (-3i64..8).prop_map(|d| PropPred {
+            name: Arc::from("expires"),
+            op: ValueOp::Cmp(CmpOp::Gt, Scalar::Time(TimeRef::Rel(d * DAY)))
+        }),
     ];
     let test = prop_oneof![
         Just(EventTest::Performed {
@@ -328,9 +340,13 @@ fn event_leaf() -> impl Strategy<Value = Filter> {
                 TimeRef::Abs(d * DAY)
             }
         }),
-        (any::<bool>(), 70i64..105).prop_map(|(b, d)| EventTest::Last {
+        (any::<bool>(), 70i64..105, any::<bool>()).prop_map(|(b, d, rel)| EventTest::Last {
             before: b,
-            at: TimeRef::Abs(d * DAY)
+            at: if rel {
+                TimeRef::Rel((d - 100) * DAY)
+            } else {
+                TimeRef::Abs(d * DAY)
+            }
         }),
     ];
     (
@@ -467,7 +483,7 @@ fn update_value(attr: usize, x: u32) -> (&'static str, Value) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_equals_oracle(
@@ -503,6 +519,8 @@ proptest! {
         trees in prop::collection::vec(tree(), 1..5),
         advance in prop_oneof![Just(0i64), 0i64..5],
         advance_again in prop_oneof![Just(0i64), 0i64..3],
+        // An advanced as-of: always row by row, the default, or always whole.
+        row_limit in prop_oneof![2 => Just(1.0), 1 => Just(0.25), 1 => Just(0.0)],
     ) {
         let customers = table(&cs);
         let events: Vec<Event> = evs.iter().enumerate().map(|(i, e)| event(i, e)).collect();
@@ -513,7 +531,9 @@ proptest! {
         let mut twin = SegmentData::new(customers.clone(), store.clone());
         let mut data = SegmentData::new(customers, store);
         let g = group(trees);
-        let engine = SegmentEngine::new(g.clone(), &data, AS_OF, Some(2)).unwrap();
+        let engine = SegmentEngine::new(g.clone(), &data, AS_OF, Some(2))
+            .unwrap()
+            .with_row_refresh_limit(row_limit);
         let mut prev = engine.compute(&data, &ComputeOptions::at(AS_OF)).unwrap();
         // Customers after each round (new ones get the next ids; events for ids beyond the
         // table are ignored, so some of the random events land on new customers).
@@ -526,8 +546,10 @@ proptest! {
                 e
             }).collect()
         };
-        // Two refreshes in a row: the second starts from the first's result (and whatever
-        // state it carries), with or without as-of moving each time.
+        // Three refreshes in a row, each from the previous one's result (and whatever state it
+        // carries): the first two with or without as-of moving, the third at the same as-of
+        // with the first round's events again (new ids), so it folds into the very rows the
+        // earlier rounds re-aggregated.
         let rounds = [
             Changes {
                 new_customers: (cs.len() as u64 + 1..=n as u64).collect(),
@@ -552,6 +574,10 @@ proptest! {
                     .collect(),
                 events: new_events(20_000, &more_evs),
                 as_of: (advance_again > 0).then_some(AS_OF + (advance + advance_again) * DAY),
+            },
+            Changes {
+                events: new_events(30_000, &new_evs),
+                ..Changes::default()
             },
         ];
         for changes in &rounds {
