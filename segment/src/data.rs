@@ -222,6 +222,27 @@ impl TailIndex {
         let hi = lo + self.rows[lo..].partition_point(|&x| x <= r);
         &self.idx[lo..hi]
     }
+
+    /// [`Self::of`] for rows visited in ascending order: the search gallops forward from
+    /// `cursor` (where the previous row's events ended; start at 0), so a sorted walk over a
+    /// few scattered rows touches nearby entries instead of binary-searching the whole index
+    /// for each.
+    fn of_from(&self, r: Row, cursor: &mut usize) -> &[u32] {
+        let base = (*cursor).min(self.rows.len());
+        let s = &self.rows[base..];
+        let mut b = 1;
+        while b <= s.len() && s[b - 1] < r {
+            b *= 2;
+        }
+        let lo = b / 2;
+        let first = lo + s[lo..b.min(s.len())].partition_point(|&x| x < r);
+        let mut end = first;
+        while end < s.len() && s[end] == r {
+            end += 1;
+        }
+        *cursor = base + end;
+        &self.idx[base + first..base + end]
+    }
 }
 
 /// The base's events ordered by timestamp: `ts` ascending, `rows[i]` the customer of the event
@@ -324,6 +345,17 @@ impl TypeEvents {
                 .filter(|(&t, _)| lo <= t && t <= hi)
                 .map(|(_, &r)| r),
         );
+    }
+
+    /// [`Self::tail_of`] for rows visited in ascending order (`cursor` starts at 0 and is
+    /// carried from row to row): each lookup gallops forward from the previous one.
+    pub fn tail_of_from(&self, r: Row, cursor: &mut usize) -> &[u32] {
+        if self.tail.is_empty() {
+            return &[];
+        }
+        self.tail_index
+            .get_or_init(|| TailIndex::build(&self.tail))
+            .of_from(r, cursor)
     }
 
     /// Number of events (base + tail).
@@ -773,5 +805,63 @@ impl SegmentData {
     /// The type of an attribute.
     pub fn attr_type(&self, attr: AttrId) -> AttrType {
         self.customers.schema().ty(attr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fusebox_engine::value::Map;
+
+    #[test]
+    fn tail_lookups_from_a_cursor_equal_plain_lookups() {
+        let mut te = TypeEvents::build(50, Batch::default());
+        let none = Map::default();
+        // Rows with no, one and many tail events, appended out of order.
+        for (i, r) in [7u32, 3, 7, 40, 3, 3, 12, 49, 7, 0, 40]
+            .into_iter()
+            .enumerate()
+        {
+            te.append(r, i as i64, &none);
+        }
+        // Ascending walks (dense and sparse), then a descending one (the cursor resets).
+        for walk in [
+            (0..50).collect::<Vec<Row>>(),
+            vec![3, 12, 49],
+            vec![1, 2, 40],
+            vec![49, 7, 3, 0],
+        ] {
+            let (mut cursor, mut prev) = (0usize, 0 as Row);
+            for r in walk {
+                if r < prev {
+                    cursor = 0;
+                }
+                prev = r;
+                assert_eq!(te.tail_of_from(r, &mut cursor), te.tail_of(r), "row {r}");
+            }
+        }
+        assert_eq!(te.tail_of(7), &[0, 2, 8]);
+    }
+
+    #[test]
+    fn rows_between_finds_base_and_tail_events_with_inclusive_bounds() {
+        let base = Batch {
+            rows: vec![0, 0, 1, 2],
+            ts: vec![10, 20, 15, 30],
+            props: FxHashMap::default(),
+        };
+        let mut te = TypeEvents::build(4, base);
+        te.append(3, 20, &Map::default());
+        let between = |lo, hi| {
+            let mut rows = Vec::new();
+            te.rows_between(lo, hi, &mut rows);
+            rows.sort_unstable();
+            rows
+        };
+        assert_eq!(between(15, 20), vec![0, 1, 3]);
+        assert_eq!(between(16, 29), vec![0, 3]);
+        assert_eq!(between(31, 40), Vec::<Row>::new());
+        assert_eq!(between(20, 10), Vec::<Row>::new());
+        assert_eq!(between(i64::MIN, i64::MAX), vec![0, 0, 1, 2, 3]);
     }
 }

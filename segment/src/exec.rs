@@ -398,7 +398,6 @@ impl SegmentEngine {
         let expired = expired.load(Ordering::Relaxed);
         let mut carried = carried;
         carried.resize(plan.aggs.len(), None);
-        scatter_row_groups(&groups, &mut carried, expired);
 
         // Combine.
         let mut nodes: Vec<Option<Arc<RoaringBitmap>>> = vec![None; plan.nodes.len()];
@@ -671,33 +670,6 @@ impl SegmentEngine {
                 Some((s.id.clone(), m.iter().map(|r| ids[r as usize]).collect()))
             })
             .collect()
-    }
-}
-
-/// Refresh: writes the rows that `Rows` jobs re-aggregated (at the current `as_of`, from their
-/// whole history) into the carried whole-table aggregates, which then describe the current data
-/// again (an advanced as-of changes only those rows: see [`crate::refresh`]). An aggregate with
-/// a chunk left uncomputed (deadline) is dropped instead: the next refresh re-reads events.
-fn scatter_row_groups(groups: &[RowGroup<'_>], carried: &mut [Option<Aggregate>], expired: bool) {
-    for g in groups {
-        for (k, &a) in g.aggs.iter().enumerate() {
-            let Some(slot) = carried.get_mut(a) else {
-                continue;
-            };
-            let Some(agg) = slot.as_mut() else {
-                continue;
-            };
-            if expired || g.chunks.iter().any(|c| c.get().is_none()) {
-                *slot = None;
-                continue;
-            }
-            for (c, chunk) in g.chunks.iter().enumerate() {
-                if let Some(part) = chunk.get() {
-                    let end = ((c + 1) * ROW_CHUNK).min(g.list.len());
-                    agg.scatter(&g.list[c * ROW_CHUNK..end], &part[k]);
-                }
-            }
-        }
     }
 }
 

@@ -29,6 +29,8 @@
 //!   the dirty rows of the affected leaves — event aggregates are carried from result to
 //!   result and only the new events folded in — and report who entered/left each segment, as
 //!   `segment.entered` / `segment.left` engine events.
+//! - `advance` (private) — a later `as_of`: the customers with events in the time slices the
+//!   move shifts, found through a per-type time index; carried aggregates brought forward.
 //! - [`oracle`] — a naive row-by-row evaluator, the reference for the property tests.
 //!
 //! ## Invariants
@@ -85,6 +87,7 @@
 
 #![warn(missing_docs)]
 
+mod advance;
 pub mod config;
 pub mod data;
 pub mod exec;

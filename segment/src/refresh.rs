@@ -5,18 +5,15 @@
 //! - An attribute leaf changes only on rows whose attribute it reads was updated — unless it
 //!   compares with a `now`-relative time and `as_of` moved, then it is recomputed whole.
 //! - An event leaf changes only on rows whose aggregate changed — or, when `as_of` moved, on
-//!   rows with events of its type in the *moved time slices*: events in `(t0, t1]` became
-//!   visible, a `last d` window's start moved over `(t0 - d, t1 - d]`, a first/last bound
-//!   `now + off` moved over `[t0 + off, t1 + off]`. Every other row has the same matching events
-//!   and the same side of every bound, so the same answer. Each event type keeps a time index
-//!   of its base events (sorted once, on the first such refresh, 12 bytes per event; the small
-//!   tail is scanned), so finding those rows costs the events in the slices, not the table.
-//!   They are re-evaluated row by row from their events (`Job::Rows`) and their fresh
-//!   aggregates written back into the carried ones, so the next refresh at the new `as_of`
-//!   still takes the fast path below. Two cases are recomputed whole instead: a leaf whose
-//!   property filters compare with `now` (any event may flip), and an event type whose rows to
-//!   re-read exceed [`SegmentEngine::with_row_refresh_limit`] (default a quarter of the
-//!   table), where one sequential scan beats that many scattered reads.
+//!   rows with events of its type in the *moved time slices* (newly visible events, the edge
+//!   of a `last d` window, a `now`-relative first/last bound; see `src/advance.rs`). Those
+//!   rows are found through a per-type time index (built on the first such refresh: 12 bytes
+//!   per base event, sorted once); each carried aggregate re-reads only its rows there (their
+//!   in-window events) at the new `as_of` and stays carried, and each leaf re-evaluates its
+//!   rows from it. Recomputed whole instead: a leaf whose property filters compare with `now`
+//!   (any event may flip), and an aggregate whose rows exceed
+//!   [`SegmentEngine::with_row_refresh_limit`] (default a quarter of the table), where one
+//!   sequential scan beats that many scattered reads.
 //! - **Aggregates are carried forward.** A result keeps the whole-table event aggregates it was
 //!   computed from (one count/sums/first/last array set per distinct aggregate, tagged with the
 //!   event type's version). A refresh at the same `as_of` takes them over and folds only the
@@ -64,6 +61,7 @@ use fusebox_engine::value::{Map, Value};
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
+use crate::advance::{reads_now, reaggregate, Advance};
 use crate::data::SegmentData;
 use crate::exec::{ComputeOptions, GroupResult, Job, SegmentEngine, SegmentError};
 use crate::kernels::{aggregate_add_delta, AggDelta, Aggregate};
@@ -245,7 +243,7 @@ impl SegmentEngine {
         // The previous whole-table aggregates, if still valid: computed over exactly the events
         // now stored for their type, and either at this as-of or over filters that do not
         // read `now` (an advanced as-of then changes only the rows with events in the moved
-        // time slices, which are re-aggregated and written back: see `moved_dirty`).
+        // time slices, which are re-read and written back: see `crate::advance`).
         let mut carried: Vec<Option<Aggregate>> = vec![None; self.plan().aggs.len()];
         if let Some(state) = prev.aggs.take() {
             for ((slot, entry), spec) in carried.iter_mut().zip(state.aggs).zip(&self.plan().aggs) {
@@ -295,7 +293,7 @@ impl SegmentEngine {
                 .map(|(slot, spec)| {
                     let agg = slot.as_mut()?;
                     if moved {
-                        // Re-aggregated row by row (`Job::Rows`) and written back by `run`.
+                        // Brought forward to the new as-of below (`advance::reaggregate`).
                         agg.grow(spec, n);
                         return None;
                     }
@@ -316,16 +314,43 @@ impl SegmentEngine {
                 })
                 .collect()
         });
-        // An advanced as-of: per event type, the rows whose answer can differ (`None`: too
-        // many to be worth it row by row).
-        let moved_dirty = if moved {
-            self.pool().install(|| {
-                let limit = (self.row_refresh_limit() * n as f64) as u64;
-                moved_dirty(plan, events, (prev.as_of, as_of), &event_dirty, limit)
-            })
-        } else {
-            FxHashMap::default()
+        // An advanced as-of: find the rows in the moved time slices, and bring each carried
+        // aggregate forward by re-reading its rows there (plus the rows with new events and
+        // the new customers). Too many rows for an aggregate: it is dropped, and its leaves
+        // fall back to a whole-table scan.
+        let limit = (self.row_refresh_limit() * n as f64) as u64;
+        let advance = moved.then(|| {
+            self.pool()
+                .install(|| Advance::new(plan, events, (prev.as_of, as_of)))
+        });
+        let with_new = |ty: &str| match event_dirty.get(ty) {
+            Some(b) => b | &added,
+            None => added.clone(),
         };
+        let mut moved_agg_rows: Vec<Option<RoaringBitmap>> = vec![None; plan.aggs.len()];
+        if let Some(adv) = &advance {
+            self.pool().install(|| {
+                carried
+                    .par_iter_mut()
+                    .zip(&plan.aggs)
+                    .zip(moved_agg_rows.par_iter_mut())
+                    .with_max_len(1)
+                    .for_each(|((slot, spec), out)| {
+                        let Some(agg) = slot.as_mut() else {
+                            return;
+                        };
+                        let rows = adv.aggregate_rows(spec, &with_new(&spec.event_type));
+                        if rows.len() > limit {
+                            *slot = None;
+                            return;
+                        }
+                        reaggregate(agg, events, spec, as_of, &rows);
+                        *out = Some(rows);
+                    })
+            });
+        }
+        // Without a carried aggregate: per event type, every row in any of its slices.
+        let mut type_rows: FxHashMap<&str, Option<RoaringBitmap>> = FxHashMap::default();
         let apply_time = applying.elapsed();
         let empty = RoaringBitmap::new();
         let mut jobs = Vec::new();
@@ -336,16 +361,21 @@ impl SegmentEngine {
                     attr_dirty.get(&pred.attr).unwrap_or(&empty),
                     moved && pred.op.is_relative(),
                 ),
-                NodeKind::Event { pred, agg, .. } if moved => {
-                    match moved_dirty.get(pred.event_type.as_ref()) {
-                        Some(Some(rows)) if !reads_now(&plan.aggs[*agg].filters) => (rows, false),
-                        Some(None) => (&empty, true),
-                        // A leaf whose filters read `now` (any row may change), or a type with
-                        // no leaf that can move (cannot happen: every leaf has a type).
-                        _ => (&empty, true),
+                NodeKind::Event { pred, agg, .. } => {
+                    if let Some(adv) = &advance {
+                        jobs.push((
+                            id,
+                            self.moved_event_job(
+                                adv,
+                                pred,
+                                (&moved_agg_rows[*agg], carried[*agg].as_ref()),
+                                &mut type_rows,
+                                (&with_new, limit),
+                                old,
+                            ),
+                        ));
+                        continue;
                     }
-                }
-                NodeKind::Event { pred, .. } => {
                     (event_dirty.get(&pred.event_type).unwrap_or(&empty), false)
                 }
                 _ => (&empty, false),
@@ -426,88 +456,42 @@ impl SegmentEngine {
     }
 }
 
-/// Whether a property filter compares with `now` (then an advanced as-of can change whether any
-/// event passes it, whatever its timestamp).
-fn reads_now(filters: &[crate::model::PropPred]) -> bool {
-    filters.iter().any(|p| p.op.is_relative())
-}
-
-/// The time slices (inclusive bounds) whose events can change an event leaf's answer when
-/// `as_of` advances from `t0` to `t1`, for a leaf whose filters do not read `now`:
-/// - events in `(t0, t1]` become visible (every window ends at `as_of`);
-/// - a `last d` window's start moves: events in `(t0 - d, t1 - d]` drop out of it;
-/// - a first/last test against `now + off` flips only for a first/last time in
-///   `[t0 + off, t1 + off]`, which is some event's timestamp.
-///
-/// A row with no event of the leaf's type in any of them has the same matching events (so the
-/// same aggregate) and, for first/last tests, the same side of the moved bound: the same
-/// answer.
-fn moved_slices(pred: &crate::model::EventPred, (t0, t1): (i64, i64)) -> Vec<(i64, i64)> {
-    use crate::model::{EventTest, TimeRef, Window};
-    let mut slices = vec![(t0.saturating_add(1), t1)];
-    if let Window::Last(d) = pred.window {
-        slices.push((t0.saturating_sub(d).saturating_add(1), t1.saturating_sub(d)));
-    }
-    if let EventTest::First { at, .. } | EventTest::Last { at, .. } = pred.test {
-        if let TimeRef::Rel(_) = at {
-            slices.push((at.at(t0), at.at(t1)));
+impl SegmentEngine {
+    /// An event leaf's job after `as_of` moved: from its carried aggregate (brought forward)
+    /// when there is one, re-evaluating only its rows that can change; otherwise row by row
+    /// from the events, over every moved row of its type; whole when its filters read `now` or
+    /// the rows exceed `limit`.
+    fn moved_event_job<'a>(
+        &self,
+        adv: &Advance<'a>,
+        pred: &'a crate::model::EventPred,
+        (agg_rows, carried): (&Option<RoaringBitmap>, Option<&Aggregate>),
+        type_rows: &mut FxHashMap<&'a str, Option<RoaringBitmap>>,
+        (with_new, limit): (&dyn Fn(&str) -> RoaringBitmap, u64),
+        old: Arc<RoaringBitmap>,
+    ) -> Job {
+        if let (Some(agg_rows), Some(agg)) = (agg_rows, carried) {
+            let rows = adv.leaf_rows(pred, agg_rows);
+            return if rows.is_empty() {
+                Job::Keep(old)
+            } else {
+                Job::Changed(Arc::new(AggDelta::gather(agg, rows.iter().collect())), old)
+            };
+        }
+        if reads_now(&pred.filters) {
+            return Job::Full;
+        }
+        let ty = pred.event_type.as_ref();
+        let rows = type_rows.entry(ty).or_insert_with(|| {
+            let rows = adv.type_rows(ty, &with_new(ty));
+            (rows.len() <= limit).then_some(rows)
+        });
+        match rows {
+            Some(rows) if rows.is_empty() => Job::Keep(old),
+            Some(rows) => Job::Rows(rows.clone(), old),
+            None => Job::Full,
         }
     }
-    slices
-}
-
-/// Rows of one event type that may change.
-type MovedRows = Option<RoaringBitmap>;
-
-/// An advanced as-of: per event type with leaves, the rows to re-evaluate — the customers with
-/// events in the moved time slices of any of its leaves ([`moved_slices`], looked up in the
-/// type's time index), plus the rows the change set gave events of that type. `None` when that
-/// is more than `limit` rows (see [`SegmentEngine::with_row_refresh_limit`]): then a
-/// whole-table scan (sequential) is cheaper than re-reading that many customers' histories one
-/// by one.
-fn moved_dirty<'p>(
-    plan: &'p crate::plan::Plan,
-    events: &crate::data::EventStore,
-    times: (i64, i64),
-    event_dirty: &FxHashMap<Arc<str>, RoaringBitmap>,
-    limit: u64,
-) -> FxHashMap<&'p str, MovedRows> {
-    let mut slices: FxHashMap<&'p str, Vec<(i64, i64)>> = FxHashMap::default();
-    for node in &plan.nodes {
-        if let NodeKind::Event { pred, agg, .. } = &node.kind {
-            let entry = slices.entry(pred.event_type.as_ref()).or_default();
-            if !reads_now(&plan.aggs[*agg].filters) {
-                entry.extend(moved_slices(pred, times));
-            }
-        }
-    }
-    slices
-        .into_par_iter()
-        .map(|(ty, mut slices)| {
-            slices.sort_unstable();
-            slices.dedup();
-            let mut rows = Vec::new();
-            if let Some(te) = events.of_type(ty) {
-                for (lo, hi) in slices {
-                    te.rows_between(lo, hi, &mut rows);
-                    if rows.len() as u64 > limit {
-                        rows.sort_unstable();
-                        rows.dedup();
-                        if rows.len() as u64 > limit {
-                            return (ty, None);
-                        }
-                    }
-                }
-            }
-            rows.sort_unstable();
-            rows.dedup();
-            let mut dirty = RoaringBitmap::from_sorted_iter(rows).unwrap_or_default();
-            if let Some(b) = event_dirty.get(ty) {
-                dirty |= b;
-            }
-            (ty, (dirty.len() <= limit).then_some(dirty))
-        })
-        .collect()
 }
 
 /// Per attribute and per event type, the rows the change set touches; all of them; and per

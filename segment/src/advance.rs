@@ -1,0 +1,179 @@
+//! An advanced `as_of` on refresh: which customers' answers can change, and bringing the
+//! carried event aggregates forward to the new `as_of`.
+//!
+//! ## Design
+//! When `as_of` moves from `t0` to `t1`, an event leaf's answer for a customer can change only
+//! through the customer's events of the leaf's type that fall in a *moved time slice*:
+//! - `(t0, t1]`: events that became visible (every window ends at `as_of`);
+//! - `(t0 - d, t1 - d]` for a `last d` window: events that dropped out of it;
+//! - `[t0 + off, t1 + off]` for a first/last test against `now + off`: a first/last time there
+//!   may now lie on the other side of the bound (a first/last time is some event's timestamp).
+//!
+//! The first two change the row's **aggregate**; the third only the **test** on it. So:
+//! - rows with events in an aggregate's slices (plus the rows the change set gave events of its
+//!   type, plus new customers) get their aggregate re-read from their events at `t1`
+//!   ([`reaggregate`], reading only the part of each row's base events inside the window) and
+//!   written into the carried aggregate;
+//! - a leaf re-evaluates those rows plus the rows with events in its bound's slice, from the
+//!   (now current) carried aggregate — no events are read for the latter.
+//!
+//! The slices' rows are found through each type's time index ([`TypeEvents::rows_between`]),
+//! at a cost proportional to the events in the slices.
+//!
+//! ## Invariants
+//! - A row outside every slice of a leaf has the same matching events at `t1` as at `t0` (so
+//!   the same aggregate) and lies on the same side of every moved bound: the same answer. A
+//!   property filter comparing with `now` breaks this for any event, so such aggregates are
+//!   never carried across a move and their leaves are recomputed whole.
+//! - After [`reaggregate`], a carried aggregate equals a whole-table aggregation at `t1`, bit
+//!   for bit (the rows re-read fold their events in the same order as a full scan).
+
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
+
+use crate::data::EventStore;
+use crate::kernels::{aggregate_rows_multi, AggSpec, Aggregate};
+use crate::model::{EventPred, EventTest, PropPred, Window};
+use crate::plan::{NodeKind, Plan};
+
+/// Rows re-read per parallel work item.
+const CHUNK: usize = 512;
+
+/// Whether a property filter compares with `now` (then an advanced as-of can change whether
+/// any event passes it, whatever its timestamp).
+pub(crate) fn reads_now(filters: &[PropPred]) -> bool {
+    filters.iter().any(|p| p.op.is_relative())
+}
+
+/// A time slice, inclusive bounds.
+type Slice = (i64, i64);
+
+/// The slices whose events can change the *aggregate* over `window` (see the module docs).
+fn aggregate_slices(window: Window, (t0, t1): (i64, i64)) -> Vec<Slice> {
+    let mut slices = vec![(t0.saturating_add(1), t1)];
+    if let Window::Last(d) = window {
+        slices.push((t0.saturating_sub(d).saturating_add(1), t1.saturating_sub(d)));
+    }
+    slices
+}
+
+/// The slice in which a first/last time flips the *test* (none for other tests or absolute
+/// bounds).
+fn bound_slice(test: &EventTest, (t0, t1): (i64, i64)) -> Option<Slice> {
+    match *test {
+        EventTest::First { at, .. } | EventTest::Last { at, .. } if at.is_relative() => {
+            Some((at.at(t0), at.at(t1)))
+        }
+        _ => None,
+    }
+}
+
+/// The rows to revisit after `as_of` moved, per aggregate, per leaf and per event type.
+pub(crate) struct Advance<'p> {
+    times: (i64, i64),
+    /// Rows with events in each (type, slice) any leaf needs.
+    slices: FxHashMap<(&'p str, Slice), RoaringBitmap>,
+}
+
+impl<'p> Advance<'p> {
+    /// Looks up the rows of every slice the plan's event leaves need (in parallel, on the
+    /// current Rayon pool), for a move from `times.0` to `times.1`.
+    pub(crate) fn new(plan: &'p Plan, events: &EventStore, times: (i64, i64)) -> Advance<'p> {
+        let mut wanted: Vec<(&'p str, Slice)> = Vec::new();
+        for node in &plan.nodes {
+            if let NodeKind::Event { pred, agg, .. } = &node.kind {
+                if reads_now(&plan.aggs[*agg].filters) {
+                    continue;
+                }
+                let ty = pred.event_type.as_ref();
+                for s in leaf_slices(pred, times) {
+                    wanted.push((ty, s));
+                }
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let slices = wanted
+            .into_par_iter()
+            .map(|(ty, (lo, hi))| {
+                let mut rows = Vec::new();
+                if let Some(te) = events.of_type(ty) {
+                    te.rows_between(lo, hi, &mut rows);
+                }
+                rows.sort_unstable();
+                rows.dedup();
+                let bitmap = RoaringBitmap::from_sorted_iter(rows).unwrap_or_default();
+                ((ty, (lo, hi)), bitmap)
+            })
+            .collect();
+        Advance { times, slices }
+    }
+
+    fn rows_of(&self, ty: &str, slice: Slice, out: &mut RoaringBitmap) {
+        if let Some(b) = self.slices.get(&(ty, slice)) {
+            *out |= b;
+        }
+    }
+
+    /// The rows whose aggregate `spec` can differ, plus `extra` (the rows the change set gave
+    /// events of its type, and new customers).
+    pub(crate) fn aggregate_rows(&self, spec: &AggSpec, extra: &RoaringBitmap) -> RoaringBitmap {
+        let mut rows = extra.clone();
+        for s in aggregate_slices(spec.window, self.times) {
+            self.rows_of(&spec.event_type, s, &mut rows);
+        }
+        rows
+    }
+
+    /// The rows an event leaf must re-evaluate, given its aggregate's rows.
+    pub(crate) fn leaf_rows(&self, pred: &EventPred, agg_rows: &RoaringBitmap) -> RoaringBitmap {
+        let mut rows = agg_rows.clone();
+        if let Some(s) = bound_slice(&pred.test, self.times) {
+            self.rows_of(&pred.event_type, s, &mut rows);
+        }
+        rows
+    }
+
+    /// For leaves without a carried aggregate: the rows of every slice of `ty`, plus `extra`.
+    pub(crate) fn type_rows(&self, ty: &str, extra: &RoaringBitmap) -> RoaringBitmap {
+        let mut rows = extra.clone();
+        for ((t, _), b) in &self.slices {
+            if *t == ty {
+                rows |= b;
+            }
+        }
+        rows
+    }
+}
+
+/// All slices of one leaf.
+fn leaf_slices(pred: &EventPred, times: (i64, i64)) -> Vec<Slice> {
+    let mut slices = aggregate_slices(pred.window, times);
+    slices.extend(bound_slice(&pred.test, times));
+    slices
+}
+
+/// Re-reads `rows` (ascending) of `agg` from their events at `as_of` and writes the results
+/// into `agg`, in parallel chunks on the current Rayon pool.
+pub(crate) fn reaggregate(
+    agg: &mut Aggregate,
+    events: &EventStore,
+    spec: &AggSpec,
+    as_of: i64,
+    rows: &RoaringBitmap,
+) {
+    let list: Vec<u32> = rows.iter().collect();
+    let te = events.of_type(&spec.event_type);
+    let parts: Vec<Aggregate> = list
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            aggregate_rows_multi(te, &[spec], as_of, chunk)
+                .pop()
+                .unwrap_or_default()
+        })
+        .collect();
+    for (chunk, part) in list.chunks(CHUNK).zip(&parts) {
+        agg.scatter(chunk, part);
+    }
+}
