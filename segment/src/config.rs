@@ -38,7 +38,8 @@ use crate::model::{
     Segment, SegmentGroup, TimeRef, ValueOp, Window,
 };
 
-/// A literal as written in YAML.
+/// A literal as written in YAML (where times are strings), or translated from CEL (where a time
+/// is its own kind: `now`, `now - duration('…')`, `timestamp('…')`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub(crate) enum Lit {
@@ -46,6 +47,10 @@ pub(crate) enum Lit {
     Int(i64),
     Float(f64),
     Str(String),
+    /// A time in [`TimeRef::parse`] syntax, from CEL only: it matches timestamp columns and
+    /// nothing else.
+    #[serde(skip)]
+    Time(String),
 }
 
 impl Lit {
@@ -55,6 +60,7 @@ impl Lit {
             Lit::Int(_) => "int",
             Lit::Float(_) => "float",
             Lit::Str(_) => "string",
+            Lit::Time(_) => "time",
         }
     }
 }
@@ -703,6 +709,13 @@ impl Validator<'_> {
                 Lit::Int(i) => Scalar::Int(*i),
                 Lit::Float(x) => Scalar::Float(*x),
                 Lit::Str(s) => Scalar::Str(Arc::from(s.as_str())),
+                Lit::Time(s) => match TimeRef::parse(s) {
+                    Some(t) => Scalar::Time(t),
+                    None => {
+                        self.error(lit.referenced, format!("malformed time `{s}`"), None);
+                        return None;
+                    }
+                },
             });
         };
         let ok = match (ty, &lit.value) {
@@ -714,7 +727,7 @@ impl Validator<'_> {
                 Some(Scalar::Str(Arc::from(s.as_str())))
             }
             (AttrType::Bool, Lit::Bool(b)) => Some(Scalar::Bool(*b)),
-            (AttrType::Timestamp, Lit::Str(s)) => match TimeRef::parse(s) {
+            (AttrType::Timestamp, Lit::Str(s) | Lit::Time(s)) => match TimeRef::parse(s) {
                 Some(t) => Some(Scalar::Time(t)),
                 None => {
                     self.error(
@@ -730,6 +743,7 @@ impl Validator<'_> {
         if ok.is_none() {
             let shown = match &lit.value {
                 Lit::Str(s) => format!("{s:?}"),
+                Lit::Time(s) => s.clone(),
                 Lit::Int(i) => i.to_string(),
                 Lit::Float(x) => x.to_string(),
                 Lit::Bool(b) => b.to_string(),
@@ -1040,6 +1054,7 @@ fn lenient_type(o: &RawOps) -> AttrType {
         Some(Lit::Int(_) | Lit::Float(_)) => AttrType::Float,
         Some(Lit::Bool(_)) => AttrType::Bool,
         Some(Lit::Str(s)) if TimeRef::parse(&s).is_some() => AttrType::Timestamp,
+        Some(Lit::Time(_)) => AttrType::Timestamp,
         _ if o.contains.is_some() => AttrType::StringList,
         _ => AttrType::String,
     }
@@ -1109,6 +1124,31 @@ segments:
             (4, "unknown customer column `pionts`")
         );
         assert_eq!(e[0].help.as_deref(), Some("did you mean `points`?"));
+    }
+
+    #[test]
+    fn cel_times_match_timestamp_columns_only() {
+        for (cel, col) in [
+            ("customer.tier > now - duration('30d')", "tier"),
+            (
+                "customer.points < timestamp('2026-01-01T00:00:00Z')",
+                "points",
+            ),
+            ("now > customer.tier", "tier"),
+        ] {
+            let e = errors(&format!(
+                "segments:\n  - id: a\n    owner: x\n    filter: {{ cel: \"{cel}\" }}\n"
+            ));
+            assert_eq!(e.len(), 1, "{cel}");
+            assert!(
+                e[0].message.contains(&format!("type mismatch: `{col}`"))
+                    && e[0].message.contains("compared with time"),
+                "{cel}: {}",
+                e[0].message
+            );
+        }
+        let ok = "segments:\n  - id: a\n    owner: x\n    filter: { cel: \"customer.last_order_at > now - duration('30d') && customer.last_order_at < timestamp('2026-01-01T00:00:00Z')\" }\n";
+        assert!(compile(ok).is_ok());
     }
 
     #[test]

@@ -196,8 +196,8 @@ impl Translator {
             Expr::Literal(LiteralValue::String(s)) => Lit::Str(s.inner().to_string()),
             Expr::Literal(LiteralValue::Boolean(b)) => Lit::Bool(*b.inner()),
             Expr::Literal(LiteralValue::Null) => return Ok(None),
-            Expr::Ident(n) if n == "now" => Lit::Str("now".into()),
-            Expr::Call(c) if c.func_name == "timestamp" && c.args.len() == 1 => Lit::Str(
+            Expr::Ident(n) if n == "now" => Lit::Time("now".into()),
+            Expr::Call(c) if c.func_name == "timestamp" && c.args.len() == 1 => Lit::Time(
                 string_lit(&c.args[0]).ok_or_else(|| err("timestamp() takes a string", None))?,
             ),
             Expr::Call(c) if c.func_name == op::NEGATE && c.args.len() == 1 => {
@@ -221,7 +221,7 @@ impl Translator {
                 match (is_now, dur) {
                     (true, Some(d)) => {
                         let sign = if c.func_name == op::SUBSTRACT { '-' } else { '+' };
-                        Lit::Str(format!("now{sign}{d}"))
+                        Lit::Time(format!("now{sign}{d}"))
                     }
                     _ => return Err(err("only `now - duration('…')` / `now + duration('…')` arithmetic is supported", None)),
                 }
