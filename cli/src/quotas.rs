@@ -17,7 +17,7 @@ use fusebox_engine::gate::Canonical;
 use fusebox_engine::BatchResult;
 use fusebox_quotas::{
     ConfigError, Denial, DurableLedger, Ledger, LedgerError, MemoryLedger, QuotaConfig,
-    QuotaNotification, Quotas, RedisLedger, RedisOptions,
+    QuotaNotification, Quotas, QuotasError, RedisLedger, RedisOptions,
 };
 use serde::Serialize;
 
@@ -94,8 +94,7 @@ pub fn prepare(setup: &QuotaSetup) -> Result<Prepared, Failure> {
     let config = load_config(&setup.config)?;
     let ledger = open_ledger(&setup.ledger, true)?;
     let notifier = Arc::new(fusebox_quotas::CollectingNotifier::new());
-    let quotas = Quotas::new(config, ledger, notifier.clone())
-        .map_err(|e| Failure::Input(anyhow::anyhow!("cannot set up quotas: {e}")))?;
+    let quotas = Quotas::new(config, ledger, notifier.clone()).map_err(quotas_failure)?;
     Ok(Prepared { quotas, notifier })
 }
 
@@ -196,6 +195,15 @@ pub fn ledger_failure(e: LedgerError) -> Failure {
     match e.downcast_ref::<LedgerError>() {
         Some(LedgerError::Corrupt { .. }) => Failure::Input(e),
         _ => Failure::Runtime(e),
+    }
+}
+
+/// A ledger failure as [`ledger_failure`] classifies it; any other quota error is bad input
+/// (exit 2).
+pub fn quotas_failure(e: QuotasError) -> Failure {
+    match e {
+        QuotasError::Ledger(e) => ledger_failure(e),
+        other => Failure::Input(anyhow::Error::new(other).context("cannot set up quotas")),
     }
 }
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Args, Subcommand};
-use fusebox_quotas::{CollectingNotifier, Limits, ProcessStatus, Quotas, QuotasError};
+use fusebox_quotas::{CollectingNotifier, Limits, ProcessStatus, Quotas};
 
-use crate::quotas::{ledger_failure, load_config, open_ledger, LedgerChoice};
+use crate::quotas::{ledger_failure, load_config, open_ledger, quotas_failure, LedgerChoice};
 use crate::Failure;
 
 /// `fusebox quota …`
@@ -125,13 +125,6 @@ impl Target {
         }
         .map_err(quotas_failure)?;
         Ok((quotas, notifier, at))
-    }
-}
-
-fn quotas_failure(e: QuotasError) -> Failure {
-    match e {
-        QuotasError::Ledger(e) => ledger_failure(e),
-        other => Failure::Input(other.into()),
     }
 }
 
