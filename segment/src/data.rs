@@ -600,6 +600,12 @@ impl EventStore {
         self.types.get(ty).map_or(0, |t| t.version)
     }
 
+    /// The sum of every type's version: it grows with every append (and every growth of the
+    /// customer table), so it tells whether anything changed.
+    fn versions_sum(&self) -> u64 {
+        self.types.values().map(|t| t.version).sum()
+    }
+
     /// Total number of stored events.
     pub fn len(&self) -> usize {
         self.types.values().map(TypeEvents::len).sum()
@@ -648,6 +654,15 @@ impl EventStore {
     }
 }
 
+/// A fingerprint of the data's contents (see [`SegmentData::state`]): two states are equal
+/// only if no change happened in between.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataState {
+    rows: usize,
+    attrs: u64,
+    events: u64,
+}
+
 /// Customers and events, plus the per-column Polars series the column kernels read.
 #[derive(Debug)]
 pub struct SegmentData {
@@ -683,6 +698,18 @@ impl SegmentData {
     /// Whether there are no customers.
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
+    }
+
+    /// Where the data stands: every change — through [`Self::apply`], [`Self::add_customers`],
+    /// the setters, or the event store directly — moves it forward. A result records the state
+    /// it was computed over, and refreshing it requires the data to be still there (see
+    /// [`crate::exec::SegmentError::Stale`]).
+    pub fn state(&self) -> DataState {
+        DataState {
+            rows: self.len(),
+            attrs: self.attr_versions.iter().sum(),
+            events: self.events.versions_sum(),
+        }
     }
 
     /// Version of an attribute column.

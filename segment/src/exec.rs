@@ -61,6 +61,11 @@ pub enum SegmentError {
     /// `as_of` moved backwards.
     #[error("as-of may only advance on refresh")]
     AsOfBackwards,
+    /// The data changed since the previous result was computed: by a refresh from it that
+    /// failed after applying its change set, by another refresh, or by a direct change. A
+    /// refresh would re-apply (or miss) changes, so it is refused.
+    #[error("the data changed since the previous result was computed (a refresh that failed after applying its changes, or a change made outside refresh); recompute the group, or refresh from the newest result")]
+    Stale,
     /// Bad change set.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
@@ -118,6 +123,8 @@ pub struct GroupResult {
     pub(crate) nodes: Vec<Option<Arc<RoaringBitmap>>>,
     /// Customers (rows) it was computed over.
     pub(crate) n_rows: usize,
+    /// The data it was computed over.
+    pub(crate) data_state: crate::data::DataState,
     /// Refreshes since the computation (0 for a computation).
     pub(crate) generation: u64,
     /// The whole-table event aggregates of this computation, for the next refresh.
@@ -498,6 +505,7 @@ impl SegmentEngine {
             elapsed: start.elapsed(),
             nodes,
             n_rows: n,
+            data_state: data.state(),
             generation: 0,
             aggs: AggSlot::new(state),
         })

@@ -177,6 +177,8 @@ impl SegmentEngine {
     /// ([`SegmentError::Data`]) leaves `data` untouched. Once applied, the changes stay applied:
     /// if the refresh then fails or its deadline expires (`result.timed_out`; unfinished
     /// segments get empty diffs), recompute the group with [`SegmentEngine::compute`].
+    /// Refreshing `prev` again on that data is refused ([`SegmentError::Stale`]) rather than
+    /// applying the change set twice: `data` must be in the state `prev` was computed over.
     pub fn refresh(
         &self,
         data: &mut SegmentData,
@@ -205,6 +207,9 @@ impl SegmentEngine {
                 expected: prev.n_rows,
                 found: data.len(),
             });
+        }
+        if prev.data_state != data.state() {
+            return Err(SegmentError::Stale);
         }
         let applying = std::time::Instant::now();
         // Resolve (and validate) every new customer, update and event before applying any: rows

@@ -10,7 +10,7 @@ use fusebox_engine::value::{parse_timestamp, AttrType, Map, Value};
 use fusebox_segment::explain::{render, Source};
 use fusebox_segment::{
     compile_segments, oracle, AttrUpdate, Changes, ComputeOptions, EventStore, GroupResult,
-    SegmentData, SegmentEngine,
+    SegmentData, SegmentEngine, SegmentError,
 };
 use polars::prelude::*;
 
@@ -583,4 +583,35 @@ fn an_advanced_as_of_re_evaluates_only_customers_with_events_in_the_moved_slices
         assert_eq!(r.result.explain.nodes[i].source, Source::Computed);
     }
     assert_same_members(&r.result, &e.compute(&data, &uncached(later)).unwrap());
+}
+
+#[test]
+fn a_change_set_is_never_applied_twice() {
+    let (mut data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    let changes = Changes {
+        events: vec![order_event("n1", 20, "2026-03-09T00:00:00Z", Some(150.0))],
+        ..Default::default()
+    };
+    // A refresh whose deadline has already passed applies the changes, then stops.
+    let cut = e
+        .refresh(&mut data, &before, &changes, Some(Instant::now()))
+        .unwrap();
+    assert!(cut.result.timed_out);
+    let events = data.events.len();
+    // Retrying from the same result would add the order a second time: refused.
+    let again = e.refresh(&mut data, &before, &changes, None);
+    assert!(matches!(again, Err(SegmentError::Stale)), "{again:?}");
+    assert_eq!(data.events.len(), events, "nothing applied");
+    // So is a refresh after a change made outside refresh.
+    let fresh = e.compute(&data, &uncached(as_of)).unwrap();
+    data.append_event(&order_event("n2", 10, "2026-03-09T00:00:00Z", None));
+    let after_direct = e.refresh(&mut data, &fresh, &Changes::default(), None);
+    assert!(matches!(after_direct, Err(SegmentError::Stale)));
+    // Recomputing gives a result the next refresh accepts.
+    let current = e.compute(&data, &uncached(as_of)).unwrap();
+    assert!(e
+        .refresh(&mut data, &current, &Changes::default(), None)
+        .is_ok());
 }
