@@ -26,8 +26,10 @@
 //!   on. Cost: proportional to the new events, independent of the customers' histories.
 //!   Memory: a result holds its aggregates, 4–40 bytes per customer each.
 //! - The aggregates *move* to the refreshed result (they are updated in place, not copied).
-//!   Refreshing the same previous result a second time, or after its event type changed by
-//!   other means (version mismatch), finds none: the rows that received events are then
+//!   Refreshing the same previous result a second time (on a copy of the data in the state it
+//!   was computed over: on the refreshed data itself it is refused, see [`SegmentError::Stale`])
+//!   finds none, nor does a result whose leaves came from the sub-query cache: the rows that
+//!   received events are then
 //!   re-aggregated from their base + tail events, once per event type for all of its
 //!   aggregates in one pass over each row's events, in parallel chunks on the engine's pool.
 //!   Slower, same answer (both paths are property-tested).
@@ -170,8 +172,8 @@ impl SegmentEngine {
     /// Applies `changes` to `data` and refreshes `prev` (see the module docs).
     ///
     /// Refresh from the newest result: the event aggregates `prev` carries move to the
-    /// returned result (refreshing `prev` again still gives the right answer, by re-reading
-    /// the changed customers' events, only slower).
+    /// returned result (refreshing `prev` again, on a copy of the data in `prev`'s state, still
+    /// gives the right answer, by re-reading the changed customers' events, only slower).
     ///
     /// Every update is validated before the first one is applied, so a bad change set
     /// ([`SegmentError::Data`]) leaves `data` untouched. Once applied, the changes stay applied:
