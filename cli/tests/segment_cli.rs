@@ -66,7 +66,16 @@ fn oracle_members(
     group: &SegmentGroup,
     data: &SegmentData,
 ) -> Vec<(std::sync::Arc<str>, Vec<u64>)> {
-    let as_of = fusebox_engine::value::parse_timestamp("2026-03-31T00:00:00Z").unwrap();
+    oracle_members_at(group, data, "2026-03-31T00:00:00Z")
+}
+
+/// The oracle's members at `as_of` (RFC 3339), as customer ids.
+fn oracle_members_at(
+    group: &SegmentGroup,
+    data: &SegmentData,
+    as_of: &str,
+) -> Vec<(std::sync::Arc<str>, Vec<u64>)> {
+    let as_of = fusebox_engine::value::parse_timestamp(as_of).unwrap();
     let ids = data.customers().ids();
     oracle::evaluate(group, data, as_of)
         .into_iter()
@@ -397,4 +406,90 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
         err.contains("40 new event(s) are after the refresh's as-of 2026-03-29T00:00:00Z"),
         "{err}"
     );
+}
+
+#[test]
+fn a_later_refresh_as_of_matches_the_oracle_and_an_earlier_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input);
+    // Only the as-of moves, by five days: windows slide, `now`-relative bounds move.
+    let out = dir.path().join("out");
+    let r = segment(
+        &input,
+        &out,
+        &[
+            "--as-of",
+            "2026-03-26T00:00:00Z",
+            "--refresh-as-of",
+            "2026-03-31T00:00:00Z",
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (group, data) = oracle_input(&input);
+    let before = members(&out.join("members.parquet"));
+    for (id, expect) in oracle_members_at(&group, &data, "2026-03-26T00:00:00Z") {
+        assert_eq!(
+            before.get(id.as_ref()).cloned().unwrap_or_default(),
+            expect,
+            "{id}"
+        );
+    }
+    let after = members(&out.join("members-refreshed.parquet"));
+    for (id, expect) in oracle_members_at(&group, &data, "2026-03-31T00:00:00Z") {
+        assert_eq!(
+            after.get(id.as_ref()).cloned().unwrap_or_default(),
+            expect,
+            "{id}"
+        );
+    }
+    assert_ne!(before, after, "the move changes some segment");
+
+    // Backwards: refused before any work, nothing written.
+    let never = dir.path().join("never");
+    let r = segment(
+        &input,
+        &never,
+        &[
+            "--as-of",
+            "2026-03-26T00:00:00Z",
+            "--refresh-as-of",
+            "2026-03-20T00:00:00Z",
+        ],
+    );
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("may only advance"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(!never.exists());
+}
+
+#[test]
+fn an_expired_timeout_exits_1_and_says_what_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input);
+    let out = dir.path().join("out");
+    let r = segment(&input, &out, &["--timeout", "0.000001"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("deadline expired"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let summary: Json =
+        serde_json::from_str(&std::fs::read_to_string(out.join("segments.json")).unwrap()).unwrap();
+    assert_eq!(summary["timed_out"], Json::Bool(true));
+    // Unfinished segments have no count; finished ones (if a leaf beat the clock) do.
+    let segments = summary["segments"].as_array().unwrap();
+    assert!(segments.iter().any(|s| s["finished"] == Json::Bool(false)));
+    for s in segments {
+        assert_eq!(
+            s["finished"] == Json::Bool(false),
+            s["count"].is_null(),
+            "{s}"
+        );
+    }
 }
