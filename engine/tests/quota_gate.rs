@@ -476,3 +476,80 @@ mod model {
         }
     }
 }
+
+/// The gate reserves in chunks of `gate::CHUNK`; holding must equal reserving event by event,
+/// in order, with one call each — including when a process runs out inside a chunk, right at
+/// a chunk boundary, or in a later chunk than the one it started in.
+#[test]
+fn chunked_reservations_equal_reserving_one_by_one_across_chunk_boundaries() {
+    use fusebox_engine::gate::CHUNK;
+    let n = 3 * CHUNK + 17;
+    // Three known processes in a fixed pattern over one day; `edge` runs out exactly at the
+    // first chunk boundary (its limit is the number of its events in the first chunk).
+    let process_of = |i: usize| match i % 4 {
+        0 | 1 => "bulk",
+        2 => "edge",
+        _ => "small",
+    };
+    let edge_in_first_chunk = (0..CHUNK).filter(|&i| process_of(i) == "edge").count();
+    let yaml = format!(
+        "default_time_zone: UTC
+processes:
+  - {{ id: bulk, owner: a@example.com, limits: {{ records: {} }} }}
+  - {{ id: edge, owner: b@example.com, limits: {{ records: {edge_in_first_chunk} }} }}
+  - {{ id: small, owner: c@example.com, limits: {{ bytes: 40000 }} }}
+",
+        CHUNK + CHUNK / 3
+    );
+    let mut text = String::new();
+    for i in 0..n {
+        let at = format!("2026-03-01T{:02}:{:02}:00Z", i / 60 % 24, i % 60);
+        text += &ev(
+            &format!("e{i}"),
+            1 + (i as u64 % 20),
+            Some(process_of(i)),
+            &at,
+        );
+    }
+    let records = read_jsonl(text.as_bytes()).unwrap();
+
+    // Reference: one `reserve` per event, in order, on a fresh ledger.
+    let (reference, _) = quotas(&yaml);
+    let mut expected: Vec<(String, Denial)> = Vec::new();
+    for r in &records {
+        let e = r.event.as_ref().unwrap();
+        let bytes = charged_bytes(e);
+        let at = DateTime::<Utc>::from_timestamp_micros(e.timestamp).unwrap();
+        match reference.reserve(e.process.as_deref().unwrap(), 1, bytes, at) {
+            Ok(reservation) => {
+                reservation.commit(1, bytes);
+            }
+            Err(denial) => expected.push((e.id.to_string(), denial)),
+        }
+    }
+    let (q, _) = quotas(&yaml);
+    let (result, _) = run(&records, 20, Some(&q), ExecutorKind::Sequential);
+    let got: Vec<(String, Denial)> = result
+        .held
+        .iter()
+        .map(|h| (h.event_id.to_string(), h.denial.clone()))
+        .collect();
+    assert_eq!(got, expected);
+    // The workload does what it says: every process is held, `edge` from its first event
+    // after the first chunk on, `bulk` and `small` partway through later chunks.
+    let first_held = |p: &str| {
+        got.iter()
+            .filter_map(|(id, _)| {
+                let i: usize = id[1..].parse().unwrap();
+                (process_of(i) == p).then_some(i)
+            })
+            .min()
+            .unwrap()
+    };
+    assert_eq!(
+        first_held("edge"),
+        (CHUNK..n).find(|&i| process_of(i) == "edge").unwrap()
+    );
+    assert!(first_held("bulk") > CHUNK && first_held("bulk") % CHUNK != 0);
+    assert!(first_held("small") > 0);
+}
