@@ -600,7 +600,7 @@ fn run_fusebox(
         text,
         "bench.yaml",
         Some(data.customers().schema()),
-        Some(&data.events.types()),
+        Some(&data.events().types()),
     )
     .unwrap();
     let engine = SegmentEngine::new(group, data, AS_OF, Some(2)).unwrap();
@@ -963,8 +963,8 @@ fn print_refresh_breakdown(engine: &SegmentEngine, r: &fusebox::segment::Refresh
         }
     }
     println!(
-        "refresh round {round}: apply {:.2} ms, run {:.2} ms (leaves {:.2} ms cpu, combine {:.2} ms), diffs {:.2} ms",
-        ms(r.apply_time), ms(r.result.elapsed), ms(leaves), ms(combine), ms(r.diff_time)
+        "refresh round {round}: apply {:.2} ms, as-of advance {:.2} ms, run {:.2} ms (leaves {:.2} ms cpu, combine {:.2} ms), diffs {:.2} ms",
+        ms(r.apply_time), ms(r.advance_time), ms(r.result.elapsed), ms(leaves), ms(combine), ms(r.diff_time)
     );
 }
 

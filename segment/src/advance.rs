@@ -17,8 +17,13 @@
 //! - a leaf re-evaluates those rows plus the rows with events in its bound's slice, from the
 //!   (now current) carried aggregate — no events are read for the latter.
 //!
-//! The slices' rows are found through each type's time index ([`TypeEvents::rows_between`]),
-//! at a cost proportional to the events in the slices.
+//! The slices' rows are found through each type's time index
+//! ([`crate::data::TypeEvents::rows_between`]): two binary searches plus the base events in
+//! the slices, plus a scan of the type's tail (the events appended since load). One task per
+//! event type, so a type's index is built once, by the task that then uses it.
+//!
+//! This work runs before the refresh's leaves and does not check its deadline: the first
+//! advance pays for sorting each type's events (`O(b log b)`).
 //!
 //! ## Invariants
 //! - A row outside every slice of a leaf has the same matching events at `t1` as at `t0` (so
@@ -52,8 +57,9 @@ type Slice = (i64, i64);
 /// The slices whose events can change the *aggregate* over `window` (see the module docs).
 fn aggregate_slices(window: Window, (t0, t1): (i64, i64)) -> Vec<Slice> {
     let mut slices = vec![(t0.saturating_add(1), t1)];
-    if let Window::Last(d) = window {
-        slices.push((t0.saturating_sub(d).saturating_add(1), t1.saturating_sub(d)));
+    if let (Window::Last(_), Some(s0), Some(s1)) = (window, window.start(t0), window.start(t1)) {
+        // Events at or after the old start and before the new one dropped out.
+        slices.push((s0, s1.saturating_sub(1)));
     }
     slices
 }
@@ -94,17 +100,24 @@ impl<'p> Advance<'p> {
         }
         wanted.sort_unstable();
         wanted.dedup();
-        let slices = wanted
+        let mut by_type: FxHashMap<&'p str, Vec<Slice>> = FxHashMap::default();
+        for (ty, s) in wanted {
+            by_type.entry(ty).or_default().push(s);
+        }
+        let slices = by_type
             .into_par_iter()
-            .map(|(ty, (lo, hi))| {
-                let mut rows = Vec::new();
-                if let Some(te) = events.of_type(ty) {
-                    te.rows_between(lo, hi, &mut rows);
-                }
-                rows.sort_unstable();
-                rows.dedup();
-                let bitmap = RoaringBitmap::from_sorted_iter(rows).unwrap_or_default();
-                ((ty, (lo, hi)), bitmap)
+            .flat_map_iter(|(ty, slices)| {
+                let te = events.of_type(ty);
+                slices.into_iter().map(move |s| {
+                    let mut rows = Vec::new();
+                    if let Some(te) = te {
+                        te.rows_between(s.0, s.1, &mut rows);
+                    }
+                    rows.sort_unstable();
+                    rows.dedup();
+                    let bitmap = RoaringBitmap::from_sorted_iter(rows).unwrap_or_default();
+                    ((ty, s), bitmap)
+                })
             })
             .collect();
         Advance { times, slices }
@@ -175,5 +188,91 @@ pub(crate) fn reaggregate(
         .collect();
     for (chunk, part) in list.chunks(CHUNK).zip(&parts) {
         agg.scatter(chunk, part);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::visible_span;
+    use crate::model::TimeRef;
+
+    const DAY: i64 = 86_400_000_000;
+
+    #[test]
+    fn slices_cover_exactly_the_events_that_change_side() {
+        let (t0, t1) = (100 * DAY, 103 * DAY);
+        let w = Window::Last(30 * DAY);
+        let slices = aggregate_slices(w, (t0, t1));
+        assert_eq!(slices, vec![(t0 + 1, t1), (70 * DAY + 1, 73 * DAY)]);
+        // An event is in a slice exactly when `contains` differs between t0 and t1.
+        for ts in [
+            70 * DAY,
+            70 * DAY + 1,
+            73 * DAY,
+            73 * DAY + 1,
+            t0,
+            t0 + 1,
+            t1,
+            t1 + 1,
+        ] {
+            let flips = w.contains(ts, t0) != w.contains(ts, t1);
+            let found = slices.iter().any(|&(lo, hi)| lo <= ts && ts <= hi);
+            assert_eq!(flips, found, "ts {ts}");
+        }
+        let last = EventTest::Last {
+            before: true,
+            at: TimeRef::Rel(-7 * DAY),
+        };
+        assert_eq!(bound_slice(&last, (t0, t1)), Some((93 * DAY, 96 * DAY)));
+        let absolute = EventTest::First {
+            before: true,
+            at: TimeRef::Abs(5),
+        };
+        assert_eq!(bound_slice(&absolute, (t0, t1)), None);
+    }
+
+    #[test]
+    fn extreme_times_saturate_without_panicking_or_losing_events() {
+        for (t0, t1) in [
+            (i64::MIN, i64::MIN + 5),
+            (i64::MAX - 5, i64::MAX),
+            (i64::MIN, i64::MAX),
+        ] {
+            for w in [Window::All, Window::Last(DAY), Window::Last(i64::MAX)] {
+                let slices = aggregate_slices(w, (t0, t1));
+                for ts in [
+                    i64::MIN,
+                    i64::MIN + 1,
+                    -1,
+                    0,
+                    1,
+                    i64::MAX - 1,
+                    i64::MAX,
+                    t0,
+                    t1,
+                ] {
+                    if w.contains(ts, t0) != w.contains(ts, t1) {
+                        assert!(
+                            slices.iter().any(|&(lo, hi)| lo <= ts && ts <= hi),
+                            "{w:?} {t0}..{t1}: event at {ts} changes side outside every slice"
+                        );
+                    }
+                }
+                let (lo, hi) = visible_span(w, t1);
+                for ts in [i64::MIN, 0, i64::MAX, t1] {
+                    assert_eq!(
+                        w.contains(ts, t1),
+                        lo <= ts && ts <= hi,
+                        "{w:?} at {t1}: {ts}"
+                    );
+                }
+            }
+        }
+        let bound = EventTest::First {
+            before: false,
+            at: TimeRef::Rel(i64::MAX),
+        };
+        assert_eq!(bound_slice(&bound, (0, 10)), Some((i64::MAX, i64::MAX)));
     }
 }

@@ -217,13 +217,7 @@ impl TailIndex {
         TailIndex { rows, idx }
     }
 
-    fn of(&self, r: Row) -> &[u32] {
-        let lo = self.rows.partition_point(|&x| x < r);
-        let hi = lo + self.rows[lo..].partition_point(|&x| x <= r);
-        &self.idx[lo..hi]
-    }
-
-    /// [`Self::of`] for rows visited in ascending order: the search gallops forward from
+    /// Row `r`'s tail indices, for rows visited in ascending order: the search gallops forward from
     /// `cursor` (where the previous row's events ended; start at 0), so a sorted walk over a
     /// few scattered rows touches nearby entries instead of binary-searching the whole index
     /// for each.
@@ -314,25 +308,33 @@ impl TypeEvents {
     /// tail's `(row, index)` pairs once (`O(t log t)` for `t` tail events); later calls are
     /// binary searches.
     pub fn tail_of(&self, r: Row) -> &[u32] {
-        if self.tail.is_empty() {
-            return &[];
-        }
-        self.tail_index
-            .get_or_init(|| TailIndex::build(&self.tail))
-            .of(r)
+        self.tail_of_from(r, &mut 0)
     }
 
     /// Appends to `out` the row of every event (base or tail) with `lo <= ts <= hi`, in no
     /// particular order and once per event (a row may repeat). The first call sorts the base's
     /// timestamps once (`O(b log b)` for `b` base events, in parallel on the current Rayon
-    /// pool); every call is then two binary searches plus the events found, plus a scan of the
-    /// tail's timestamps.
+    /// pool; 12 bytes per event kept, 16 while sorting); every call is then two binary searches
+    /// plus the base events found, plus a scan of the whole tail's timestamps (the tail holds
+    /// the events appended since load and is never merged into the base).
     pub fn rows_between(&self, lo: i64, hi: i64, out: &mut Vec<Row>) {
         if lo > hi {
             return;
         }
         if !self.base.is_empty() {
-            let ix = self.time_index.get_or_init(|| TimeIndex::build(&self.base));
+            // Built outside the `OnceLock`: the sort runs on the Rayon pool, and a worker that
+            // waits in it may pick up another task reaching this index — inside
+            // `get_or_init` that task would block on (or re-enter) the lock and deadlock
+            // (rayon#592). Racing builders waste work but agree.
+            let ix = match self.time_index.get() {
+                Some(ix) => ix,
+                None => {
+                    let _ = self.time_index.set(TimeIndex::build(&self.base));
+                    self.time_index
+                        .get()
+                        .unwrap_or_else(|| unreachable!("just set"))
+                }
+            };
             let from = ix.ts.partition_point(|&t| t < lo);
             let to = from + ix.ts[from..].partition_point(|&t| t <= hi);
             out.extend_from_slice(&ix.rows[from..to]);
@@ -347,8 +349,8 @@ impl TypeEvents {
         );
     }
 
-    /// [`Self::tail_of`] for rows visited in ascending order (`cursor` starts at 0 and is
-    /// carried from row to row): each lookup gallops forward from the previous one.
+    /// [`Self::tail_of`] for rows visited in strictly ascending order (`cursor` starts at 0
+    /// and is carried from row to row): each lookup gallops forward from the previous one.
     pub fn tail_of_from(&self, r: Row, cursor: &mut usize) -> &[u32] {
         if self.tail.is_empty() {
             return &[];
@@ -600,12 +602,6 @@ impl EventStore {
         self.types.get(ty).map_or(0, |t| t.version)
     }
 
-    /// The sum of every type's version: it grows with every append (and every growth of the
-    /// customer table), so it tells whether anything changed.
-    fn versions_sum(&self) -> u64 {
-        self.types.values().map(|t| t.version).sum()
-    }
-
     /// Total number of stored events.
     pub fn len(&self) -> usize {
         self.types.values().map(TypeEvents::len).sum()
@@ -654,22 +650,24 @@ impl EventStore {
     }
 }
 
-/// A fingerprint of the data's contents (see [`SegmentData::state`]): two states are equal
+/// Where a [`SegmentData`] stands (see [`SegmentData::state`]): one value's states are equal
 /// only if no change happened in between.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DataState {
     rows: usize,
-    attrs: u64,
-    events: u64,
+    changes: u64,
 }
 
 /// Customers and events, plus the per-column Polars series the column kernels read.
 #[derive(Debug)]
 pub struct SegmentData {
     customers: CustomerTable,
-    /// Events grouped per type.
-    pub events: EventStore,
+    /// Events grouped per type (read-only outside the crate: [`Self::events`]; changes go
+    /// through the methods, which count them for [`Self::state`]).
+    pub(crate) events: EventStore,
     attr_versions: Vec<u64>,
+    /// Changes made so far ([`Self::state`]).
+    changes: u64,
     series: Vec<Mutex<Option<(u64, Series)>>>,
 }
 
@@ -681,6 +679,7 @@ impl SegmentData {
             customers,
             events,
             attr_versions: vec![0; n],
+            changes: 0,
             series: (0..n).map(|_| Mutex::new(None)).collect(),
         }
     }
@@ -700,16 +699,21 @@ impl SegmentData {
         self.customers.is_empty()
     }
 
-    /// Where the data stands: every change — through [`Self::apply`], [`Self::add_customers`],
-    /// the setters, or the event store directly — moves it forward. A result records the state
-    /// it was computed over, and refreshing it requires the data to be still there (see
-    /// [`crate::exec::SegmentError::Stale`]).
+    /// Where the data stands: the number of changes made to it so far (every `&mut self`
+    /// method counts; the event store is reachable only through them) and its number of
+    /// customers. A result records the state it was computed over, and refreshing it requires
+    /// the data to be still there (see [`crate::exec::SegmentError::Stale`]). Two
+    /// `SegmentData` built the same way and changed the same way have equal states.
     pub fn state(&self) -> DataState {
         DataState {
             rows: self.len(),
-            attrs: self.attr_versions.iter().sum(),
-            events: self.events.versions_sum(),
+            changes: self.changes,
         }
+    }
+
+    /// The events, grouped per type.
+    pub fn events(&self) -> &EventStore {
+        &self.events
     }
 
     /// Version of an attribute column.
@@ -740,12 +744,14 @@ impl SegmentData {
             )));
         }
         self.attr_versions[usize::from(attr)] += 1;
+        self.changes += 1;
         Ok(row)
     }
 
     /// Applies resolved attribute updates and new events (with their rows) — the two halves
     /// touch disjoint data, so they run in parallel (`rayon::join`, on the caller's pool).
     pub fn apply(&mut self, updates: &[(Row, AttrId, &Value)], events: &[(Row, &Event)]) {
+        self.changes += 1;
         let SegmentData {
             customers,
             events: store,
@@ -775,6 +781,7 @@ impl SegmentData {
             return Ok(n..n);
         }
         let rows = self.customers.push_customers(ids)?;
+        self.changes += 1;
         for v in &mut self.attr_versions {
             *v += 1;
         }
@@ -788,6 +795,7 @@ impl SegmentData {
     pub fn set_row(&mut self, row: Row, attr: AttrId, value: Value) {
         let _ = self.customers.set(row, attr, value);
         self.attr_versions[usize::from(attr)] += 1;
+        self.changes += 1;
     }
 
     /// The Polars series of an attribute column (built on first use per version; NaN floats
@@ -826,6 +834,7 @@ impl SegmentData {
 
     /// Appends an event (incremental refresh); `None` if its customer is not in the table.
     pub fn append_event(&mut self, e: &Event) -> Option<Row> {
+        self.changes += 1;
         self.events.append(&self.customers, e)
     }
 

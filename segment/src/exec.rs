@@ -264,11 +264,13 @@ impl SegmentEngine {
         })
     }
 
-    /// When a refresh advances `as_of`, an event type's leaves are re-evaluated row by row
-    /// while the rows that can change (customers with events in the moved time slices, see
-    /// [`crate::refresh`]) are at most `share` of the table, and over the whole table above it
-    /// (one sequential scan beats re-reading that many histories one by one). Default 0.25;
-    /// `0.0` always scans whole, `1.0` always goes row by row. Both give the same answer.
+    /// When a refresh advances `as_of`, each carried event aggregate re-reads the rows whose
+    /// aggregate can change (customers with events in its moved time slices, see
+    /// [`crate::refresh`]) while they are at most `share` of the table; above it the
+    /// aggregate is dropped and its leaves are recomputed over the whole table (one sequential
+    /// scan beats re-reading that many histories one by one). Without a carried aggregate the
+    /// same limit applies to all the moved rows of the leaf's event type. Default 0.25; `0.0`
+    /// always recomputes whole, `1.0` always goes row by row. Both give the same answer.
     pub fn with_row_refresh_limit(mut self, share: f64) -> SegmentEngine {
         self.row_refresh_limit = share;
         self

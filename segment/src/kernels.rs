@@ -591,15 +591,12 @@ impl Aggregate {
 
 /// The timestamps (inclusive) an event must have to be inside `window` at `as_of`: the same
 /// test as [`Window::contains`], as a range.
-fn visible_span(window: Window, as_of: i64) -> (i64, i64) {
-    match window {
-        Window::All => (i64::MIN, as_of),
-        Window::Last(d) => (as_of.saturating_sub(d).saturating_add(1), as_of),
-        Window::Range(from, to) => (
-            from.unwrap_or(i64::MIN),
-            to.map_or(as_of, |t| as_of.min(t.saturating_sub(1))),
-        ),
-    }
+pub(crate) fn visible_span(window: Window, as_of: i64) -> (i64, i64) {
+    let end = match window {
+        Window::Range(_, Some(to)) => as_of.min(to.saturating_sub(1)),
+        _ => as_of,
+    };
+    (window.start(as_of).unwrap_or(i64::MIN), end)
 }
 
 /// The aggregates of several specs of one event type over `rows`, in one pass over each row's
@@ -634,13 +631,14 @@ pub fn aggregate_rows_multi(
         .fold((i64::MAX, i64::MIN), |(lo, hi), (a, b)| {
             (lo.min(a), hi.max(b))
         });
-    // Rows usually come ascending (from bitmaps): the tail lookups then gallop forward.
-    let (mut cursor, mut prev) = (0usize, 0 as Row);
+    // Rows usually come ascending (from bitmaps): the tail lookups then gallop forward; a row
+    // not above the previous one starts over.
+    let (mut cursor, mut prev) = (0usize, None::<Row>);
     for &r in rows {
-        if r < prev {
+        if prev.is_some_and(|p| r <= p) {
             cursor = 0;
         }
-        prev = r;
+        prev = Some(r);
         for a in aggs.iter_mut() {
             a.reset();
         }

@@ -343,6 +343,16 @@ pub enum Window {
 }
 
 impl Window {
+    /// The earliest timestamp inside the window at `as_of` (`None`: unbounded below): the
+    /// lower bound of [`Self::contains`] as an inclusive value.
+    pub fn start(self, as_of: i64) -> Option<i64> {
+        match self {
+            Window::All => None,
+            Window::Last(d) => Some(as_of.saturating_sub(d).saturating_add(1)),
+            Window::Range(from, _) => from,
+        }
+    }
+
     /// Whether an event at `ts` is inside the window.
     pub fn contains(self, ts: i64, as_of: i64) -> bool {
         if ts > as_of {

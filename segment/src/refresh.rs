@@ -162,8 +162,12 @@ pub struct Refresh {
     pub diffs: Vec<SegmentDiff>,
     /// Rows touched by the change set.
     pub dirty_rows: u64,
-    /// Time spent applying the change set to the data.
+    /// Time spent resolving the change set, applying it to the data and folding its events
+    /// into the carried aggregates.
     pub apply_time: std::time::Duration,
+    /// Time spent, when `as_of` moved, finding the rows in the moved time slices (the first
+    /// time, building the time indexes) and bringing the carried aggregates forward.
+    pub advance_time: std::time::Duration,
     /// Time spent computing the diffs.
     pub diff_time: std::time::Duration,
 }
@@ -325,11 +329,18 @@ impl SegmentEngine {
         // aggregate forward by re-reading its rows there (plus the rows with new events and
         // the new customers). Too many rows for an aggregate: it is dropped, and its leaves
         // fall back to a whole-table scan.
+        let apply_time = applying.elapsed();
+        let advancing = std::time::Instant::now();
         let limit = (self.row_refresh_limit() * n as f64) as u64;
-        let advance = moved.then(|| {
+        // With no row allowed, every moved event leaf is recomputed whole: no slices to find,
+        // and no carried aggregate stays valid.
+        let advance = (moved && limit > 0).then(|| {
             self.pool()
                 .install(|| Advance::new(plan, events, (prev.as_of, as_of)))
         });
+        if moved && advance.is_none() {
+            carried.iter_mut().for_each(|slot| *slot = None);
+        }
         let with_new = |ty: &str| match event_dirty.get(ty) {
             Some(b) => b | &added,
             None => added.clone(),
@@ -357,8 +368,8 @@ impl SegmentEngine {
             });
         }
         // Without a carried aggregate: per event type, every row in any of its slices.
-        let mut type_rows: FxHashMap<&str, Option<RoaringBitmap>> = FxHashMap::default();
-        let apply_time = applying.elapsed();
+        let mut moved_type_rows: FxHashMap<&str, Option<RoaringBitmap>> = FxHashMap::default();
+        let advance_time = advancing.elapsed();
         let empty = RoaringBitmap::new();
         let mut jobs = Vec::new();
         for &id in &self.plan().leaf_order {
@@ -368,21 +379,22 @@ impl SegmentEngine {
                     attr_dirty.get(&pred.attr).unwrap_or(&empty),
                     moved && pred.op.is_relative(),
                 ),
-                NodeKind::Event { pred, agg, .. } => {
-                    if let Some(adv) = &advance {
-                        jobs.push((
-                            id,
-                            self.moved_event_job(
-                                adv,
-                                pred,
-                                (&moved_agg_rows[*agg], carried[*agg].as_ref()),
-                                &mut type_rows,
-                                (&with_new, limit),
-                                old,
-                            ),
-                        ));
-                        continue;
-                    }
+                NodeKind::Event { pred, agg, .. } if moved => {
+                    let job = match &advance {
+                        Some(adv) => moved_event_job(
+                            adv,
+                            pred,
+                            (&moved_agg_rows[*agg], carried[*agg].as_ref()),
+                            &mut moved_type_rows,
+                            (&with_new, limit),
+                            old,
+                        ),
+                        None => Job::Full,
+                    };
+                    jobs.push((id, job));
+                    continue;
+                }
+                NodeKind::Event { pred, .. } => {
                     (event_dirty.get(&pred.event_type).unwrap_or(&empty), false)
                 }
                 _ => (&empty, false),
@@ -458,46 +470,44 @@ impl SegmentEngine {
             diffs,
             dirty_rows: (all_dirty | &added).len(),
             apply_time,
+            advance_time,
             diff_time: diffing.elapsed(),
         })
     }
 }
 
-impl SegmentEngine {
-    /// An event leaf's job after `as_of` moved: from its carried aggregate (brought forward)
-    /// when there is one, re-evaluating only its rows that can change; otherwise row by row
-    /// from the events, over every moved row of its type; whole when its filters read `now` or
-    /// the rows exceed `limit`.
-    fn moved_event_job<'a>(
-        &self,
-        adv: &Advance<'a>,
-        pred: &'a crate::model::EventPred,
-        (agg_rows, carried): (&Option<RoaringBitmap>, Option<&Aggregate>),
-        type_rows: &mut FxHashMap<&'a str, Option<RoaringBitmap>>,
-        (with_new, limit): (&dyn Fn(&str) -> RoaringBitmap, u64),
-        old: Arc<RoaringBitmap>,
-    ) -> Job {
-        if let (Some(agg_rows), Some(agg)) = (agg_rows, carried) {
-            let rows = adv.leaf_rows(pred, agg_rows);
-            return if rows.is_empty() {
-                Job::Keep(old)
-            } else {
-                Job::Changed(Arc::new(AggDelta::gather(agg, rows.iter().collect())), old)
-            };
-        }
-        if reads_now(&pred.filters) {
-            return Job::Full;
-        }
-        let ty = pred.event_type.as_ref();
-        let rows = type_rows.entry(ty).or_insert_with(|| {
-            let rows = adv.type_rows(ty, &with_new(ty));
-            (rows.len() <= limit).then_some(rows)
-        });
-        match rows {
-            Some(rows) if rows.is_empty() => Job::Keep(old),
-            Some(rows) => Job::Rows(rows.clone(), old),
-            None => Job::Full,
-        }
+/// An event leaf's job after `as_of` moved: from its carried aggregate (brought forward) when
+/// there is one, re-evaluating only its rows that can change; otherwise row by row from the
+/// events, over every moved row of its type; whole when its filters read `now` or those rows
+/// exceed `limit`.
+fn moved_event_job<'a>(
+    adv: &Advance<'a>,
+    pred: &'a crate::model::EventPred,
+    (agg_rows, carried): (&Option<RoaringBitmap>, Option<&Aggregate>),
+    type_rows: &mut FxHashMap<&'a str, Option<RoaringBitmap>>,
+    (with_new, limit): (&dyn Fn(&str) -> RoaringBitmap, u64),
+    old: Arc<RoaringBitmap>,
+) -> Job {
+    if let (Some(agg_rows), Some(agg)) = (agg_rows, carried) {
+        let rows = adv.leaf_rows(pred, agg_rows);
+        return if rows.is_empty() {
+            Job::Keep(old)
+        } else {
+            Job::Changed(Arc::new(AggDelta::gather(agg, rows.iter().collect())), old)
+        };
+    }
+    if reads_now(&pred.filters) {
+        return Job::Full;
+    }
+    let ty = pred.event_type.as_ref();
+    let rows = type_rows.entry(ty).or_insert_with(|| {
+        let rows = adv.type_rows(ty, &with_new(ty));
+        (rows.len() <= limit).then_some(rows)
+    });
+    match rows {
+        Some(rows) if rows.is_empty() => Job::Keep(old),
+        Some(rows) => Job::Rows(rows.clone(), old),
+        None => Job::Full,
     }
 }
 

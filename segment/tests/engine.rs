@@ -106,7 +106,7 @@ fn engine(data: &SegmentData, as_of: i64) -> SegmentEngine {
         GROUP,
         "g.yaml",
         Some(data.customers().schema()),
-        Some(&data.events.types()),
+        Some(&data.events().types()),
     )
     .unwrap();
     SegmentEngine::new(group, data, as_of, Some(2)).unwrap()
@@ -315,7 +315,7 @@ fn mismatched_inputs_are_errors_not_panics() {
     // An event store built for a larger customer table: events of unknown rows are ignored.
     let schema = Schema::new([("points".to_string(), AttrType::Int)]).unwrap();
     let small = CustomerTable::new(schema, vec![10], vec![Column::Int(vec![Some(500)])]).unwrap();
-    let mixed = SegmentData::new(small, data.events.clone());
+    let mixed = SegmentData::new(small, data.events().clone());
     let group = compile_segments(GROUP, "g.yaml", Some(mixed.customers().schema()), None).unwrap();
     let e3 = SegmentEngine::new(group, &mixed, as_of, Some(2)).unwrap();
     let r3 = e3.compute(&mixed, &ComputeOptions::at(as_of)).unwrap();
@@ -431,13 +431,13 @@ fn new_customers_are_evaluated_in_every_segment() {
     assert!(r2.diffs.iter().all(|d| d.refresh == 2));
     // An event for a customer in neither the table nor the change set is ignored and
     // counted, as on load.
-    let unknown_before = data.events.unknown_customers;
+    let unknown_before = data.events().unknown_customers;
     let stray = Changes {
         events: vec![order_event("stray", 999, "2026-03-09T00:00:00Z", None)],
         ..Default::default()
     };
     let r3 = e.refresh(&mut data, &r2.result, &stray, None).unwrap();
-    assert_eq!(data.events.unknown_customers, unknown_before + 1);
+    assert_eq!(data.events().unknown_customers, unknown_before + 1);
     assert!(r3
         .diffs
         .iter()
@@ -599,11 +599,11 @@ fn a_change_set_is_never_applied_twice() {
         .refresh(&mut data, &before, &changes, Some(Instant::now()))
         .unwrap();
     assert!(cut.result.timed_out);
-    let events = data.events.len();
+    let events = data.events().len();
     // Retrying from the same result would add the order a second time: refused.
     let again = e.refresh(&mut data, &before, &changes, None);
     assert!(matches!(again, Err(SegmentError::Stale)), "{again:?}");
-    assert_eq!(data.events.len(), events, "nothing applied");
+    assert_eq!(data.events().len(), events, "nothing applied");
     // So is a refresh after a change made outside refresh.
     let fresh = e.compute(&data, &uncached(as_of)).unwrap();
     data.append_event(&order_event("n2", 10, "2026-03-09T00:00:00Z", None));
