@@ -788,30 +788,10 @@ fn main() {
         tr.push(s.elapsed());
         print_refresh_breakdown(&engine, &r, round);
         pr = pr.max(peak_mb());
-        changed_entered += r
-            .diffs
-            .iter()
-            .map(|d| d.entered.len() + d.left.len())
-            .sum::<u64>();
+        changed_entered += entered_or_left(&r);
         reset_peak();
-        let s = Instant::now();
-        // Full recompute with the same (already planned) engine and the cache off: the
-        // cheapest way to get the same answer without incremental refresh.
-        let full_result = engine
-            .compute(
-                &data,
-                &ComputeOptions {
-                    use_cache: false,
-                    ..ComputeOptions::at(AS_OF)
-                },
-            )
-            .unwrap();
-        tfull.push(s.elapsed());
-        let full: Vec<(String, Vec<u64>)> = engine
-            .member_ids(&data, &full_result)
-            .into_iter()
-            .map(|(id, m)| (id.to_string(), m))
-            .collect();
+        let (took, full) = full_recompute(&engine, &data, AS_OF);
+        tfull.push(took);
         pfull = pfull.max(peak_mb());
         assert_same(&engine.member_ids(&data, &r.result), &full);
         prev = r.result;
@@ -854,11 +834,7 @@ fn main() {
             ta.push(took);
             pa = pa.max(peak_mb());
         }
-        moved_entered += r
-            .diffs
-            .iter()
-            .map(|d| d.entered.len() + d.left.len())
-            .sum::<u64>();
+        moved_entered += entered_or_left(&r);
         moved_rows += r
             .result
             .explain
@@ -870,25 +846,11 @@ fn main() {
             })
             .sum::<u64>();
         reset_peak();
-        let s = Instant::now();
-        let full_result = engine
-            .compute(
-                &data,
-                &ComputeOptions {
-                    use_cache: false,
-                    ..ComputeOptions::at(as_of)
-                },
-            )
-            .unwrap();
+        let (took, full) = full_recompute(&engine, &data, as_of);
         if round > 0 {
-            tafull.push(s.elapsed());
+            tafull.push(took);
             pafull = pafull.max(peak_mb());
         }
-        let full: Vec<(String, Vec<u64>)> = engine
-            .member_ids(&data, &full_result)
-            .into_iter()
-            .map(|(id, m)| (id.to_string(), m))
-            .collect();
         assert_same(&engine.member_ids(&data, &r.result), &full);
         prev = r.result;
     }
@@ -966,6 +928,37 @@ fn print_refresh_breakdown(engine: &SegmentEngine, r: &fusebox::segment::Refresh
         "refresh round {round}: apply {:.2} ms, as-of advance {:.2} ms, run {:.2} ms (leaves {:.2} ms cpu, combine {:.2} ms), diffs {:.2} ms",
         ms(r.apply_time), ms(r.advance_time), ms(r.result.elapsed), ms(leaves), ms(combine), ms(r.diff_time)
     );
+}
+
+/// Full recompute with the same (already planned) engine and the cache off — the cheapest
+/// way to get a refresh's answer without incremental refresh: its time and members.
+fn full_recompute(
+    engine: &SegmentEngine,
+    data: &SegmentData,
+    as_of: i64,
+) -> (Duration, Vec<(String, Vec<u64>)>) {
+    let s = Instant::now();
+    let result = engine
+        .compute(
+            data,
+            &ComputeOptions {
+                use_cache: false,
+                ..ComputeOptions::at(as_of)
+            },
+        )
+        .unwrap();
+    let took = s.elapsed();
+    let members = engine
+        .member_ids(data, &result)
+        .into_iter()
+        .map(|(id, m)| (id.to_string(), m))
+        .collect();
+    (took, members)
+}
+
+/// Customers who entered or left any segment in a refresh.
+fn entered_or_left(r: &fusebox::segment::Refresh) -> u64 {
+    r.diffs.iter().map(|d| d.entered.len() + d.left.len()).sum()
 }
 
 /// A refresh's members equal the full recompute's, segment by segment.
