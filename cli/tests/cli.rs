@@ -348,6 +348,23 @@ fn demo_runs() {
     // Then it computes the generated segment group over the same input.
     assert!(stdout.contains("13 segments in"), "{stdout}");
     assert!(dir.path().join("segments/members.parquet").exists());
+    // And refreshes it a week later: customers leave and enter segments.
+    assert!(
+        stdout.contains("refresh as of 2026-04-07T00:00:00Z"),
+        "{stdout}"
+    );
+    let refresh: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("segments/refresh.json")).unwrap(),
+    )
+    .unwrap();
+    let moved: u64 = refresh["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["entered"].as_u64().unwrap() + s["left"].as_u64().unwrap())
+        .sum();
+    assert!(moved > 0, "{refresh}");
+    assert!(refresh["revisited_customers"].as_u64().unwrap() > 0);
     assert!(
         std::fs::metadata(dir.path().join("output/held.jsonl"))
             .unwrap()

@@ -162,6 +162,13 @@ pub struct Refresh {
     pub diffs: Vec<SegmentDiff>,
     /// Rows touched by the change set.
     pub dirty_rows: u64,
+    /// Customers re-evaluated row by row in at least one leaf (the change set's rows where a
+    /// leaf reads what changed, plus, when `as_of` moved, those with events in the moved time
+    /// slices).
+    pub revisited_rows: u64,
+    /// Leaves recomputed over the whole table (attribute or event leaves that compare with
+    /// `now` when `as_of` moved, and aggregates above the row limit).
+    pub whole_leaves: usize,
     /// Time spent resolving the change set, applying it to the data and folding its events
     /// into the carried aggregates.
     pub apply_time: std::time::Duration,
@@ -418,6 +425,16 @@ impl SegmentEngine {
             };
             jobs.push((id, job));
         }
+        let mut revisited = RoaringBitmap::new();
+        let mut whole_leaves = 0;
+        for (_, job) in &jobs {
+            match job {
+                Job::Rows(rows, _) => revisited |= rows,
+                Job::Changed(delta, _) => revisited |= &delta.bitmap,
+                Job::Full => whole_leaves += 1,
+                Job::Keep(_) => {}
+            }
+        }
         let opts = ComputeOptions {
             as_of,
             deadline,
@@ -469,6 +486,8 @@ impl SegmentEngine {
             result,
             diffs,
             dirty_rows: (all_dirty | &added).len(),
+            revisited_rows: revisited.len(),
+            whole_leaves,
             apply_time,
             advance_time,
             diff_time: diffing.elapsed(),

@@ -552,6 +552,7 @@ fn an_advanced_as_of_re_evaluates_only_customers_with_events_in_the_moved_slices
             e.plan().nodes[i].label
         );
     }
+    assert_eq!((r.revisited_rows, r.whole_leaves), (2, 0));
     let full = e.compute(&data, &uncached(later)).unwrap();
     assert_same_members(&r.result, &full);
     let row10 = data.customers().row_of(10).unwrap();
@@ -582,6 +583,7 @@ fn an_advanced_as_of_re_evaluates_only_customers_with_events_in_the_moved_slices
     for &i in &event_leaves {
         assert_eq!(r.result.explain.nodes[i].source, Source::Computed);
     }
+    assert_eq!(r.whole_leaves, event_leaves.len());
     assert_same_members(&r.result, &e.compute(&data, &uncached(later)).unwrap());
 }
 

@@ -1,5 +1,6 @@
 //! `fusebox demo`: generate a small built-in workload, run its triggers (with quotas), compute
-//! its segment group, print the summaries.
+//! its segment group and refresh it a week later (incrementally: who entered and who left
+//! each segment), print the summaries.
 
 use std::path::PathBuf;
 
@@ -9,8 +10,14 @@ use fusebox_engine::ExecutorKind;
 use super::gen::{generate, GenSpec};
 use super::run::{run, RunSpec};
 use super::segment::{segment, SegmentSpec};
+use super::segment_refresh::ChangeFiles;
 use crate::quotas::{LedgerChoice, QuotaSetup};
 use crate::{progress, Failure};
+
+/// The demo's segment as-of: the end of the generated month (`gen` starts on 2026-03-01).
+const DEMO_AS_OF: &str = "2026-03-31T00:00:00Z";
+/// The demo refreshes its segments a week later.
+const DEMO_REFRESH_AS_OF: &str = "2026-04-07T00:00:00Z";
 
 /// Runs the demo; outputs go to `out` or to a temporary directory that is removed afterwards.
 pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
@@ -34,17 +41,22 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
     let bar = progress::bar(spec.events, "generate");
     let workload = generate(&spec, &bar).map_err(Failure::Runtime)?;
     bar.finish_and_clear();
-    // Segments are computed over the generated input (the customers before the run).
+    // Segments are computed over the generated input (the customers before the run), as of the
+    // end of the generated month, then refreshed a week later: windows slide, customers leave
+    // "active" segments and enter "lapsed" ones.
     let segment_spec = SegmentSpec {
         customers: workload.customers.clone(),
         events: workload.events.clone(),
         segments: workload.segments.clone(),
-        as_of: None,
+        as_of: Some(DEMO_AS_OF.to_string()),
         out: dir.join("segments"),
         explain: false,
         threads: None,
         timeout: None,
-        changes: Default::default(),
+        changes: ChangeFiles {
+            as_of: Some(DEMO_REFRESH_AS_OF.to_string()),
+            ..Default::default()
+        },
     };
     let run_spec = RunSpec {
         customers: workload.customers,

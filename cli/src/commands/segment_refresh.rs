@@ -303,6 +303,10 @@ struct RefreshJson<'a> {
     updates: usize,
     new_events: usize,
     changed_customers: u64,
+    /// Customers re-evaluated row by row in at least one leaf.
+    revisited_customers: u64,
+    /// Leaves recomputed over the whole table.
+    whole_leaves: usize,
     segment_events: usize,
     segments: Vec<SegmentChange<'a>>,
 }
@@ -345,6 +349,8 @@ pub fn refresh_and_write(
         updates: changes.updates.len(),
         new_events: changes.events.len(),
         changed_customers: refresh.dirty_rows,
+        revisited_customers: refresh.revisited_rows,
+        whole_leaves: refresh.whole_leaves,
         segment_events: events.len(),
         segments: refresh
             .diffs
@@ -366,8 +372,8 @@ pub fn refresh_and_write(
 
 fn print_summary(s: &RefreshJson, events_path: &Path) {
     println!(
-        "refresh as of {}: {} new customers, {} updates, {} new events → {} changed customers, in {:.1} ms (applying {:.1} ms, as-of advance {:.1} ms)",
-        s.as_of, s.new_customers, s.updates, s.new_events, s.changed_customers, s.elapsed_ms + s.apply_ms + s.advance_ms, s.apply_ms, s.advance_ms
+        "refresh as of {}: {} new customers, {} updates, {} new events → {} changed customers; {} customers re-evaluated, {} leaves recomputed whole; in {:.1} ms (applying {:.1} ms, as-of advance {:.1} ms)",
+        s.as_of, s.new_customers, s.updates, s.new_events, s.changed_customers, s.revisited_customers, s.whole_leaves, s.elapsed_ms + s.apply_ms + s.advance_ms, s.apply_ms, s.advance_ms
     );
     let width = s
         .segments
