@@ -18,12 +18,12 @@
 //!   (now current) carried aggregate — no events are read for the latter.
 //!
 //! The slices' rows are found through each type's time index
-//! ([`crate::data::TypeEvents::rows_between`]): two binary searches plus the base events in
-//! the slices, plus a scan of the type's tail (the events appended since load). One task per
-//! event type, so a type's index is built once, by the task that then uses it.
+//! ([`crate::data::TypeEvents::rows_between`]): the time buckets the slice spans (filtering
+//! the two at its edges), plus a scan of the type's tail (the events appended since load).
+//! One task per event type, so a type's index is built once, by the task that then uses it.
 //!
 //! This work runs before the refresh's leaves and does not check its deadline: the first
-//! advance pays for sorting each type's events (`O(b log b)`).
+//! advance pays for bucketing each type's events by time (a counting sort, `O(b)`).
 //!
 //! ## Invariants
 //! - A row outside every slice of a leaf has the same matching events at `t1` as at `t0` (so

@@ -239,27 +239,88 @@ impl TailIndex {
     }
 }
 
-/// The base's events ordered by timestamp: `ts` ascending, `rows[i]` the customer of the event
-/// at `ts[i]` (two columns, so the binary search reads only timestamps). 12 bytes per event.
+/// The base's events bucketed by timestamp: equal-width time buckets of about
+/// [`TimeIndex::PER_BUCKET`] events on average, bucket `b` holding `ts[offsets[b]..offsets[b +
+/// 1]]` (unsorted inside) with their customers in `rows`. Built by a counting sort — two
+/// sequential passes, no comparison sort — and 12 bytes per event plus 4 per bucket. A query
+/// reads the buckets it spans and filters only the two at its edges; skewed timestamps make
+/// some buckets large, which costs filtering, never correctness.
 #[derive(Clone, Debug, Default)]
 struct TimeIndex {
+    min: i64,
+    max: i64,
+    width: i128,
+    offsets: Vec<u32>,
     ts: Vec<i64>,
     rows: Vec<Row>,
 }
 
 impl TimeIndex {
+    /// Events per bucket, on average.
+    const PER_BUCKET: usize = 32;
+
     fn build(base: &Batch) -> TimeIndex {
-        use rayon::slice::ParallelSliceMut;
-        let mut pairs: Vec<(i64, Row)> = base
+        let (min, max) = base
             .ts
             .iter()
-            .copied()
-            .zip(base.rows.iter().copied())
-            .collect();
-        // Equal pairs are interchangeable, so an unstable sort is deterministic.
-        pairs.par_sort_unstable();
-        let (ts, rows) = pairs.into_iter().unzip();
-        TimeIndex { ts, rows }
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        if base.ts.is_empty() {
+            return TimeIndex::default();
+        }
+        let buckets = (base.len() / Self::PER_BUCKET).max(1);
+        let width = (i128::from(max) - i128::from(min)) / buckets as i128 + 1;
+        let mut ix = TimeIndex {
+            min,
+            max,
+            width,
+            offsets: vec![0; buckets + 1],
+            ts: vec![0; base.len()],
+            rows: vec![0; base.len()],
+        };
+        for &t in &base.ts {
+            let b = ix.bucket(t);
+            ix.offsets[b + 1] += 1;
+        }
+        for b in 0..buckets {
+            ix.offsets[b + 1] += ix.offsets[b];
+        }
+        let mut next = ix.offsets.clone();
+        for (&t, &r) in base.ts.iter().zip(&base.rows) {
+            let b = ix.bucket(t);
+            let at = next[b] as usize;
+            next[b] += 1;
+            ix.ts[at] = t;
+            ix.rows[at] = r;
+        }
+        ix
+    }
+
+    /// The bucket of a timestamp inside `[min, max]`.
+    fn bucket(&self, t: i64) -> usize {
+        ((i128::from(t) - i128::from(self.min)) / self.width) as usize
+    }
+
+    /// Appends the rows of the events with `lo <= ts <= hi`.
+    fn rows_between(&self, lo: i64, hi: i64, out: &mut Vec<Row>) {
+        let (lo, hi) = (lo.max(self.min), hi.min(self.max));
+        if lo > hi || self.ts.is_empty() {
+            return;
+        }
+        let (first, last) = (self.bucket(lo), self.bucket(hi));
+        for b in first..=last {
+            let span = self.offsets[b] as usize..self.offsets[b + 1] as usize;
+            if b == first || b == last {
+                out.extend(
+                    self.ts[span.clone()]
+                        .iter()
+                        .zip(&self.rows[span])
+                        .filter(|(&t, _)| lo <= t && t <= hi)
+                        .map(|(_, &r)| r),
+                );
+            } else {
+                out.extend_from_slice(&self.rows[span]);
+            }
+        }
     }
 }
 
@@ -312,32 +373,19 @@ impl TypeEvents {
     }
 
     /// Appends to `out` the row of every event (base or tail) with `lo <= ts <= hi`, in no
-    /// particular order and once per event (a row may repeat). The first call sorts the base's
-    /// timestamps once (`O(b log b)` for `b` base events, in parallel on the current Rayon
-    /// pool; 12 bytes per event kept, 16 while sorting); every call is then two binary searches
-    /// plus the base events found, plus a scan of the whole tail's timestamps (the tail holds
-    /// the events appended since load and is never merged into the base).
+    /// particular order and once per event (a row may repeat). The first call buckets the
+    /// base's events by time once (a counting sort, `O(b)` for `b` base events, sequential;
+    /// 12 bytes per event); every call then reads the buckets the range spans, filtering the
+    /// two at its edges, plus a scan of the whole tail's timestamps (the tail holds the events
+    /// appended since load and is never merged into the base).
     pub fn rows_between(&self, lo: i64, hi: i64, out: &mut Vec<Row>) {
         if lo > hi {
             return;
         }
         if !self.base.is_empty() {
-            // Built outside the `OnceLock`: the sort runs on the Rayon pool, and a worker that
-            // waits in it may pick up another task reaching this index — inside
-            // `get_or_init` that task would block on (or re-enter) the lock and deadlock
-            // (rayon#592). Racing builders waste work but agree.
-            let ix = match self.time_index.get() {
-                Some(ix) => ix,
-                None => {
-                    let _ = self.time_index.set(TimeIndex::build(&self.base));
-                    self.time_index
-                        .get()
-                        .unwrap_or_else(|| unreachable!("just set"))
-                }
-            };
-            let from = ix.ts.partition_point(|&t| t < lo);
-            let to = from + ix.ts[from..].partition_point(|&t| t <= hi);
-            out.extend_from_slice(&ix.rows[from..to]);
+            self.time_index
+                .get_or_init(|| TimeIndex::build(&self.base))
+                .rows_between(lo, hi, out);
         }
         out.extend(
             self.tail
@@ -877,6 +925,65 @@ mod tests {
             }
         }
         assert_eq!(te.tail_of(7), &[0, 2, 8]);
+    }
+
+    #[test]
+    fn the_time_index_answers_like_a_scan() {
+        // Clustered, repeated and extreme timestamps: buckets of very different sizes.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut ts = Vec::new();
+        for i in 0..3000i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ts.push(match i % 5 {
+                0 => (x % 1000) as i64,
+                1 => 500,
+                2 => 1_000_000 + (x % 50) as i64,
+                3 => -((x % 7) as i64),
+                _ => (x as i64) >> (x % 60),
+            });
+        }
+        ts.extend([i64::MIN, i64::MAX, i64::MIN + 1, i64::MAX - 1]);
+        let rows: Vec<Row> = (0..ts.len() as Row).collect();
+        let base = Batch {
+            rows: rows.clone(),
+            ts: ts.clone(),
+            props: FxHashMap::default(),
+        };
+        let ix = TimeIndex::build(&base);
+        let bounds = [
+            i64::MIN,
+            i64::MIN + 1,
+            -7,
+            -1,
+            0,
+            1,
+            499,
+            500,
+            501,
+            999,
+            1_000_000,
+            1_000_049,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        for &lo in &bounds {
+            for &hi in &bounds {
+                let mut got = Vec::new();
+                ix.rows_between(lo, hi, &mut got);
+                got.sort_unstable();
+                let want: Vec<Row> = rows
+                    .iter()
+                    .copied()
+                    .filter(|&r| lo <= ts[r as usize] && ts[r as usize] <= hi)
+                    .collect();
+                assert_eq!(got, want, "[{lo}, {hi}]");
+            }
+        }
+        let mut none = Vec::new();
+        TimeIndex::build(&Batch::default()).rows_between(i64::MIN, i64::MAX, &mut none);
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   rows with events of its type in the *moved time slices* (newly visible events, the edge
 //!   of a `last d` window, a `now`-relative first/last bound; see `src/advance.rs`). Those
 //!   rows are found through a per-type time index (built on the first such refresh: 12 bytes
-//!   per base event, sorted once); each carried aggregate re-reads only its rows there (their
+//!   per base event, bucketed by time once); each carried aggregate re-reads only its rows there (their
 //!   in-window events) at the new `as_of` and stays carried, and each leaf re-evaluates its
 //!   rows from it. Recomputed whole instead: a leaf whose property filters compare with `now`
 //!   (any event may flip), and an aggregate whose rows exceed
