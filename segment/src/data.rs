@@ -13,7 +13,8 @@
 //! 2^53 lose precision), strings dictionary-encoded, booleans as bytes, anything mixed as
 //! dynamic values.
 //!
-//! Events whose customer is not in the customer table are counted and ignored.
+//! Events whose customer is not in the customer table are counted and ignored. Positions are
+//! `u32`: at most 2^32 − 1 events per type and customers.
 //!
 //! ## Versions
 //! Every attribute column and every event type carries a version, bumped by each change. A
@@ -188,7 +189,7 @@ pub struct TypeEvents {
     pub tail: Batch,
     /// Row → indices into `tail`, built on first use after an append (see [`Self::tail_of`]).
     tail_index: OnceLock<TailIndex>,
-    /// The base's events in timestamp order, built on first use (see [`Self::rows_between`]);
+    /// The base's events bucketed by time, built on first use (see [`Self::rows_between`]);
     /// the base never changes, so neither does this.
     time_index: OnceLock<TimeIndex>,
     /// Bumped by every change.
@@ -241,10 +242,12 @@ impl TailIndex {
 
 /// The base's events bucketed by timestamp: equal-width time buckets of about
 /// [`TimeIndex::PER_BUCKET`] events on average, bucket `b` holding `ts[offsets[b]..offsets[b +
-/// 1]]` (unsorted inside) with their customers in `rows`. Built by a counting sort — two
-/// sequential passes, no comparison sort — and 12 bytes per event plus 4 per bucket. A query
-/// reads the buckets it spans and filters only the two at its edges; skewed timestamps make
-/// some buckets large, which costs filtering, never correctness.
+/// 1]]` with their customers in `rows`. Built by a counting sort — two sequential passes — and
+/// 12 bytes per event plus 4 per bucket. A query reads the buckets it spans whole and looks
+/// into the two at its edges: small buckets are filtered, and buckets above
+/// [`TimeIndex::SORT_ABOVE`] events (skewed timestamps, or a few outliers that stretch every
+/// bucket) are sorted by time at build and binary-searched, so the worst case is a sorted
+/// index, not a scan per query.
 #[derive(Clone, Debug, Default)]
 struct TimeIndex {
     min: i64,
@@ -258,6 +261,8 @@ struct TimeIndex {
 impl TimeIndex {
     /// Events per bucket, on average.
     const PER_BUCKET: usize = 32;
+    /// Buckets with more events are sorted by time.
+    const SORT_ABOVE: usize = 8 * Self::PER_BUCKET;
 
     fn build(base: &Batch) -> TimeIndex {
         let (min, max) = base
@@ -292,6 +297,24 @@ impl TimeIndex {
             ix.ts[at] = t;
             ix.rows[at] = r;
         }
+        let mut pairs: Vec<(i64, Row)> = Vec::new();
+        for b in 0..buckets {
+            let span = ix.offsets[b] as usize..ix.offsets[b + 1] as usize;
+            if span.len() > Self::SORT_ABOVE {
+                pairs.clear();
+                pairs.extend(
+                    ix.ts[span.clone()]
+                        .iter()
+                        .copied()
+                        .zip(ix.rows[span.clone()].iter().copied()),
+                );
+                pairs.sort_unstable();
+                for (k, (t, r)) in pairs.iter().enumerate() {
+                    ix.ts[span.start + k] = *t;
+                    ix.rows[span.start + k] = *r;
+                }
+            }
+        }
         ix
     }
 
@@ -309,7 +332,12 @@ impl TimeIndex {
         let (first, last) = (self.bucket(lo), self.bucket(hi));
         for b in first..=last {
             let span = self.offsets[b] as usize..self.offsets[b + 1] as usize;
-            if b == first || b == last {
+            if (b == first || b == last) && span.len() > Self::SORT_ABOVE {
+                let ts = &self.ts[span.clone()];
+                let from = ts.partition_point(|&t| t < lo);
+                let to = ts.partition_point(|&t| t <= hi);
+                out.extend_from_slice(&self.rows[span.start + from..span.start + to.max(from)]);
+            } else if b == first || b == last {
                 out.extend(
                     self.ts[span.clone()]
                         .iter()
@@ -383,6 +411,9 @@ impl TypeEvents {
             return;
         }
         if !self.base.is_empty() {
+            // `TimeIndex::build` must stay free of Rayon work: a worker waiting inside
+            // `get_or_init` could otherwise pick up a task that needs this same lock
+            // (rayon#592).
             self.time_index
                 .get_or_init(|| TimeIndex::build(&self.base))
                 .rows_between(lo, hi, out);
@@ -748,7 +779,7 @@ impl SegmentData {
     }
 
     /// Where the data stands: the number of changes made to it so far (every `&mut self`
-    /// method counts; the event store is reachable only through them) and its number of
+    /// method counts; outside this crate the event store is read-only) and its number of
     /// customers. A result records the state it was computed over, and refreshing it requires
     /// the data to be still there (see [`crate::exec::SegmentError::Stale`]). Two
     /// `SegmentData` built the same way and changed the same way have equal states.
@@ -944,6 +975,7 @@ mod tests {
                 _ => (x as i64) >> (x % 60),
             });
         }
+        // Outliers stretch every bucket: most events share one, which is sorted.
         ts.extend([i64::MIN, i64::MAX, i64::MIN + 1, i64::MAX - 1]);
         let rows: Vec<Row> = (0..ts.len() as Row).collect();
         let base = Batch {

@@ -162,12 +162,15 @@ pub struct Refresh {
     pub diffs: Vec<SegmentDiff>,
     /// Rows touched by the change set.
     pub dirty_rows: u64,
-    /// Customers re-evaluated row by row in at least one leaf (the change set's rows where a
-    /// leaf reads what changed, plus, when `as_of` moved, those with events in the moved time
-    /// slices).
+    /// Customers planned for re-evaluation row by row in at least one leaf (the change set's
+    /// rows where a leaf reads what changed, new customers, and, when `as_of` moved, those with
+    /// events in the moved time slices). If the deadline expired, less was done.
     pub revisited_rows: u64,
-    /// Leaves recomputed over the whole table (attribute or event leaves that compare with
-    /// `now` when `as_of` moved, and aggregates above the row limit).
+    /// Leaves (not aggregates) planned for recomputation over the whole table: when `as_of`
+    /// moved, attribute leaves comparing with `now`, event leaves whose filters do, and event
+    /// leaves whose aggregate (or, without one, whose event type) has more moved rows than the
+    /// row limit allows — every event leaf when the limit is below one row
+    /// ([`SegmentEngine::with_row_refresh_limit`]).
     pub whole_leaves: usize,
     /// Time spent resolving the change set, applying it to the data and folding its events
     /// into the carried aggregates.

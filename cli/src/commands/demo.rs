@@ -14,7 +14,9 @@ use super::segment_refresh::ChangeFiles;
 use crate::quotas::{LedgerChoice, QuotaSetup};
 use crate::{progress, Failure};
 
-/// The demo's segment as-of: the end of the generated month (`gen` starts on 2026-03-01).
+/// The demo's segment as-of: about the end of the generated month (`gen` starts on 2026-03-01
+/// and its clock advances about 30 days for any event count; the few hours of events that may
+/// come after this become visible in the refresh).
 const DEMO_AS_OF: &str = "2026-03-31T00:00:00Z";
 /// The demo refreshes its segments a week later.
 const DEMO_REFRESH_AS_OF: &str = "2026-04-07T00:00:00Z";
