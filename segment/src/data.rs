@@ -9,6 +9,7 @@
 //! readers walk the tail in append order, and the row → tail-events index that row-wise
 //! readers need is built on first use after a change (sorted `(row, index)` pairs, binary
 //! searched), so a burst of appends never pays for a hash map of rows it may never read.
+//! [`SegmentData::compact_events`] merges the tail into the base when it has grown.
 //! Properties are stored column-wise per type: numbers as `f64` (NaN = absent; integers above
 //! 2^53 lose precision), strings dictionary-encoded, booleans as bytes, anything mixed as
 //! dynamic values.
@@ -439,6 +440,44 @@ impl TypeEvents {
             .of_from(r, cursor)
     }
 
+    /// Base and tail merged into a new base, as if all the events had been loaded at once (a
+    /// stable sort by `(row, ts)` keeps each row's equal-time events in arrival order); the
+    /// version moves on.
+    fn compacted(&self, n_rows: usize) -> TypeEvents {
+        let (b, t) = (self.base.len(), self.tail.len());
+        let mut rows = Vec::with_capacity(b + t);
+        rows.extend_from_slice(&self.base.rows);
+        rows.extend_from_slice(&self.tail.rows);
+        let mut ts = Vec::with_capacity(b + t);
+        ts.extend_from_slice(&self.base.ts);
+        ts.extend_from_slice(&self.tail.ts);
+        let mut names: Vec<&Arc<str>> = self
+            .base
+            .props
+            .keys()
+            .chain(self.tail.props.keys())
+            .collect();
+        names.sort();
+        names.dedup();
+        let props = names
+            .into_iter()
+            .map(|name| {
+                let column = |batch: &Batch, n: usize| -> Vec<Value> {
+                    match batch.props.get(name) {
+                        Some(col) => (0..n).map(|i| col.get(i)).collect(),
+                        None => vec![Value::Null; n],
+                    }
+                };
+                let mut values = column(&self.base, b);
+                values.extend(column(&self.tail, t));
+                (name.clone(), PropColumn::from_values(values))
+            })
+            .collect();
+        let mut te = TypeEvents::build(n_rows, Batch { rows, ts, props });
+        te.version = self.version + 1;
+        te
+    }
+
     /// Number of events (base + tail).
     pub fn len(&self) -> usize {
         self.base.len() + self.tail.len()
@@ -676,6 +715,16 @@ impl EventStore {
         }
     }
 
+    /// Merges every type's tail into its base (see [`SegmentData::compact_events`]).
+    fn compact(&mut self) {
+        let n_rows = self.n_rows;
+        for te in self.types.values_mut() {
+            if !te.tail.is_empty() {
+                *te = te.compacted(n_rows);
+            }
+        }
+    }
+
     /// Version of an event type's data (0 for absent types).
     pub fn version(&self, ty: &str) -> u64 {
         self.types.get(ty).map_or(0, |t| t.version)
@@ -909,6 +958,20 @@ impl SegmentData {
         };
         *guard = Some((version, s.clone()));
         Some(s)
+    }
+
+    /// Merges the events appended since load (each type's tail, which refreshes append to and
+    /// never merge) into the customer-major base, as if all of them had been loaded at once
+    /// (numbers, as on load, are stored as `f64`).
+    ///
+    /// For long-running embeddings: the tail is scanned by as-of refreshes and re-indexed after
+    /// every append, so it should not grow without bound. Compacting is a change like any other
+    /// — results computed before it are refused by refresh ([`crate::exec::SegmentError::Stale`])
+    /// — so compact between a refresh and the next full computation. Cost: rebuilding each
+    /// type that has a tail, `O(n log n)` in its events.
+    pub fn compact_events(&mut self) {
+        self.changes += 1;
+        self.events.compact();
     }
 
     /// Appends an event (incremental refresh); `None` if its customer is not in the table.

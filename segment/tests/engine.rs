@@ -65,6 +65,18 @@ fn assert_same_members(a: &GroupResult, b: &GroupResult) {
     }
 }
 
+/// The events `setup` loads (one for a customer not in the table).
+fn setup_events() -> Vec<Event> {
+    let ev = |id: &str, c: u64, ts: &str, total: f64| order_event(id, c, ts, Some(total));
+    vec![
+        ev("1", 10, "2026-03-01T00:00:00Z", 20.0),
+        ev("2", 30, "2026-03-02T00:00:00Z", 80.0),
+        ev("3", 30, "2026-03-03T00:00:00Z", 30.0),
+        ev("4", 40, "2026-01-01T00:00:00Z", 500.0),
+        ev("5", 99, "2026-03-01T00:00:00Z", 500.0),
+    ]
+}
+
 fn setup() -> (SegmentData, i64) {
     let schema = Schema::new([
         ("points".to_string(), AttrType::Int),
@@ -85,15 +97,7 @@ fn setup() -> (SegmentData, i64) {
         ],
     )
     .unwrap();
-    let ev = |id: &str, c: u64, ts: &str, total: f64| order_event(id, c, ts, Some(total));
-    let events = vec![
-        ev("1", 10, "2026-03-01T00:00:00Z", 20.0),
-        ev("2", 30, "2026-03-02T00:00:00Z", 80.0),
-        ev("3", 30, "2026-03-03T00:00:00Z", 30.0),
-        ev("4", 40, "2026-01-01T00:00:00Z", 500.0),
-        ev("5", 99, "2026-03-01T00:00:00Z", 500.0),
-    ];
-    let store = EventStore::from_events(&customers, &events);
+    let store = EventStore::from_events(&customers, &setup_events());
     assert_eq!(store.unknown_customers, 1);
     (
         SegmentData::new(customers, store),
@@ -615,5 +619,62 @@ fn a_change_set_is_never_applied_twice() {
     let current = e.compute(&data, &uncached(as_of)).unwrap();
     assert!(e
         .refresh(&mut data, &current, &Changes::default(), None)
+        .is_ok());
+}
+
+#[test]
+fn compacting_events_equals_loading_them_at_once() {
+    let (mut data, as_of) = setup();
+    let e = engine(&data, as_of);
+    let before = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
+    // New orders (one with a string property the loaded ones lack, one at an already used
+    // time of the same customer) go to the tail.
+    let mut odd = order_event("n3", 30, "2026-03-02T00:00:00Z", Some(1.0));
+    odd.properties = Arc::new(Map::from_entries([
+        (Arc::from("total"), Value::Int(7)),
+        (Arc::from("channel"), Value::str("app")),
+    ]));
+    let new = vec![
+        order_event("n1", 20, "2026-03-09T00:00:00Z", Some(150.0)),
+        order_event("n2", 10, "2026-02-20T00:00:00Z", None),
+        odd,
+    ];
+    let changes = Changes {
+        events: new.clone(),
+        ..Default::default()
+    };
+    let r = e.refresh(&mut data, &before, &changes, None).unwrap();
+    let orders = |d: &SegmentData| d.events().of_type("order.completed").unwrap().clone();
+    assert_eq!(orders(&data).tail.len(), 3);
+
+    data.compact_events();
+    let compacted = orders(&data);
+    assert!(compacted.tail.is_empty());
+    // The same layout as loading every event at once.
+    let mut all = setup_events();
+    all.extend(new);
+    let at_once = EventStore::from_events(data.customers(), &all);
+    let at_once = at_once.of_type("order.completed").unwrap();
+    assert_eq!(compacted.base.rows, at_once.base.rows);
+    assert_eq!(compacted.base.ts, at_once.base.ts);
+    assert_eq!(compacted.offsets, at_once.offsets);
+    for name in ["total", "channel"] {
+        for i in 0..at_once.len() {
+            assert_eq!(
+                compacted.base.prop(name, i),
+                at_once.base.prop(name, i),
+                "{name} {i}"
+            );
+        }
+    }
+    // A change like any other: the earlier result is stale; a computation equals the refresh.
+    assert!(matches!(
+        e.refresh(&mut data, &r.result, &Changes::default(), None),
+        Err(SegmentError::Stale)
+    ));
+    let after = e.compute(&data, &uncached(as_of)).unwrap();
+    assert_same_members(&after, &r.result);
+    assert!(e
+        .refresh(&mut data, &after, &Changes::default(), None)
         .is_ok());
 }
