@@ -12,10 +12,11 @@
 //! The first two change the row's **aggregate**; the third only the **test** on it. So:
 //! - rows with events in an aggregate's slices (plus the rows the change set gave events of its
 //!   type, plus new customers) get their aggregate re-read from their events at `t1`
-//!   ([`reaggregate`], reading only the part of each row's base events inside the window) and
-//!   written into the carried aggregate;
-//! - a leaf re-evaluates those rows plus the rows with events in its bound's slice, from the
-//!   (now current) carried aggregate — no events are read for the latter.
+//!   ([`reaggregate`], reading only the part of each row's base events inside the window),
+//!   written into the carried aggregate and kept as its delta;
+//! - a leaf re-evaluates that delta, plus, for a `now`-relative bound, the rows with events in
+//!   the bound's slice, gathered from the (now current) carried aggregate — no events are read
+//!   for the latter.
 //!
 //! The slices' rows are found through each type's time index
 //! ([`crate::data::TypeEvents::rows_between`]): the time buckets the slice spans (filtering
@@ -23,7 +24,8 @@
 //! One task per event type, so a type's index is built once, by the task that then uses it.
 //!
 //! This work runs before the refresh's leaves and does not check its deadline: the first
-//! advance pays for bucketing each type's events by time (a counting sort, `O(b)`).
+//! advance pays for bucketing each type's events by time (a counting sort, `O(b)`, plus a
+//! comparison sort of any bucket that skew made large).
 //!
 //! ## Invariants
 //! - A row outside every slice of a leaf has the same matching events at `t1` as at `t0` (so
@@ -38,12 +40,10 @@ use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
 use crate::data::EventStore;
-use crate::kernels::{aggregate_rows_multi, AggSpec, Aggregate};
+use crate::exec::ROW_CHUNK;
+use crate::kernels::{aggregate_rows_multi, AggDelta, AggSpec, Aggregate};
 use crate::model::{EventPred, EventTest, PropPred, Window};
 use crate::plan::{NodeKind, Plan};
-
-/// Rows re-read per parallel work item.
-const CHUNK: usize = 512;
 
 /// Whether a property filter compares with `now` (then an advanced as-of can change whether
 /// any event passes it, whatever its timestamp).
@@ -131,26 +131,30 @@ impl<'p> Advance<'p> {
 
     /// The rows whose aggregate `spec` can differ, plus `extra` (the rows the change set gave
     /// events of its type, and new customers).
-    pub(crate) fn aggregate_rows(&self, spec: &AggSpec, extra: &RoaringBitmap) -> RoaringBitmap {
-        let mut rows = extra.clone();
+    pub(crate) fn aggregate_rows(
+        &self,
+        spec: &AggSpec,
+        extra: Option<&RoaringBitmap>,
+    ) -> RoaringBitmap {
+        let mut rows = extra.cloned().unwrap_or_default();
         for s in aggregate_slices(spec.window, self.times) {
             self.rows_of(&spec.event_type, s, &mut rows);
         }
         rows
     }
 
-    /// The rows an event leaf must re-evaluate, given its aggregate's rows.
-    pub(crate) fn leaf_rows(&self, pred: &EventPred, agg_rows: &RoaringBitmap) -> RoaringBitmap {
-        let mut rows = agg_rows.clone();
-        if let Some(s) = bound_slice(&pred.test, self.times) {
-            self.rows_of(&pred.event_type, s, &mut rows);
-        }
-        rows
+    /// The rows whose first/last time may have crossed the leaf's `now`-relative bound (`None`
+    /// for leaves without one).
+    pub(crate) fn bound_rows(&self, pred: &EventPred) -> Option<RoaringBitmap> {
+        let s = bound_slice(&pred.test, self.times)?;
+        let mut rows = RoaringBitmap::new();
+        self.rows_of(&pred.event_type, s, &mut rows);
+        Some(rows)
     }
 
     /// For leaves without a carried aggregate: the rows of every slice of `ty`, plus `extra`.
-    pub(crate) fn type_rows(&self, ty: &str, extra: &RoaringBitmap) -> RoaringBitmap {
-        let mut rows = extra.clone();
+    pub(crate) fn type_rows(&self, ty: &str, extra: Option<&RoaringBitmap>) -> RoaringBitmap {
+        let mut rows = extra.cloned().unwrap_or_default();
         for ((t, _), b) in &self.slices {
             if *t == ty {
                 rows |= b;
@@ -167,28 +171,29 @@ fn leaf_slices(pred: &EventPred, times: (i64, i64)) -> Vec<Slice> {
     slices
 }
 
-/// Re-reads `rows` (ascending) of `agg` from their events at `as_of` and writes the results
-/// into `agg`, in parallel chunks on the current Rayon pool.
+/// Re-reads `rows` of `agg` from their events at `as_of`, in parallel chunks on the current
+/// Rayon pool, writes the results into `agg` and returns them as the aggregate's delta (the
+/// leaves over `agg` re-evaluate exactly these rows from these values).
 pub(crate) fn reaggregate(
     agg: &mut Aggregate,
     events: &EventStore,
     spec: &AggSpec,
     as_of: i64,
     rows: &RoaringBitmap,
-) {
+) -> AggDelta {
     let list: Vec<u32> = rows.iter().collect();
     let te = events.of_type(&spec.event_type);
     let parts: Vec<Aggregate> = list
-        .par_chunks(CHUNK)
+        .par_chunks(ROW_CHUNK)
         .map(|chunk| {
             aggregate_rows_multi(te, &[spec], as_of, chunk)
                 .pop()
                 .unwrap_or_default()
         })
         .collect();
-    for (chunk, part) in list.chunks(CHUNK).zip(&parts) {
-        agg.scatter(chunk, part);
-    }
+    let values = Aggregate::concat(parts);
+    agg.scatter(&list, &values);
+    AggDelta::with_bitmap(list, rows.clone(), values)
 }
 
 #[cfg(test)]

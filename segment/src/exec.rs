@@ -12,8 +12,8 @@
 //!    from all rows. Bitmap operations take microseconds, so this phase is sequential.
 //!
 //! Incremental refresh hands `run` other leaf jobs than "compute in full": keep the previous
-//! bitmap, re-evaluate the dirty rows from their events (`Rows`), or re-evaluate the rows whose
-//! carried aggregate changed from their gathered values (`Changed`); each splices the fresh
+//! bitmap, re-evaluate the dirty rows from their events (`Rows`), or re-evaluate the rows of a
+//! carried aggregate's delta from their gathered values (`Changed`); each splices the fresh
 //! rows into the previous bitmap (see [`crate::refresh`]).
 //!
 //! ## Deadline
@@ -188,10 +188,11 @@ pub(crate) enum Job {
     Full,
     /// Re-evaluate `rows` and splice into `old`.
     Rows(RoaringBitmap, Arc<RoaringBitmap>),
-    /// Event leaf whose aggregate was kept up to date: re-evaluate only the rows whose
-    /// aggregate changed, from their gathered values, and splice into `old` (no re-scan of
-    /// the rows' events; a row whose aggregate did not change keeps its old answer, since a
-    /// leaf is a function of its row's aggregate and the unchanged `as_of`).
+    /// Event leaf whose aggregate was kept up to date: re-evaluate only the rows of the delta,
+    /// from their gathered values, and splice into `old` (no re-scan of the rows' events). The
+    /// delta holds every row whose answer can differ: at the same `as_of`, the rows whose
+    /// aggregate changed (a leaf is a function of its row's aggregate and `as_of`); after
+    /// `as_of` moved, also the rows whose first/last time may have crossed a moved bound.
     Changed(Arc<AggDelta>, Arc<RoaringBitmap>),
     /// Keep `old`.
     Keep(Arc<RoaringBitmap>),
@@ -214,7 +215,7 @@ pub(crate) struct RowGroup<'j> {
 }
 
 /// Dirty rows per refresh work item: small enough to spread over the workers.
-const ROW_CHUNK: usize = 512;
+pub(crate) const ROW_CHUNK: usize = 512;
 
 /// A planned group plus its worker pool and sub-query cache.
 pub struct SegmentEngine {

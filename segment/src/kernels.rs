@@ -568,6 +568,21 @@ impl Aggregate {
         }
     }
 
+    /// Positional aggregates of consecutive row lists (same spec), joined into one.
+    pub(crate) fn concat(parts: Vec<Aggregate>) -> Aggregate {
+        let mut parts = parts.into_iter();
+        let mut out = parts.next().unwrap_or_default();
+        for p in parts {
+            out.count.extend(p.count);
+            for (dst, src) in out.sums.iter_mut().zip(p.sums) {
+                dst.extend(src);
+            }
+            out.first.extend(p.first);
+            out.last.extend(p.last);
+        }
+        out
+    }
+
     fn with_capacity(spec: &AggSpec, n: usize) -> Aggregate {
         Aggregate {
             count: Vec::with_capacity(n),
@@ -841,9 +856,19 @@ pub struct AggDelta {
 impl AggDelta {
     /// The delta of `rows` (ascending) with their `values` (positional).
     pub fn new(rows: Vec<Row>, values: Aggregate) -> AggDelta {
+        let bitmap = RoaringBitmap::from_sorted_iter(rows.iter().copied()).unwrap_or_default();
+        AggDelta::with_bitmap(rows, bitmap, values)
+    }
+
+    /// [`Self::new`] when the rows' bitmap is already at hand (it must hold exactly `rows`).
+    pub(crate) fn with_bitmap(
+        rows: Vec<Row>,
+        bitmap: RoaringBitmap,
+        values: Aggregate,
+    ) -> AggDelta {
         AggDelta {
-            bitmap: RoaringBitmap::from_sorted_iter(rows.iter().copied()).unwrap_or_default(),
             rows,
+            bitmap,
             values,
         }
     }

@@ -304,7 +304,7 @@ impl SegmentEngine {
         let n = data.len();
         // New customers are evaluated in every leaf, events or not.
         let extra: Vec<u32> = added.iter().collect();
-        let deltas: Vec<Option<Arc<AggDelta>>> = self.pool().install(|| {
+        let mut deltas: Vec<Option<Arc<AggDelta>>> = self.pool().install(|| {
             carried
                 .par_iter_mut()
                 .zip(&plan.aggs)
@@ -351,29 +351,41 @@ impl SegmentEngine {
         if moved && advance.is_none() {
             carried.iter_mut().for_each(|slot| *slot = None);
         }
-        let with_new = |ty: &str| match event_dirty.get(ty) {
-            Some(b) => b | &added,
-            None => added.clone(),
-        };
-        let mut moved_agg_rows: Vec<Option<RoaringBitmap>> = vec![None; plan.aggs.len()];
+        // Per event type, the rows that must be re-read whatever the slices: those the change
+        // set gave events of that type, and the new customers.
+        let mut with_new: FxHashMap<&str, RoaringBitmap> = FxHashMap::default();
+        if advance.is_some() {
+            for node in &plan.nodes {
+                if let NodeKind::Event { pred, .. } = &node.kind {
+                    let ty = pred.event_type.as_ref();
+                    with_new
+                        .entry(ty)
+                        .or_insert_with(|| match event_dirty.get(ty) {
+                            Some(b) => b | &added,
+                            None => added.clone(),
+                        });
+                }
+            }
+        }
         if let Some(adv) = &advance {
+            // Each carried aggregate's delta is the values of the rows it re-read.
             self.pool().install(|| {
                 carried
                     .par_iter_mut()
                     .zip(&plan.aggs)
-                    .zip(moved_agg_rows.par_iter_mut())
+                    .zip(deltas.par_iter_mut())
                     .with_max_len(1)
-                    .for_each(|((slot, spec), out)| {
+                    .for_each(|((slot, spec), delta)| {
                         let Some(agg) = slot.as_mut() else {
                             return;
                         };
-                        let rows = adv.aggregate_rows(spec, &with_new(&spec.event_type));
+                        let extra = with_new.get(spec.event_type.as_ref());
+                        let rows = adv.aggregate_rows(spec, extra);
                         if rows.len() > limit {
                             *slot = None;
                             return;
                         }
-                        reaggregate(agg, events, spec, as_of, &rows);
-                        *out = Some(rows);
+                        *delta = Some(Arc::new(reaggregate(agg, events, spec, as_of, &rows)));
                     })
             });
         }
@@ -394,7 +406,7 @@ impl SegmentEngine {
                         Some(adv) => moved_event_job(
                             adv,
                             pred,
-                            (&moved_agg_rows[*agg], carried[*agg].as_ref()),
+                            (deltas[*agg].as_ref(), carried[*agg].as_ref()),
                             &mut moved_type_rows,
                             (&with_new, limit),
                             old,
@@ -505,17 +517,25 @@ impl SegmentEngine {
 fn moved_event_job<'a>(
     adv: &Advance<'a>,
     pred: &'a crate::model::EventPred,
-    (agg_rows, carried): (&Option<RoaringBitmap>, Option<&Aggregate>),
+    (delta, carried): (Option<&Arc<AggDelta>>, Option<&Aggregate>),
     type_rows: &mut FxHashMap<&'a str, Option<RoaringBitmap>>,
-    (with_new, limit): (&dyn Fn(&str) -> RoaringBitmap, u64),
+    (with_new, limit): (&FxHashMap<&str, RoaringBitmap>, u64),
     old: Arc<RoaringBitmap>,
 ) -> Job {
-    if let (Some(agg_rows), Some(agg)) = (agg_rows, carried) {
-        let rows = adv.leaf_rows(pred, agg_rows);
-        return if rows.is_empty() {
+    if let (Some(delta), Some(agg)) = (delta, carried) {
+        // The aggregate's re-read rows, plus (first/last bounds against `now`) the rows whose
+        // unchanged aggregate may now fall on the other side of the bound.
+        let delta = match adv.bound_rows(pred) {
+            Some(bound) if !bound.is_subset(&delta.bitmap) => {
+                let rows = bound | &delta.bitmap;
+                Arc::new(AggDelta::gather(agg, rows.iter().collect()))
+            }
+            _ => delta.clone(),
+        };
+        return if delta.rows.is_empty() {
             Job::Keep(old)
         } else {
-            Job::Changed(Arc::new(AggDelta::gather(agg, rows.iter().collect())), old)
+            Job::Changed(delta, old)
         };
     }
     if reads_now(&pred.filters) {
@@ -523,7 +543,7 @@ fn moved_event_job<'a>(
     }
     let ty = pred.event_type.as_ref();
     let rows = type_rows.entry(ty).or_insert_with(|| {
-        let rows = adv.type_rows(ty, &with_new(ty));
+        let rows = adv.type_rows(ty, with_new.get(ty));
         (rows.len() <= limit).then_some(rows)
     });
     match rows {
