@@ -406,7 +406,7 @@ impl TypeEvents {
     /// base's events by time once (a counting sort, `O(b)` for `b` base events, sequential;
     /// 12 bytes per event); every call then reads the buckets the range spans, filtering the
     /// two at its edges, plus a scan of the whole tail's timestamps (the tail holds the events
-    /// appended since load and is never merged into the base).
+    /// appended since load or since [`SegmentData::compact_events`]).
     pub fn rows_between(&self, lo: i64, hi: i64, out: &mut Vec<Row>) {
         if lo > hi {
             return;
@@ -747,9 +747,9 @@ impl EventStore {
         Some(row)
     }
 
-    /// Appends events whose customer rows are already known, in order. Room for each type's
-    /// share is reserved up front, so a large batch grows every column (and the row index) at
-    /// most once instead of rehashing and copying as it goes.
+    /// Appends events whose customer rows are already known, in order. Room for each existing
+    /// type's share is reserved up front in its tail's rows, timestamps and known property
+    /// columns, so a large batch grows them at most once instead of copying as it goes.
     pub fn append_rows(&mut self, events: &[(Row, &Event)]) {
         let mut per_type: FxHashMap<&Arc<str>, usize> = FxHashMap::default();
         for (_, e) in events {
@@ -782,7 +782,7 @@ impl EventStore {
 /// only if no change happened in between.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DataState {
-    rows: usize,
+    pub(crate) rows: usize,
     changes: u64,
 }
 

@@ -121,9 +121,7 @@ pub struct GroupResult {
     /// Wall time of the whole computation.
     pub elapsed: Duration,
     pub(crate) nodes: Vec<Option<Arc<RoaringBitmap>>>,
-    /// Customers (rows) it was computed over.
-    pub(crate) n_rows: usize,
-    /// The data it was computed over.
+    /// The data it was computed over (and so its number of customers).
     pub(crate) data_state: crate::data::DataState,
     /// Refreshes since the computation (0 for a computation).
     pub(crate) generation: u64,
@@ -507,7 +505,6 @@ impl SegmentEngine {
             explain: Explain { nodes: stats },
             elapsed: start.elapsed(),
             nodes,
-            n_rows: n,
             data_state: data.state(),
             generation: 0,
             aggs: AggSlot::new(state),

@@ -496,7 +496,6 @@ impl Aggregate {
             return;
         }
         self.count.resize(n, 0);
-        self.sums.resize(spec.sums.len(), Vec::new());
         for s in &mut self.sums {
             s.resize(n, 0.0);
         }

@@ -218,9 +218,9 @@ impl SegmentEngine {
         if as_of < prev.as_of {
             return Err(SegmentError::AsOfBackwards);
         }
-        if prev.n_rows != data.len() {
+        if prev.data_state.rows != data.len() {
             return Err(SegmentError::Shape {
-                expected: prev.n_rows,
+                expected: prev.data_state.rows,
                 found: data.len(),
             });
         }
@@ -269,8 +269,9 @@ impl SegmentEngine {
         if let Some(state) = prev.aggs.take() {
             for ((slot, entry), spec) in carried.iter_mut().zip(state.aggs).zip(&self.plan().aggs) {
                 if let Some((version, agg)) = entry {
+                    // (The data is in `prev`'s state, checked above, so the aggregate covers
+                    // every row.)
                     if version == data.events.version(&spec.event_type)
-                        && agg.count.len() == data.len()
                         && !(moved && reads_now(&spec.filters))
                     {
                         *slot = Some(agg);
@@ -587,9 +588,8 @@ fn dirty_bitmaps(
         pairs.sort_unstable();
         let mut bitmap = RoaringBitmap::new();
         for &(r, _) in &pairs {
-            if bitmap.try_push(r).is_err() {
-                bitmap.insert(r);
-            }
+            // Rows come sorted: a failed push is a repeat, already in.
+            let _ = bitmap.try_push(r);
         }
         let ty: Arc<str> = Arc::from(t);
         event_dirty.insert(ty.clone(), bitmap);
