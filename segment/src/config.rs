@@ -709,13 +709,9 @@ impl Validator<'_> {
                 Lit::Int(i) => Scalar::Int(*i),
                 Lit::Float(x) => Scalar::Float(*x),
                 Lit::Str(s) => Scalar::Str(Arc::from(s.as_str())),
-                Lit::Time(s) => match TimeRef::parse(s) {
-                    Some(t) => Scalar::Time(t),
-                    None => {
-                        self.error(lit.referenced, format!("malformed time `{s}`"), None);
-                        return None;
-                    }
-                },
+                // Only CEL makes time literals, and CEL compares them with columns only (it has
+                // no event-property filters).
+                Lit::Time(_) => unreachable!("a CEL time literal outside a column comparison"),
             });
         };
         let ok = match (ty, &lit.value) {

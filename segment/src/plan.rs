@@ -57,7 +57,7 @@ pub enum NodeKind {
     And(Vec<NodeId>),
     /// Union.
     Or(Vec<NodeId>),
-    /// Every customer not in the child (negated segment reference).
+    /// Every customer not in the child (a negated segment reference or event leaf).
     AllBut(NodeId),
     /// Everyone (`true`) or no one.
     Const(bool),
@@ -190,15 +190,14 @@ fn collect_leaves(nodes: &[PlanNode], id: NodeId, seen: &mut [bool], out: &mut V
         return;
     }
     seen[id] = true;
-    match &nodes[id].kind {
-        NodeKind::And(c) | NodeKind::Or(c) => {
-            for &k in c {
-                collect_leaves(nodes, k, seen, out);
-            }
-        }
-        NodeKind::AllBut(c) => collect_leaves(nodes, *c, seen, out),
-        NodeKind::Attr { .. } | NodeKind::Event { .. } => out.push(id),
-        NodeKind::Const(_) => {}
+    if matches!(
+        nodes[id].kind,
+        NodeKind::Attr { .. } | NodeKind::Event { .. }
+    ) {
+        out.push(id);
+    }
+    for &k in nodes[id].kind.children() {
+        collect_leaves(nodes, k, seen, out);
     }
 }
 
@@ -283,7 +282,6 @@ impl Planner<'_> {
             NodeKind::AllBut(child),
             est,
             cost,
-            &[child],
         )
     }
 
@@ -294,12 +292,11 @@ impl Planner<'_> {
         kind: NodeKind,
         est_rows: f64,
         est_cost: f64,
-        children: &[NodeId],
     ) -> NodeId {
         if let Some(&id) = self.index.get(&key) {
             return id;
         }
-        for &c in children {
+        for &c in kind.children() {
             self.nodes[c].uses += 1;
         }
         let id = self.nodes.len();
@@ -323,7 +320,6 @@ impl Planner<'_> {
             NodeKind::Const(b),
             n,
             0.0,
-            &[],
         )
     }
 
@@ -375,7 +371,7 @@ impl Planner<'_> {
         } else {
             NodeKind::Or(order)
         };
-        self.intern(key, word.to_string(), kind, est, cost, &flat)
+        self.intern(key, word.to_string(), kind, est, cost)
     }
 
     fn attr_leaf(&mut self, pred: AttrPred, negated: bool) -> NodeId {
@@ -407,7 +403,7 @@ impl Planner<'_> {
         );
         let est = sel * self.n();
         let cost = per_row * self.n();
-        self.intern(key, label, NodeKind::Attr { pred, negated }, est, cost, &[])
+        self.intern(key, label, NodeKind::Attr { pred, negated }, est, cost)
     }
 
     fn event_leaf(&mut self, p: &EventPred) -> NodeId {
@@ -482,7 +478,6 @@ impl Planner<'_> {
             NodeKind::Event { pred, agg, sum_idx },
             est,
             cost,
-            &[],
         )
     }
 }

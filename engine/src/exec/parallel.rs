@@ -173,12 +173,11 @@ pub fn run(
         }
         let helpers = helpers.get_or_insert_with(|| Helpers::start(set, config.threads));
         let block_started = std::time::Instant::now();
-        let started = block_started;
         let pending = std::mem::take(&mut outbox);
         let speculated = run_block(set, &schema, state, block, config, helpers.as_ref(), || {
             pending.deliver(&mut on_commit)
         });
-        stats.speculate_us += started.elapsed().as_micros() as u64;
+        stats.speculate_us += block_started.elapsed().as_micros() as u64;
         let counters = match speculated {
             Speculation::Done(outputs, counters) => {
                 let started = std::time::Instant::now();

@@ -658,15 +658,13 @@ impl Compiler<'_, '_> {
             op::IN => Some(BinOp::In),
             _ => None,
         };
-        // `customer in segment('vip')` is the spelled-out form of `segment('vip')`.
-        if let (Some(BinOp::In), [a, b], None) = (bin, args, target) {
+        if let (Some(bop), [a, b], None) = (bin, args, target) {
+            // `customer in segment('vip')` is the spelled-out form of `segment('vip')`.
             let segment_call = matches!(&b.expr, Expr::Call(c)
-                if c.target.is_none() && matches!(c.func_name.as_str(), "segment" | "in_segment"));
-            if segment_call && self.root_name(a) == Some("customer") {
+                if c.target.is_none() && is_segment_call(&c.func_name));
+            if bop == BinOp::In && segment_call && self.root_name(a) == Some("customer") {
                 return self.node(b);
             }
-        }
-        if let (Some(bop), [a, b], None) = (bin, args, target) {
             let (na, ta) = self.node(a)?;
             let (nb, tb) = self.node(b)?;
             let ty = self.bin_type(id, bop, ta, tb)?;
@@ -866,7 +864,7 @@ impl Compiler<'_, '_> {
             })?;
             return Ok((Node::Matches(Box::new(subject), Arc::new(re)), Ty::Bool));
         }
-        if matches!(name, "segment" | "in_segment") && target.is_none() && args.len() == 1 {
+        if is_segment_call(name) && target.is_none() && args.len() == 1 {
             let Expr::Literal(LiteralValue::String(seg)) = &args[0].expr else {
                 return Err(self.err(
                     args[0].id,
@@ -976,6 +974,11 @@ impl Compiler<'_, '_> {
 }
 
 /// Folds a constant-only subtree (errors stay for run time, where they are reported).
+/// Whether a function name is the segment-membership call (`segment` or its alias).
+fn is_segment_call(name: &str) -> bool {
+    matches!(name, "segment" | "in_segment")
+}
+
 fn fold(node: Node) -> Node {
     let constant = match &node {
         Node::Bin(_, a, b) => matches!(**a, Node::Const(_)) && matches!(**b, Node::Const(_)),
