@@ -2,15 +2,17 @@
 //! `SegmentDiff::to_events`, fire `on: segment.entered` / `on: segment.left` triggers exactly
 //! once per customer, and a replayed diff is rejected as a duplicate rather than firing again.
 
-use std::sync::Arc;
-
 use fusebox::engine::config::compile_triggers;
 use fusebox::engine::customers::{Column, CustomerTable, Schema};
-use fusebox::engine::event::{Event, EventRecord};
+use fusebox::engine::event::EventRecord;
 use fusebox::engine::outcome::{EffectKind, RecordStatus, RejectKind};
 use fusebox::engine::state::State;
-use fusebox::engine::value::{parse_timestamp, AttrType, Map, Value};
+use fusebox::engine::value::{parse_timestamp, AttrType, Value};
 use fusebox::engine::{Engine, RunOptions};
+#[path = "../segment/tests/common/mod.rs"]
+mod common;
+use common::order_event;
+
 use fusebox::segment::{
     compile_segments, AttrUpdate, Changes, ComputeOptions, EventStore, SegmentData, SegmentEngine,
 };
@@ -56,20 +58,6 @@ fn customers() -> CustomerTable {
     .unwrap()
 }
 
-fn order(id: &str, customer: u64, at: &str, total: f64) -> Event {
-    Event {
-        id: Arc::from(id),
-        customer_id: customer,
-        event_type: Arc::from("order.completed"),
-        timestamp: parse_timestamp(at).unwrap(),
-        process: None,
-        properties: Arc::new(Map::from_entries([(
-            Arc::from("total"),
-            Value::Float(total),
-        )])),
-    }
-}
-
 /// `(template, customer id)` of every message the run sent, in order.
 fn messages(result: &fusebox::engine::BatchResult) -> Vec<(String, u64)> {
     result
@@ -86,7 +74,7 @@ fn messages(result: &fusebox::engine::BatchResult) -> Vec<(String, u64)> {
 fn entered_and_left_diffs_fire_triggers_once() {
     let as_of = parse_timestamp("2026-03-31T00:00:00Z").unwrap();
     let table = customers();
-    let history = [order("o1", 3, "2026-03-20T10:00:00Z", 300.0)];
+    let history = [order_event("o1", 3, "2026-03-20T10:00:00Z", Some(300.0))];
     let store = EventStore::from_events(&table, &history);
     let group = compile_segments(SEGMENTS, "vip.yaml", Some(table.schema()), None).unwrap();
     let mut data = SegmentData::new(table, store);
@@ -109,7 +97,7 @@ fn entered_and_left_diffs_fire_triggers_once() {
                 value: Value::Int(100),
             },
         ],
-        events: vec![order("o2", 3, "2026-03-30T09:00:00Z", 250.0)],
+        events: vec![order_event("o2", 3, "2026-03-30T09:00:00Z", Some(250.0))],
         as_of: None,
         new_customers: vec![],
     };

@@ -494,12 +494,13 @@ mod tests {
             CustomerTable::new(schema.clone(), ids, vec![Column::Int(vec![None; n])])
         };
         // Compact (direct array), with a gap, and scattered (hash map) including u64::MAX.
-        for ids in [
-            vec![7, 5, 6, 9],
-            vec![u64::MAX, 0, 1 << 40, 3],
-            vec![u64::MAX - 1, u64::MAX],
+        for (ids, dense) in [
+            (vec![7, 5, 6, 9], true),
+            (vec![u64::MAX, 0, 1 << 40, 3], false),
+            (vec![u64::MAX - 1, u64::MAX], true),
         ] {
             let t = table(ids.clone()).unwrap();
+            assert_eq!(matches!(t.rows, RowIndex::Dense { .. }), dense, "{ids:?}");
             for (row, &id) in ids.iter().enumerate() {
                 assert_eq!(t.row_of(id), Some(row as Row), "{ids:?}");
             }
@@ -533,7 +534,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.push_customers(&[3, 5]).unwrap(), 3..5);
+        assert!(matches!(t.rows, RowIndex::Dense { .. }));
         assert_eq!(t.push_customers(&[1 << 40]).unwrap(), 5..6);
+        assert!(matches!(t.rows, RowIndex::Sparse(_)));
         assert_eq!(t.push_customers(&[]).unwrap(), 6..6);
         for (row, id) in [1, 2, 4, 3, 5, 1 << 40].into_iter().enumerate() {
             assert_eq!(t.row_of(id), Some(row as Row));

@@ -551,5 +551,5 @@ processes:
         (CHUNK..n).find(|&i| process_of(i) == "edge").unwrap()
     );
     assert!(first_held("bulk") > CHUNK && first_held("bulk") % CHUNK != 0);
-    assert!(first_held("small") > 0);
+    assert!(first_held("small") > CHUNK && first_held("small") % CHUNK != 0);
 }

@@ -14,6 +14,9 @@ use fusebox_segment::{
 };
 use polars::prelude::*;
 
+mod common;
+use common::order_event;
+
 const GROUP: &str = r#"
 segments:
   - id: rich
@@ -35,20 +38,6 @@ segments:
     owner: crm@x
     filter: { not: { attribute: points, gt: 100 } }
 "#;
-
-/// An `order.completed` event at `at` (RFC 3339), with property `total` if given.
-fn order_event(id: &str, customer: u64, at: &str, total: Option<f64>) -> Event {
-    Event {
-        id: Arc::from(id),
-        customer_id: customer,
-        event_type: Arc::from("order.completed"),
-        timestamp: parse_timestamp(at).unwrap(),
-        process: None,
-        properties: Arc::new(Map::from_entries(
-            total.map(|t| (Arc::from("total"), Value::Float(t))),
-        )),
-    }
-}
 
 /// Options at `as_of` with the sub-query cache off: a computation from scratch.
 fn uncached(as_of: i64) -> ComputeOptions {
@@ -236,9 +225,7 @@ fn events_from_a_polars_frame_equal_events_from_records() {
     let e = engine(&data, as_of);
     let a = e.compute(&data, &ComputeOptions::at(as_of)).unwrap();
     let b = e.compute(&data2, &uncached(as_of)).unwrap();
-    for (x, y) in a.segments.iter().zip(&b.segments) {
-        assert_eq!(x.members, y.members);
-    }
+    assert_same_members(&a, &b);
 }
 
 #[test]
@@ -347,16 +334,8 @@ fn refreshing_the_same_result_twice_gives_the_same_answer() {
     let first = e.refresh(&mut data, &before, &changes, None).unwrap();
     let second = e.refresh(&mut copy, &before, &changes, None).unwrap();
     let full = e.compute(&copy, &uncached(as_of)).unwrap();
-    for ((a, b), c) in first
-        .result
-        .segments
-        .iter()
-        .zip(&second.result.segments)
-        .zip(&full.segments)
-    {
-        assert_eq!(a.members, c.members, "{}", a.id);
-        assert_eq!(b.members, c.members, "{}", b.id);
-    }
+    assert_same_members(&first.result, &full);
+    assert_same_members(&second.result, &full);
     assert_eq!(first.diffs, second.diffs);
     // Customer 20 (null points, not rich) now spent 150 in 30 days: a big spender.
     let big = &first.diffs[2];
