@@ -84,14 +84,13 @@ pub fn reports(
         .collect()
 }
 
-/// Prints every diagnostic of a failed configuration to stderr.
-/// Prints a file's warnings (if any), located like errors.
-pub fn print_warnings(file: &str, text: &str, warnings: &[ConfigDiagnostic]) {
-    if warnings.is_empty() {
+/// Prints a file's diagnostics (warnings, or errors built elsewhere), located, to stderr.
+pub fn print_diagnostics(file: &str, text: &str, diagnostics: &[ConfigDiagnostic]) {
+    if diagnostics.is_empty() {
         return;
     }
     let text: Arc<str> = Arc::from(text);
-    for r in reports(file, &text, warnings) {
+    for r in reports(file, &text, diagnostics) {
         eprintln!("{r:?}");
     }
 }

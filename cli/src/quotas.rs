@@ -21,7 +21,7 @@ use fusebox_quotas::{
 };
 use serde::Serialize;
 
-use crate::diagnostics::reports;
+use crate::diagnostics::print_diagnostics;
 use crate::files::write_jsonl;
 use crate::Failure;
 
@@ -159,10 +159,7 @@ pub fn print_config_error(err: &ConfigError, text: &str) {
             }
         })
         .collect();
-    let source: Arc<str> = Arc::from(text);
-    for r in reports(&err.source_name, &source, &diagnostics) {
-        eprintln!("{r:?}");
-    }
+    print_diagnostics(&err.source_name, text, &diagnostics);
 }
 
 /// Opens a ledger backend. `create`: a missing ledger file is created (runs); otherwise it

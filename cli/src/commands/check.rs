@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use fusebox_engine::config::compile_triggers;
 use fusebox_engine::io::customers::load_customers;
 
-use crate::diagnostics::{print_config_error, print_warnings};
+use crate::diagnostics::{print_config_error, print_diagnostics};
 use crate::Failure;
 
 /// What kind of configuration a file holds, from its top-level keys.
@@ -63,7 +63,7 @@ pub fn check(files: &[PathBuf], customers: Option<&PathBuf>) -> Result<(), Failu
             Some(Kind::Triggers) => {
                 match compile_triggers(&text, &name, table.as_ref().map(|t| t.schema().as_ref())) {
                     Ok(set) => {
-                        print_warnings(&name, &text, &set.warnings);
+                        print_diagnostics(&name, &text, &set.warnings);
                         let enabled = set.triggers.iter().filter(|t| t.enabled).count();
                         println!(
                         "ok: {name}: {} triggers ({enabled} enabled), {} pools, {} counters, {} warnings{}",

@@ -10,7 +10,7 @@ use fusebox_engine::io::events::read_events;
 use fusebox_engine::state::State;
 use fusebox_engine::{BatchResult, Engine, ExecutorKind, RunOptions};
 
-use crate::diagnostics::{print_config_error, print_warnings};
+use crate::diagnostics::{print_config_error, print_diagnostics};
 use crate::files::{read_text, write_json, write_jsonl};
 use crate::progress;
 use crate::quotas::QuotaSetup;
@@ -49,7 +49,7 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         print_config_error(&e);
         Failure::Reported
     })?;
-    print_warnings(&file, &triggers_text, &set.warnings);
+    print_diagnostics(&file, &triggers_text, &set.warnings);
     let engine = Engine::new(set).map_err(|e| Failure::Input(e.into()))?;
     let quotas = spec
         .quotas

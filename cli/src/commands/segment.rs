@@ -26,7 +26,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::segment_refresh::{load_changes, refresh_and_write, ChangeFiles};
-use crate::diagnostics::{print_config_error, print_warnings};
+use crate::diagnostics::{print_config_error, print_diagnostics};
 use crate::files::write_json;
 use crate::{progress, Failure};
 
@@ -118,7 +118,7 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
             print_config_error(&e);
             Failure::Reported
         })?;
-    print_warnings(&name, &text, &group.warnings);
+    print_diagnostics(&name, &text, &group.warnings);
     let n_events = store.len();
     // The change set is read and checked before any work.
     let changes = if spec.changes.is_empty() {
@@ -205,14 +205,13 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The width of a table's segment-id column: the longest id, at least the header's.
+pub(super) fn id_width<'a>(ids: impl Iterator<Item = &'a str>) -> usize {
+    ids.map(str::len).max().unwrap_or(0).max("segment".len())
+}
+
 fn print_table(g: &GroupJson) {
-    let width = g
-        .segments
-        .iter()
-        .map(|s| s.id.len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
+    let width = id_width(g.segments.iter().map(|s| s.id));
     println!(
         "{} customers, {} events, as of {}: {} segments in {:.1} ms ({} plan nodes, {} shared, {} event aggregates)",
         g.customers,
@@ -261,7 +260,7 @@ pub fn check_file(name: &str, text: &str, customers: Option<&CustomerTable>) -> 
     let schema = customers.map(|t| t.schema().as_ref());
     match compile_segments(text, name, schema, None) {
         Ok(group) => {
-            print_warnings(name, text, &group.warnings);
+            print_diagnostics(name, text, &group.warnings);
             println!(
                 "ok: {name}: {} segments, {} warnings{}",
                 group.segments.len(),

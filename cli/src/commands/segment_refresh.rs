@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use fusebox_engine::customers::{CustomerTable, Row};
+use fusebox_engine::customers::{CustomerTable, Row, TableError};
 use fusebox_engine::gate::Canonical;
 use fusebox_engine::io::customers::load_customers;
 use fusebox_engine::io::events::read_events;
@@ -71,29 +71,23 @@ pub fn load_changes(
     customers: &CustomerTable,
     as_of: i64,
 ) -> Result<Changes, Failure> {
-    let input = |e: anyhow::Error| Failure::Input(e);
+    let input = Failure::Input;
     let mut changes = Changes::default();
-    if let Some(path) = &files.new_customers {
-        let table = load_customers(path)
-            .with_context(|| format!("--new-customers {}", path.display()))
-            .map_err(input)?;
-        new_customer_updates(&table, customers, path, &mut changes).map_err(input)?;
-    }
-    let new_ids = customers
-        .rows_for_new(&changes.new_customers)
-        .with_context(|| {
-            format!(
-                "--new-customers {}",
-                files
-                    .new_customers
-                    .as_deref()
-                    .unwrap_or(Path::new(""))
-                    .display()
-            )
-        })
-        .map_err(input)?;
+    let new_ids = match &files.new_customers {
+        Some(path) => {
+            let table = load_customers(path)
+                .with_context(|| format!("--new-customers {}", path.display()))
+                .map_err(input)?;
+            new_customer_updates(&table, customers, path, &mut changes).map_err(input)?;
+            customers
+                .rows_for_new(&changes.new_customers)
+                .map_err(|e| input(new_customer_error(e, customers.len(), path)))?
+        }
+        None => Default::default(),
+    };
+    // In the table, or being added.
+    let known = |id: u64| customers.row_of(id).is_some() || new_ids.contains_key(&id);
     if let Some(path) = &files.updates {
-        let known = |id: u64| customers.row_of(id).is_some() || new_ids.contains_key(&id);
         changes
             .updates
             .extend(read_updates(path, customers, &known).map_err(input)?);
@@ -115,9 +109,7 @@ pub fn load_changes(
         let unknown = changes
             .events
             .iter()
-            .filter(|e| {
-                customers.row_of(e.customer_id).is_none() && !new_ids.contains_key(&e.customer_id)
-            })
+            .filter(|e| !known(e.customer_id))
             .count();
         if unknown > 0 {
             eprintln!(
@@ -164,14 +156,15 @@ fn new_customer_updates(
 ) -> anyhow::Result<()> {
     let schema = customers.schema();
     let all_null = |attr| (0..table.len()).all(|r| table.get(r as Row, attr).is_null());
-    // (column in the file, attribute name, whether its ints become floats)
+    // (column in the file, attribute name)
     let mut columns = Vec::new();
     for (attr, name, ty) in table.schema().iter() {
         match schema.attr(name) {
-            Some((_, t)) if t == ty => columns.push((attr, name.to_string(), false)),
-            // A float column whose values all happen to be whole numbers reads as int.
+            Some((_, t)) if t == ty => columns.push((attr, name.to_string())),
+            // A float column whose values all happen to be whole numbers reads as int (a float
+            // attribute accepts ints and stores them as floats).
             Some((_, AttrType::Float)) if ty == AttrType::Int => {
-                columns.push((attr, name.to_string(), true))
+                columns.push((attr, name.to_string()))
             }
             // A column empty in every row has no type of its own: nothing to set.
             Some(_) if all_null(attr) => {}
@@ -185,22 +178,10 @@ fn new_customer_updates(
             ),
         }
     }
-    for (row, &id) in table.ids().iter().enumerate() {
-        if customers.row_of(id).is_some() {
-            anyhow::bail!(
-                "--new-customers {}: customer {id} (data row {}) is already in the customer table",
-                path.display(),
-                row + 1
-            );
-        }
-    }
     changes.new_customers.extend_from_slice(table.ids());
     for (row, &id) in table.ids().iter().enumerate() {
-        for (attr, name, to_float) in &columns {
-            let value = match table.get(row as Row, *attr) {
-                Value::Int(i) if *to_float => Value::Float(i as f64),
-                v => v,
-            };
+        for (attr, name) in &columns {
+            let value = table.get(row as Row, *attr);
             if !value.is_null() {
                 changes.updates.push(AttrUpdate {
                     customer: id,
@@ -211,6 +192,26 @@ fn new_customer_updates(
         }
     }
     Ok(())
+}
+
+/// Why the new customers of `path` cannot be added, with data rows (1-based, as in the file)
+/// for an id already in the table (`existing` customers) or repeated in the file.
+fn new_customer_error(e: TableError, existing: usize, path: &Path) -> anyhow::Error {
+    let data_row = |row: usize| row - existing + 1;
+    match e {
+        TableError::DuplicateId { id, first, second } if first < existing => anyhow::anyhow!(
+            "--new-customers {}: customer {id} (data row {}) is already in the customer table",
+            path.display(),
+            data_row(second)
+        ),
+        TableError::DuplicateId { id, first, second } => anyhow::anyhow!(
+            "--new-customers {}: customer {id} is repeated (data rows {} and {})",
+            path.display(),
+            data_row(first),
+            data_row(second)
+        ),
+        other => anyhow::Error::new(other).context(format!("--new-customers {}", path.display())),
+    }
 }
 
 /// Reads the updates JSONL file, typing each value by its attribute.
@@ -375,13 +376,7 @@ fn print_summary(s: &RefreshJson, events_path: &Path) {
         "refresh as of {}: {} new customers, {} updates, {} new events → {} changed customers; {} customers re-evaluated, {} leaves recomputed whole; in {:.1} ms (applying {:.1} ms, as-of advance {:.1} ms)",
         s.as_of, s.new_customers, s.updates, s.new_events, s.changed_customers, s.revisited_customers, s.whole_leaves, s.elapsed_ms + s.apply_ms + s.advance_ms, s.apply_ms, s.advance_ms
     );
-    let width = s
-        .segments
-        .iter()
-        .map(|x| x.id.len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
+    let width = super::segment::id_width(s.segments.iter().map(|x| x.id));
     println!(
         "{:<width$}  {:>10}  {:>10}  {:>8}  {:>8}",
         "segment", "before", "after", "entered", "left"
