@@ -10,8 +10,6 @@
 //! Run: `cargo bench --bench breakdown -- [WORKLOAD-FILTER] [REPETITIONS] [EXECUTOR]`,
 //! e.g. `cargo bench --bench breakdown -- low_contention 9`.
 
-use std::time::Instant;
-
 use fusebox::engine::{ExecutorKind, RunOptions};
 
 #[path = "common/workloads.rs"]
@@ -64,21 +62,14 @@ fn main() {
                 if k != 0 && only.as_deref().is_some_and(|o| o != *name) {
                     continue;
                 }
-                let mut state = w.state.clone();
-                let t = Instant::now();
-                let r = w
-                    .engine
-                    .run_batch(
-                        &mut state,
-                        &w.records,
-                        &RunOptions {
-                            executor: *kind,
-                            progress: None,
-                            quotas: None,
-                        },
-                    )
-                    .expect("runs");
-                let total = t.elapsed().as_secs_f64() * 1e3;
+                let (total, r) = w.timed_run(
+                    &w.records,
+                    &RunOptions {
+                        executor: *kind,
+                        progress: None,
+                        quotas: None,
+                    },
+                );
                 runs[k].push([
                     total,
                     r.timings.admit_ms,

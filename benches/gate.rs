@@ -19,7 +19,6 @@
 //! Run: `cargo bench --bench gate -- [REPETITIONS]` (default 7).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use fusebox::engine::{ExecutorKind, RunOptions};
 use fusebox::quotas::{DurableLedger, Ledger, MemoryLedger, NullNotifier, QuotaConfig, Quotas};
@@ -79,21 +78,14 @@ fn main() {
             };
             let quotas = ledger
                 .map(|l| Quotas::new(config.clone(), l, Arc::new(NullNotifier)).expect("quotas"));
-            let mut state = w.state.clone();
-            let t = Instant::now();
-            let r = w
-                .engine
-                .run_batch(
-                    &mut state,
-                    &records,
-                    &RunOptions {
-                        executor: ExecutorKind::Sequential,
-                        progress: None,
-                        quotas: quotas.as_ref(),
-                    },
-                )
-                .expect("runs");
-            let total = t.elapsed().as_secs_f64() * 1e3;
+            let (total, r) = w.timed_run(
+                &records,
+                &RunOptions {
+                    executor: ExecutorKind::Sequential,
+                    progress: None,
+                    quotas: quotas.as_ref(),
+                },
+            );
             assert!(r.held.is_empty(), "the bench quota must not hold anything");
             runs[k].push((total, r.timings.admit_ms));
         }

@@ -35,7 +35,8 @@
 //! prints each side's fastest and slowest round) and the peak RSS of each phase (VmHWM, reset between phases
 //! through `/proc/self/clear_refs`).
 //!
-//! Run: `cargo bench --bench segments` (about 2–4 minutes on 2 cores, ~6 GB RAM);
+//! Run: `cargo bench --bench segments` (about 1–2 minutes after the build on 2 cores, ~1.8 GB
+//! peak RSS);
 //! `cargo bench --bench segments -- --quick` uses 100,000 customers / 1,000,000 events.
 //! Results: `benches/README.md`.
 
@@ -604,20 +605,7 @@ fn run_fusebox(
     )
     .unwrap();
     let engine = SegmentEngine::new(group, data, AS_OF, Some(2)).unwrap();
-    let result = engine
-        .compute(
-            data,
-            &ComputeOptions {
-                use_cache: false,
-                ..ComputeOptions::at(AS_OF)
-            },
-        )
-        .unwrap();
-    let members = engine
-        .member_ids(data, &result)
-        .into_iter()
-        .map(|(id, m)| (id.to_string(), m))
-        .collect();
+    let (_, result, members) = full_recompute(&engine, data, AS_OF);
     (members, engine, result)
 }
 
@@ -790,7 +778,7 @@ fn main() {
         pr = pr.max(peak_mb());
         changed_entered += entered_or_left(&r);
         reset_peak();
-        let (took, full) = full_recompute(&engine, &data, AS_OF);
+        let (took, _, full) = full_recompute(&engine, &data, AS_OF);
         tfull.push(took);
         pfull = pfull.max(peak_mb());
         assert_same(&engine.member_ids(&data, &r.result), &full);
@@ -846,7 +834,7 @@ fn main() {
             })
             .sum::<u64>();
         reset_peak();
-        let (took, full) = full_recompute(&engine, &data, as_of);
+        let (took, _, full) = full_recompute(&engine, &data, as_of);
         if round > 0 {
             tafull.push(took);
             pafull = pafull.max(peak_mb());
@@ -854,12 +842,12 @@ fn main() {
         assert_same(&engine.member_ids(&data, &r.result), &full);
         prev = r.result;
     }
-    let (a, af) = (median(ta.clone()), median(tafull.clone()));
     println!(
         "as-of advance spread over {refresh_runs} rounds: refresh {} | full recompute {}",
         spread(&ta),
         spread(&tafull)
     );
+    let (a, af) = (median(ta), median(tafull));
     println!(
         "as-of advance (1 hour per round, no other change; {} entered/left, {} leaf rows re-evaluated in total; first refresh, building the time index: {:.1} ms): refresh median {:.1} ms (peak RSS {:.0} MB) | full recompute median {:.1} ms (peak RSS {:.0} MB) | refresh {:.1}x faster",
         moved_entered,
@@ -931,12 +919,16 @@ fn print_refresh_breakdown(engine: &SegmentEngine, r: &fusebox::segment::Refresh
 }
 
 /// Full recompute with the same (already planned) engine and the cache off — the cheapest
-/// way to get a refresh's answer without incremental refresh: its time and members.
+/// way to get a refresh's answer without incremental refresh: its time, result and members.
 fn full_recompute(
     engine: &SegmentEngine,
     data: &SegmentData,
     as_of: i64,
-) -> (Duration, Vec<(String, Vec<u64>)>) {
+) -> (
+    Duration,
+    fusebox::segment::GroupResult,
+    Vec<(String, Vec<u64>)>,
+) {
     let s = Instant::now();
     let result = engine
         .compute(
@@ -953,7 +945,7 @@ fn full_recompute(
         .into_iter()
         .map(|(id, m)| (id.to_string(), m))
         .collect();
-    (took, members)
+    (took, result, members)
 }
 
 /// Customers who entered or left any segment in a refresh.

@@ -7,7 +7,7 @@ use fusebox::engine::customers::{Column, CustomerTable, Schema};
 use fusebox::engine::event::{Event, EventRecord};
 use fusebox::engine::state::State;
 use fusebox::engine::value::{AttrType, Map, Value};
-use fusebox::engine::Engine;
+use fusebox::engine::{BatchResult, Engine, RunOptions};
 
 const EVENTS: usize = 100_000;
 
@@ -16,6 +16,20 @@ pub struct Workload {
     pub engine: Engine,
     pub state: State,
     pub records: Vec<EventRecord>,
+}
+
+impl Workload {
+    /// Runs `records` on a fresh copy of the workload's state: wall milliseconds and the result.
+    #[allow(dead_code)] // `executors.rs` (criterion) times its runs itself.
+    pub fn timed_run(&self, records: &[EventRecord], options: &RunOptions) -> (f64, BatchResult) {
+        let mut state = self.state.clone();
+        let t = std::time::Instant::now();
+        let r = self
+            .engine
+            .run_batch(&mut state, records, options)
+            .expect("runs");
+        (t.elapsed().as_secs_f64() * 1e3, r)
+    }
 }
 
 /// A small deterministic PRNG (splitmix64), so inputs do not depend on a crate version.
