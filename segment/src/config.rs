@@ -1246,6 +1246,10 @@ segments:
                 "{ attribute: last_order_at, ge: '2026-01-01T00:00:00Z' }",
             ),
             ("segment('u')", "{ in_segment: u }"),
+            (
+                "customer.last_order_at > now - duration('2w')",
+                "{ attribute: last_order_at, gt: now-2w }",
+            ),
             ("performed('order.completed')", "{ performed: { event: order.completed } }"),
             (
                 "performed('order.completed', '30d')",
@@ -1268,6 +1272,13 @@ segments:
                 .unwrap_or_else(|e| panic!("{cel}: {e:?}"));
             let b = compile(&group(yaml)).unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
             assert_eq!(a.segments[0].filter, b.segments[0].filter, "{cel}");
+        }
+        // Durations use the window syntax: no fractions, no sub-second units.
+        for bad in ["1.5h", "90ms"] {
+            let e = errors(&group(&format!(
+                "{{ cel: \"customer.last_order_at > now - duration('{bad}')\" }}"
+            )));
+            assert_eq!(e.len(), 1, "{bad}: {e:?}");
         }
         // Errors point at the line of the `cel:` string.
         let e = errors(

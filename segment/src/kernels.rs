@@ -781,8 +781,9 @@ pub fn aggregate_add_delta(
         }
     }
     // Gather, fold on the compact arrays, scatter what changed.
-    let before = agg.gather(&rows);
-    let mut values = before.clone();
+    let mut values = agg.gather(&rows);
+    // A matching event always increments the count, so the counts tell what changed.
+    let counts_before = values.count.clone();
     let compiled = Compiled::new(&te.tail, spec, as_of);
     let mut row = RowAgg::empty(spec);
     let mut k = 0;
@@ -806,9 +807,8 @@ pub fn aggregate_add_delta(
         values.store(k, &row);
         i = j;
     }
-    // A matching event always increments the count.
     let changed: Vec<bool> = (0..rows.len())
-        .map(|k| values.count[k] != before.count[k])
+        .map(|k| values.count[k] != counts_before[k])
         .collect();
     for (k, &r) in rows.iter().enumerate() {
         if changed[k] {
