@@ -9,7 +9,7 @@ use fusebox_engine::io::customers::load_customers;
 use serde_json::Value as Json;
 
 mod common;
-use common::{fusebox, gen, jsonl, ok};
+use common::{assert_exit, fusebox, gen, jsonl, ok};
 
 fn run(input: &Path, out: &Path) -> Output {
     run_with(input, out, &[])
@@ -245,7 +245,7 @@ fn config_errors_stop_before_any_work_with_exit_code_2() {
         "--out",
         out_dir.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.yaml:5:"), "{stderr}");
     assert!(
@@ -282,7 +282,7 @@ fn check_reports_every_error_and_accepts_good_files() {
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "triggers:\n  - id: t\n    owner: o\n    on: x\n    actions:\n      - send_message: { channel: fax, template: t }\n  - id: t\n    owner: o\n    on: x\n    actions:\n      - increment: { attribute: points }\n").unwrap();
     let out = fusebox(&["check", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("bad.yaml:6:") && stderr.contains("unknown channel `fax`"),
@@ -328,7 +328,7 @@ fn empty_or_missing_inputs_exit_2() {
         ])
     };
     let out = args(&empty);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
     assert_eq!(
         args(&dir.path().join("missing.jsonl")).status.code(),

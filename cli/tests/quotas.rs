@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use serde_json::Value as Json;
 
 mod common;
-use common::{fusebox, gen, jsonl, ok};
+use common::{assert_exit, fusebox, gen, jsonl, ok};
 
 fn run_args(input: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec![
@@ -290,10 +290,10 @@ fn a_ledger_persists_across_runs_and_operators_can_adjust_it() {
         "--at",
         &at,
     ]);
-    assert_eq!(low.status.code(), Some(2));
+    assert_exit(&low, 2);
     assert!(String::from_utf8_lossy(&low.stderr).contains("would lower"));
     let unknown = fusebox(&["quota", "resume", "--ledger", ledger_s, "--process", "nope"]);
-    assert_eq!(unknown.status.code(), Some(2));
+    assert_exit(&unknown, 2);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown process `nope`"));
 
     // After the raise and the reset the same log fits: nothing is held.
@@ -323,7 +323,7 @@ fn a_corrupt_ledger_is_refused_with_a_clear_error() {
     std::fs::write(&ledger, &bytes).unwrap();
 
     let out = fusebox(&["quota", "status", "--ledger", ledger_s]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("corrupt") && stderr.contains("Refusing to start"),
@@ -333,7 +333,7 @@ fn a_corrupt_ledger_is_refused_with_a_clear_error() {
     let o2 = dir.path().join("o2");
     let args = run_args(&input, &o2, &["--ledger", ledger_s]);
     let out = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
     assert!(!o2.exists(), "nothing may be written");
     assert_eq!(
@@ -343,7 +343,7 @@ fn a_corrupt_ledger_is_refused_with_a_clear_error() {
     );
 
     let missing = fusebox(&["quota", "status", "--ledger", "/nonexistent/q.ledger"]);
-    assert_eq!(missing.status.code(), Some(2));
+    assert_exit(&missing, 2);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no quota ledger"));
 }
 
@@ -366,7 +366,7 @@ fn check_validates_quota_files_with_locations() {
     )
     .unwrap();
     let out = fusebox(&["check", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("bad.yaml:4:") && stderr.contains("unknown time zone `Europe/Berln`"),
@@ -382,7 +382,7 @@ fn check_validates_quota_files_with_locations() {
     let n = args.len();
     args[n - 1] = bad.display().to_string();
     let out = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:4:"));
     assert!(!out_dir.exists());
 }

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use serde_json::Value as Json;
 
 mod common;
-use common::fusebox;
+use common::{assert_exit, fusebox, succeeded};
 
 /// The small workload every test here starts from.
 fn gen(dir: &Path) {
@@ -114,7 +114,7 @@ fn segment_writes_members_and_summary_that_match_the_oracle() {
             "2026-03-31T00:00:00Z",
         ],
     );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    succeeded(&r);
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(
         stdout.contains("segment ") && stdout.contains("members"),
@@ -157,7 +157,7 @@ fn segment_writes_members_and_summary_that_match_the_oracle() {
         &out2,
         &["--threads", "3", "--as-of", "2026-03-31T00:00:00Z"],
     );
-    assert!(r.status.success());
+    succeeded(&r);
     assert_eq!(members(&out2.join("members.parquet")), got);
 }
 
@@ -174,7 +174,7 @@ fn check_validates_segment_files_with_locations() {
         "--customers",
         customers.to_str().unwrap(),
     ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    succeeded(&r);
     assert!(String::from_utf8_lossy(&r.stdout).contains("13 segments"));
 
     let bad = dir.path().join("bad.yaml");
@@ -189,7 +189,7 @@ fn check_validates_segment_files_with_locations() {
         "--customers",
         customers.to_str().unwrap(),
     ]);
-    assert_eq!(r.status.code(), Some(2));
+    assert_exit(&r, 2);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("bad.yaml:4:"), "{err}");
     assert!(err.contains("type mismatch: `points` is int"), "{err}");
@@ -210,10 +210,10 @@ fn check_validates_segment_files_with_locations() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(r.status.code(), Some(2));
+    assert_exit(&r, 2);
     assert!(!out.exists());
     let r = segment(&input, &out, &["--as-of", "yesterday"]);
-    assert_eq!(r.status.code(), Some(2));
+    assert_exit(&r, 2);
     assert!(String::from_utf8_lossy(&r.stderr).contains("--as-of"));
 }
 
@@ -265,7 +265,7 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
             new_customers.to_str().unwrap(),
         ],
     );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    succeeded(&r);
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(
         stdout.contains(
@@ -354,7 +354,7 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
         "--out",
         run_out.to_str().unwrap(),
     ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    succeeded(&r);
     let effects = std::fs::read_to_string(run_out.join("effects.jsonl")).unwrap();
     assert_eq!(effects.lines().count(), entered_known);
 
@@ -366,7 +366,7 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
     .unwrap();
     let never = dir.path().join("never");
     let r = segment(&input, &never, &["--updates", updates.to_str().unwrap()]);
-    assert_eq!(r.status.code(), Some(2));
+    assert_exit(&r, 2);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("updates.jsonl:2"), "{err}");
     assert!(err.contains("attribute `points` is int"), "{err}");
@@ -382,7 +382,7 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
         &never,
         &["--new-customers", new_customers.to_str().unwrap()],
     );
-    assert_eq!(r.status.code(), Some(2));
+    assert_exit(&r, 2);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("new_customers.csv: customer"), "{err}");
     assert!(
@@ -400,7 +400,7 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
             new_events.to_str().unwrap(),
         ],
     );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    succeeded(&r);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(
         err.contains("40 new event(s) are after the refresh's as-of 2026-03-29T00:00:00Z"),
@@ -425,7 +425,7 @@ fn a_later_refresh_as_of_matches_the_oracle_and_an_earlier_one_is_refused() {
             "2026-03-31T00:00:00Z",
         ],
     );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    succeeded(&r);
     let (group, data) = oracle_input(&input);
     let before = members(&out.join("members.parquet"));
     for (id, expect) in oracle_members_at(&group, &data, "2026-03-26T00:00:00Z") {
@@ -457,7 +457,7 @@ fn a_later_refresh_as_of_matches_the_oracle_and_an_earlier_one_is_refused() {
             "2026-03-20T00:00:00Z",
         ],
     );
-    assert_eq!(r.status.code(), Some(2));
+    assert_exit(&r, 2);
     assert!(
         String::from_utf8_lossy(&r.stderr).contains("may only advance"),
         "{}",
@@ -473,7 +473,7 @@ fn an_expired_timeout_exits_1_and_says_what_finished() {
     gen(&input);
     let out = dir.path().join("out");
     let r = segment(&input, &out, &["--timeout", "0.000001"]);
-    assert_eq!(r.status.code(), Some(1));
+    assert_exit(&r, 1);
     assert!(
         String::from_utf8_lossy(&r.stderr).contains("deadline expired"),
         "{}",

@@ -26,6 +26,25 @@ pub fn ok(args: &[&str]) -> Output {
     out
 }
 
+/// Asserts a run succeeded (stderr in the failure message).
+pub fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts a run exited with `code` (stderr in the failure message).
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `fusebox gen` into `dir`.
 pub fn gen(dir: &Path, customers: u64, events: u64, seed: u64) {
     ok(&[
