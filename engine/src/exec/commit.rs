@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::txn::{apply_delta, SlotTarget, TxnOutput, Write};
+use super::txn::{SlotTarget, TxnOutput, Write};
 use crate::outcome::{Effect, EffectKind};
 use crate::state::{Key, State};
 use crate::trigger::TriggerSet;
@@ -34,7 +34,7 @@ pub fn commit(
     for (key, write) in &output.writes {
         let value = match write {
             Write::Set(v) => v.clone(),
-            Write::Delta(adds) => apply_delta(&state.get(*key), adds).ok_or(Unresolvable)?,
+            Write::Delta(delta) => delta.apply_to(&state.get(*key)).map_err(|_| Unresolvable)?,
         };
         resolved.push((*key, value));
     }

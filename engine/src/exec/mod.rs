@@ -2,10 +2,12 @@
 //!
 //! - [`txn`]: the semantics of one transaction (an input event and its cascade), shared by
 //!   every executor;
+//! - [`delta`]: numeric addition on a key (eager or deferred), defined once;
 //! - [`sequential`]: the reference executor — obviously correct, one event after another.
 //!   Every other executor is tested against it.
 
 pub mod commit;
+pub mod delta;
 pub mod locking;
 pub mod mvmemory;
 pub mod parallel;

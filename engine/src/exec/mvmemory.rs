@@ -21,7 +21,8 @@ use std::sync::Mutex;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
-use super::txn::{apply_delta, Amounts, Write};
+use super::delta::Delta;
+use super::txn::Write;
 use crate::state::{Key, State};
 use crate::value::Value;
 
@@ -31,7 +32,7 @@ pub type TxnIdx = usize;
 #[derive(Clone, Debug)]
 enum Cell {
     Value(Value),
-    Delta(Amounts),
+    Delta(Delta),
     Estimate,
 }
 
@@ -85,7 +86,7 @@ impl MvMemory {
         // Walk down from the highest writer below `txn`, remembering the deltas passed.
         let end = find(&versions, txn).unwrap_or_else(|i| i);
         let mut below = versions[..end].iter().rev();
-        let mut deltas: Vec<&[Value]> = Vec::new();
+        let mut deltas: Vec<&Delta> = Vec::new();
         let mut value = loop {
             match below.next() {
                 None => break storage.get(key),
@@ -95,7 +96,7 @@ impl MvMemory {
             }
         };
         for d in deltas.iter().rev() {
-            value = apply_delta(&value, d).ok_or(ReadError::Unresolvable)?;
+            value = d.apply_to(&value).map_err(|_| ReadError::Unresolvable)?;
         }
         Ok(value)
     }
@@ -156,6 +157,7 @@ impl MvMemory {
 mod tests {
     use super::*;
     use crate::customers::{Column, CustomerTable, Schema};
+    use crate::exec::delta::NumKind;
     use crate::value::AttrType;
 
     fn storage() -> State {
@@ -171,20 +173,22 @@ mod tests {
 
     const K: Key = Key::Attr { row: 0, attr: 0 };
 
+    fn int_delta(amounts: &[i64]) -> Delta {
+        let mut delta = Delta::new(NumKind::Int, &Value::Int(amounts[0])).unwrap();
+        for a in &amounts[1..] {
+            delta.extend(&Delta::new(NumKind::Int, &Value::Int(*a)).unwrap());
+        }
+        delta
+    }
+
     #[test]
     fn reads_resolve_values_deltas_and_storage_in_serial_order() {
         let s = storage();
         let mv = MvMemory::new(5);
         assert_eq!(mv.read(K, 3, &s), Ok(Value::Int(100)));
-        mv.record(1, &[(K, Write::Delta(smallvec::smallvec![Value::Int(5)]))]);
+        mv.record(1, &[(K, Write::Delta(int_delta(&[5])))]);
         mv.record(2, &[(K, Write::Set(Value::Int(7)))]);
-        mv.record(
-            3,
-            &[(
-                K,
-                Write::Delta(smallvec::smallvec![Value::Int(1), Value::Int(2)]),
-            )],
-        );
+        mv.record(3, &[(K, Write::Delta(int_delta(&[1, 2])))]);
         assert_eq!(mv.read(K, 1, &s), Ok(Value::Int(100)));
         assert_eq!(mv.read(K, 2, &s), Ok(Value::Int(105)));
         assert_eq!(mv.read(K, 3, &s), Ok(Value::Int(7)));
@@ -209,10 +213,7 @@ mod tests {
     fn overflowing_deltas_are_unresolvable() {
         let s = storage();
         let mv = MvMemory::new(2);
-        mv.record(
-            0,
-            &[(K, Write::Delta(smallvec::smallvec![Value::Int(i64::MAX)]))],
-        );
+        mv.record(0, &[(K, Write::Delta(int_delta(&[i64::MAX])))]);
         assert_eq!(mv.read(K, 1, &s), Err(ReadError::Unresolvable));
     }
 }

@@ -38,6 +38,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::delta::{AddError, Delta, NumKind};
 use crate::customers::{AttrId, Row, Schema};
 use crate::event::Event;
 use crate::expr::{CompiledExpr, EvalError, Scope, Ty};
@@ -102,14 +103,10 @@ pub enum TxnError {
 pub enum Write {
     /// The key's new value.
     Set(Value),
-    /// Amounts (ints or floats) to add, in order, to the key's value before this transaction
-    /// (null counts as zero).
-    Delta(Amounts),
+    /// Amounts to add, in order, to the key's value before this transaction (null counts as
+    /// the zero of the key's kind; see [`super::delta`]).
+    Delta(Delta),
 }
-
-/// The amounts of a [`Write::Delta`]; almost always one or two, so kept inline — a delta
-/// is copied into the multi-version memory on every speculative execution.
-pub type Amounts = smallvec::SmallVec<[Value; 2]>;
 
 /// Where a deferred coupon code must be filled in at commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,23 +251,6 @@ fn takes_of(takes: &[(PoolId, u64)], pool: PoolId) -> u64 {
         .map_or(0, |(_, n)| *n)
 }
 
-/// Adds `amounts` in order to `base` (null counts as zero). `None` on integer overflow or a
-/// kind mismatch — which eager execution would have reported at the increment itself.
-pub fn apply_delta(base: &Value, amounts: &[Value]) -> Option<Value> {
-    let mut acc = base.clone();
-    for a in amounts {
-        acc = match (acc, a) {
-            (Value::Int(c), Value::Int(x)) => Value::Int(c.checked_add(*x)?),
-            (Value::Null, Value::Int(x)) => Value::Int(*x),
-            (Value::Null, Value::Float(x)) => Value::Float(*x),
-            (Value::Float(c), Value::Int(x)) => Value::Float(c + *x as f64),
-            (Value::Float(c), Value::Float(x)) => Value::Float(c + x),
-            _ => return None,
-        };
-    }
-    Some(acc)
-}
-
 struct Txn<'v> {
     view: &'v mut dyn StateView,
     /// First value read from the view, per key.
@@ -295,10 +275,10 @@ impl Txn<'_> {
     fn read(&mut self, key: Key) -> Result<Value, Stop> {
         match self.written.get(&key) {
             Some(Write::Set(v)) => Ok(v.clone()),
-            Some(Write::Delta(adds)) => {
-                let adds = adds.clone();
+            Some(Write::Delta(delta)) => {
+                let delta = delta.clone();
                 let base = self.base_read(key).map_err(stop_from_view)?;
-                let v = apply_delta(&base, &adds).ok_or(Stop::NeedsEager)?;
+                let v = delta.apply_to(&base).map_err(|_| Stop::NeedsEager)?;
                 self.written.insert(key, Write::Set(v.clone()));
                 Ok(v)
             }
@@ -308,26 +288,23 @@ impl Txn<'_> {
 
     fn merge(&mut self, local: SmallMap<Write>) {
         for (key, w) in local.0 {
-            let previous = self
-                .written
-                .get_mut(&key)
-                .map(|slot| std::mem::replace(slot, Write::Delta(Amounts::new())));
-            let merged = match (previous, w) {
-                (None, w) => {
-                    self.written.insert(key, w);
-                    continue;
-                }
-                (Some(Write::Delta(mut mine)), Write::Delta(more)) => {
-                    mine.extend(more);
+            let Some(previous) = self.written.get_mut(&key) else {
+                self.written.insert(key, w);
+                continue;
+            };
+            let merged = match (&*previous, w) {
+                (Write::Delta(mine), Write::Delta(more)) => {
+                    let mut mine = mine.clone();
+                    mine.extend(&more);
                     Write::Delta(mine)
                 }
-                (Some(Write::Set(v)), Write::Delta(more)) => match apply_delta(&v, &more) {
-                    Some(v) => Write::Set(v),
+                (Write::Set(v), Write::Delta(more)) => match more.apply_to(v) {
+                    Ok(v) => Write::Set(v),
                     // Unreachable in practice: a local delta is only recorded when the key is
                     // not `Set` at transaction level.
-                    None => Write::Delta(more),
+                    Err(_) => Write::Delta(more),
                 },
-                (Some(_), set @ Write::Set(_)) => set,
+                (_, set @ Write::Set(_)) => set,
             };
             // Replaces in place: the key keeps its first-write position.
             self.written.insert(key, merged);
@@ -412,10 +389,10 @@ impl Execution<'_, '_> {
     fn read(&mut self, key: Key) -> Result<Value, Stop> {
         match self.local.get(&key) {
             Some(Write::Set(v)) => Ok(v.clone()),
-            Some(Write::Delta(adds)) => {
-                let adds = adds.clone();
+            Some(Write::Delta(delta)) => {
+                let delta = delta.clone();
                 let base = self.txn.read(key)?;
-                let v = apply_delta(&base, &adds).ok_or(Stop::NeedsEager)?;
+                let v = delta.apply_to(&base).map_err(|_| Stop::NeedsEager)?;
                 self.local.insert(key, Write::Set(v.clone()));
                 Ok(v)
             }
@@ -434,13 +411,12 @@ impl Execution<'_, '_> {
                 && matches!(self.txn.written.get(key), Some(Write::Set(_))))
     }
 
-    fn push_delta(&mut self, key: Key, amount: Value) {
+    fn push_delta(&mut self, key: Key, delta: Delta) {
         match self.local.get_mut(&key) {
-            Some(Write::Delta(adds)) => adds.push(amount),
+            Some(Write::Delta(pending)) => pending.extend(&delta),
             Some(Write::Set(_)) => {}
             None => {
-                self.local
-                    .insert(key, Write::Delta(smallvec::smallvec![amount]));
+                self.local.insert(key, Write::Delta(delta));
             }
         }
     }
@@ -599,7 +575,7 @@ impl Execution<'_, '_> {
                     let nth = takes_of(&self.txn.deferred_takes, *pool)
                         + takes_of(&self.local_takes, *pool);
                     add_take(&mut self.local_takes, *pool, 1);
-                    self.push_delta(key, Value::Int(1));
+                    self.push_delta(key, Delta::one_more());
                     let slot = self.slots.len();
                     self.slots.push(CouponSlot {
                         pool: *pool,
@@ -744,39 +720,40 @@ impl Execution<'_, '_> {
     /// `key += amount`, with null counting as zero; ints are checked for overflow (eagerly, or
     /// at materialisation for deltas).
     fn add(&mut self, key: Key, ty: Ty, amount: Value, action: u32) -> Result<(), Stop> {
-        let type_ok = matches!(
-            (ty, &amount),
-            (Ty::Int, Value::Int(_)) | (Ty::Float, Value::Int(_) | Value::Float(_))
-        );
-        if !type_ok {
-            return Err(Stop::Abort(AbortReason::ActionError {
+        let type_error = || {
+            Stop::Abort(AbortReason::ActionError {
                 action,
                 message: format!(
                     "type error: cannot add a {} to a {} value",
                     amount.kind(),
                     ty.name()
                 ),
-            }));
-        }
+            })
+        };
+        let kind = NumKind::of(ty).ok_or_else(type_error)?;
+        let delta = Delta::new(kind, &amount).ok_or_else(type_error)?;
         if self.mode == ExecMode::Deferred
             && !self.is_materialised(&key)
             && self.txn.view.may_defer(&key)
         {
-            self.push_delta(key, amount);
+            self.push_delta(key, delta);
             return Ok(());
         }
         let current = self.read(key)?;
-        let new = match apply_delta(&current, std::slice::from_ref(&amount)) {
-            Some(v) => v,
-            None => {
-                return Err(Stop::Abort(AbortReason::ActionError {
-                    action,
-                    message: format!(
-                        "arithmetic error: integer overflow adding {amount} to {current}"
+        let new = delta.apply_to(&current).map_err(|e| {
+            Stop::Abort(AbortReason::ActionError {
+                action,
+                message: match e {
+                    AddError::Overflow => {
+                        format!("arithmetic error: integer overflow adding {amount} to {current}")
+                    }
+                    AddError::NotANumber => format!(
+                        "type error: cannot add {amount} to {current} (a {} value)",
+                        kind.name()
                     ),
-                }));
-            }
-        };
+                },
+            })
+        })?;
         self.write(key, new);
         Ok(())
     }
