@@ -25,10 +25,15 @@ pub type AttrId = u16;
 pub type Row = u32;
 
 /// Names and types of the customer attributes.
+///
+/// A `timestamp` attribute may also carry the time zone of the column it was loaded from
+/// ([`Schema::time_zone`]). Values are UTC instants either way; the zone only tells a writer
+/// how to label the column, so a table saved back has the layout it was loaded with.
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
     attrs: Vec<(Arc<str>, AttrType)>,
     by_name: FxHashMap<Arc<str>, AttrId>,
+    time_zones: FxHashMap<AttrId, Arc<str>>,
 }
 
 impl Schema {
@@ -47,6 +52,20 @@ impl Schema {
             schema.attrs.push((name, ty));
         }
         Ok(schema)
+    }
+
+    /// Records the time zone of timestamp attribute `attr`'s source column (see the type's
+    /// docs). Ignored for an attribute of another type.
+    pub fn with_time_zone(mut self, attr: AttrId, time_zone: &str) -> Schema {
+        if self.attrs.get(usize::from(attr)).map(|a| a.1) == Some(AttrType::Timestamp) {
+            self.time_zones.insert(attr, Arc::from(time_zone));
+        }
+        self
+    }
+
+    /// The time zone of timestamp attribute `attr`'s source column, if it had one.
+    pub fn time_zone(&self, attr: AttrId) -> Option<&str> {
+        self.time_zones.get(&attr).map(|z| z.as_ref())
     }
 
     /// Looks an attribute up by name.
@@ -282,13 +301,13 @@ impl RowIndex {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TableError {
     /// Two rows carry the same customer id.
-    #[error("customer id {id} appears twice (rows {first} and {second})")]
+    #[error("customer id {id} appears twice (row indices {first} and {second}, counted from 0)")]
     DuplicateId {
         /// The repeated id.
         id: u64,
-        /// Row (0-based) of the first occurrence.
+        /// Row index (0-based) of the first occurrence.
         first: usize,
-        /// Row (0-based) of the repeat.
+        /// Row index (0-based) of the repeat.
         second: usize,
     },
     /// A column's length or type does not match the schema.

@@ -19,7 +19,7 @@ use std::time::Instant;
 use fusebox_quotas::Quotas;
 use rustc_hash::FxHashMap;
 
-use crate::event::EventRecord;
+use crate::event::{check_input_id, EventRecord};
 use crate::exec::parallel::{self, ParallelConfig, ParallelStats};
 use crate::exec::sequential::{self, InvariantViolation};
 use crate::exec::Admitted;
@@ -274,6 +274,12 @@ impl Engine {
                     continue;
                 }
             };
+            // Checked here, not only by the readers, so events built in code obey it too: it
+            // is what makes chained ids and idempotency keys unique (see `event`).
+            if let Err(msg) = check_input_id(&event.id) {
+                outcomes[i] = Some(reject(RejectKind::Malformed, msg));
+                continue;
+            }
             if let Some(first) = first_line.get(event.id.as_ref()) {
                 outcomes[i] = Some(reject(
                     RejectKind::DuplicateEventId,

@@ -4,6 +4,20 @@
 //! executors produce exactly the result of applying events one by one in that order.
 //! Chained events (emitted by triggers) are not in the input; they are created during
 //! execution and processed right after the event that caused them (see `exec`).
+//!
+//! ## Event ids and idempotency keys are unique by construction
+//! A chained event's id is `{parent_id}/{trigger_id}#{action_index}` ([`chained_id`]) and an
+//! effect's idempotency key is `{event_id}:{trigger_id}:{action_index}`. Input ids may not
+//! contain `#` ([`check_input_id`]; admission rejects such records), so:
+//! - an input id never equals a chained id (every chained id has a `#`);
+//! - a chained id splits back uniquely into its parts: the last `#` starts the action index,
+//!   the last `/` before it starts the trigger id (trigger ids have neither `/`, `#` nor
+//!   `:`), the rest is the parent id — so two chained ids are equal only when they come from
+//!   the same action of the same trigger on the same event, which runs once;
+//! - likewise an idempotency key splits back from its right end (trigger ids have no `:`).
+//!
+//! Input ids are unique within a run (duplicates are rejected), hence so are all event ids
+//! and all idempotency keys of a run.
 
 use std::sync::Arc;
 
@@ -25,6 +39,30 @@ pub struct Event {
     pub process: Option<Arc<str>>,
     /// Free-form properties (a JSON object).
     pub properties: Arc<Map>,
+}
+
+/// Marks a chained event id; reserved, so no input id contains it.
+pub const CHAINED_ID_MARK: char = '#';
+
+/// The id of the event that action `action` of trigger `trigger` emits while processing
+/// event `parent` (see the module docs for why these never collide).
+pub fn chained_id(parent: &str, trigger: &str, action: u32) -> String {
+    format!("{parent}/{trigger}{CHAINED_ID_MARK}{action}")
+}
+
+/// Checks an id given to an input event: non-empty and free of the reserved
+/// [`CHAINED_ID_MARK`]. The error says why, for the record's `rejected` outcome.
+pub fn check_input_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("field `id` is empty".into());
+    }
+    if id.contains(CHAINED_ID_MARK) {
+        return Err(format!(
+            "field `id`: {id:?} contains `{CHAINED_ID_MARK}`, which is reserved for the ids of \
+             chained events (`{{parent}}/{{trigger}}{CHAINED_ID_MARK}{{action}}`)"
+        ));
+    }
+    Ok(())
 }
 
 /// Where an input event came from, for error messages and outcomes.

@@ -98,12 +98,13 @@ pub enum AbortReason {
         max: i64,
     },
     /// Emitting would nest chained events deeper than `max_chain_depth`.
-    #[error("action {action}: chain depth {depth} would exceed max_chain_depth {max}")]
+    #[error("action {action}: chain depth {emitted_depth} would exceed max_chain_depth {max}")]
     ChainDepthExceeded {
         /// Action index.
         action: u32,
-        /// Depth the new event would have.
-        depth: u32,
+        /// Depth the new event would have (the depth of the event that fired the trigger is
+        /// the outcome's own `depth`, one less).
+        emitted_depth: u32,
         /// The limit.
         max: u32,
     },
@@ -213,4 +214,148 @@ impl RejectKind {
 /// A helper to make a `Value` map from name/value pairs (effect arguments, properties).
 pub(crate) fn map_of(entries: Vec<(Arc<str>, Value)>) -> Map {
     Map::from_entries(entries)
+}
+
+#[cfg(test)]
+#[path = "../tests/common/strict_json.rs"]
+mod strict_json;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::strict_json;
+
+    /// One of every abort reason. The match below has no wildcard, so a new variant does not
+    /// compile until it is listed here (and so checked for key collisions).
+    fn every_abort_reason() -> Vec<AbortReason> {
+        let all = vec![
+            AbortReason::ConditionError {
+                message: "m".into(),
+            },
+            AbortReason::ActionError {
+                action: 1,
+                message: "m".into(),
+            },
+            AbortReason::PoolExhausted {
+                action: 1,
+                pool: Arc::from("p"),
+            },
+            AbortReason::LimitExceeded {
+                action: 1,
+                limit: "max_effects",
+                max: 2,
+            },
+            AbortReason::ChainDepthExceeded {
+                action: 1,
+                emitted_depth: 17,
+                max: 16,
+            },
+        ];
+        for reason in &all {
+            match reason {
+                AbortReason::ConditionError { .. }
+                | AbortReason::ActionError { .. }
+                | AbortReason::PoolExhausted { .. }
+                | AbortReason::LimitExceeded { .. }
+                | AbortReason::ChainDepthExceeded { .. } => {}
+            }
+        }
+        all
+    }
+
+    fn every_record_status() -> Vec<RecordStatus> {
+        let mut results = vec![TriggerResult::Committed, TriggerResult::Skipped];
+        results.extend(every_abort_reason().into_iter().map(TriggerResult::Aborted));
+        let triggers = results
+            .into_iter()
+            .map(|result| TriggerOutcome {
+                trigger: Arc::from("t"),
+                event_id: Arc::from("e/t#0"),
+                depth: 16,
+                result,
+            })
+            .collect();
+        let mut all = vec![
+            RecordStatus::Processed { triggers },
+            RecordStatus::Held { reason: "r".into() },
+        ];
+        for kind in [
+            RejectKind::Malformed,
+            RejectKind::UnknownCustomer,
+            RejectKind::UnknownEventType,
+            RejectKind::DuplicateEventId,
+        ] {
+            match kind {
+                RejectKind::Malformed
+                | RejectKind::UnknownCustomer
+                | RejectKind::UnknownEventType
+                | RejectKind::DuplicateEventId => {}
+            }
+            all.push(RecordStatus::Rejected {
+                kind,
+                error: "e".into(),
+            });
+        }
+        for status in &all {
+            match status {
+                RecordStatus::Processed { .. }
+                | RecordStatus::Rejected { .. }
+                | RecordStatus::Held { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_outcome_line_is_strict_json_with_unique_keys() {
+        for status in every_record_status() {
+            for event_id in [None, Some(Arc::from("e"))] {
+                let line = serde_json::to_string(&RecordOutcome {
+                    line: 7,
+                    event_id,
+                    status: status.clone(),
+                })
+                .unwrap();
+                strict_json::check_strict_object(&line).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn every_effect_line_is_strict_json_with_unique_keys() {
+        let args = map_of(vec![(Arc::from("kind"), Value::Int(1))]);
+        for kind in [
+            EffectKind::Message {
+                channel: Channel::Sms,
+                template: Arc::from("t"),
+                args: args.clone(),
+            },
+            EffectKind::Feed {
+                feed: Arc::from("f"),
+                args,
+            },
+            EffectKind::Coupon {
+                pool: Arc::from("p"),
+                code: Arc::from("C"),
+            },
+        ] {
+            let line = serde_json::to_string(&Effect {
+                key: "e:t:0".into(),
+                event_id: Arc::from("e"),
+                customer_id: 1,
+                trigger: Arc::from("t"),
+                action: 0,
+                kind,
+            })
+            .unwrap();
+            strict_json::check_strict_object(&line).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_checker_sees_a_repeated_key() {
+        assert!(strict_json::check_strict_object(r#"{"a":1,"b":{"c":1,"c":2}}"#).is_err());
+        assert!(strict_json::check_strict_object(r#"[1]"#).is_err());
+    }
 }

@@ -171,11 +171,48 @@ pub fn format_timestamp(micros: i64) -> String {
     }
 }
 
-/// Parses an RFC 3339 timestamp into microseconds since the epoch (UTC).
+/// The earliest timestamp Fusebox represents: `0001-01-01T00:00:00Z` (CEL's lower bound).
+pub const MIN_TIMESTAMP: i64 = -62_135_596_800_000_000;
+
+/// The latest timestamp Fusebox represents: `9999-12-31T23:59:59.999999Z` (the last
+/// microsecond RFC 3339 can write, CEL's upper bound).
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799_999_999;
+
+/// Whether `micros` lies in [`MIN_TIMESTAMP`]`..=`[`MAX_TIMESTAMP`]. Every reader refuses
+/// timestamps outside it, so every timestamp in a run formats as RFC 3339 and round-trips.
+pub fn timestamp_in_range(micros: i64) -> bool {
+    (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&micros)
+}
+
+/// Parses an RFC 3339 timestamp into microseconds since the epoch (UTC); `None` if it is
+/// malformed, finer than a microsecond, or outside [`timestamp_in_range`].
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc).timestamp_micros())
+    parse_timestamp_explained(text).ok()
+}
+
+/// Like [`parse_timestamp`], with the reason a text is refused (for error messages).
+pub fn parse_timestamp_explained(text: &str) -> Result<i64, String> {
+    let t = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| format!("{text:?} is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)"))?
+        .with_timezone(&Utc);
+    if t.timestamp_subsec_nanos() % 1000 != 0 {
+        return Err(format!(
+            "{text:?} has digits finer than a microsecond, which Fusebox does not keep"
+        ));
+    }
+    check_timestamp_range(t.timestamp_micros()).map_err(|e| format!("{text:?} {e}"))
+}
+
+/// `Ok(micros)` if [`timestamp_in_range`], else why not.
+pub fn check_timestamp_range(micros: i64) -> Result<i64, String> {
+    if timestamp_in_range(micros) {
+        Ok(micros)
+    } else {
+        Err(
+            "is outside the supported range 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+                .to_string(),
+        )
+    }
 }
 
 impl fmt::Display for Value {
@@ -326,6 +363,20 @@ mod tests {
         let t = parse_timestamp("2026-03-01T12:00:00.5+01:00").unwrap();
         assert_eq!(format_timestamp(t), "2026-03-01T11:00:00.500Z");
         assert_eq!(parse_timestamp("yesterday"), None);
+        // Sub-microsecond digits would be dropped silently: refused instead.
+        assert_eq!(parse_timestamp("2026-03-01T12:00:00.0000001Z"), None);
+        assert!(parse_timestamp("2026-03-01T12:00:00.000001000Z").is_some());
+        // RFC 3339 can write year 0; CEL (and Fusebox) start at year 1.
+        assert_eq!(parse_timestamp("0000-12-31T23:59:59Z"), None);
+        assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), Some(MIN_TIMESTAMP));
+        assert_eq!(
+            parse_timestamp("9999-12-31T23:59:59.999999Z"),
+            Some(MAX_TIMESTAMP)
+        );
+        assert_eq!(
+            format_timestamp(MAX_TIMESTAMP),
+            "9999-12-31T23:59:59.999999Z"
+        );
     }
 
     #[test]

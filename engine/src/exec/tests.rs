@@ -203,7 +203,7 @@ triggers:
     assert!(matches!(
         triggers[3].result,
         TriggerResult::Aborted(AbortReason::ChainDepthExceeded {
-            depth: 4,
+            emitted_depth: 4,
             max: 3,
             ..
         })

@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use super::delta::{AddError, Delta, NumKind};
 use crate::customers::{AttrId, Row, Schema};
-use crate::event::Event;
+use crate::event::{chained_id, Event};
 use crate::expr::{CompiledExpr, EvalError, Scope, Ty};
 use crate::outcome::{map_of, AbortReason, Effect, EffectKind, TriggerOutcome, TriggerResult};
 use crate::state::{Key, StateView};
@@ -673,7 +673,7 @@ impl Execution<'_, '_> {
                 if depth > max {
                     return Err(Stop::Abort(AbortReason::ChainDepthExceeded {
                         action: i,
-                        depth,
+                        emitted_depth: depth,
                         max,
                     }));
                 }
@@ -688,7 +688,7 @@ impl Execution<'_, '_> {
                 }
                 let (properties, _) = self.eval_named(properties, i)?;
                 self.emitted.push(Event {
-                    id: Arc::from(format!("{}/{}#{}", self.event.id, trigger.id, i)),
+                    id: Arc::from(chained_id(&self.event.id, &trigger.id, i)),
                     customer_id: self.event.customer_id,
                     event_type: event_type.clone(),
                     timestamp: self.event.timestamp,

@@ -2,14 +2,26 @@
 //!
 //! Format rules (documented in the README):
 //! - a column named `id` holds the customer id: a non-null, non-negative integer, unique;
-//! - every other column is an attribute; its Polars dtype decides the [`AttrType`](crate::value::AttrType):
-//!   strings → `string`, any integer → `int`, floats → `float`, booleans → `bool`,
-//!   datetimes/dates → `timestamp` (UTC), lists of strings → `string list`;
-//! - any other dtype is rejected by name, with the column, before any work starts.
+//! - every other column is an attribute; its type decides the [`AttrType`](crate::value::AttrType):
+//!   text (also dictionary-encoded) → `string`, any integer (8 to 64 bits, signed or not) →
+//!   `int`, 32/64-bit floats → `float`, booleans → `bool`, datetimes (any unit, any time zone)
+//!   and dates → `timestamp`, lists of text → `string list`;
+//! - any other type (decimal, time of day, duration, binary, struct, …) is rejected by name,
+//!   with the column, before any data is read (see [`crate::io::parquet`]).
+//!
+//! **No silent change of data.** A value is converted exactly or the load fails naming the
+//! column and the 1-based data row (CSV: also the file line): an unsigned integer above
+//! `i64::MAX`, a timestamp with nanoseconds that are not whole microseconds, a date or time
+//! outside 0001-01-01 to 9999-12-31. Loading is all or nothing: a customer table is the
+//! state a run starts from, so a bad row is an error of the file, not of the row.
 //!
 //! Saving writes the same layout back (`id` first, attributes in schema order, timestamps as
-//! `Datetime(us)` in UTC), so `load(save(t)) == t` and a run's output can feed the next run.
-//! Parquet output is deterministic: the same table always produces the same bytes.
+//! `Datetime(us)` labelled with the source column's time zone, if it had one, else naive
+//! UTC), so `load(save(t)) == t` and a run's output can feed the next run. Integers are
+//! written as 64-bit, floats as 64-bit, dates as datetimes: the values are the same. A save
+//! goes to a temporary file renamed into place when complete, so a reader never sees a
+//! half-written file. Parquet output is deterministic: the same table always produces the
+//! same bytes.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,28 +30,37 @@ use std::sync::Arc;
 use polars::prelude::*;
 
 use crate::customers::{Column as AttrColumn, CustomerTable, Schema, TableError};
-use crate::value::Value;
+use crate::io::parquet::{self, ColumnKind};
+use crate::value::{check_timestamp_range, Value};
 
 /// Why customers could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
 pub enum CustomerIoError {
-    /// The file could not be opened or created.
-    #[error("cannot open {path}: {source}")]
+    /// The file could not be opened.
+    #[error("cannot open {path}: {error}")]
     Open {
         /// File path.
         path: PathBuf,
         /// OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// Polars could not read or write the file (corrupt Parquet, malformed CSV, …).
-    #[error("cannot read {path} as {format}: {source}")]
-    Polars {
+    /// Polars could not read the file (corrupt Parquet, malformed CSV, …).
+    #[error("cannot read {path} as {format}: {detail}")]
+    Read {
         /// File path.
         path: PathBuf,
         /// `parquet` or `csv`.
         format: &'static str,
-        /// Polars' error.
-        source: PolarsError,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The file could not be written.
+    #[error("cannot write {path}: {detail}")]
+    Write {
+        /// File path.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
     },
     /// The extension is neither `.parquet` nor `.csv`.
     #[error("{path}: unknown customer file format (expected a .parquet or .csv file)")]
@@ -61,37 +82,59 @@ pub enum CustomerIoError {
         /// The columns that are there.
         found: String,
     },
-    /// The `id` column has a bad value.
-    #[error("{path}: row {row}: customer id {problem}")]
-    BadId {
+    /// The `id` column is not of an integer type.
+    #[error("{path}: column `id` has type {dtype}; customer ids are non-negative integers")]
+    IdType {
         /// File path.
         path: PathBuf,
-        /// 1-based data row.
-        row: usize,
+        /// The column's type.
+        dtype: String,
+    },
+    /// A value cannot be taken as it is (see the module docs).
+    #[error("{path}: {row}, column `{column}`: {problem}")]
+    BadValue {
+        /// File path.
+        path: PathBuf,
+        /// Column name.
+        column: String,
+        /// Where: `row 3` (1-based data row), plus `(line 4)` for CSV.
+        row: String,
         /// What is wrong.
         problem: String,
     },
-    /// An attribute column has a dtype Fusebox does not model.
-    #[error("{path}: column `{column}` has unsupported type {dtype} (supported: string, integer, float, bool, datetime, date, list of strings)")]
+    /// Two rows carry the same id.
+    #[error("{path}: customer id {id} appears twice: {first} and {second}")]
+    DuplicateId {
+        /// File path.
+        path: PathBuf,
+        /// The id.
+        id: u64,
+        /// Where it first appears (`row 3`, plus `(line 4)` for CSV).
+        first: String,
+        /// Where it appears again.
+        second: String,
+    },
+    /// An attribute column has a type Fusebox does not model.
+    #[error("{path}: column `{column}` has unsupported type {dtype} (supported: text, integer, float, bool, datetime, date, list of text); convert it, e.g. a decimal to float or text")]
     UnsupportedType {
         /// File path.
         path: PathBuf,
         /// Column name.
         column: String,
-        /// Polars dtype.
+        /// Its type.
         dtype: String,
     },
-    /// Duplicate ids or another structural problem.
-    #[error("{path}: {source}")]
+    /// Another structural problem (duplicate column names, too many customers).
+    #[error("{path}: {error}")]
     Table {
         /// File path.
         path: PathBuf,
         /// The problem.
-        source: TableError,
+        error: TableError,
     },
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
     Parquet,
     Csv,
@@ -114,44 +157,76 @@ impl Format {
             Format::Csv => "csv",
         }
     }
+
+    /// Where a 0-based data row is, for messages: `row 3`, and for CSV also `(line 4)`.
+    fn row(self, index: usize) -> String {
+        match self {
+            Format::Parquet => format!("row {}", index + 1),
+            Format::Csv => format!("row {} (line {})", index + 1, index + 2),
+        }
+    }
 }
 
 /// Loads customers from a `.parquet` or `.csv` file.
 pub fn load_customers(path: &Path) -> Result<CustomerTable, CustomerIoError> {
     let format = Format::of(path)?;
-    let polars_err = |source| CustomerIoError::Polars {
+    let read_err = |detail: String| CustomerIoError::Read {
         path: path.to_path_buf(),
         format: format.name(),
-        source,
+        detail,
     };
+    // Open first so a missing file reports the OS error, not a Polars one.
+    File::open(path).map_err(|error| CustomerIoError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
     let df = match format {
         Format::Parquet => {
-            let file = File::open(path).map_err(|source| CustomerIoError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            ParquetReader::new(file).finish().map_err(polars_err)?
+            let fields = parquet::schema(path).map_err(read_err)?;
+            for (name, dtype) in &fields {
+                if let Err(dtype) = ColumnKind::of(dtype) {
+                    return Err(if name == "id" {
+                        CustomerIoError::IdType {
+                            path: path.to_path_buf(),
+                            dtype,
+                        }
+                    } else {
+                        CustomerIoError::UnsupportedType {
+                            path: path.to_path_buf(),
+                            column: name.clone(),
+                            dtype,
+                        }
+                    });
+                }
+            }
+            let names: Vec<String> = fields.into_iter().map(|(n, _)| n).collect();
+            parquet::read(path, &names).map_err(read_err)?
         }
-        Format::Csv => {
-            // Open first so a missing file reports the OS error, not a Polars one.
-            File::open(path).map_err(|source| CustomerIoError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        Format::Csv => parquet::contain_panics(|| {
             CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(10_000))
                 .map_parse_options(|o| o.with_try_parse_dates(true))
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))
                 .and_then(|r| r.finish())
-                .map_err(polars_err)?
-        }
+                .map_err(|e| e.to_string())
+        })
+        .map_err(read_err)?,
     };
-    table_from_frame(&df, path)
+    from_frame(&df, path, format)
 }
 
-/// Converts a Polars frame into a [`CustomerTable`] (see the module docs for the rules).
+/// Converts a Polars frame into a [`CustomerTable`] (see the module docs for the rules);
+/// `path` names the source in errors, whose rows are 1-based data rows.
 pub fn table_from_frame(df: &DataFrame, path: &Path) -> Result<CustomerTable, CustomerIoError> {
+    from_frame(df, path, Format::Parquet)
+}
+
+fn from_frame(
+    df: &DataFrame,
+    path: &Path,
+    format: Format,
+) -> Result<CustomerTable, CustomerIoError> {
     if df.height() == 0 {
         return Err(CustomerIoError::Empty {
             path: path.to_path_buf(),
@@ -166,108 +241,182 @@ pub fn table_from_frame(df: &DataFrame, path: &Path) -> Result<CustomerTable, Cu
             .collect::<Vec<_>>()
             .join(", "),
     })?;
-    let ids = read_ids(id_col.as_materialized_series(), path)?;
+    let ids = read_ids(id_col.as_materialized_series(), path, format)?;
 
     let mut attrs = Vec::new();
     let mut columns = Vec::new();
+    let mut zones = Vec::new();
     for col in df.columns() {
         if col.name().as_str() == "id" {
             continue;
         }
         let series = col.as_materialized_series();
-        let unsupported = || CustomerIoError::UnsupportedType {
-            path: path.to_path_buf(),
-            column: col.name().to_string(),
-            dtype: series.dtype().to_string(),
+        let bad = |problem: ColumnProblem| match problem {
+            ColumnProblem::Unsupported => CustomerIoError::UnsupportedType {
+                path: path.to_path_buf(),
+                column: col.name().to_string(),
+                dtype: series.dtype().to_string(),
+            },
+            ColumnProblem::Value { row, problem } => CustomerIoError::BadValue {
+                path: path.to_path_buf(),
+                column: col.name().to_string(),
+                row: format.row(row),
+                problem,
+            },
+            ColumnProblem::Polars(detail) => CustomerIoError::Read {
+                path: path.to_path_buf(),
+                format: format.name(),
+                detail: format!("column `{}`: {detail}", col.name()),
+            },
         };
-        let polars_err = |source| CustomerIoError::Polars {
-            path: path.to_path_buf(),
-            format: "table",
-            source,
-        };
-        let column = read_column(series)
-            .map_err(polars_err)?
-            .ok_or_else(unsupported)?;
+        let column = read_column(series).map_err(bad)?;
+        if let DataType::Datetime(_, Some(zone)) = series.dtype() {
+            zones.push((attrs.len(), zone.to_string()));
+        }
         attrs.push((col.name().to_string(), column.ty()));
         columns.push(column);
     }
-    let schema = Schema::new(attrs).map_err(|name| CustomerIoError::Table {
+    let mut schema = Schema::new(attrs).map_err(|name| CustomerIoError::Table {
         path: path.to_path_buf(),
-        source: TableError::ColumnMismatch {
+        error: TableError::ColumnMismatch {
             name,
             detail: "duplicate column name".into(),
         },
     })?;
-    CustomerTable::new(schema, ids, columns).map_err(|source| CustomerIoError::Table {
-        path: path.to_path_buf(),
-        source,
+    for (attr, zone) in zones {
+        schema = schema.with_time_zone(attr as u16, &zone);
+    }
+    CustomerTable::new(schema, ids, columns).map_err(|error| match error {
+        TableError::DuplicateId { id, first, second } => CustomerIoError::DuplicateId {
+            path: path.to_path_buf(),
+            id,
+            first: format.row(first),
+            second: format.row(second),
+        },
+        error => CustomerIoError::Table {
+            path: path.to_path_buf(),
+            error,
+        },
     })
 }
 
-fn read_ids(series: &Series, path: &Path) -> Result<Vec<u64>, CustomerIoError> {
-    let bad = |row: usize, problem: String| CustomerIoError::BadId {
+fn read_ids(series: &Series, path: &Path, format: Format) -> Result<Vec<u64>, CustomerIoError> {
+    let bad = |row: usize, problem: String| CustomerIoError::BadValue {
         path: path.to_path_buf(),
-        row: row + 1,
+        column: "id".into(),
+        row: format.row(row),
         problem,
     };
+    let polars = |e: PolarsError| CustomerIoError::Read {
+        path: path.to_path_buf(),
+        format: format.name(),
+        detail: format!("column `id`: {e}"),
+    };
     if !series.dtype().is_integer() {
-        return Err(bad(
-            0,
-            format!("column has type {}, expected an integer", series.dtype()),
-        ));
+        return Err(CustomerIoError::IdType {
+            path: path.to_path_buf(),
+            dtype: series.dtype().to_string(),
+        });
     }
-    // u64 ids are taken as they are; every other integer type is widened to i64 and checked.
-    if let Ok(u) = series.u64() {
+    if series.dtype().is_unsigned_integer() {
+        let u = series.cast(&DataType::UInt64).map_err(polars)?;
         return u
+            .u64()
+            .map_err(polars)?
             .iter()
             .enumerate()
-            .map(|(row, v)| v.ok_or_else(|| bad(row, "is null".into())))
+            .map(|(row, v)| v.ok_or_else(|| bad(row, "customer id is null".into())))
             .collect();
     }
-    let signed = series
-        .strict_cast(&DataType::Int64)
-        .map_err(|e| bad(0, e.to_string()))?;
-    let signed = signed.i64().map_err(|e| bad(0, e.to_string()))?;
+    let signed = series.cast(&DataType::Int64).map_err(polars)?;
     signed
+        .i64()
+        .map_err(polars)?
         .iter()
         .enumerate()
         .map(|(row, v)| match v {
-            None => Err(bad(row, "is null".into())),
-            Some(v) if v < 0 => Err(bad(row, format!("{v} is negative"))),
+            None => Err(bad(row, "customer id is null".into())),
+            Some(v) if v < 0 => Err(bad(row, format!("customer id {v} is negative"))),
             Some(v) => Ok(v as u64),
         })
         .collect()
 }
 
-/// Reads one attribute column; `Ok(None)` for an unsupported dtype.
-fn read_column(series: &Series) -> PolarsResult<Option<AttrColumn>> {
+/// Why a column cannot be loaded.
+enum ColumnProblem {
+    /// Its type is not one Fusebox models.
+    Unsupported,
+    /// A value cannot be taken exactly (0-based row).
+    Value { row: usize, problem: String },
+    /// Polars failed.
+    Polars(String),
+}
+
+impl From<PolarsError> for ColumnProblem {
+    fn from(e: PolarsError) -> Self {
+        ColumnProblem::Polars(e.to_string())
+    }
+}
+
+/// Reads one attribute column exactly (see the module docs).
+fn read_column(series: &Series) -> Result<AttrColumn, ColumnProblem> {
     let dtype = series.dtype();
     let column = match dtype {
-        DataType::String => AttrColumn::String(
-            series
-                .str()?
-                .iter()
-                .map(|v| v.map(Arc::<str>::from))
-                .collect(),
-        ),
+        DataType::String => text_column(series)?,
+        d if d.is_categorical() || d.is_enum() => text_column(&series.cast(&DataType::String)?)?,
         DataType::Boolean => AttrColumn::Bool(series.bool()?.iter().collect()),
         DataType::Float32 | DataType::Float64 => {
+            // f32 → f64 is exact.
             let s = series.cast(&DataType::Float64)?;
             AttrColumn::Float(s.f64()?.iter().collect())
         }
+        d if d.is_unsigned_integer() => {
+            let s = series.cast(&DataType::UInt64)?;
+            let values = s.u64()?.iter().enumerate().map(|(row, v)| match v {
+                Some(v) => i64::try_from(v)
+                    .map(Some)
+                    .map_err(|_| ColumnProblem::Value {
+                        row,
+                        problem: format!("{v} does not fit a 64-bit signed int"),
+                    }),
+                None => Ok(None),
+            });
+            AttrColumn::Int(values.collect::<Result<_, _>>()?)
+        }
         d if d.is_integer() => {
-            let s = series.strict_cast(&DataType::Int64)?;
+            let s = series.cast(&DataType::Int64)?;
             AttrColumn::Int(s.i64()?.iter().collect())
         }
-        DataType::Datetime(_, _) | DataType::Date => {
-            let s = series
-                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?
-                .cast(&DataType::Int64)?;
-            AttrColumn::Timestamp(s.i64()?.iter().collect())
+        DataType::Datetime(unit, _) => {
+            let (per_micro, micros_per) = match unit {
+                TimeUnit::Nanoseconds => (1000, 1),
+                TimeUnit::Microseconds => (1, 1),
+                TimeUnit::Milliseconds => (1, 1000),
+            };
+            // Physical values are UTC ticks whatever the zone.
+            let ticks = series.cast(&DataType::Int64)?;
+            let values = ticks.i64()?.iter().enumerate().map(|(row, v)| {
+                exact_micros(v, per_micro, micros_per)
+                    .map_err(|problem| ColumnProblem::Value { row, problem })
+            });
+            AttrColumn::Timestamp(values.collect::<Result<_, _>>()?)
         }
-        DataType::List(inner) if matches!(inner.as_ref(), DataType::String) => {
+        DataType::Date => {
+            let days = series.cast(&DataType::Int32)?;
+            let values = days.i32()?.iter().enumerate().map(|(row, v)| {
+                exact_micros(v.map(i64::from), 1, 86_400_000_000).map_err(|problem| {
+                    ColumnProblem::Value {
+                        row,
+                        problem: format!("date {problem}"),
+                    }
+                })
+            });
+            AttrColumn::Timestamp(values.collect::<Result<_, _>>()?)
+        }
+        DataType::List(inner) if inner.is_string() || inner.is_categorical() => {
+            let lists = series.cast(&DataType::List(Box::new(DataType::String)))?;
             let mut out = Vec::with_capacity(series.len());
-            for item in series.list()?.series_iter() {
+            for item in lists.list()?.series_iter() {
                 out.push(match item {
                     None => None,
                     Some(s) => Some(
@@ -280,16 +429,47 @@ fn read_column(series: &Series) -> PolarsResult<Option<AttrColumn>> {
             }
             AttrColumn::StringList(out)
         }
-        _ => return Ok(None),
+        _ => return Err(ColumnProblem::Unsupported),
     };
-    Ok(Some(column))
+    Ok(column)
+}
+
+fn text_column(series: &Series) -> Result<AttrColumn, ColumnProblem> {
+    Ok(AttrColumn::String(
+        series
+            .str()?
+            .iter()
+            .map(|v| v.map(Arc::<str>::from))
+            .collect(),
+    ))
+}
+
+/// `ticks` of `1 / per_micro` µs each (or `micros_per` µs each) as microseconds, if exact
+/// and in range.
+fn exact_micros(
+    ticks: Option<i64>,
+    per_micro: i64,
+    micros_per: i64,
+) -> Result<Option<i64>, String> {
+    let Some(ticks) = ticks else { return Ok(None) };
+    if ticks % per_micro != 0 {
+        return Err(format!(
+            "{ticks} has digits finer than a microsecond, which Fusebox does not keep"
+        ));
+    }
+    let micros = (ticks / per_micro)
+        .checked_mul(micros_per)
+        .ok_or_else(|| format!("{ticks} is outside the supported range"))?;
+    check_timestamp_range(micros)
+        .map(Some)
+        .map_err(|e| format!("{ticks} {e}"))
 }
 
 /// Converts a [`CustomerTable`] into a Polars frame (`id` first, then attributes).
 pub fn table_to_frame(table: &CustomerTable) -> PolarsResult<DataFrame> {
     let mut columns: Vec<Column> = Vec::with_capacity(table.schema().len() + 1);
     columns.push(Series::new("id".into(), table.ids()).into_column());
-    for ((_, name, _), col) in table.schema().iter().zip(table.columns()) {
+    for ((attr, name, _), col) in table.schema().iter().zip(table.columns()) {
         let name = PlSmallStr::from(name);
         let series = match col {
             AttrColumn::String(v) => Series::new(
@@ -302,7 +482,10 @@ pub fn table_to_frame(table: &CustomerTable) -> PolarsResult<DataFrame> {
             AttrColumn::Float(v) => Series::new(name, v),
             AttrColumn::Bool(v) => Series::new(name, v),
             AttrColumn::Timestamp(v) => {
-                Series::new(name, v).cast(&DataType::Datetime(TimeUnit::Microseconds, None))?
+                let zone = TimeZone::opt_try_new(table.schema().time_zone(attr))?;
+                Int64Chunked::from_iter_options(name, v.iter().copied())
+                    .into_datetime(TimeUnit::Microseconds, zone)
+                    .into_series()
             }
             AttrColumn::StringList(v) => {
                 let lists: ListChunked = v
@@ -332,32 +515,41 @@ pub fn table_to_frame(table: &CustomerTable) -> PolarsResult<DataFrame> {
     DataFrame::new(table.len(), columns)
 }
 
-/// Saves customers to a `.parquet` or `.csv` file (format by extension).
+/// Saves customers to a `.parquet` or `.csv` file (format by extension), atomically: the
+/// table is written to a temporary file in the same directory and renamed over `path` when
+/// complete.
 pub fn save_customers(table: &CustomerTable, path: &Path) -> Result<(), CustomerIoError> {
     let format = Format::of(path)?;
-    let polars_err = |source| CustomerIoError::Polars {
+    let write_err = |detail: String| CustomerIoError::Write {
         path: path.to_path_buf(),
-        format: format.name(),
-        source,
+        detail,
     };
-    let mut df = table_to_frame(table).map_err(polars_err)?;
-    let file = File::create(path).map_err(|source| CustomerIoError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut df = table_to_frame(table).map_err(|e| write_err(e.to_string()))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".fusebox-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| write_err(e.to_string()))?;
+    let file = tmp.as_file_mut();
     match format {
-        Format::Parquet => {
-            ParquetWriter::new(file)
-                .finish(&mut df)
-                .map_err(polars_err)?;
-        }
-        Format::Csv => {
-            CsvWriter::new(file)
-                .include_header(true)
-                .finish(&mut df)
-                .map_err(polars_err)?;
-        }
+        Format::Parquet => ParquetWriter::new(file)
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(|e| write_err(e.to_string()))?,
+        Format::Csv => CsvWriter::new(file)
+            .include_header(true)
+            .finish(&mut df)
+            .map_err(|e| write_err(e.to_string()))?,
     }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| write_err(e.to_string()))?;
+    tmp.persist(path)
+        .map_err(|e| write_err(e.error.to_string()))?;
     Ok(())
 }
 
@@ -445,15 +637,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.csv");
         std::fs::write(&p, "id,x\n1,1\n-4,2\n").unwrap();
-        assert!(matches!(
-            load_customers(&p),
-            Err(CustomerIoError::BadId { row: 2, .. })
-        ));
+        let err = load_customers(&p).unwrap_err();
+        assert!(
+            matches!(&err, CustomerIoError::BadValue { row, .. } if row == "row 2 (line 3)"),
+            "{err}"
+        );
         std::fs::write(&p, "id,x\n1,1\n1,2\n").unwrap();
-        assert!(matches!(
-            load_customers(&p),
-            Err(CustomerIoError::Table { .. })
-        ));
+        let err = load_customers(&p).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: customer id 1 appears twice: row 1 (line 2) and row 2 (line 3)",
+                p.display()
+            )
+        );
     }
 
     #[test]

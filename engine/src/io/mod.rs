@@ -5,3 +5,4 @@
 
 pub mod customers;
 pub mod events;
+pub(crate) mod parquet;
