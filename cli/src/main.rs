@@ -12,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
 mod diagnostics;
 mod files;
+mod logging;
 mod progress;
 mod quotas;
 
@@ -36,6 +37,10 @@ pub enum Failure {
 #[derive(Parser)]
 #[command(name = "fusebox", version, about = "Run marketing-automation triggers safely at scale", long_about = None)]
 struct Cli {
+    /// More log output on stderr: `-v` info, `-vv` debug, `-vvv` trace (default: warnings
+    /// only). `RUST_LOG` (e.g. `RUST_LOG=fusebox_quotas=debug`) overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -142,7 +147,8 @@ struct SegmentArgs {
     /// Worker threads; default: the number of cores.
     #[arg(long)]
     threads: Option<usize>,
-    /// Stop after this many seconds; finished segments are still written (exit 1).
+    /// Stop after this many seconds; finished segments are still written (exit 1). A value
+    /// too large to represent (over ~584 billion years) means no limit.
     #[arg(long)]
     timeout: Option<f64>,
     /// Then refresh incrementally: new customers (.parquet or .csv, attribute columns).
@@ -166,6 +172,7 @@ fn main() -> ExitCode {
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
     }));
     let cli = Cli::parse();
+    logging::init(cli.verbose);
     let result = match cli.command {
         Command::Gen {
             out,
@@ -203,16 +210,10 @@ fn main() -> ExitCode {
             quiet,
             quotas,
         } => {
-            if let Some(n) = threads {
-                if n == 0 {
-                    eprintln!("error: --threads must be at least 1");
-                    return ExitCode::from(2);
-                }
-                // Polars reads this when its pool starts (first use), so set it before any I/O.
-                std::env::set_var("POLARS_MAX_THREADS", n.to_string());
-            }
-            let threads = threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads = match worker_threads(threads) {
+                Ok(n) => n,
+                Err(e) => return exit_code(Err(e)),
+            };
             let executor = match executor {
                 ExecutorArg::Sequential => ExecutorKind::Sequential,
                 ExecutorArg::Parallel => ExecutorKind::parallel(threads),
@@ -238,6 +239,10 @@ fn main() -> ExitCode {
         Command::Quota(args) => commands::quota::quota(args),
         Command::Segment(a) => segment_command(a),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Reported) => ExitCode::from(2),
@@ -252,19 +257,47 @@ fn main() -> ExitCode {
     }
 }
 
+/// More worker threads than this many per core only add switching: requests above are
+/// clamped, with a message.
+const MAX_THREADS_PER_CORE: usize = 4;
+
+/// The worker threads to use for `--threads` (default: the number of cores), also given to
+/// Polars' pool. `0` is an input error; more than [`MAX_THREADS_PER_CORE`] per core is clamped
+/// with a warning (thousands of threads would only slow a run down).
+fn worker_threads(requested: Option<usize>) -> Result<usize, Failure> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match requested {
+        None => cores,
+        Some(0) => {
+            return Err(Failure::Input(anyhow::anyhow!(
+                "--threads must be at least 1"
+            )))
+        }
+        Some(n) if n > cores * MAX_THREADS_PER_CORE => {
+            let max = cores * MAX_THREADS_PER_CORE;
+            eprintln!(
+                "warning: --threads {n} is more than {MAX_THREADS_PER_CORE} per core on this \
+                 {cores}-core machine; using {max}"
+            );
+            max
+        }
+        Some(n) => n,
+    };
+    // Polars reads this when its pool starts (first use), so it is set before any I/O.
+    std::env::set_var("POLARS_MAX_THREADS", threads.to_string());
+    Ok(threads)
+}
+
 fn segment_command(a: SegmentArgs) -> Result<(), Failure> {
-    if a.threads == Some(0) {
-        return Err(Failure::Input(anyhow::anyhow!(
-            "--threads must be at least 1"
-        )));
-    }
+    let threads = worker_threads(a.threads)?;
     let timeout = match a.timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
             return Err(Failure::Input(anyhow::anyhow!(
                 "--timeout must be a positive number of seconds"
             )))
         }
-        t => t.map(std::time::Duration::from_secs_f64),
+        // A timeout too long to represent never expires.
+        t => t.and_then(|t| std::time::Duration::try_from_secs_f64(t).ok()),
     };
     commands::segment::segment(&commands::segment::SegmentSpec {
         customers: a.customers,
@@ -273,7 +306,7 @@ fn segment_command(a: SegmentArgs) -> Result<(), Failure> {
         as_of: a.as_of,
         out: a.out,
         explain: a.explain,
-        threads: a.threads,
+        threads: Some(threads),
         timeout,
         changes: commands::segment_refresh::ChangeFiles {
             new_customers: a.new_customers,

@@ -132,7 +132,8 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
         .map_err(|e| Failure::Input(e.into()))?;
     let opts = ComputeOptions {
         as_of,
-        deadline: spec.timeout.map(|t| Instant::now() + t),
+        // A deadline past what an `Instant` can hold is no deadline.
+        deadline: spec.timeout.and_then(|t| Instant::now().checked_add(t)),
         use_cache: true,
     };
     let result = progress::stage(
