@@ -147,6 +147,24 @@ fn excerpt(text: &str, start: usize, end: usize) -> String {
     format!("{before}>>>{marked}<<<{after}")
 }
 
+/// Prints a file's diagnostics (warnings, or errors built elsewhere), located, to stderr.
+pub fn print_diagnostics(file: &str, text: &str, diagnostics: &[ConfigDiagnostic]) {
+    if diagnostics.is_empty() {
+        return;
+    }
+    let text: Arc<str> = Arc::from(text);
+    for r in reports(file, &text, diagnostics) {
+        eprintln!("{r:?}");
+    }
+}
+
+/// Prints every problem of a configuration error, located.
+pub fn print_config_error(err: &ConfigError) {
+    for report in reports(&err.file, &err.source_text, &err.diagnostics) {
+        eprintln!("{report:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,23 +209,5 @@ mod tests {
         let text = format!("é{}", "é".repeat(40_000));
         let _ = render(&text, (1, 3));
         let _ = render(&text, (79_999, 80_003));
-    }
-}
-
-/// Prints a file's diagnostics (warnings, or errors built elsewhere), located, to stderr.
-pub fn print_diagnostics(file: &str, text: &str, diagnostics: &[ConfigDiagnostic]) {
-    if diagnostics.is_empty() {
-        return;
-    }
-    let text: Arc<str> = Arc::from(text);
-    for r in reports(file, &text, diagnostics) {
-        eprintln!("{r:?}");
-    }
-}
-
-/// Prints every problem of a configuration error, located.
-pub fn print_config_error(err: &ConfigError) {
-    for report in reports(&err.file, &err.source_text, &err.diagnostics) {
-        eprintln!("{report:?}");
     }
 }
