@@ -139,6 +139,7 @@ impl BinOp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Func {
     Size,
+    Bool,
     Int,
     Uint,
     Double,
@@ -928,6 +929,7 @@ impl Compiler<'_, '_> {
         // (function, fewest and most arguments counting the receiver, result type)
         let (func, min, max, ty) = match name {
             "size" => (Func::Size, 1, 1, Ty::Int),
+            "bool" => (Func::Bool, 1, 1, Ty::Bool),
             "int" => (Func::Int, 1, 1, Ty::Int),
             "uint" => (Func::Uint, 1, 1, Ty::Uint),
             "double" => (Func::Double, 1, 1, Ty::Float),
@@ -954,6 +956,7 @@ impl Compiler<'_, '_> {
             _ => {
                 let known = [
                     "size",
+                    "bool",
                     "int",
                     "uint",
                     "double",
@@ -1042,6 +1045,7 @@ impl Compiler<'_, '_> {
                 }
                 Func::Duration => matches!(t, Ty::Str | Ty::Dyn | Ty::Duration),
                 Func::Dyn => true,
+                Func::Bool => matches!(t, Ty::Bool | Ty::Str | Ty::Dyn),
                 Func::StartsWith
                 | Func::EndsWith
                 | Func::Contains

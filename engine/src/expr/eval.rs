@@ -698,6 +698,16 @@ fn call(func: Func, args: &[Value]) -> Result<Value, EvalError> {
             Value::Map(m) => m.len() as i64,
             other => return Err(type_err(format!("size() of a {}", other.kind()))),
         }),
+        // The spellings CEL's reference implementation accepts.
+        Func::Bool => Value::Bool(match a {
+            Value::Bool(b) => *b,
+            Value::Str(s) => match s.as_ref() {
+                "1" | "t" | "true" | "TRUE" | "True" => true,
+                "0" | "f" | "false" | "FALSE" | "False" => false,
+                _ => return Err(type_err(format!("cannot convert {s:?} to bool"))),
+            },
+            other => return Err(type_err(format!("bool() of a {}", other.kind()))),
+        }),
         Func::Int => Value::Int(match a {
             Value::Int(i) => *i,
             Value::Uint(u) => i64::try_from(*u)

@@ -53,10 +53,10 @@
 //! - Maps: literal keys may be strings, ints, uints or bools (`{1: 'one'}[1]`); `1`, `1u` and
 //!   `1.0` find the same key; a repeated key is an error. A map with a non-string key is for
 //!   use inside an expression: as a result it is an error, since outputs are JSON.
-//! - Functions: `size`, `int`, `uint`, `double`, `string`, `timestamp`, `duration`, `dyn`,
-//!   `startsWith`, `endsWith`, `contains`, `matches` (literal pattern, compiled once),
-//!   `lowerAscii`, `upperAscii`, the getters above, and the macros `has`, `exists`, `all`,
-//!   `exists_one`, `map`, `filter`. Not supported: bytes, protobuf messages, `type()`, the
+//! - Functions: `size`, `bool`, `int`, `uint`, `double`, `string`, `timestamp`, `duration`,
+//!   `dyn`, `startsWith`, `endsWith`, `contains`, `matches` (literal pattern, compiled
+//!   once), `lowerAscii`, `upperAscii`, the getters above, and the macros `has`, `exists`,
+//!   `all`, `exists_one`, `map` (also `map(x, filter, value)`), `filter`. Not supported: bytes, protobuf messages, `type()`, the
 //!   extension libraries, optional values, two-variable comprehensions.
 //! - Names and operand types are checked when compiling, so an unknown name or `'a' < 1` is a
 //!   compile error (as with CEL's type checker), and a literal-only call that fails

@@ -509,3 +509,50 @@ fn deep_nesting_is_an_error_or_a_value_never_a_stack_overflow() {
     let deep = format!("{}7{}", "(".repeat(500), ")".repeat(500));
     assert!(compile(&deep).is_err());
 }
+
+#[test]
+fn langdef_examples() {
+    // Examples of the CEL language definition's standard definitions.
+    assert_eq!(
+        eval("[1, 2, 3, 4].map(num, num % 2 == 0, num * 2)")
+            .unwrap()
+            .to_string(),
+        "[4, 8]"
+    );
+    assert_eq!(eval("matches('foobar', 'foo.*')"), Ok(Value::Bool(true)));
+    assert_eq!(eval("bool('true')"), Ok(Value::Bool(true)));
+    assert_eq!(eval("bool('FALSE')"), Ok(Value::Bool(false)));
+    assert_eq!(eval("bool(true)"), Ok(Value::Bool(true)));
+    assert!(compile("bool('yes')").is_err());
+    assert_eq!(
+        eval("duration('1.234s').getMilliseconds()"),
+        Ok(Value::Int(234))
+    );
+    assert_eq!(eval("duration('1h30m').getMinutes()"), Ok(Value::Int(90)));
+    assert_eq!(eval("string(duration('1m1ms'))"), Ok(Value::str("60.001s")));
+    assert_eq!(
+        eval("timestamp('2023-12-25T00:00:00Z').getDate('America/Los_Angeles')"),
+        Ok(Value::Int(24))
+    );
+    assert_eq!(
+        eval("timestamp('2023-12-25T12:00:00.500Z').getMilliseconds()"),
+        Ok(Value::Int(500))
+    );
+    assert_eq!(
+        eval("timestamp('2023-12-25T12:00:00Z').getDayOfYear()"),
+        Ok(Value::Int(358))
+    );
+    assert_eq!(eval("3 in {1: 'one', 2: 'two'}"), Ok(Value::Bool(false)));
+    assert_eq!(eval("-1 < dyn(1u)"), Ok(Value::Bool(true)));
+    assert_eq!(
+        eval("1 >= dyn(18446744073709551615u)"),
+        Ok(Value::Bool(false))
+    );
+    assert_eq!(eval("size({1: true, 2: false})"), Ok(Value::Int(2)));
+    assert_eq!(
+        eval("[{'a': 10, 'b': 5, 'c': 20}].map(m, m.filter(key, m[key] > 10))")
+            .unwrap()
+            .to_string(),
+        r#"[["c"]]"#
+    );
+}
