@@ -556,3 +556,117 @@ fn langdef_examples() {
         r#"[["c"]]"#
     );
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::{compile, scope};
+
+    const LEAVES: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "2",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "18446744073709551615u",
+        "0u",
+        "1u",
+        "1.5",
+        "0.0",
+        "-0.0",
+        "1e308",
+        "'a'",
+        "''",
+        "'2009-02-13T23:31:30Z'",
+        "'9999-12-31T23:59:59Z'",
+        "'0001-01-01T00:00:00Z'",
+        "'1h'",
+        "'-1ns'",
+        "'320000000000s'",
+        "'UTC'",
+        "'+02:00'",
+        "'Nowhere/City'",
+        "true",
+        "false",
+        "null",
+        "customer.points",
+        "customer.tags",
+        "customer.age",
+        "customer.last_order_at",
+        "event.properties.total",
+        "event.properties.meta",
+        "event.properties.sku",
+        "now",
+        "x",
+        "[]",
+        "{}",
+    ];
+    const BINARY: &[&str] = &[
+        "+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in",
+    ];
+    const CALLS: &[&str] = &[
+        "duration",
+        "timestamp",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "bool",
+        "size",
+        "dyn",
+    ];
+    const METHODS: &[&str] = &[
+        "getHours()",
+        "getDayOfYear()",
+        "getMilliseconds()",
+        "getDate('UTC')",
+        "getMinutes('Asia/Kathmandu')",
+        "size()",
+        "startsWith('a')",
+    ];
+    const MACROS: &[&str] = &["all", "exists", "exists_one", "map", "filter"];
+
+    fn expr() -> impl Strategy<Value = String> {
+        // `dyn(..)` half of the time, so that more soups get past the compile-time checks.
+        let leaf = (prop::sample::select(LEAVES), any::<bool>()).prop_map(|(l, hide)| {
+            if hide {
+                format!("dyn({l})")
+            } else {
+                l.to_string()
+            }
+        });
+        leaf.prop_recursive(5, 48, 3, |inner| {
+            prop_oneof![
+                (inner.clone(), prop::sample::select(BINARY), inner.clone())
+                    .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+                inner.clone().prop_map(|a| format!("-({a})")),
+                inner.clone().prop_map(|a| format!("dyn({a})")),
+                inner.clone().prop_map(|a| format!("!({a})")),
+                (prop::sample::select(CALLS), inner.clone()).prop_map(|(f, a)| format!("{f}({a})")),
+                (inner.clone(), prop::sample::select(METHODS))
+                    .prop_map(|(a, m)| format!("({a}).{m}")),
+                (inner.clone(), prop::sample::select(MACROS), inner.clone())
+                    .prop_map(|(r, m, body)| format!("[{r}, 1, 'b'].{m}(x, {body})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("[{a}, {b}]")),
+                (inner.clone(), inner.clone(), inner.clone())
+                    .prop_map(|(k, v, k2)| format!("{{{k}: {v}, {k2}: 0}}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, i)| format!("({a})[{i}]")),
+                (inner.clone(), inner.clone(), inner.clone())
+                    .prop_map(|(c, a, b)| format!("({c}) ? ({a}) : ({b})")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+        /// Whatever the expression, compiling gives an expression or an error, and evaluating
+        /// a compiled one gives a value or an error: never a panic.
+        #[test]
+        fn compile_and_eval_never_panic(src in expr()) {
+            if let Ok(expr) = compile(&src) {
+                let _ = expr.eval(&mut scope());
+            }
+        }
+    }
+}
