@@ -219,6 +219,7 @@ fn to_cel(value: &Value) -> cel::Value {
         Value::Null => cel::Value::Null,
         Value::Bool(b) => cel::Value::Bool(*b),
         Value::Int(i) => cel::Value::Int(*i),
+        Value::Uint(u) => cel::Value::UInt(*u),
         Value::Float(x) => cel::Value::Float(*x),
         Value::Str(s) => cel::Value::from(&**s),
         Value::List(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),

@@ -5,10 +5,31 @@
 //!
 //! Invariants:
 //! - Timestamps are microseconds since the Unix epoch, UTC; durations are microseconds.
+//!   (Expressions keep the ones they produce within CEL's ranges, see `expr`; values read
+//!   from data are taken as they are.)
 //! - [`Map`] keys are unique and sorted, so lookups are a binary search and two maps with the
-//!   same entries compare (and serialise) identically — output is deterministic.
-//! - Equality is structural; `Int(1) != Float(1.0)` here, while expression-level comparisons
-//!   (`==` in CEL) compare numbers across the two kinds (see `expr::eval`).
+//!   same entries compare (and serialise) identically — output is deterministic. Maps read
+//!   from JSON (event properties, effect arguments) have string keys only; a CEL map literal
+//!   may also have `bool`, `int` and `uint` keys ([`MapKey`]), kept apart from the string
+//!   keys so that every string-keyed use of a map is unchanged. Such a map never leaves an
+//!   expression (`CompiledExpr::eval` refuses it as a result), because JSON keys are strings.
+//! - Equality is structural; `Int(1) != Float(1.0)` and `Int(1) != Uint(1)` here, while
+//!   expression-level comparisons (`==` in CEL) compare numbers across kinds (see `expr::eval`).
+//!
+//! # JSON serialisation (outputs: effect arguments, outcomes, customers written back)
+//! Every value serialises to JSON without loss of meaning, and nothing silently becomes
+//! `null`:
+//! - `Int` and `Uint` are JSON numbers; a finite `Float` is a JSON number.
+//! - A non-finite `Float` (from data, e.g. a Parquet float column, or from CEL arithmetic such
+//!   as `1.0 / 0.0`, which is IEEE infinity as in CEL) has no JSON number: it serialises as
+//!   the string `"NaN"`, `"Infinity"` or `"-Infinity"` (the spelling JavaScript and most JSON
+//!   producers use), never as `null`. Reading such JSON back gives a string, not a float.
+//! - Timestamps are RFC 3339 strings (UTC), durations are CEL duration strings (`"90s"`,
+//!   `"1.5s"`).
+//! - Map keys are strings. A map with non-string keys cannot be an expression's result, so
+//!   it does not reach an output; should one be serialised anyway, its keys are written as
+//!   their decimal / `true` / `false` text, and a key that would then repeat a string key of
+//!   the same map is a serialisation error, never a duplicate or a dropped entry.
 
 use std::fmt;
 use std::sync::Arc;
@@ -81,6 +102,8 @@ pub enum Value {
     Bool(bool),
     /// Signed 64-bit integer.
     Int(i64),
+    /// Unsigned 64-bit integer (CEL `uint`: only from expressions, e.g. `5u`, `uint(x)`).
+    Uint(u64),
     /// 64-bit float.
     Float(f64),
     /// UTF-8 string.
@@ -107,6 +130,7 @@ impl Value {
             Value::Null => "null",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
+            Value::Uint(_) => "uint",
             Value::Float(_) => "float",
             Value::Str(_) => "string",
             Value::Timestamp(_) => "timestamp",
@@ -125,10 +149,15 @@ impl Value {
                 a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.identical(y))
             }
             (Value::Map(a), Value::Map(b)) => {
-                a.len() == b.len()
-                    && a.entries()
+                a.entries.len() == b.entries.len()
+                    && a.keyed.len() == b.keyed.len()
+                    && a.entries
                         .iter()
-                        .zip(b.entries())
+                        .zip(&b.entries)
+                        .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.identical(v2))
+                    && a.keyed
+                        .iter()
+                        .zip(&b.keyed)
                         .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.identical(v2))
             }
             _ => self == other,
@@ -168,6 +197,20 @@ pub fn format_timestamp(micros: i64) -> String {
     match DateTime::<Utc>::from_timestamp_micros(micros) {
         Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         None => format!("{micros}us"),
+    }
+}
+
+/// Formats a microsecond duration the way CEL writes durations: seconds, with the fractional
+/// digits that are needed (`90s`, `1.5s`, `-0.000001s`). Exact for every `i64`.
+pub fn format_duration(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let (secs, frac) = (abs / 1_000_000, abs % 1_000_000);
+    if frac == 0 {
+        format!("{sign}{secs}s")
+    } else {
+        let digits = format!("{frac:06}");
+        format!("{sign}{secs}.{}s", digits.trim_end_matches('0'))
     }
 }
 
@@ -221,10 +264,11 @@ impl fmt::Display for Value {
             Value::Null => f.write_str("null"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
+            Value::Uint(u) => write!(f, "{u}u"),
             Value::Float(x) => write!(f, "{x:?}"),
             Value::Str(s) => write!(f, "{s:?}"),
             Value::Timestamp(t) => f.write_str(&format_timestamp(*t)),
-            Value::Duration(d) => write!(f, "{}s", *d as f64 / 1e6),
+            Value::Duration(d) => f.write_str(&format_duration(*d)),
             Value::List(items) => {
                 f.write_str("[")?;
                 for (i, item) in items.iter().enumerate() {
@@ -237,10 +281,19 @@ impl fmt::Display for Value {
             }
             Value::Map(map) => {
                 f.write_str("{")?;
-                for (i, (k, v)) in map.entries().iter().enumerate() {
-                    if i > 0 {
+                let mut first = true;
+                for (k, v) in &map.keyed {
+                    if !first {
                         f.write_str(", ")?;
                     }
+                    first = false;
+                    write!(f, "{k}: {v}")?;
+                }
+                for (k, v) in &map.entries {
+                    if !first {
+                        f.write_str(", ")?;
+                    }
+                    first = false;
                     write!(f, "{k:?}: {v}")?;
                 }
                 f.write_str("}")
@@ -255,10 +308,15 @@ impl Serialize for Value {
             Value::Null => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Int(i) => s.serialize_i64(*i),
-            Value::Float(x) => s.serialize_f64(*x),
+            Value::Uint(u) => s.serialize_u64(*u),
+            Value::Float(x) if x.is_finite() => s.serialize_f64(*x),
+            // JSON has no number for these: an explicit string, never serde_json's `null`.
+            Value::Float(x) if x.is_nan() => s.serialize_str("NaN"),
+            Value::Float(x) if *x > 0.0 => s.serialize_str("Infinity"),
+            Value::Float(_) => s.serialize_str("-Infinity"),
             Value::Str(text) => s.serialize_str(text),
             Value::Timestamp(t) => s.serialize_str(&format_timestamp(*t)),
-            Value::Duration(d) => s.serialize_str(&format!("{}s", *d as f64 / 1e6)),
+            Value::Duration(d) => s.serialize_str(&format_duration(*d)),
             Value::List(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for item in items.iter() {
@@ -271,14 +329,87 @@ impl Serialize for Value {
     }
 }
 
-/// A string-keyed map with sorted, unique keys.
+/// A map key other than a string: CEL map literals may use `bool`, `int` and `uint` keys.
+///
+/// Numeric keys are compared by value across `int` and `uint` (CEL's heterogeneous equality):
+/// `1` and `1u` are the same key, so a map never holds both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKey {
+    /// `true` / `false`.
+    Bool(bool),
+    /// A signed integer key.
+    Int(i64),
+    /// An unsigned integer key.
+    Uint(u64),
+}
+
+impl MapKey {
+    /// The key as a value.
+    pub fn to_value(self) -> Value {
+        match self {
+            MapKey::Bool(b) => Value::Bool(b),
+            MapKey::Int(i) => Value::Int(i),
+            MapKey::Uint(u) => Value::Uint(u),
+        }
+    }
+
+    /// Sort order: `false`, `true`, then numbers by value (an `int` before an equal `uint`,
+    /// which cannot occur in one map).
+    fn rank(self) -> (u8, i128) {
+        match self {
+            MapKey::Bool(b) => (0, i128::from(b)),
+            MapKey::Int(i) => (1, i128::from(i)),
+            MapKey::Uint(u) => (1, i128::from(u)),
+        }
+    }
+
+    /// Whether two keys are the same CEL key (`1 == 1u`).
+    pub fn same_key(self, other: MapKey) -> bool {
+        self.rank() == other.rank()
+    }
+}
+
+impl fmt::Display for MapKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapKey::Bool(b) => write!(f, "{b}"),
+            MapKey::Int(i) => write!(f, "{i}"),
+            MapKey::Uint(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// A map with sorted, unique keys: string keys (every map read from JSON) and, for CEL map
+/// literals only, [`MapKey`]s, kept in a separate sorted list.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Map {
     entries: Vec<(Arc<str>, Value)>,
+    keyed: Vec<(MapKey, Value)>,
+}
+
+/// Why a CEL map literal cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapBuildError {
+    /// A key of a kind maps do not accept (CEL map keys are `bool`, `int`, `uint`, `string`).
+    UnsupportedKey(&'static str),
+    /// The same key twice (`{1: 'a', 1u: 'b'}` repeats a key too).
+    RepeatedKey(String),
+}
+
+impl fmt::Display for MapBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapBuildError::UnsupportedKey(kind) => write!(
+                f,
+                "unsupported map key type {kind} (keys are bool, int, uint or string)"
+            ),
+            MapBuildError::RepeatedKey(k) => write!(f, "repeated map key {k}"),
+        }
+    }
 }
 
 impl Map {
-    /// Builds a map; on duplicate keys the last one wins (as in JSON parsers).
+    /// Builds a string-keyed map; on duplicate keys the last one wins (as in JSON parsers).
     pub fn from_entries(entries: impl IntoIterator<Item = (Arc<str>, Value)>) -> Map {
         let mut entries: Vec<(Arc<str>, Value)> = entries.into_iter().collect();
         // Stable sort keeps insertion order among equal keys, so "last wins" is well defined.
@@ -290,10 +421,41 @@ impl Map {
                 _ => deduped.push((k, v)),
             }
         }
-        Map { entries: deduped }
+        Map {
+            entries: deduped,
+            keyed: Vec::new(),
+        }
     }
 
-    /// Looks a key up.
+    /// Builds a map the way a CEL map literal does: keys may be strings, bools, ints or uints;
+    /// any other kind of key, and a repeated key, is an error (CEL has no "last wins").
+    pub fn from_cel_entries(entries: Vec<(Value, Value)>) -> Result<Map, MapBuildError> {
+        let mut strings: Vec<(Arc<str>, Value)> = Vec::new();
+        let mut keyed: Vec<(MapKey, Value)> = Vec::new();
+        for (k, v) in entries {
+            match k {
+                Value::Str(s) => strings.push((s, v)),
+                Value::Bool(b) => keyed.push((MapKey::Bool(b), v)),
+                Value::Int(i) => keyed.push((MapKey::Int(i), v)),
+                Value::Uint(u) => keyed.push((MapKey::Uint(u), v)),
+                other => return Err(MapBuildError::UnsupportedKey(other.kind())),
+            }
+        }
+        strings.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = strings.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(MapBuildError::RepeatedKey(format!("{:?}", w[0].0)));
+        }
+        keyed.sort_by_key(|(k, _)| k.rank());
+        if let Some(w) = keyed.windows(2).find(|w| w[0].0.same_key(w[1].0)) {
+            return Err(MapBuildError::RepeatedKey(w[1].0.to_value().to_string()));
+        }
+        Ok(Map {
+            entries: strings,
+            keyed,
+        })
+    }
+
+    /// Looks a string key up.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries
             .binary_search_by(|(k, _)| k.as_ref().cmp(key))
@@ -301,25 +463,53 @@ impl Map {
             .map(|i| &self.entries[i].1)
     }
 
-    /// The entries in key order.
+    /// Looks a non-string key up (`1` finds a `1u` key and the other way round).
+    pub fn get_key(&self, key: MapKey) -> Option<&Value> {
+        self.keyed
+            .binary_search_by(|(k, _)| k.rank().cmp(&key.rank()))
+            .ok()
+            .map(|i| &self.keyed[i].1)
+    }
+
+    /// The string-keyed entries in key order: all the entries of a map read from JSON.
     pub fn entries(&self) -> &[(Arc<str>, Value)] {
         &self.entries
     }
 
+    /// The entries with non-string keys (only CEL map literals have any), in key order.
+    pub fn keyed_entries(&self) -> &[(MapKey, Value)] {
+        &self.keyed
+    }
+
+    /// Whether every key is a string (true of every map read from JSON).
+    pub fn has_string_keys_only(&self) -> bool {
+        self.keyed.is_empty()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.keyed.len()
     }
 
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.keyed.is_empty()
     }
 }
 
 impl Serialize for Map {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.entries.len()))?;
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for (k, v) in &self.keyed {
+            let text = k.to_string();
+            if self.get(&text).is_some() {
+                return Err(serde::ser::Error::custom(format!(
+                    "map key {} and string key {text:?} would be the same JSON key",
+                    k.to_value()
+                )));
+            }
+            map.serialize_entry(&text, v)?;
+        }
         for (k, v) in &self.entries {
             map.serialize_entry(k.as_ref(), v)?;
         }
@@ -385,5 +575,82 @@ mod tests {
         assert!(!AttrType::Int.accepts(&Value::Float(1.0)));
         assert!(AttrType::Bool.accepts(&Value::Null));
         assert!(!AttrType::String.accepts(&Value::Bool(true)));
+    }
+
+    #[test]
+    fn non_finite_floats_serialise_as_explicit_strings_never_null() {
+        let v = Value::List(
+            vec![
+                Value::Float(f64::NAN),
+                Value::Float(f64::INFINITY),
+                Value::Float(f64::NEG_INFINITY),
+                Value::Float(-0.5),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"["NaN","Infinity","-Infinity",-0.5]"#
+        );
+    }
+
+    #[test]
+    fn uint_serialises_as_a_number() {
+        assert_eq!(
+            serde_json::to_string(&Value::Uint(u64::MAX)).unwrap(),
+            "18446744073709551615"
+        );
+        assert_eq!(Value::Uint(3).to_string(), "3u");
+    }
+
+    #[test]
+    fn durations_format_exactly() {
+        assert_eq!(format_duration(90_000_000), "90s");
+        assert_eq!(format_duration(1_500_000), "1.5s");
+        assert_eq!(format_duration(-1), "-0.000001s");
+        // Beyond f64's exact integers: still exact.
+        assert_eq!(format_duration(9_223_372_036_854_775), "9223372036.854775s");
+        assert_eq!(
+            serde_json::to_string(&Value::Duration(1_000_000_000_000)).unwrap(),
+            r#""1000000s""#
+        );
+    }
+
+    #[test]
+    fn cel_maps_take_scalar_keys_and_refuse_repeats() {
+        let m = Map::from_cel_entries(vec![
+            (Value::Int(2), Value::str("two")),
+            (Value::str("k"), Value::Int(0)),
+            (Value::Bool(true), Value::Int(1)),
+            (Value::Uint(1), Value::str("one")),
+        ])
+        .unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!(m.get_key(MapKey::Int(1)), Some(&Value::str("one")));
+        assert_eq!(m.get_key(MapKey::Uint(2)), Some(&Value::str("two")));
+        assert_eq!(m.get("k"), Some(&Value::Int(0)));
+        assert!(!m.has_string_keys_only());
+        assert_eq!(
+            serde_json::to_string(&Value::Map(Arc::new(m))).unwrap(),
+            r#"{"true":1,"1":"one","2":"two","k":0}"#
+        );
+        assert!(matches!(
+            Map::from_cel_entries(vec![
+                (Value::Int(0), Value::Int(1)),
+                (Value::Uint(0), Value::Int(2)),
+            ]),
+            Err(MapBuildError::RepeatedKey(_))
+        ));
+        assert!(matches!(
+            Map::from_cel_entries(vec![(Value::Float(1.0), Value::Int(1))]),
+            Err(MapBuildError::UnsupportedKey("float"))
+        ));
+        // A number key that reads like a string key of the same map is not written twice.
+        let clash = Map::from_cel_entries(vec![
+            (Value::Int(1), Value::Int(1)),
+            (Value::str("1"), Value::Int(2)),
+        ])
+        .unwrap();
+        assert!(serde_json::to_string(&Value::Map(Arc::new(clash))).is_err());
     }
 }

@@ -14,7 +14,7 @@ use cel::parser::Parser;
 
 use super::{CounterId, ExprEnv, ExprError};
 use crate::customers::AttrId;
-use crate::value::{parse_timestamp, AttrType, Value};
+use crate::value::{AttrType, Value};
 
 /// The statically known type of an expression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum Ty {
     Bool,
     /// Integer.
     Int,
+    /// Unsigned integer (CEL `uint`).
+    Uint,
     /// Float.
     Float,
     /// String.
@@ -59,6 +61,7 @@ impl Ty {
             Value::Null => Ty::Null,
             Value::Bool(_) => Ty::Bool,
             Value::Int(_) => Ty::Int,
+            Value::Uint(_) => Ty::Uint,
             Value::Float(_) => Ty::Float,
             Value::Str(_) => Ty::Str,
             Value::Timestamp(_) => Ty::Timestamp,
@@ -68,7 +71,13 @@ impl Ty {
         }
     }
 
+    /// Numbers: compared with each other across kinds.
     fn is_numeric(self) -> bool {
+        matches!(self, Ty::Int | Ty::Uint | Ty::Float)
+    }
+
+    /// Numbers that mix in arithmetic (a Fusebox convenience; `uint` mixes with nothing).
+    fn mixes(self) -> bool {
         matches!(self, Ty::Int | Ty::Float)
     }
 
@@ -77,6 +86,7 @@ impl Ty {
         match self {
             Ty::Bool => "bool",
             Ty::Int => "int",
+            Ty::Uint => "uint",
             Ty::Float => "float",
             Ty::Str => "string",
             Ty::Timestamp => "timestamp",
@@ -129,11 +139,14 @@ impl BinOp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Func {
     Size,
+    Bool,
     Int,
+    Uint,
     Double,
     String,
     Timestamp,
     Duration,
+    Dyn,
     StartsWith,
     EndsWith,
     Contains,
@@ -141,8 +154,12 @@ pub(crate) enum Func {
     UpperAscii,
     GetHours,
     GetMinutes,
+    GetSeconds,
+    GetMilliseconds,
     GetDayOfWeek,
+    GetDate,
     GetDayOfMonth,
+    GetDayOfYear,
     GetMonth,
     GetFullYear,
 }
@@ -244,7 +261,30 @@ struct Compiler<'a, 'e> {
     next_slot: usize,
 }
 
+/// Stack for parsing and compiling. The `cel` parser recurses deeply per nesting level (a
+/// debug build needs about 16 MiB for the 90 nested parentheses its depth limit lets
+/// through, more than a main thread's 8 MiB), so it runs on a thread of its own with room
+/// to spare: a deeply nested expression is a located error or a compiled expression, never
+/// a stack overflow. Only touched pages of the stack are ever committed.
+const COMPILE_STACK: usize = 64 << 20;
+
 pub(super) fn compile(source: &str, env: &ExprEnv<'_>) -> Result<super::CompiledExpr, ExprError> {
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("cel-compile".into())
+            .stack_size(COMPILE_STACK)
+            .spawn_scoped(scope, || compile_here(source, env));
+        match spawned {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: compile on this one (fine for all but extreme nesting).
+            Err(_) => compile_here(source, env),
+        }
+    })
+}
+
+fn compile_here(source: &str, env: &ExprEnv<'_>) -> Result<super::CompiledExpr, ExprError> {
     if source.trim().is_empty() {
         return Err(ExprError {
             message: "empty expression".into(),
@@ -379,18 +419,28 @@ impl Compiler<'_, '_> {
                     let EntryExpr::MapEntry(me) = &entry.expr else {
                         return Err(self.err(entry.id, "struct fields are not supported", None));
                     };
+                    if me.optional {
+                        return Err(self.err(
+                            entry.id,
+                            "optional map entries are not supported",
+                            None,
+                        ));
+                    }
                     let (k, kt) = self.node(&me.key)?;
-                    if !matches!(kt, Ty::Str | Ty::Dyn) {
+                    if !matches!(kt, Ty::Str | Ty::Int | Ty::Uint | Ty::Bool | Ty::Dyn) {
                         return Err(self.err(
                             me.key.id,
-                            format!("map keys must be strings, got {}", kt.name()),
+                            format!(
+                                "map keys must be strings, ints, uints or bools, got {}",
+                                kt.name()
+                            ),
                             None,
                         ));
                     }
                     let (v, _) = self.node(&me.value)?;
                     entries.push((k, v));
                 }
-                Ok((Node::Map(entries), Ty::Map))
+                Ok((fold_map(entries), Ty::Map))
             }
             Expr::Comprehension(c) => self.comprehension(e.id, c),
             Expr::Struct(_) => Err(self.err(e.id, "message construction is not supported", None)),
@@ -402,16 +452,7 @@ impl Compiler<'_, '_> {
         let v = match lit {
             LiteralValue::Boolean(b) => Value::Bool(*b.inner()),
             LiteralValue::Int(i) => Value::Int(*i.inner()),
-            LiteralValue::UInt(u) => match i64::try_from(*u.inner()) {
-                Ok(i) => Value::Int(i),
-                Err(_) => {
-                    return Err(self.err(
-                        id,
-                        "unsigned literal does not fit a 64-bit signed int",
-                        None,
-                    ))
-                }
-            },
+            LiteralValue::UInt(u) => Value::Uint(*u.inner()),
             LiteralValue::Double(d) => Value::Float(*d.inner()),
             LiteralValue::String(s) => Value::str(s.inner()),
             LiteralValue::Null => Value::Null,
@@ -738,8 +779,13 @@ impl Compiler<'_, '_> {
                 }
                 let (na, ta) = self.node(a)?;
                 let (nb, tb) = self.node(b)?;
-                match (ta, tb) {
-                    (Ty::List | Ty::Dyn, Ty::Int | Ty::Dyn) | (Ty::Map | Ty::Dyn, Ty::Str) => {}
+                // Lists take an int, a uint or an integral float; maps take their key kinds
+                // (and a float that equals an integer key, as in CEL).
+                let list_index = matches!(tb, Ty::Int | Ty::Uint | Ty::Float | Ty::Dyn);
+                let map_key = list_index || matches!(tb, Ty::Str | Ty::Bool);
+                match ta {
+                    Ty::List if list_index => {}
+                    Ty::Map | Ty::Dyn if map_key => {}
                     _ => {
                         return Err(self.err(
                             id,
@@ -762,6 +808,7 @@ impl Compiler<'_, '_> {
                 format!("operator `{}` cannot combine {} and {}", op.symbol(), a.name(), b.name()),
                 match (a, b) {
                     (Str, Int | Float) | (Int | Float, Str) => Some("compare numbers with numbers, e.g. `customer.points > 100`; use int(...) or double(...) to convert a string".into()),
+                    (Uint, Int | Float) | (Int | Float, Uint) => Some("uint does not mix with int or float in arithmetic: convert with int(...), uint(...) or double(...)".into()),
                     _ => None,
                 },
             )
@@ -805,7 +852,8 @@ impl Compiler<'_, '_> {
             }
             BinOp::Add => match (a, b) {
                 (Int, Int) => Ok(Int),
-                _ if a.is_numeric() && b.is_numeric() => Ok(Float),
+                (Uint, Uint) => Ok(Uint),
+                _ if a.mixes() && b.mixes() => Ok(Float),
                 (Str, Str) => Ok(Str),
                 (List, List) => Ok(List),
                 (Timestamp, Duration) | (Duration, Timestamp) => Ok(Timestamp),
@@ -814,7 +862,8 @@ impl Compiler<'_, '_> {
             },
             BinOp::Sub => match (a, b) {
                 (Int, Int) => Ok(Int),
-                _ if a.is_numeric() && b.is_numeric() => Ok(Float),
+                (Uint, Uint) => Ok(Uint),
+                _ if a.mixes() && b.mixes() => Ok(Float),
                 (Timestamp, Timestamp) => Ok(Duration),
                 (Timestamp, Duration) => Ok(Timestamp),
                 (Duration, Duration) => Ok(Duration),
@@ -822,11 +871,13 @@ impl Compiler<'_, '_> {
             },
             BinOp::Mul | BinOp::Div => match (a, b) {
                 (Int, Int) => Ok(Int),
-                _ if a.is_numeric() && b.is_numeric() => Ok(Float),
+                (Uint, Uint) => Ok(Uint),
+                _ if a.mixes() && b.mixes() => Ok(Float),
                 _ => Err(mismatch()),
             },
             BinOp::Rem => match (a, b) {
                 (Int, Int) => Ok(Int),
+                (Uint, Uint) => Ok(Uint),
                 _ => Err(mismatch()),
             },
         }
@@ -875,32 +926,44 @@ impl Compiler<'_, '_> {
             let slot = super::segments::Memberships::global().slot(seg.inner());
             return Ok((Node::Segment(slot), Ty::Bool));
         }
-        let (func, arity, ty) = match name {
-            "size" => (Func::Size, 1, Ty::Int),
-            "int" => (Func::Int, 1, Ty::Int),
-            "double" => (Func::Double, 1, Ty::Float),
-            "string" => (Func::String, 1, Ty::Str),
-            "timestamp" => (Func::Timestamp, 1, Ty::Timestamp),
-            "duration" => (Func::Duration, 1, Ty::Duration),
-            "startsWith" => (Func::StartsWith, 2, Ty::Bool),
-            "endsWith" => (Func::EndsWith, 2, Ty::Bool),
-            "contains" => (Func::Contains, 2, Ty::Bool),
-            "lowerAscii" => (Func::LowerAscii, 1, Ty::Str),
-            "upperAscii" => (Func::UpperAscii, 1, Ty::Str),
-            "getHours" => (Func::GetHours, 1, Ty::Int),
-            "getMinutes" => (Func::GetMinutes, 1, Ty::Int),
-            "getDayOfWeek" => (Func::GetDayOfWeek, 1, Ty::Int),
-            "getDayOfMonth" => (Func::GetDayOfMonth, 1, Ty::Int),
-            "getMonth" => (Func::GetMonth, 1, Ty::Int),
-            "getFullYear" => (Func::GetFullYear, 1, Ty::Int),
+        // (function, fewest and most arguments counting the receiver, result type)
+        let (func, min, max, ty) = match name {
+            "size" => (Func::Size, 1, 1, Ty::Int),
+            "bool" => (Func::Bool, 1, 1, Ty::Bool),
+            "int" => (Func::Int, 1, 1, Ty::Int),
+            "uint" => (Func::Uint, 1, 1, Ty::Uint),
+            "double" => (Func::Double, 1, 1, Ty::Float),
+            "string" => (Func::String, 1, 1, Ty::Str),
+            "timestamp" => (Func::Timestamp, 1, 1, Ty::Timestamp),
+            "duration" => (Func::Duration, 1, 1, Ty::Duration),
+            "dyn" => (Func::Dyn, 1, 1, Ty::Dyn),
+            "startsWith" => (Func::StartsWith, 2, 2, Ty::Bool),
+            "endsWith" => (Func::EndsWith, 2, 2, Ty::Bool),
+            "contains" => (Func::Contains, 2, 2, Ty::Bool),
+            "lowerAscii" => (Func::LowerAscii, 1, 1, Ty::Str),
+            "upperAscii" => (Func::UpperAscii, 1, 1, Ty::Str),
+            // Timestamp getters take an optional time zone.
+            "getHours" => (Func::GetHours, 1, 2, Ty::Int),
+            "getMinutes" => (Func::GetMinutes, 1, 2, Ty::Int),
+            "getSeconds" => (Func::GetSeconds, 1, 2, Ty::Int),
+            "getMilliseconds" => (Func::GetMilliseconds, 1, 2, Ty::Int),
+            "getDayOfWeek" => (Func::GetDayOfWeek, 1, 2, Ty::Int),
+            "getDate" => (Func::GetDate, 1, 2, Ty::Int),
+            "getDayOfMonth" => (Func::GetDayOfMonth, 1, 2, Ty::Int),
+            "getDayOfYear" => (Func::GetDayOfYear, 1, 2, Ty::Int),
+            "getMonth" => (Func::GetMonth, 1, 2, Ty::Int),
+            "getFullYear" => (Func::GetFullYear, 1, 2, Ty::Int),
             _ => {
                 let known = [
                     "size",
+                    "bool",
                     "int",
+                    "uint",
                     "double",
                     "string",
                     "timestamp",
                     "duration",
+                    "dyn",
                     "startsWith",
                     "endsWith",
                     "contains",
@@ -909,8 +972,12 @@ impl Compiler<'_, '_> {
                     "upperAscii",
                     "getHours",
                     "getMinutes",
+                    "getSeconds",
+                    "getMilliseconds",
                     "getDayOfWeek",
+                    "getDate",
                     "getDayOfMonth",
+                    "getDayOfYear",
                     "getMonth",
                     "getFullYear",
                     "has",
@@ -931,33 +998,76 @@ impl Compiler<'_, '_> {
                 ));
             }
         };
-        if all.len() != arity {
+        if all.len() < min || all.len() > max {
+            let takes = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min} or {max}")
+            };
             return Err(self.err(
                 id,
-                format!("`{name}` takes {} argument(s), got {}", arity, all.len()),
+                format!("`{name}` takes {takes} argument(s), got {}", all.len()),
                 None,
             ));
         }
         let mut nodes = Vec::with_capacity(all.len());
-        for a in &all {
+        let mut types = Vec::with_capacity(all.len());
+        for (i, a) in all.iter().enumerate() {
             let (n, t) = self.node(a)?;
+            let getter = matches!(
+                func,
+                Func::GetHours
+                    | Func::GetMinutes
+                    | Func::GetSeconds
+                    | Func::GetMilliseconds
+                    | Func::GetDayOfWeek
+                    | Func::GetDate
+                    | Func::GetDayOfMonth
+                    | Func::GetDayOfYear
+                    | Func::GetMonth
+                    | Func::GetFullYear
+            );
             let ok = match func {
-                Func::Size => matches!(t, Ty::Str | Ty::List | Ty::Map | Ty::Dyn),
-                Func::Int | Func::Double | Func::String => !matches!(t, Ty::List | Ty::Map),
-                Func::Timestamp | Func::Duration => {
-                    matches!(t, Ty::Str | Ty::Dyn | Ty::Timestamp | Ty::Duration)
+                _ if getter && i == 1 => {
+                    // The time zone: a string, checked now when it is a literal.
+                    if let Node::Const(Value::Str(zone)) = &n {
+                        super::eval::parse_zone(zone)
+                            .map_err(|e| self.err(a.id, e.to_string(), None))?;
+                    }
+                    matches!(t, Ty::Str | Ty::Dyn)
                 }
+                Func::Size => matches!(t, Ty::Str | Ty::List | Ty::Map | Ty::Dyn),
+                Func::Int | Func::Double | Func::String | Func::Uint => {
+                    !matches!(t, Ty::List | Ty::Map)
+                }
+                Func::Timestamp => {
+                    matches!(t, Ty::Str | Ty::Int | Ty::Dyn | Ty::Timestamp)
+                }
+                Func::Duration => matches!(t, Ty::Str | Ty::Dyn | Ty::Duration),
+                Func::Dyn => true,
+                Func::Bool => matches!(t, Ty::Bool | Ty::Str | Ty::Dyn),
                 Func::StartsWith
                 | Func::EndsWith
                 | Func::Contains
                 | Func::LowerAscii
                 | Func::UpperAscii => matches!(t, Ty::Str | Ty::Dyn),
+                // Durations have hours, minutes, seconds and milliseconds, without a zone.
+                Func::GetHours | Func::GetMinutes | Func::GetSeconds | Func::GetMilliseconds
+                    if all.len() == 1 =>
+                {
+                    matches!(t, Ty::Timestamp | Ty::Duration | Ty::Dyn)
+                }
                 _ => matches!(t, Ty::Timestamp | Ty::Dyn),
             };
             if !ok {
                 return Err(self.err(a.id, format!("`{name}` cannot take a {}", t.name()), None));
             }
             nodes.push(n);
+            types.push(t);
+        }
+        if func == Func::Dyn {
+            // `dyn(x)` only hides x's type from the compile-time checks, as in CEL.
+            return Ok((nodes.pop().unwrap_or(Node::Const(Value::Null)), Ty::Dyn));
         }
         let node = Node::Call(func, nodes);
         // Calls on literals are evaluated now, so `duration('3x')` is a compile error.
@@ -993,6 +1103,22 @@ fn fold(node: Node) -> Node {
     node
 }
 
+/// A map literal of constants is built once, here (if it builds: a repeated key stays an
+/// error of the evaluation).
+fn fold_map(entries: Vec<(Node, Node)>) -> Node {
+    if entries
+        .iter()
+        .all(|(k, v)| matches!(k, Node::Const(_)) && matches!(v, Node::Const(_)))
+    {
+        let node = Node::Map(entries);
+        return match node.eval(&mut super::eval::NoScope, &mut Vec::new()) {
+            Ok(v) => Node::Const(v),
+            Err(_) => node,
+        };
+    }
+    Node::Map(entries)
+}
+
 fn fold_list(items: Vec<Node>) -> Node {
     if items.iter().all(|n| matches!(n, Node::Const(_))) {
         let values: Vec<Value> = items
@@ -1008,47 +1134,99 @@ fn fold_list(items: Vec<Node>) -> Node {
     }
 }
 
-/// Parses a CEL duration string such as `720h`, `1h30m`, `90s`, `1.5h`, `250ms`.
-pub(crate) fn parse_duration(text: &str) -> Option<i64> {
-    let (neg, mut rest) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text),
+/// Parses a CEL duration string: an optional sign, then numbers with units, e.g. `720h`,
+/// `1h30m`, `-1.5h`, `90s`, `250ms`, `10us` (`µs`), `1000ns`. The value is computed exactly
+/// (integers, no floating point); it must be a whole number of microseconds (Fusebox's
+/// precision: `1ns` is refused, not rounded) and within CEL's duration range.
+pub(crate) fn parse_duration(text: &str) -> Result<Value, super::EvalError> {
+    use super::EvalError;
+    let bad = || {
+        EvalError::Type(format!(
+            "{text:?} is not a duration (e.g. \"720h\", \"1h30m\", \"90s\", \"250ms\")"
+        ))
     };
-    if rest.is_empty() {
-        return None;
+    let out_of_range = || EvalError::Arithmetic(format!("duration {text:?} is out of range"));
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Ok(Value::Duration(0));
     }
-    let mut total: f64 = 0.0;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total_nanos: i128 = 0;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
+        let int_digits = &rest[..int_len];
+        rest = &rest[int_len..];
+        let frac_digits = match rest.strip_prefix('.') {
+            Some(r) => {
+                let len = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+                rest = &r[len..];
+                &r[..len]
+            }
+            None => "",
+        };
+        if int_digits.is_empty() && frac_digits.is_empty() {
+            return Err(bad());
         }
-        let number: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let micros = match &rest[..unit_len] {
-            "h" => 3_600e6,
-            "m" => 60e6,
-            "s" => 1e6,
-            "ms" => 1e3,
-            "us" | "µs" => 1.0,
-            "ns" => 1e-3,
-            _ => return None,
+        let unit_nanos: i128 = match &rest[..unit_len] {
+            "h" => 3_600_000_000_000,
+            "m" => 60_000_000_000,
+            "s" => 1_000_000_000,
+            "ms" => 1_000_000,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ns" => 1,
+            _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total += number * micros;
+        // More than 30 integer digits cannot be in range whatever the unit.
+        let int_digits = int_digits.trim_start_matches('0');
+        if int_digits.len() > 30 {
+            return Err(out_of_range());
+        }
+        let whole: i128 = if int_digits.is_empty() {
+            0
+        } else {
+            int_digits.parse().map_err(|_| bad())?
+        };
+        let frac_digits = frac_digits.trim_end_matches('0');
+        if frac_digits.len() > 24 {
+            return Err(EvalError::Arithmetic(format!(
+                "duration {text:?} is finer than a microsecond (Fusebox's precision)"
+            )));
+        }
+        let frac: i128 = if frac_digits.is_empty() {
+            0
+        } else {
+            frac_digits.parse().map_err(|_| bad())?
+        };
+        let scale = 10i128.pow(frac_digits.len() as u32);
+        let frac_nanos = frac * unit_nanos;
+        if frac_nanos % scale != 0 {
+            return Err(EvalError::Arithmetic(format!(
+                "duration {text:?} is finer than a microsecond (Fusebox's precision)"
+            )));
+        }
+        total_nanos = whole
+            .checked_mul(unit_nanos)
+            .and_then(|w| w.checked_add(frac_nanos / scale))
+            .and_then(|c| total_nanos.checked_add(c))
+            .ok_or_else(out_of_range)?;
     }
-    if !total.is_finite() || total.abs() > i64::MAX as f64 {
-        return None;
+    if total_nanos % 1000 != 0 {
+        return Err(EvalError::Arithmetic(format!(
+            "duration {text:?} is finer than a microsecond (Fusebox's precision)"
+        )));
     }
-    let micros = total.round() as i64;
-    Some(if neg { -micros } else { micros })
-}
-
-pub(crate) fn parse_timestamp_value(text: &str) -> Option<i64> {
-    parse_timestamp(text)
+    let micros = total_nanos / 1000;
+    super::eval::duration_value(if negative { -micros } else { micros })
 }

@@ -3,19 +3,59 @@
 //! Reads of mutable state (customer attributes, counters) go through [`Scope`], so an executor
 //! can record them (read-sets for validation) or stop an execution that must wait for another
 //! one ([`EvalError::Halt`]). Everything else is pure.
+//!
+//! Invariants kept here:
+//! - every timestamp an operation produces is within CEL's range (`0001-01-01T00:00:00Z` to
+//!   `9999-12-31T23:59:59.999999Z`) and every duration within an `int64` of nanoseconds
+//!   (about ±292 years, as the CEL language definition says), checked in one place
+//!   ([`timestamp_value`], [`duration_value`]); outside them is a range error;
+//! - integer arithmetic (`int` and `uint`) is checked, conversions are checked;
+//! - a comprehension's accumulator may hold an error, so `all` / `exists` absorb an element's
+//!   error when another element decides the result, as `&&` / `||` do;
+//! - nothing here panics: every index and every conversion is checked.
 
 use std::cmp::Ordering;
+use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike, Utc};
 
-use super::compile::{
-    parse_duration, parse_timestamp_value, BinOp, Comprehension, EventField, Func, Node,
-};
+use super::compile::{parse_duration, BinOp, Comprehension, EventField, Func, Node};
 use super::CounterId;
 use crate::customers::AttrId;
 use crate::event::Event;
-use crate::value::{format_timestamp, Map, Value};
+use crate::value::{
+    format_duration, format_timestamp, Map, MapKey, Value, MAX_TIMESTAMP, MIN_TIMESTAMP,
+};
+
+/// Local slots of an evaluation (comprehension variables). An accumulator may hold an error,
+/// which is raised only if the comprehension's result reads it.
+pub(crate) type Locals = Vec<Result<Value, EvalError>>;
+
+/// Longest duration CEL allows (an `int64` of nanoseconds), in whole microseconds.
+pub(crate) const MAX_DURATION: i64 = 9_223_372_036_854_775;
+
+/// A timestamp value, or a range error.
+pub(crate) fn timestamp_value(micros: i128) -> Result<Value, EvalError> {
+    if (i128::from(MIN_TIMESTAMP)..=i128::from(MAX_TIMESTAMP)).contains(&micros) {
+        Ok(Value::Timestamp(micros as i64))
+    } else {
+        Err(EvalError::Arithmetic(
+            "timestamp out of range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)".into(),
+        ))
+    }
+}
+
+/// A duration value, or a range error.
+pub(crate) fn duration_value(micros: i128) -> Result<Value, EvalError> {
+    if (-i128::from(MAX_DURATION)..=i128::from(MAX_DURATION)).contains(&micros) {
+        Ok(Value::Duration(micros as i64))
+    } else {
+        Err(EvalError::Arithmetic(
+            "duration out of range (about ±292 years: an int64 of nanoseconds)".into(),
+        ))
+    }
+}
 
 /// Why an evaluation did not produce a value.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -23,7 +63,8 @@ pub enum EvalError {
     /// Operand kinds that no operator or function accepts.
     #[error("type error: {0}")]
     Type(String),
-    /// Integer overflow, division by zero, out-of-range conversion.
+    /// Integer overflow, division by zero, out-of-range conversion, timestamp or duration
+    /// out of range.
     #[error("arithmetic error: {0}")]
     Arithmetic(String),
     /// A map key or list index that is not there.
@@ -86,7 +127,7 @@ impl Node {
     pub(crate) fn eval(
         &self,
         scope: &mut dyn Scope,
-        locals: &mut Vec<Value>,
+        locals: &mut Locals,
     ) -> Result<Value, EvalError> {
         Ok(match self {
             Node::Const(v) => v.clone(),
@@ -111,7 +152,10 @@ impl Node {
             Node::Coupon => scope
                 .coupon()
                 .ok_or_else(|| EvalError::NoSuchKey("coupon (no coupon issued yet)".into()))?,
-            Node::Local(slot) => locals[*slot].clone(),
+            Node::Local(slot) => match locals.get(*slot) {
+                Some(v) => v.clone()?,
+                None => return Err(type_err(format!("unbound local slot {slot}"))),
+            },
             Node::Segment(slot) => {
                 Value::Bool(slot.contains(scope.event().customer_id).ok_or_else(|| {
                     EvalError::NoSuchKey(format!(
@@ -146,19 +190,12 @@ impl Node {
                 Value::Bool(b) => Value::Bool(!b),
                 other => return Err(type_err(format!("`!` on a {}", other.kind()))),
             },
-            Node::Neg(a) => {
-                match a.eval(scope, locals)? {
-                    Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| {
-                        EvalError::Arithmetic("integer overflow in negation".into())
-                    })?),
-                    Value::Float(x) => Value::Float(-x),
-                    Value::Duration(d) => Value::Duration(
-                        d.checked_neg()
-                            .ok_or_else(|| EvalError::Arithmetic("duration overflow".into()))?,
-                    ),
-                    other => return Err(type_err(format!("cannot negate a {}", other.kind()))),
-                }
-            }
+            Node::Neg(a) => match a.eval(scope, locals)? {
+                Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| overflow("negation"))?),
+                Value::Float(x) => Value::Float(-x),
+                Value::Duration(d) => duration_value(-i128::from(d))?,
+                other => return Err(type_err(format!("cannot negate a {}", other.kind()))),
+            },
             Node::And(a, b) => logic(a, b, scope, locals, false)?,
             Node::Or(a, b) => logic(a, b, scope, locals, true)?,
             Node::Cond(parts) => match parts.0.eval(scope, locals)? {
@@ -186,13 +223,17 @@ impl Node {
             Node::Map(entries) => {
                 let mut out = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
-                    let key = match k.eval(scope, locals)? {
-                        Value::Str(s) => s,
-                        other => return Err(type_err(format!("map key is a {}", other.kind()))),
-                    };
+                    let key = k.eval(scope, locals)?;
                     out.push((key, v.eval(scope, locals)?));
                 }
-                Value::Map(Arc::new(Map::from_entries(out)))
+                Value::Map(Arc::new(Map::from_cel_entries(out).map_err(
+                    |e| match e {
+                        crate::value::MapBuildError::UnsupportedKey(_) => type_err(e.to_string()),
+                        crate::value::MapBuildError::RepeatedKey(_) => {
+                            EvalError::Arithmetic(e.to_string())
+                        }
+                    },
+                )?))
             }
             Node::Call(func, args) => {
                 let mut values = Vec::with_capacity(args.len());
@@ -219,7 +260,7 @@ fn logic(
     a: &Node,
     b: &Node,
     scope: &mut dyn Scope,
-    locals: &mut Vec<Value>,
+    locals: &mut Locals,
     is_or: bool,
 ) -> Result<Value, EvalError> {
     // CEL: the result is decided by whichever side decides it; an error on one side is
@@ -246,80 +287,131 @@ fn logic(
 fn comprehension(
     c: &Comprehension,
     scope: &mut dyn Scope,
-    locals: &mut Vec<Value>,
+    locals: &mut Locals,
 ) -> Result<Value, EvalError> {
     let range = c.range.eval(scope, locals)?;
     let items: Vec<Value> = match range {
         Value::List(l) => l.to_vec(),
         Value::Map(m) => m
-            .entries()
+            .keyed_entries()
             .iter()
-            .map(|(k, _)| Value::Str(k.clone()))
+            .map(|(k, _)| k.to_value())
+            .chain(m.entries().iter().map(|(k, _)| Value::Str(k.clone())))
             .collect(),
         other => return Err(type_err(format!("cannot iterate over a {}", other.kind()))),
     };
-    locals[c.accu_slot] = c.init.eval(scope, locals)?;
+    let slot = |locals: &mut Locals, i: usize| -> Result<(), EvalError> {
+        if i < locals.len() {
+            Ok(())
+        } else {
+            Err(type_err(format!("unbound local slot {i}")))
+        }
+    };
+    slot(locals, c.accu_slot)?;
+    slot(locals, c.iter_slot)?;
+    locals[c.accu_slot] = Ok(c.init.eval(scope, locals)?);
     for item in items {
-        locals[c.iter_slot] = item;
+        locals[c.iter_slot] = Ok(item);
         match c.cond.eval(scope, locals)? {
             Value::Bool(false) => break,
             Value::Bool(true) => {}
             other => return Err(type_err(format!("loop condition is a {}", other.kind()))),
         }
-        locals[c.accu_slot] = c.step.eval(scope, locals)?;
+        // An error in one step is kept in the accumulator, not raised: a later element may
+        // still decide the result (`[1, 2, 3].all(e, 6 / (2 - e) == 6)` is false).
+        locals[c.accu_slot] = match c.step.eval(scope, locals) {
+            Err(EvalError::Halt) => return Err(EvalError::Halt),
+            step => step,
+        };
     }
     c.result.eval(scope, locals)
 }
 
+/// A number as a float (the lossy conversion CEL uses when comparing across kinds).
 fn as_f64(v: &Value) -> Option<f64> {
     match v {
         Value::Int(i) => Some(*i as f64),
+        Value::Uint(u) => Some(*u as f64),
         Value::Float(x) => Some(*x),
         _ => None,
     }
 }
 
-/// Equality as CEL `==` sees it: numbers compare across int/float; lists and maps element-wise.
+/// An integer (`int` or `uint`) exactly.
+fn as_i128(v: &Value) -> Option<i128> {
+    match v {
+        Value::Int(i) => Some(i128::from(*i)),
+        Value::Uint(u) => Some(i128::from(*u)),
+        _ => None,
+    }
+}
+
+fn is_number(v: &Value) -> bool {
+    matches!(v, Value::Int(_) | Value::Uint(_) | Value::Float(_))
+}
+
+/// Equality as CEL `==` sees it: numbers compare across int/uint/float by value (NaN equals
+/// nothing); lists element-wise; maps by keys (`1` and `1u` are the same key) and values.
 pub(crate) fn values_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-            as_f64(a) == as_f64(b)
+        (Value::Int(_) | Value::Uint(_), Value::Int(_) | Value::Uint(_)) => {
+            as_i128(a) == as_i128(b)
         }
+        _ if is_number(a) && is_number(b) => as_f64(a) == as_f64(b),
         (Value::List(x), Value::List(y)) => {
             x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| values_equal(p, q))
         }
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len()
+                && x.entries().len() == y.entries().len()
                 && x.entries()
                     .iter()
                     .zip(y.entries())
                     .all(|((k1, v1), (k2, v2))| k1 == k2 && values_equal(v1, v2))
+                && x.keyed_entries()
+                    .iter()
+                    .zip(y.keyed_entries())
+                    .all(|((k1, v1), (k2, v2))| k1.same_key(*k2) && values_equal(v1, v2))
         }
         _ => a == b,
     }
 }
 
-fn compare(a: &Value, b: &Value) -> Result<Ordering, EvalError> {
+/// Ordering for `<`, `<=`, `>`, `>=`. `None`: unordered (a NaN is involved), and every
+/// ordering comparison is then false, as in IEEE 754 and CEL.
+fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, EvalError> {
     let incomparable = || type_err(format!("cannot order {} and {}", a.kind(), b.kind()));
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-            let (x, y) = (as_f64(a).unwrap_or(f64::NAN), as_f64(b).unwrap_or(f64::NAN));
-            x.partial_cmp(&y)
-                .ok_or_else(|| EvalError::Arithmetic("comparison with NaN".into()))
+        (Value::Int(_) | Value::Uint(_), Value::Int(_) | Value::Uint(_)) => {
+            Ok(as_i128(a).zip(as_i128(b)).map(|(x, y)| x.cmp(&y)))
         }
-        (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
+        // Across int/uint and float, CEL compares as doubles (so 2^63 - 1 is not below 2^63).
+        _ if is_number(a) && is_number(b) => Ok(as_f64(a)
+            .zip(as_f64(b))
+            .and_then(|(x, y)| x.partial_cmp(&y))),
+        (Value::Str(x), Value::Str(y)) => Ok(Some(x.cmp(y))),
         (Value::Timestamp(x), Value::Timestamp(y)) | (Value::Duration(x), Value::Duration(y)) => {
-            Ok(x.cmp(y))
+            Ok(Some(x.cmp(y)))
         }
-        (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Ok(Some(x.cmp(y))),
         _ => Err(incomparable()),
     }
 }
 
 fn overflow(what: &str) -> EvalError {
     EvalError::Arithmetic(format!("integer overflow in {what}"))
+}
+
+fn uint_overflow(what: &str) -> EvalError {
+    EvalError::Arithmetic(format!("uint overflow in {what}"))
+}
+
+fn divide_by_zero() -> EvalError {
+    EvalError::Arithmetic("division by zero".into())
+}
+
+fn modulus_by_zero() -> EvalError {
+    EvalError::Arithmetic("modulus by zero".into())
 }
 
 pub(crate) fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
@@ -332,77 +424,83 @@ pub(crate) fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError
             b.kind()
         ))
     };
+    // Ints and floats mix (a Fusebox convenience); uint mixes with nothing, as in CEL.
+    let floats = || match (a, b) {
+        (Int(_) | Float(_), Int(_) | Float(_)) => {
+            Some((as_f64(a).unwrap_or_default(), as_f64(b).unwrap_or_default()))
+        }
+        _ => None,
+    };
+    let ordered = |want: fn(Ordering) -> bool| -> Result<Value, EvalError> {
+        Ok(Bool(compare(a, b)?.is_some_and(want)))
+    };
     Ok(match op {
         BinOp::Eq => Bool(values_equal(a, b)),
         BinOp::Ne => Bool(!values_equal(a, b)),
-        BinOp::Lt => Bool(compare(a, b)? == Ordering::Less),
-        BinOp::Le => Bool(compare(a, b)? != Ordering::Greater),
-        BinOp::Gt => Bool(compare(a, b)? == Ordering::Greater),
-        BinOp::Ge => Bool(compare(a, b)? != Ordering::Less),
+        BinOp::Lt => ordered(|o| o == Ordering::Less)?,
+        BinOp::Le => ordered(|o| o != Ordering::Greater)?,
+        BinOp::Gt => ordered(|o| o == Ordering::Greater)?,
+        BinOp::Ge => ordered(|o| o != Ordering::Less)?,
         BinOp::In => match b {
             List(items) => Bool(items.iter().any(|x| values_equal(a, x))),
-            Map(m) => match a {
-                Str(k) => Bool(m.get(k).is_some()),
-                _ => Bool(false),
-            },
+            Map(m) => Bool(map_lookup(m, a).is_some()),
             _ => return Err(mismatch()),
         },
         BinOp::Add => match (a, b) {
             (Int(x), Int(y)) => Int(x.checked_add(*y).ok_or_else(|| overflow("addition"))?),
-            (Int(_) | Float(_), Int(_) | Float(_)) => {
-                Float(as_f64(a).unwrap_or_default() + as_f64(b).unwrap_or_default())
-            }
+            (Uint(x), Uint(y)) => Uint(x.checked_add(*y).ok_or_else(|| uint_overflow("addition"))?),
             (Str(x), Str(y)) => Str(Arc::from(format!("{x}{y}"))),
             (List(x), List(y)) => List(x.iter().chain(y.iter()).cloned().collect()),
-            (Timestamp(t), Duration(d)) | (Duration(d), Timestamp(t)) => Timestamp(
-                t.checked_add(*d)
-                    .ok_or_else(|| overflow("timestamp arithmetic"))?,
-            ),
-            (Duration(x), Duration(y)) => Duration(
-                x.checked_add(*y)
-                    .ok_or_else(|| overflow("duration arithmetic"))?,
-            ),
-            _ => return Err(mismatch()),
+            (Timestamp(t), Duration(d)) | (Duration(d), Timestamp(t)) => {
+                timestamp_value(i128::from(*t) + i128::from(*d))?
+            }
+            (Duration(x), Duration(y)) => duration_value(i128::from(*x) + i128::from(*y))?,
+            _ => match floats() {
+                Some((x, y)) => Float(x + y),
+                None => return Err(mismatch()),
+            },
         },
         BinOp::Sub => match (a, b) {
             (Int(x), Int(y)) => Int(x.checked_sub(*y).ok_or_else(|| overflow("subtraction"))?),
-            (Int(_) | Float(_), Int(_) | Float(_)) => {
-                Float(as_f64(a).unwrap_or_default() - as_f64(b).unwrap_or_default())
-            }
-            (Timestamp(x), Timestamp(y)) => Duration(
+            (Uint(x), Uint(y)) => Uint(
                 x.checked_sub(*y)
-                    .ok_or_else(|| overflow("timestamp arithmetic"))?,
+                    .ok_or_else(|| uint_overflow("subtraction"))?,
             ),
-            (Timestamp(t), Duration(d)) => Timestamp(
-                t.checked_sub(*d)
-                    .ok_or_else(|| overflow("timestamp arithmetic"))?,
-            ),
-            (Duration(x), Duration(y)) => Duration(
-                x.checked_sub(*y)
-                    .ok_or_else(|| overflow("duration arithmetic"))?,
-            ),
-            _ => return Err(mismatch()),
+            (Timestamp(x), Timestamp(y)) => duration_value(i128::from(*x) - i128::from(*y))?,
+            (Timestamp(t), Duration(d)) => timestamp_value(i128::from(*t) - i128::from(*d))?,
+            (Duration(x), Duration(y)) => duration_value(i128::from(*x) - i128::from(*y))?,
+            _ => match floats() {
+                Some((x, y)) => Float(x - y),
+                None => return Err(mismatch()),
+            },
         },
         BinOp::Mul => match (a, b) {
             (Int(x), Int(y)) => Int(x
                 .checked_mul(*y)
                 .ok_or_else(|| overflow("multiplication"))?),
-            (Int(_) | Float(_), Int(_) | Float(_)) => {
-                Float(as_f64(a).unwrap_or_default() * as_f64(b).unwrap_or_default())
-            }
-            _ => return Err(mismatch()),
+            (Uint(x), Uint(y)) => Uint(
+                x.checked_mul(*y)
+                    .ok_or_else(|| uint_overflow("multiplication"))?,
+            ),
+            _ => match floats() {
+                Some((x, y)) => Float(x * y),
+                None => return Err(mismatch()),
+            },
         },
         BinOp::Div => match (a, b) {
-            (Int(_), Int(0)) => return Err(EvalError::Arithmetic("division by zero".into())),
+            (Int(_), Int(0)) | (Uint(_), Uint(0)) => return Err(divide_by_zero()),
             (Int(x), Int(y)) => Int(x.checked_div(*y).ok_or_else(|| overflow("division"))?),
-            (Int(_) | Float(_), Int(_) | Float(_)) => {
-                Float(as_f64(a).unwrap_or_default() / as_f64(b).unwrap_or_default())
-            }
-            _ => return Err(mismatch()),
+            (Uint(x), Uint(y)) => Uint(x / y),
+            // IEEE 754, as in CEL: `1.0 / 0.0` is infinity, `0.0 / 0.0` is NaN.
+            _ => match floats() {
+                Some((x, y)) => Float(x / y),
+                None => return Err(mismatch()),
+            },
         },
         BinOp::Rem => match (a, b) {
-            (Int(_), Int(0)) => return Err(EvalError::Arithmetic("modulus by zero".into())),
+            (Int(_), Int(0)) | (Uint(_), Uint(0)) => return Err(modulus_by_zero()),
             (Int(x), Int(y)) => Int(x.checked_rem(*y).ok_or_else(|| overflow("modulus"))?),
+            (Uint(x), Uint(y)) => Uint(x % y),
             _ => return Err(mismatch()),
         },
     })
@@ -425,17 +523,57 @@ fn op_symbol(op: BinOp) -> &'static str {
     }
 }
 
+/// A float that is exactly an integer, as an integer (for list indexes and map keys).
+fn integral(x: f64) -> Option<i128> {
+    // Beyond ±2^64 no list index or map key can match; the bound also keeps the cast exact.
+    (x.fract() == 0.0 && x.abs() <= 1.8446744073709552e19).then_some(x as i128)
+}
+
+/// A map entry by CEL key: strings, bools, and numbers by value (`1`, `1u` and `1.0` find the
+/// same key). `None` also for keys of other kinds.
+fn map_lookup<'m>(m: &'m Map, key: &Value) -> Option<&'m Value> {
+    let number = |n: i128| {
+        if let Ok(i) = i64::try_from(n) {
+            m.get_key(MapKey::Int(i))
+        } else if let Ok(u) = u64::try_from(n) {
+            m.get_key(MapKey::Uint(u))
+        } else {
+            None
+        }
+    };
+    match key {
+        Value::Str(k) => m.get(k),
+        Value::Bool(b) => m.get_key(MapKey::Bool(*b)),
+        Value::Int(i) => number(i128::from(*i)),
+        Value::Uint(u) => number(i128::from(*u)),
+        Value::Float(x) => integral(*x).and_then(number),
+        _ => None,
+    }
+}
+
 fn index(container: &Value, key: &Value) -> Result<Value, EvalError> {
     match (container, key) {
-        (Value::List(items), Value::Int(i)) => usize::try_from(*i)
-            .ok()
-            .and_then(|i| items.get(i))
+        (Value::List(items), Value::Int(_) | Value::Uint(_) | Value::Float(_)) => {
+            let i = match key {
+                Value::Float(x) => integral(*x).ok_or_else(|| {
+                    EvalError::NoSuchKey(format!("list index {x} is not an integer"))
+                })?,
+                _ => as_i128(key).unwrap_or(-1),
+            };
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| items.get(i))
+                .cloned()
+                .ok_or_else(|| {
+                    EvalError::NoSuchKey(format!("index {i} of a list of {}", items.len()))
+                })
+        }
+        (
+            Value::Map(m),
+            Value::Str(_) | Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Float(_),
+        ) => map_lookup(m, key)
             .cloned()
-            .ok_or_else(|| EvalError::NoSuchKey(format!("index {i} of a list of {}", items.len()))),
-        (Value::Map(m), Value::Str(k)) => m
-            .get(k)
-            .cloned()
-            .ok_or_else(|| EvalError::NoSuchKey(k.to_string())),
+            .ok_or_else(|| EvalError::NoSuchKey(key.to_string())),
         _ => Err(type_err(format!(
             "cannot index a {} with a {}",
             container.kind(),
@@ -444,15 +582,60 @@ fn index(container: &Value, key: &Value) -> Result<Value, EvalError> {
     }
 }
 
-fn datetime(v: &Value) -> Result<DateTime<Utc>, EvalError> {
-    match v {
-        Value::Timestamp(t) => DateTime::<Utc>::from_timestamp_micros(*t)
-            .ok_or_else(|| EvalError::Arithmetic("timestamp out of range".into())),
-        other => Err(type_err(format!(
-            "expected a timestamp, got {}",
-            other.kind()
-        ))),
+/// A parsed CEL time zone: `UTC`, an IANA name (`Europe/Paris`, `US/Central`) or a fixed
+/// offset `+HH:MM` / `-HH:MM` (the sign may be left out: `02:00`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Zone {
+    Fixed(FixedOffset),
+    Named(chrono_tz::Tz),
+}
+
+/// Parses a time zone argument of the timestamp getters.
+pub(crate) fn parse_zone(text: &str) -> Result<Zone, EvalError> {
+    let bad = || {
+        type_err(format!("unknown time zone {text:?} (use an IANA name such as \"Europe/Paris\", \"UTC\", or an offset such as \"+02:00\")"))
+    };
+    let offset = text
+        .strip_prefix('+')
+        .map(|r| (1, r))
+        .or_else(|| text.strip_prefix('-').map(|r| (-1, r)))
+        .unwrap_or((1, text));
+    let (sign, rest) = offset;
+    let b = rest.as_bytes();
+    if b.len() == 5 && b[2] == b':' && [0, 1, 3, 4].iter().all(|&i| b[i].is_ascii_digit()) {
+        let num = |i: usize| i32::from(b[i] - b'0') * 10 + i32::from(b[i + 1] - b'0');
+        let (h, m) = (num(0), num(3));
+        if h > 23 || m > 59 {
+            return Err(bad());
+        }
+        return FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+            .map(Zone::Fixed)
+            .ok_or_else(bad);
     }
+    chrono_tz::Tz::from_str(text)
+        .map(Zone::Named)
+        .map_err(|_| bad())
+}
+
+/// The local date and time of a timestamp, in UTC or in a zone.
+fn local_time(v: &Value, zone: Option<&Value>) -> Result<NaiveDateTime, EvalError> {
+    let t = match v {
+        Value::Timestamp(t) => DateTime::<Utc>::from_timestamp_micros(*t)
+            .ok_or_else(|| EvalError::Arithmetic("timestamp out of range".into()))?,
+        other => {
+            return Err(type_err(format!(
+                "expected a timestamp, got {}",
+                other.kind()
+            )))
+        }
+    };
+    Ok(match zone {
+        None => t.naive_utc(),
+        Some(z) => match parse_zone(string_arg(z)?)? {
+            Zone::Fixed(offset) => t.with_timezone(&offset).naive_local(),
+            Zone::Named(tz) => t.with_timezone(&tz).naive_local(),
+        },
+    })
 }
 
 fn string_arg(v: &Value) -> Result<&str, EvalError> {
@@ -462,8 +645,50 @@ fn string_arg(v: &Value) -> Result<&str, EvalError> {
     }
 }
 
+/// `int(x)` for a float: truncation toward zero, defined only strictly inside the int range
+/// (CEL: "(minInt, maxInt) non-inclusive"; `int(-9223372036854775808.0)` is a range error).
+fn float_to_int(x: f64) -> Result<i64, EvalError> {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if x.is_finite() && x > -LIMIT && x < LIMIT {
+        Ok(x.trunc() as i64)
+    } else {
+        Err(EvalError::Arithmetic(format!(
+            "{x} is out of the int range"
+        )))
+    }
+}
+
+/// `uint(x)` for a float: truncation, defined only strictly inside (-1, 2^64).
+fn float_to_uint(x: f64) -> Result<u64, EvalError> {
+    const LIMIT: f64 = 18_446_744_073_709_551_616.0; // 2^64
+    if x.is_finite() && x > -1.0 && x < LIMIT {
+        Ok(x.trunc() as u64)
+    } else {
+        Err(EvalError::Arithmetic(format!(
+            "{x} is out of the uint range"
+        )))
+    }
+}
+
+/// Parses a CEL timestamp string (RFC 3339) into microseconds, refusing what Fusebox cannot
+/// represent exactly (sub-microsecond digits) and what CEL's range excludes.
+pub(crate) fn parse_timestamp_text(s: &str) -> Result<Value, EvalError> {
+    let t = DateTime::parse_from_rfc3339(s)
+        .map_err(|_| type_err(format!("{s:?} is not an RFC 3339 timestamp")))?;
+    if t.nanosecond() % 1000 != 0 {
+        return Err(EvalError::Arithmetic(format!(
+            "{s:?} has sub-microsecond digits; Fusebox timestamps have microsecond precision"
+        )));
+    }
+    let micros = i128::from(t.timestamp()) * 1_000_000 + i128::from(t.nanosecond() / 1000);
+    timestamp_value(micros)
+}
+
 fn call(func: Func, args: &[Value]) -> Result<Value, EvalError> {
-    let a = &args[0];
+    let Some(a) = args.first() else {
+        return Err(type_err("function called without arguments".into()));
+    };
+    let zone = args.get(1);
     Ok(match func {
         Func::Size => Value::Int(match a {
             Value::Str(s) => s.chars().count() as i64,
@@ -471,16 +696,21 @@ fn call(func: Func, args: &[Value]) -> Result<Value, EvalError> {
             Value::Map(m) => m.len() as i64,
             other => return Err(type_err(format!("size() of a {}", other.kind()))),
         }),
+        // The spellings CEL's reference implementation accepts.
+        Func::Bool => Value::Bool(match a {
+            Value::Bool(b) => *b,
+            Value::Str(s) => match s.as_ref() {
+                "1" | "t" | "true" | "TRUE" | "True" => true,
+                "0" | "f" | "false" | "FALSE" | "False" => false,
+                _ => return Err(type_err(format!("cannot convert {s:?} to bool"))),
+            },
+            other => return Err(type_err(format!("bool() of a {}", other.kind()))),
+        }),
         Func::Int => Value::Int(match a {
             Value::Int(i) => *i,
-            Value::Float(x) => {
-                if x.is_finite() && *x >= -9.223_372_036_854_776e18 && *x < 9.223_372_036_854_776e18
-                {
-                    x.trunc() as i64
-                } else {
-                    return Err(EvalError::Arithmetic(format!("{x} does not fit an int")));
-                }
-            }
+            Value::Uint(u) => i64::try_from(*u)
+                .map_err(|_| EvalError::Arithmetic(format!("{u}u is out of the int range")))?,
+            Value::Float(x) => float_to_int(*x)?,
             Value::Str(s) => s
                 .trim()
                 .parse()
@@ -489,8 +719,20 @@ fn call(func: Func, args: &[Value]) -> Result<Value, EvalError> {
             Value::Timestamp(t) => t.div_euclid(1_000_000),
             other => return Err(type_err(format!("int() of a {}", other.kind()))),
         }),
+        Func::Uint => Value::Uint(match a {
+            Value::Uint(u) => *u,
+            Value::Int(i) => u64::try_from(*i)
+                .map_err(|_| EvalError::Arithmetic(format!("{i} is out of the uint range")))?,
+            Value::Float(x) => float_to_uint(*x)?,
+            Value::Str(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| type_err(format!("cannot convert {s:?} to uint")))?,
+            other => return Err(type_err(format!("uint() of a {}", other.kind()))),
+        }),
         Func::Double => Value::Float(match a {
             Value::Int(i) => *i as f64,
+            Value::Uint(u) => *u as f64,
             Value::Float(x) => *x,
             Value::Str(s) => s
                 .trim()
@@ -501,40 +743,87 @@ fn call(func: Func, args: &[Value]) -> Result<Value, EvalError> {
         Func::String => match a {
             Value::Str(_) => a.clone(),
             Value::Int(i) => Value::Str(Arc::from(i.to_string())),
+            Value::Uint(u) => Value::Str(Arc::from(u.to_string())),
             Value::Float(x) => Value::Str(Arc::from(x.to_string())),
             Value::Bool(b) => Value::Str(Arc::from(b.to_string())),
             Value::Timestamp(t) => Value::Str(Arc::from(format_timestamp(*t))),
-            Value::Duration(d) => Value::Str(Arc::from(format!("{}s", *d as f64 / 1e6))),
+            Value::Duration(d) => Value::Str(Arc::from(format_duration(*d))),
             Value::Null => Value::str("null"),
             other => return Err(type_err(format!("string() of a {}", other.kind()))),
         },
         Func::Timestamp => match a {
-            Value::Timestamp(_) => a.clone(),
-            Value::Str(s) => Value::Timestamp(
-                parse_timestamp_value(s)
-                    .ok_or_else(|| type_err(format!("{s:?} is not an RFC 3339 timestamp")))?,
-            ),
+            Value::Timestamp(t) => timestamp_value(i128::from(*t))?,
+            // Seconds since the Unix epoch.
+            Value::Int(secs) => timestamp_value(i128::from(*secs) * 1_000_000)?,
+            Value::Str(s) => parse_timestamp_text(s)?,
             other => return Err(type_err(format!("timestamp() of a {}", other.kind()))),
         },
         Func::Duration => match a {
-            Value::Duration(_) => a.clone(),
-            Value::Str(s) => Value::Duration(parse_duration(s).ok_or_else(|| {
-                type_err(format!(
-                    "{s:?} is not a duration (e.g. \"720h\", \"1h30m\", \"90s\")"
-                ))
-            })?),
+            Value::Duration(d) => duration_value(i128::from(*d))?,
+            Value::Str(s) => parse_duration(s)?,
             other => return Err(type_err(format!("duration() of a {}", other.kind()))),
         },
-        Func::StartsWith => Value::Bool(string_arg(a)?.starts_with(string_arg(&args[1])?)),
-        Func::EndsWith => Value::Bool(string_arg(a)?.ends_with(string_arg(&args[1])?)),
-        Func::Contains => Value::Bool(string_arg(a)?.contains(string_arg(&args[1])?)),
+        Func::Dyn => a.clone(),
+        Func::StartsWith => Value::Bool(string_arg(a)?.starts_with(string_arg(arg(args, 1)?)?)),
+        Func::EndsWith => Value::Bool(string_arg(a)?.ends_with(string_arg(arg(args, 1)?)?)),
+        Func::Contains => Value::Bool(string_arg(a)?.contains(string_arg(arg(args, 1)?)?)),
         Func::LowerAscii => Value::Str(Arc::from(string_arg(a)?.to_ascii_lowercase())),
         Func::UpperAscii => Value::Str(Arc::from(string_arg(a)?.to_ascii_uppercase())),
-        Func::GetHours => Value::Int(i64::from(datetime(a)?.hour())),
-        Func::GetMinutes => Value::Int(i64::from(datetime(a)?.minute())),
-        Func::GetDayOfWeek => Value::Int(i64::from(datetime(a)?.weekday().num_days_from_sunday())),
-        Func::GetDayOfMonth => Value::Int(i64::from(datetime(a)?.day0())),
-        Func::GetMonth => Value::Int(i64::from(datetime(a)?.month0())),
-        Func::GetFullYear => Value::Int(i64::from(datetime(a)?.year())),
+        // On a duration, the getters convert the whole duration (`duration('3730s')
+        // .getMinutes()` is 62); `getMilliseconds` is the millisecond part, as in CEL.
+        Func::GetHours | Func::GetMinutes | Func::GetSeconds | Func::GetMilliseconds
+            if matches!(a, Value::Duration(_)) =>
+        {
+            let Value::Duration(d) = a else {
+                return Err(type_err("expected a duration".into()));
+            };
+            if zone.is_some() {
+                return Err(type_err("duration getters take no time zone".into()));
+            }
+            Value::Int(match func {
+                Func::GetHours => d / 3_600_000_000,
+                Func::GetMinutes => d / 60_000_000,
+                Func::GetSeconds => d / 1_000_000,
+                _ => (d % 1_000_000) / 1000,
+            })
+        }
+        Func::GetHours => Value::Int(i64::from(local_time(a, zone)?.hour())),
+        Func::GetMinutes => Value::Int(i64::from(local_time(a, zone)?.minute())),
+        Func::GetSeconds => Value::Int(i64::from(local_time(a, zone)?.second())),
+        Func::GetMilliseconds => {
+            Value::Int(i64::from(local_time(a, zone)?.nanosecond() / 1_000_000))
+        }
+        Func::GetDayOfWeek => Value::Int(i64::from(
+            local_time(a, zone)?.weekday().num_days_from_sunday(),
+        )),
+        Func::GetDate => Value::Int(i64::from(local_time(a, zone)?.day())),
+        Func::GetDayOfMonth => Value::Int(i64::from(local_time(a, zone)?.day0())),
+        Func::GetDayOfYear => Value::Int(i64::from(local_time(a, zone)?.ordinal0())),
+        Func::GetMonth => Value::Int(i64::from(local_time(a, zone)?.month0())),
+        Func::GetFullYear => Value::Int(i64::from(local_time(a, zone)?.year())),
     })
+}
+
+fn arg(args: &[Value], i: usize) -> Result<&Value, EvalError> {
+    args.get(i)
+        .ok_or_else(|| type_err(format!("missing argument {}", i + 1)))
+}
+
+/// Checks that an expression's result can leave the expression (become an effect argument,
+/// an attribute, a counter, a chained event's property): maps with non-string keys cannot,
+/// since JSON object keys are strings.
+pub(crate) fn check_output(v: &Value) -> Result<(), EvalError> {
+    match v {
+        Value::List(items) => items.iter().try_for_each(check_output),
+        Value::Map(m) => {
+            if let Some((k, _)) = m.keyed_entries().first() {
+                return Err(type_err(format!(
+                    "a map with a non-string key ({}) cannot be a result: JSON object keys are strings (convert keys with string(...))",
+                    k.to_value()
+                )));
+            }
+            m.entries().iter().try_for_each(|(_, v)| check_output(v))
+        }
+        _ => Ok(()),
+    }
 }

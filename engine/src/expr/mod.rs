@@ -24,19 +24,52 @@
 //! | `segment('id')` | bool | the customer is in segment `id`'s latest published membership ([`segments`]) |
 //!
 //! # Semantics (where CEL leaves room, and where Fusebox is stricter or kinder)
-//! - Numbers: `int` and `float` mix freely (`total > 50` works when `total` is `50.5`); integer
-//!   arithmetic is checked: overflow and division by zero are errors, never wrap.
+//! The reference is the CEL language definition and its conformance suite
+//! (`engine/tests/cel_conformance.rs` holds the applicable cases, by name).
+//! - Numbers: `int` (64-bit signed), `uint` (64-bit unsigned: `5u`, `uint(x)`) and `double`.
+//!   `int` and `double` mix freely in arithmetic (`total > 50` works when `total` is `50.5`;
+//!   a Fusebox convenience, CEL itself does not mix them); `uint` mixes with nothing without
+//!   a conversion, as in CEL. Comparisons and `==` compare all three by value. Integer
+//!   arithmetic is checked: overflow, division and modulus by zero are errors, never wrap.
+//!   `double` arithmetic is IEEE 754, as in CEL: `1.0 / 0.0` is infinity, `0.0 / 0.0` NaN;
+//!   NaN is unordered (`<` etc. are false) and equals nothing. Conversions are checked:
+//!   `int(x)` needs `x` strictly inside the int range, `uint(-1)` is an error.
 //! - `null` equals only `null`; ordering a `null` (`customer.age > 30` with age unset) is an
 //!   error — guard with `has(customer.age)`, which is true when the attribute is not null.
 //! - `&&` / `||` absorb errors the CEL way: `false && error` is `false`, `true || error` is
-//!   `true`.
+//!   `true`; so do the macros built on them: `all` is false if any element is false even when
+//!   another errs, `exists` is true if any element is true. An executor's [`EvalError::Halt`]
+//!   is never absorbed.
 //! - Timestamps and durations: `now - customer.last_order_at > duration('720h')`,
-//!   `timestamp('2026-01-01T00:00:00Z')`, `t.getHours()`, `t.getDayOfWeek()` (UTC, Sunday=0).
-//! - Functions: `size`, `int`, `double`, `string`, `timestamp`, `duration`, `startsWith`,
-//!   `endsWith`, `contains`, `matches` (literal pattern, compiled once), `lowerAscii`,
-//!   `upperAscii`, and the macros `has`, `exists`, `all`, `exists_one`, `map`, `filter`.
+//!   `timestamp('2026-01-01T00:00:00Z')`, `timestamp(1767225600)` (seconds since the epoch).
+//!   Getters `getFullYear`, `getMonth`, `getDayOfYear`, `getDayOfMonth`, `getDate`,
+//!   `getDayOfWeek` (Sunday=0), `getHours`, `getMinutes`, `getSeconds`, `getMilliseconds`, in
+//!   UTC or in a time zone given as an argument (`now.getHours('Europe/Paris')`,
+//!   `now.getHours('+02:00')`); on a duration `getHours` etc. give the whole duration in that
+//!   unit. Every timestamp an operation produces lies in `0001-01-01T00:00:00Z` ..=
+//!   `9999-12-31T23:59:59.999999Z` and every duration within an int64 of nanoseconds (about
+//!   ±292 years), else it is a range error. Precision is the microsecond: a literal with finer
+//!   digits (`duration('1ns')`) is refused, not rounded.
+//! - Maps: literal keys may be strings, ints, uints or bools (`{1: 'one'}[1]`); `1`, `1u` and
+//!   `1.0` find the same key; a repeated key is an error. A map with a non-string key is for
+//!   use inside an expression: as a result it is an error, since outputs are JSON.
+//! - Functions: `size`, `bool`, `int`, `uint`, `double`, `string`, `timestamp`, `duration`,
+//!   `dyn`, `startsWith`, `endsWith`, `contains`, `matches` (literal pattern, compiled
+//!   once), `lowerAscii`, `upperAscii`, the getters above, and the macros `has`, `exists`,
+//!   `all`, `exists_one`, `map` (also `map(x, filter, value)`), `filter`. Not supported: bytes, protobuf messages, `type()`, the
+//!   extension libraries, optional values, two-variable comprehensions.
+//! - Names and operand types are checked when compiling, so an unknown name or `'a' < 1` is a
+//!   compile error (as with CEL's type checker), and a literal-only call that fails
+//!   (`duration('3x')`) is one too.
 //! - An evaluation error aborts the trigger execution it belongs to, with the error recorded
 //!   in the outcome; it never panics and never silently counts as `false`.
+//!
+//! # Invariants
+//! - Compiling resolves every name to a slot and checks every statically known operand type
+//!   (`compile`); evaluation (`eval`) only checks `dyn` operands.
+//! - Evaluation never panics, whatever the input; compiling never overflows the stack (it
+//!   runs on a thread with a large stack; the parser bounds nesting).
+//! - Results that leave an expression ([`CompiledExpr::eval`]) are JSON-representable.
 
 mod compile;
 mod eval;
@@ -144,13 +177,18 @@ impl CompiledExpr {
     }
 
     /// Evaluates the expression.
+    ///
+    /// The result can leave the expression: a map with non-string keys (possible inside an
+    /// expression, e.g. `{1: 'a'}[1]`) is refused as a result, since outputs are JSON.
     pub fn eval(&self, scope: &mut dyn Scope) -> Result<Value, EvalError> {
-        if self.locals == 0 {
-            self.root.eval(scope, &mut Vec::new())
+        let value = if self.locals == 0 {
+            self.root.eval(scope, &mut Vec::new())?
         } else {
-            let mut locals = vec![Value::Null; self.locals];
-            self.root.eval(scope, &mut locals)
-        }
+            let mut locals = vec![Ok(Value::Null); self.locals];
+            self.root.eval(scope, &mut locals)?
+        };
+        eval::check_output(&value)?;
+        Ok(value)
     }
 
     /// Evaluates a condition: the result must be a bool.
