@@ -13,6 +13,7 @@ mod commands;
 mod diagnostics;
 mod files;
 mod logging;
+mod outputs;
 mod progress;
 mod quotas;
 
@@ -66,11 +67,11 @@ enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
-        /// Number of customers.
-        #[arg(long, default_value_t = 10_000)]
+        /// Number of customers (at least 1).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
         customers: u64,
-        /// Number of events.
-        #[arg(long, default_value_t = 100_000)]
+        /// Number of events (at least 1).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
         events: u64,
         /// Random seed: the same seed writes identical files.
         #[arg(long, default_value_t = 1)]
@@ -186,6 +187,9 @@ fn main() -> ExitCode {
                 events,
                 seed,
             };
+            if let Err(e) = outputs::prepare(&spec.out, &[], &[]) {
+                return exit_code(Err(e));
+            }
             let bar = progress::bar(events, "generate");
             let r = commands::gen::generate(&spec, &bar).map_err(Failure::Runtime);
             bar.finish_and_clear();

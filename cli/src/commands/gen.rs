@@ -7,12 +7,13 @@
 //! coupon pool that runs dry, and chained events. The same seed always writes byte-identical
 //! files.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+
+use crate::files::{write_text, AtomicFile};
 use fusebox_engine::customers::{Column, CustomerTable, Schema};
 use fusebox_engine::io::customers::save_customers;
 use fusebox_engine::value::{format_timestamp, parse_timestamp, AttrType, Value};
@@ -71,7 +72,6 @@ const EPOCH: &str = "2026-03-01T00:00:00Z";
 
 /// Writes the workload and returns the file paths.
 pub fn generate(spec: &GenSpec, progress: &indicatif::ProgressBar) -> Result<Workload> {
-    anyhow::ensure!(spec.customers > 0, "--customers must be at least 1");
     std::fs::create_dir_all(&spec.out)
         .with_context(|| format!("cannot create {}", spec.out.display()))?;
     let w = Workload {
@@ -88,12 +88,9 @@ pub fn generate(spec: &GenSpec, progress: &indicatif::ProgressBar) -> Result<Wor
     save_customers(&table, &w.customers)
         .with_context(|| format!("cannot write {}", w.customers.display()))?;
     write_events(&mut rng, spec, start, &w.events, progress)?;
-    std::fs::write(&w.triggers, triggers_yaml(spec))
-        .with_context(|| format!("cannot write {}", w.triggers.display()))?;
-    std::fs::write(&w.segments, super::segment::GENERATED_SEGMENTS)
-        .with_context(|| format!("cannot write {}", w.segments.display()))?;
-    std::fs::write(&w.quotas, quotas::quotas_yaml(spec))
-        .with_context(|| format!("cannot write {}", w.quotas.display()))?;
+    write_text(&w.triggers, &triggers_yaml(spec))?;
+    write_text(&w.segments, super::segment::GENERATED_SEGMENTS)?;
+    write_text(&w.quotas, &quotas::quotas_yaml(spec))?;
     Ok(w)
 }
 
@@ -211,8 +208,8 @@ fn write_events(
     path: &Path,
     progress: &indicatif::ProgressBar,
 ) -> Result<()> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut file = AtomicFile::create(path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file.file());
     let popularity = Zipf::new(spec.customers as f64, 1.05).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Customer popularity is Zipf over a shuffled rank → id map, so hot customers are spread
     // over the id space rather than being ids 1, 2, 3.
@@ -287,6 +284,8 @@ fn write_events(
         }
     }
     out.flush()?;
+    drop(out);
+    file.commit()?;
     progress.set_position(spec.events);
     Ok(())
 }

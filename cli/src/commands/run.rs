@@ -12,8 +12,9 @@ use fusebox_engine::{BatchResult, Engine, ExecutorKind, RunOptions};
 
 use crate::diagnostics::{print_config_error, print_diagnostics};
 use crate::files::{read_text, write_json, write_jsonl};
+use crate::outputs::{self, Input};
 use crate::progress;
-use crate::quotas::QuotaSetup;
+use crate::quotas::{LedgerChoice, QuotaSetup};
 use crate::Failure;
 
 /// Inputs and options of a run.
@@ -39,6 +40,7 @@ pub struct RunSpec {
 /// `timings.json` into `spec.out` (and `held.jsonl`, `notifications.jsonl` with quotas).
 pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     let started = Instant::now();
+    check_paths(spec)?;
     let triggers_text = read_text(&spec.triggers)?;
     let customers = progress::stage(format!("loading {}", spec.customers.display()), || {
         load_customers(&spec.customers)
@@ -70,6 +72,9 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         progress: Some(&tick),
         quotas: quotas.as_ref().map(|q| &q.quotas),
     };
+    // After every input is validated (a bad input creates nothing), before anything is
+    // charged: the gate charges quotas inside `run_batch`.
+    outputs::create(&spec.out)?;
     let exec_started = Instant::now();
     let result = engine
         .run_batch(&mut state, &records, &options)
@@ -100,8 +105,36 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     Ok(result)
 }
 
+/// The files a run writes into `--out` (the quota ones only with `--quotas`).
+const OUTPUTS: [&str; 5] = [
+    "effects.jsonl",
+    "outcomes.jsonl",
+    "report.json",
+    "timings.json",
+    "customers.parquet",
+];
+const QUOTA_OUTPUTS: [&str; 2] = ["held.jsonl", "notifications.jsonl"];
+
+/// Before anything is read: no output file is an input, and the ledger is neither an input
+/// nor an output.
+fn check_paths(spec: &RunSpec) -> Result<(), Failure> {
+    let mut inputs = vec![
+        Input::read("--customers", &spec.customers),
+        Input::read("--events", &spec.events),
+        Input::read("--triggers", &spec.triggers),
+    ];
+    let mut outputs = OUTPUTS.to_vec();
+    if let Some(q) = &spec.quotas {
+        inputs.push(Input::read("--quotas", &q.config));
+        if let LedgerChoice::File(ledger) = &q.ledger {
+            inputs.push(Input::updated("--ledger", ledger));
+        }
+        outputs.extend(QUOTA_OUTPUTS);
+    }
+    outputs::check(&spec.out, &outputs, &inputs)
+}
+
 fn write_outputs(out: &Path, result: &BatchResult, state: &State) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_jsonl(&out.join("effects.jsonl"), &result.effects)?;
     write_jsonl(&out.join("outcomes.jsonl"), &result.outcomes)?;
     write_json(&out.join("report.json"), &result.report)?;

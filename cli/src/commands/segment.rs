@@ -10,12 +10,10 @@
 //! `--as-of` defaults to the latest event timestamp, so a replay of the same files gives the
 //! same memberships on any day.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use fusebox_engine::customers::CustomerTable;
 use fusebox_engine::io::customers::load_customers;
 use fusebox_engine::io::events::read_events;
@@ -27,7 +25,8 @@ use serde::Serialize;
 
 use super::segment_refresh::{load_changes, refresh_and_write, ChangeFiles};
 use crate::diagnostics::{print_config_error, print_diagnostics};
-use crate::files::write_json;
+use crate::files::{read_text, write_json, AtomicFile};
+use crate::outputs::{self, Input};
 use crate::{progress, Failure};
 
 /// Inputs and options of `fusebox segment`.
@@ -77,12 +76,41 @@ struct GroupJson<'a> {
     segments: Vec<SegmentJson<'a>>,
 }
 
+/// Before anything is read: none of the files written into `--out` is an input.
+fn check_paths(spec: &SegmentSpec) -> Result<(), Failure> {
+    let c = &spec.changes;
+    let mut inputs = vec![
+        Input::read("--customers", &spec.customers),
+        Input::read("--events", &spec.events),
+        Input::read("--segments", &spec.segments),
+    ];
+    for (flag, path) in [
+        ("--new-customers", &c.new_customers),
+        ("--updates", &c.updates),
+        ("--new-events", &c.new_events),
+    ] {
+        if let Some(path) = path {
+            inputs.push(Input::read(flag, path));
+        }
+    }
+    outputs::check(
+        &spec.out,
+        &[
+            "members.parquet",
+            "segments.json",
+            "members-refreshed.parquet",
+            "refresh.json",
+            "segment-events.jsonl",
+        ],
+        &inputs,
+    )
+}
+
 /// Runs `fusebox segment`.
 pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
     let started = Instant::now();
-    let text = std::fs::read_to_string(&spec.segments)
-        .with_context(|| format!("cannot read {}", spec.segments.display()))
-        .map_err(Failure::Input)?;
+    check_paths(spec)?;
+    let text = read_text(&spec.segments)?;
     let as_of_arg = match &spec.as_of {
         Some(s) => Some(parse_timestamp(s).ok_or_else(|| {
             Failure::Input(anyhow::anyhow!(
@@ -130,6 +158,9 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let engine = SegmentEngine::new(group, &data, as_of, spec.threads)
         .map_err(|e| Failure::Input(e.into()))?;
+    // Inputs are all valid (a bad one creates nothing); the output directory must be usable
+    // before minutes of computing.
+    outputs::create(&spec.out)?;
     let opts = ComputeOptions {
         as_of,
         // A deadline past what an `Instant` can hold is no deadline.
@@ -142,9 +173,6 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
     )
     .map_err(|e| Failure::Runtime(e.into()))?;
 
-    std::fs::create_dir_all(&spec.out)
-        .with_context(|| format!("cannot create {}", spec.out.display()))
-        .map_err(Failure::Runtime)?;
     let members = engine.member_ids(&data, &result);
     write_members(&spec.out.join("members.parquet"), &members).map_err(Failure::Runtime)?;
     let plan = engine.plan();
@@ -249,11 +277,11 @@ pub(crate) fn write_members(path: &Path, members: &[(Arc<str>, Vec<u64>)]) -> an
             Series::new("customer_id".into(), ids).into_column(),
         ],
     )?;
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    ParquetWriter::new(file)
+    let mut file = AtomicFile::create(path)?;
+    ParquetWriter::new(file.file())
         .finish(&mut df)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    Ok(())
+    file.commit()
 }
 
 /// `fusebox check` for a segment file: prints diagnostics; returns whether it is valid.
