@@ -14,6 +14,7 @@ mod diagnostics;
 mod files;
 mod logging;
 mod outputs;
+mod panics;
 mod progress;
 mod quotas;
 
@@ -172,8 +173,16 @@ fn main() -> ExitCode {
     let _ = miette::set_hook(Box::new(|_| {
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
     }));
+    panics::install_hook();
     let cli = Cli::parse();
     logging::init(cli.verbose);
+    match std::panic::catch_unwind(|| execute(cli)) {
+        Ok(code) => code,
+        Err(payload) => panics::exit_code(payload.as_ref()),
+    }
+}
+
+fn execute(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Gen {
             out,
