@@ -256,6 +256,66 @@ impl Pool {
         self.len() == 0
     }
 
+    /// Whether `code` is one of this pool's codes.
+    pub fn contains(&self, code: &str) -> bool {
+        match &self.source {
+            PoolSource::List(codes) => codes.iter().any(|c| c.as_ref() == code),
+            PoolSource::Generated {
+                prefix,
+                start,
+                count,
+                width,
+            } => generated_number(code, prefix, *width).is_some_and(|n| {
+                u128::from(n) >= u128::from(*start)
+                    && u128::from(n) < u128::from(*start) + u128::from(*count)
+            }),
+        }
+    }
+
+    /// A code both pools can issue, if there is one (codes must be unique across pools: a
+    /// code is redeemed by its text, so two pools issuing it would make it ambiguous).
+    /// Exact for every pair, and constant time for two generated pools whatever their sizes.
+    pub fn shared_code(&self, other: &Pool) -> Option<Arc<str>> {
+        match (&self.source, &other.source) {
+            (PoolSource::List(codes), _) => codes.iter().find(|c| other.contains(c)).cloned(),
+            (_, PoolSource::List(codes)) => codes.iter().find(|c| self.contains(c)).cloned(),
+            (
+                PoolSource::Generated {
+                    prefix: pa,
+                    start: sa,
+                    count: ca,
+                    width: wa,
+                },
+                PoolSource::Generated {
+                    prefix: pb,
+                    start: sb,
+                    count: cb,
+                    width: wb,
+                },
+            ) => {
+                let a = Sequence {
+                    prefix: pa,
+                    start: *sa,
+                    count: *ca,
+                    width: *wa,
+                };
+                let b = Sequence {
+                    prefix: pb,
+                    start: *sb,
+                    count: *cb,
+                    width: *wb,
+                };
+                if pb.starts_with(pa.as_ref()) {
+                    shared_generated(&a, &b)
+                } else if pa.starts_with(pb.as_ref()) {
+                    shared_generated(&b, &a)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
     /// The code at position `index` (0-based), if the pool has one there.
     pub fn code(&self, index: u64) -> Option<Arc<str>> {
         match &self.source {
@@ -272,6 +332,93 @@ impl Pool {
                 .then(|| Arc::from(format!("{prefix}{:0width$}", start + index, width = *width))),
         }
     }
+}
+
+/// A generated code sequence: `prefix` + the number zero-padded to `width` digits.
+struct Sequence<'a> {
+    prefix: &'a str,
+    start: u64,
+    count: u64,
+    width: usize,
+}
+
+/// The number `code` stands for in a generated sequence with `prefix` and `width`, if it is
+/// written exactly as the sequence writes it (digits only, padded to `width`, no other
+/// leading zeros).
+fn generated_number(code: &str, prefix: &str, width: usize) -> Option<u64> {
+    let digits = code.strip_prefix(prefix)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    (digits.len() == width.max(digit_count(u128::from(n)))).then_some(n)
+}
+
+fn digit_count(n: u128) -> usize {
+    let mut d = 1;
+    let mut n = n / 10;
+    while n > 0 {
+        d += 1;
+        n /= 10;
+    }
+    d
+}
+
+/// A code of `b` that `a` also issues, where `a.prefix` is a prefix of `b.prefix`.
+///
+/// `b`'s codes are `a.prefix + t + pad(n, b.width)` with `t` the rest of `b`'s prefix. Unless
+/// `t` is all digits they never read as one of `a`'s numbers. Otherwise, for each length `L`
+/// of `pad(n, b.width)`, the numbers `n` of that length form an interval, the digits after
+/// `a.prefix` read as `m = t·10^L + n` (an interval too), and that text is how `a` writes `m`
+/// exactly when its length `len(t) + L` is `a.width`, or is longer and has no leading zero
+/// (`m ≥ 10^(len(t)+L-1)`). Intersecting with `a`'s range answers each `L` in O(1).
+fn shared_generated(a: &Sequence<'_>, b: &Sequence<'_>) -> Option<Arc<str>> {
+    let t = &b.prefix[a.prefix.len()..];
+    if !t.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let head: u128 = if t.is_empty() { 0 } else { t.parse().ok()? };
+    let (b_lo, b_hi) = (
+        u128::from(b.start),
+        u128::from(b.start) + u128::from(b.count),
+    );
+    let (a_lo, a_hi) = (
+        u128::from(a.start),
+        u128::from(a.start) + u128::from(a.count),
+    );
+    let pow = |e: usize| 10u128.checked_pow(u32::try_from(e).ok()?);
+    for len in 1..=20usize {
+        // The numbers n with len(pad(n, b.width)) == len.
+        let (n_lo, n_hi) = match len.cmp(&b.width) {
+            std::cmp::Ordering::Less => continue,
+            std::cmp::Ordering::Equal => (0, pow(len)?),
+            std::cmp::Ordering::Greater if len == 1 => (0, 10),
+            std::cmp::Ordering::Greater => (pow(len - 1)?, pow(len)?),
+        };
+        let (n_lo, n_hi) = (n_lo.max(b_lo), n_hi.min(b_hi));
+        if n_lo >= n_hi {
+            continue;
+        }
+        let text_len = t.len() + len;
+        let base = head.checked_mul(pow(len)?)?;
+        let (mut m_lo, m_hi) = (base + n_lo, base + n_hi);
+        match text_len.cmp(&a.width) {
+            std::cmp::Ordering::Less => continue,
+            std::cmp::Ordering::Equal => {}
+            std::cmp::Ordering::Greater => m_lo = m_lo.max(pow(text_len - 1)?),
+        }
+        let lo = m_lo.max(a_lo);
+        if lo < m_hi.min(a_hi) {
+            let n = lo - base;
+            return Some(Arc::from(format!(
+                "{}{:0width$}",
+                b.prefix,
+                n,
+                width = b.width
+            )));
+        }
+    }
+    None
 }
 
 /// A shared counter.
@@ -398,5 +545,80 @@ mod tests {
         assert_eq!(pool.code(0).as_deref(), Some("W-0001"));
         assert_eq!(pool.code(2).as_deref(), Some("W-0003"));
         assert_eq!(pool.code(3), None);
+    }
+
+    fn generated(prefix: &str, start: u64, count: u64, width: usize) -> Pool {
+        Pool {
+            id: Arc::from(prefix),
+            source: PoolSource::Generated {
+                prefix: Arc::from(prefix),
+                start,
+                count,
+                width,
+            },
+        }
+    }
+
+    fn all_codes(p: &Pool) -> Vec<Arc<str>> {
+        (0..p.len()).filter_map(|i| p.code(i)).collect()
+    }
+
+    #[test]
+    fn membership_follows_how_the_pool_writes_its_codes() {
+        let p = generated("W-", 5, 10, 3);
+        assert!(p.contains("W-005") && p.contains("W-014"));
+        assert!(!p.contains("W-5") && !p.contains("W-0005") && !p.contains("W-015"));
+        assert!(!p.contains("W-00x") && !p.contains("X-005"));
+        let wide = generated("", 999, 2, 0);
+        assert!(wide.contains("999") && wide.contains("1000") && !wide.contains("0999"));
+    }
+
+    #[test]
+    fn shared_codes_are_found_across_prefixes_widths_and_lists() {
+        // "W-0" + "01" reads as "W-" + "001".
+        let a = generated("W-", 0, 1000, 3);
+        let b = generated("W-0", 1, 5, 2);
+        assert_eq!(a.shared_code(&b).as_deref(), Some("W-001"));
+        assert_eq!(b.shared_code(&a).as_deref(), Some("W-001"));
+        // Same prefix, different widths: "W-01" vs "W-001" never coincide.
+        assert_eq!(
+            generated("W-", 0, 100, 2).shared_code(&generated("W-", 0, 100, 3)),
+            None
+        );
+        // Disjoint ranges.
+        assert_eq!(
+            generated("W-", 0, 10, 2).shared_code(&generated("W-", 10, 10, 2)),
+            None
+        );
+        let list = Pool {
+            id: Arc::from("l"),
+            source: PoolSource::List(vec![Arc::from("A"), Arc::from("W-07")]),
+        };
+        assert_eq!(
+            list.shared_code(&generated("W-", 0, 10, 2)).as_deref(),
+            Some("W-07")
+        );
+    }
+
+    proptest::proptest! {
+        /// The O(1) answer for two generated pools equals enumerating both.
+        #[test]
+        fn shared_generated_equals_enumeration(
+            pa in proptest::sample::select(vec!["", "C", "C1", "C0", "C12", "D"]),
+            pb in proptest::sample::select(vec!["", "C", "C1", "C0", "C12", "D"]),
+            sa in 0u64..130, ca in 0u64..130, wa in 0usize..4,
+            sb in 0u64..130, cb in 0u64..130, wb in 0usize..4,
+        ) {
+            let a = generated(pa, sa, ca, wa);
+            let b = generated(pb, sb, cb, wb);
+            let codes_a: std::collections::HashSet<_> = all_codes(&a).into_iter().collect();
+            let expected = all_codes(&b).into_iter().any(|c| codes_a.contains(&c));
+            let found = a.shared_code(&b);
+            proptest::prop_assert_eq!(found.is_some(), expected, "{:?} / {:?}: {:?}", a, b, found);
+            if let Some(code) = found {
+                proptest::prop_assert!(a.contains(&code) && b.contains(&code));
+                proptest::prop_assert!(codes_a.contains(&code));
+            }
+        }
     }
 }
