@@ -358,18 +358,27 @@ fn segment_refreshes_a_change_set_and_its_events_drive_triggers() {
     let effects = std::fs::read_to_string(run_out.join("effects.jsonl")).unwrap();
     assert_eq!(effects.lines().count(), entered_known);
 
-    // A mistyped update is refused before any work, with its file and line.
+    // Bad updates are refused before any work, every one with its file and line: a
+    // mistyped value, an array line (once read positionally), an unknown attribute.
     std::fs::write(
         &updates,
-        "{\"customer_id\": 1, \"attribute\": \"points\", \"value\": 5}\n{\"customer_id\": 1, \"attribute\": \"points\", \"value\": \"abc\"}\n",
+        "\u{feff}{\"customer_id\": 1, \"attribute\": \"points\", \"value\": 5}\n{\"customer_id\": 1, \"attribute\": \"points\", \"value\": \"abc\"}\n[1, \"points\", 5]\n{\"customer_id\": 1, \"attribute\": \"pionts\", \"value\": 5}\n",
     )
     .unwrap();
     let never = dir.path().join("never");
     let r = segment(&input, &never, &["--updates", updates.to_str().unwrap()]);
     assert_exit(&r, 2);
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("updates.jsonl:2"), "{err}");
-    assert!(err.contains("attribute `points` is int"), "{err}");
+    assert!(err.contains("3 bad update line(s)"), "{err}");
+    assert!(
+        err.contains("updates.jsonl:2: attribute `points` is int"),
+        "{err}"
+    );
+    assert!(err.contains("updates.jsonl:3: not a JSON object"), "{err}");
+    assert!(
+        err.contains("updates.jsonl:4: unknown attribute `pionts`"),
+        "{err}"
+    );
     assert!(!never.join("members.parquet").exists());
     // A "new" customer that already exists is refused, naming the file and row.
     std::fs::write(

@@ -214,7 +214,12 @@ fn new_customer_error(e: TableError, existing: usize, path: &Path) -> anyhow::Er
     }
 }
 
-/// Reads the updates JSONL file, typing each value by its attribute.
+/// At most this many problems of an updates file are listed (then a count of the rest).
+const MAX_LISTED_PROBLEMS: usize = 20;
+
+/// Reads the updates JSONL file, typing each value by its attribute. Every bad line is
+/// reported (file:line and why), not just the first; blank lines are skipped and a leading
+/// UTF-8 byte-order mark is ignored.
 fn read_updates(
     path: &Path,
     customers: &CustomerTable,
@@ -223,43 +228,65 @@ fn read_updates(
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let at = || format!("{}:{}", path.display(), i + 1);
-        let line = line.with_context(at)?;
+        let at = format!("{}:{}", path.display(), i + 1);
+        let line = line.with_context(|| at.clone())?;
+        let line = match i {
+            0 => line.trim_start_matches('\u{feff}'),
+            _ => line.as_str(),
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let u: UpdateLine = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}: expected {{\"customer_id\": …, \"attribute\": …, \"value\": …}}",
-                at()
-            )
-        })?;
-        let Some((_, ty)) = customers.schema().attr(&u.attribute) else {
-            anyhow::bail!("{}: unknown attribute `{}`", at(), u.attribute);
-        };
-        let Some(value) = typed(ty, &u.value) else {
-            anyhow::bail!(
-                "{}: attribute `{}` is {ty}; got {}",
-                at(),
-                u.attribute,
-                u.value
-            );
-        };
-        if !known(u.customer_id) {
-            anyhow::bail!(
-                "{}: customer {} is not in the customer table (add it with --new-customers)",
-                at(),
-                u.customer_id
-            );
+        match update_of(line, customers, known) {
+            Ok(update) => out.push(update),
+            Err(why) => problems.push(format!("{at}: {why}")),
         }
-        out.push(AttrUpdate {
-            customer: u.customer_id,
-            attribute: u.attribute,
-            value,
-        });
     }
-    Ok(out)
+    if problems.is_empty() {
+        return Ok(out);
+    }
+    let total = problems.len();
+    problems.truncate(MAX_LISTED_PROBLEMS);
+    if total > MAX_LISTED_PROBLEMS {
+        problems.push(format!("… and {} more", total - MAX_LISTED_PROBLEMS));
+    }
+    anyhow::bail!("{} bad update line(s):\n  {}", total, problems.join("\n  "))
+}
+
+/// One update line, or why it is not one.
+fn update_of(
+    line: &str,
+    customers: &CustomerTable,
+    known: &dyn Fn(u64) -> bool,
+) -> Result<AttrUpdate, String> {
+    const SHAPE: &str = r#"expected {"customer_id": …, "attribute": …, "value": …}"#;
+    // serde would read a JSON array positionally into the struct: only objects are updates.
+    if !line.trim_start().starts_with('{') {
+        return Err(format!("not a JSON object; {SHAPE}"));
+    }
+    let u: UpdateLine = serde_json::from_str(line).map_err(|e| format!("{e}; {SHAPE}"))?;
+    let Some((_, ty)) = customers.schema().attr(&u.attribute) else {
+        return Err(format!("unknown attribute `{}`", u.attribute));
+    };
+    let Some(value) = typed(ty, &u.value) else {
+        return Err(format!(
+            "attribute `{}` is {ty}; got {}",
+            u.attribute, u.value
+        ));
+    };
+    if !known(u.customer_id) {
+        return Err(format!(
+            "customer {} is not in the customer table (add it with --new-customers)",
+            u.customer_id
+        ));
+    }
+    Ok(AttrUpdate {
+        customer: u.customer_id,
+        attribute: u.attribute,
+        value,
+    })
 }
 
 /// A JSON value as a value of attribute type `ty` (`None` if it is not one): numbers for
