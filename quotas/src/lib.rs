@@ -149,8 +149,8 @@ pub use config::{
 };
 pub use day::QuotaDay;
 pub use ledger::{
-    Durability, DurableLedger, DurableOptions, Ledger, LedgerError, MemoryLedger, RecoveryReport,
-    RedisLedger, RedisOptions,
+    AuditedProcess, Durability, DurableLedger, DurableOptions, Inspection, Ledger, LedgerError,
+    MemoryLedger, RecoveryAudit, RecoveryCause, RecoveryReport, RedisLedger, RedisOptions,
 };
 pub use manager::{
     Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, Reservation, ReserveItem, Settlement,
