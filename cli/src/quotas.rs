@@ -185,13 +185,29 @@ pub fn open_ledger(choice: &LedgerChoice, create: bool) -> Result<Box<dyn Ledger
     }
 }
 
-/// A corrupt ledger is bad input (exit 2: fix or restore the file); anything else is a
-/// runtime failure (exit 1).
+/// A ledger the open refuses — corrupt, acknowledged records lost, an old format — is bad
+/// input (exit 2: restore the file or recover it with `fusebox quota recover`); anything else
+/// is a runtime failure (exit 1).
 pub fn ledger_failure(e: LedgerError) -> Failure {
     let e = anyhow::Error::new(e).context("cannot open the quota ledger");
     match e.downcast_ref::<LedgerError>() {
-        Some(LedgerError::Corrupt { .. }) => Failure::Input(e),
+        Some(
+            LedgerError::Corrupt { .. }
+            | LedgerError::TailLost { .. }
+            | LedgerError::OldFormat { .. },
+        ) => Failure::Input(e),
         _ => Failure::Runtime(e),
+    }
+}
+
+/// The ledger as the run summary names it: its description and, for a persistent ledger,
+/// what opening it found, e.g. `file:q.ledger (opened after a crash: 120 records, torn tail of
+/// 18 unacknowledged bytes truncated)`.
+pub fn ledger_summary(quotas: &Quotas) -> String {
+    let ledger = quotas.ledger().describe();
+    match quotas.recovery() {
+        Some(report) => format!("{ledger} ({report})"),
+        None => ledger,
     }
 }
 

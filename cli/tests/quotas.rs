@@ -347,6 +347,157 @@ fn a_corrupt_ledger_is_refused_with_a_clear_error() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no quota ledger"));
 }
 
+/// Record boundaries of a version-2 ledger file (80-byte header and superblock, then
+/// `len | !len | crc | payload` frames), per the format documented in `fusebox_quotas`.
+fn record_ends(bytes: &[u8]) -> Vec<usize> {
+    let mut at = 80;
+    let mut ends = vec![at];
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 || at + 12 + len > bytes.len() {
+            break;
+        }
+        at += 12 + len;
+        ends.push(at);
+    }
+    ends
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_ledger_that_lost_its_tail_is_refused_by_run_and_status_alike_and_recovered_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 100, 2_000, 5);
+    let ledger = dir.path().join("quota.ledger");
+    let ledger_s = ledger.to_str().unwrap();
+    let first = run(&input, &dir.path().join("o1"), &["--ledger", ledger_s]);
+    assert!(
+        stdout(&first).contains(&format!("ledger file:{ledger_s} (new ledger)")),
+        "{}",
+        stdout(&first)
+    );
+    let second = run(&input, &dir.path().join("o2"), &["--ledger", ledger_s]);
+    assert!(
+        stdout(&second).contains("(closed cleanly: "),
+        "{}",
+        stdout(&second)
+    );
+    let full = std::fs::read(&ledger).unwrap();
+    let ends = record_ends(&full);
+    assert_eq!(
+        *ends.last().unwrap(),
+        full.len(),
+        "a clean ledger ends on a record"
+    );
+
+    let refused = |what: &str| {
+        let status = fusebox(&["quota", "status", "--ledger", ledger_s]);
+        assert_exit(&status, 2);
+        assert!(
+            stderr(&status).contains("lost acknowledged usage")
+                && stderr(&status).contains("fusebox quota recover"),
+            "{what}: {}",
+            stderr(&status)
+        );
+        let o = dir.path().join("refused");
+        let args = run_args(&input, &o, &["--ledger", ledger_s]);
+        let r = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_exit(&r, 2);
+        assert!(stderr(&r).contains("lost acknowledged usage"), "{what}");
+        assert!(!o.exists(), "{what}: nothing may be written");
+    };
+    // Cut at a record boundary in the middle; zero-filled from there; cut to the superblock.
+    let cut = ends[ends.len() / 2];
+    std::fs::write(&ledger, &full[..cut]).unwrap();
+    refused("cut at a record boundary");
+    let mut zeroed = full.clone();
+    zeroed[cut..].fill(0);
+    std::fs::write(&ledger, &zeroed).unwrap();
+    refused("zero-filled from a record boundary");
+    std::fs::write(&ledger, &full[..80]).unwrap();
+    refused("header and superblock only");
+    // Cut to the 16-byte header, the superblock gone too: refused as corrupt by both.
+    std::fs::write(&ledger, &full[..16]).unwrap();
+    let status = fusebox(&["quota", "status", "--ledger", ledger_s]);
+    assert_exit(&status, 2);
+    let args = run_args(&input, &dir.path().join("o16"), &["--ledger", ledger_s]);
+    assert_exit(
+        &fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>()),
+        2,
+    );
+
+    // recover without --accept-loss shows what is known and changes nothing.
+    std::fs::write(&ledger, &full[..cut]).unwrap();
+    let look = fusebox(&["quota", "recover", "--ledger", ledger_s]);
+    assert_exit(&look, 2);
+    let shown = stdout(&look);
+    for want in [
+        "format version 2",
+        &format!("acknowledged up to byte {}", full.len()),
+        &format!("up to byte {cut}"),
+        "refused: ",
+        "crm-sync",
+        "--accept-loss",
+    ] {
+        assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
+    }
+    assert_eq!(std::fs::read(&ledger).unwrap(), &full[..cut]);
+
+    // --accept-loss rewrites it and records who, when, why and what was lost.
+    let fixed = ok(&[
+        "quota",
+        "recover",
+        "--ledger",
+        ledger_s,
+        "--accept-loss",
+        "--reason",
+        "INC-42 truncated copy",
+        "--operator",
+        "alice",
+    ]);
+    let shown = stdout(&fixed);
+    assert!(
+        shown.contains("recovered: ") && shown.contains("by alice"),
+        "{shown}"
+    );
+    let audit_line = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("audit record (kept in the ledger): "))
+        .expect("audit record printed");
+    let audit: Json = serde_json::from_str(audit_line).unwrap();
+    assert_eq!(audit["cause"], "tail_lost");
+    assert_eq!(audit["lost_bytes"], (full.len() - cut) as u64);
+    assert_eq!(audit["reason"], "INC-42 truncated copy");
+
+    // From now on the recovery is visible: in status, and in every run summary.
+    let status = ok(&["quota", "status", "--ledger", ledger_s]);
+    assert!(
+        stdout(&status).contains("ledger recovered by an operator: ")
+            && stdout(&status).contains("INC-42"),
+        "{}",
+        stdout(&status)
+    );
+    let json = ok(&["quota", "status", "--ledger", ledger_s, "--json"]);
+    assert!(stdout(&json).lines().all(|l| l.starts_with('{')));
+    assert!(stderr(&json).contains("note: ledger recovered by an operator"));
+    let again = run(&input, &dir.path().join("o3"), &["--ledger", ledger_s]);
+    assert!(
+        stdout(&again).contains("recovered by an operator 1 time"),
+        "{}",
+        stdout(&again)
+    );
+    let healthy = ok(&["quota", "recover", "--ledger", ledger_s]);
+    assert!(stdout(&healthy).contains("nothing to recover"));
+}
+
 #[test]
 fn check_validates_quota_files_with_locations() {
     let dir = tempfile::tempdir().unwrap();

@@ -324,6 +324,11 @@ impl Quotas {
         &*self.ledger
     }
 
+    /// What opening the ledger found ([`Ledger::recovery`]).
+    pub fn recovery(&self) -> Option<crate::ledger::RecoveryReport> {
+        self.ledger.recovery()
+    }
+
     /// Resolves an id once for [`Quotas::reserve_handle`]. Unknown ids
     /// resolve to the shared unknown bucket under `unknown_process: default`,
     /// and to `None` under `deny`.

@@ -917,6 +917,10 @@ impl Ledger for DurableLedger {
     fn describe(&self) -> String {
         format!("file:{}", self.describe_path().display())
     }
+
+    fn recovery(&self) -> Option<RecoveryReport> {
+        Some(self.report.clone())
+    }
 }
 
 impl Drop for DurableLedger {

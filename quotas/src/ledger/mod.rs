@@ -174,4 +174,11 @@ pub trait Ledger: Send + Sync {
 
     /// A short description for status output, e.g. `memory` or `file:/var/lib/q.ledger`.
     fn describe(&self) -> String;
+
+    /// What opening a persistent ledger found (torn tail truncated, clean
+    /// close or crash, operator recoveries); `None` for backends without
+    /// a recovery step.
+    fn recovery(&self) -> Option<RecoveryReport> {
+        None
+    }
 }
