@@ -153,7 +153,8 @@ pub use ledger::{
     MemoryLedger, RecoveryAudit, RecoveryCause, RecoveryReport, RedisLedger, RedisOptions,
 };
 pub use manager::{
-    Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, Reservation, ReserveItem, Settlement,
+    Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, ReferenceClock, Reservation,
+    ReserveItem, Settlement,
 };
 pub use notify::{
     ChannelNotifier, CollectingNotifier, NotificationKind, Notifier, NullNotifier,

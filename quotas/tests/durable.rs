@@ -52,6 +52,21 @@ fn dst_rollover_in_berlin_and_new_york() {
 }
 
 #[test]
+fn future_events_are_held() {
+    common::future_events_are_held(&make);
+}
+
+#[test]
+fn a_pinned_day_is_rewound() {
+    common::a_pinned_day_is_rewound(&make);
+}
+
+#[test]
+fn usage_is_set_by_hand() {
+    common::usage_is_set_by_hand(&make);
+}
+
+#[test]
 fn stress_8_threads_zero_over_grant_exact_accounting() {
     common::stress(&make, 8, 3_000);
 }
