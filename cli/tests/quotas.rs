@@ -498,6 +498,191 @@ fn a_ledger_that_lost_its_tail_is_refused_by_run_and_status_alike_and_recovered_
     assert!(stdout(&healthy).contains("nothing to recover"));
 }
 
+/// The log plus one crm-sync event stamped `at` (a copy of the last crm-sync line).
+fn with_event_at(input: &Path, id: &str, at: &str) {
+    let log = std::fs::read_to_string(input.join("events.jsonl")).unwrap();
+    let last: Json = log
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .find(|e| e["process"] == "crm-sync")
+        .unwrap();
+    let mut far = last.clone();
+    far["id"] = id.into();
+    far["timestamp"] = at.into();
+    std::fs::write(input.join("events.jsonl"), format!("{log}{far}\n")).unwrap();
+}
+
+fn quota_day_of(ledger: &str, at: &str) -> String {
+    status_json(Path::new(ledger), "crm-sync", at)["quota_day"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_far_future_event_is_held_and_a_pinned_ledger_is_rewound() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 100, 2_000, 5);
+    with_event_at(&input, "from-the-future", "9999-12-30T00:00:00Z");
+    let day = "2026-03-31T12:00:00Z";
+
+    // With the wall clock as reference (default max_event_lead: 1d) it is held, untouched.
+    let l1 = dir.path().join("l1.ledger");
+    let out = dir.path().join("o1");
+    run(&input, &out, &["--ledger", l1.to_str().unwrap(), "--quiet"]);
+    let held = jsonl(&out.join("held.jsonl"));
+    let far = held
+        .iter()
+        .find(|h| h["event_id"] == "from-the-future")
+        .expect("held");
+    assert_eq!(far["reason"], "ahead_of_clock");
+    assert_eq!(far["max_lead"], "1d");
+    assert_eq!(far["at"], "9999-12-30T00:00:00Z");
+    assert!(far["message"].as_str().unwrap().contains("max_event_lead"));
+    assert_eq!(quota_day_of(l1.to_str().unwrap(), day), "2026-03-31");
+
+    // A reference clock that far ahead (as before the bound) lets it pin crm-sync ...
+    let l2 = dir.path().join("l2.ledger");
+    let l2s = l2.to_str().unwrap();
+    let out = dir.path().join("o2");
+    run(
+        &input,
+        &out,
+        &[
+            "--ledger",
+            l2s,
+            "--quota-now",
+            "9999-12-31T00:00:00Z",
+            "--quiet",
+        ],
+    );
+    assert!(jsonl(&out.join("held.jsonl"))
+        .iter()
+        .all(|h| h["event_id"] != "from-the-future"));
+    assert_eq!(quota_day_of(l2s, day), "9999-12-30");
+    // ... and `reset` cannot undo it: it resets the pinned day.
+    ok(&[
+        "quota",
+        "reset",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--at",
+        day,
+    ]);
+    assert_eq!(quota_day_of(l2s, day), "9999-12-30");
+    // An operator action that far ahead is refused.
+    let refused = fusebox(&[
+        "quota",
+        "resume",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--at",
+        "9999-12-30T12:00:00Z",
+    ]);
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("ahead of the clock"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // rewind moves it back to the quota day of --at, logged as an operator action.
+    let rewound = ok(&[
+        "quota",
+        "rewind",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--at",
+        day,
+    ]);
+    let shown = stdout(&rewound);
+    assert!(
+        shown.contains("notify data-team@shop.example: an operator moved crm-sync back from quota day 9999-12-30 to 2026-03-31"),
+        "{shown}"
+    );
+    assert_eq!(quota_day_of(l2s, day), "2026-03-31");
+    let again = fusebox(&[
+        "quota",
+        "rewind",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--to-day",
+        "2026-03-31",
+    ]);
+    assert_exit(&again, 2);
+    assert!(stderr(&again).contains("earlier day"), "{}", stderr(&again));
+
+    // set: the day's usage by hand.
+    let set = ok(&[
+        "quota",
+        "set",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--records",
+        "7",
+        "--at",
+        day,
+    ]);
+    assert!(
+        stdout(&set).contains("set the day's usage to 7 records"),
+        "{}",
+        stdout(&set)
+    );
+    let s = status_json(&l2, "crm-sync", day);
+    assert_eq!(
+        (s["used"]["records"].as_u64(), s["state"].as_str()),
+        (Some(7), Some("active"))
+    );
+}
+
+/// The reported panic (exit 101): a Parquet event at i64::MAX µs for a process in a non-UTC
+/// zone. Now it is held, and the run exits 0.
+#[test]
+fn a_parquet_event_at_the_end_of_time_is_held_not_a_panic() {
+    use fusebox_engine::event::Event;
+    use fusebox_engine::io::events::write_events_parquet;
+    use fusebox_engine::value::Map;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 50, 100, 2);
+    let known = jsonl(&input.join("events.jsonl"))[0]["customer_id"]
+        .as_u64()
+        .unwrap();
+    let event = Event {
+        id: "end-of-time".into(),
+        customer_id: known,
+        event_type: "customer.updated".into(),
+        timestamp: i64::MAX,
+        process: Some("crm-sync".into()),
+        properties: std::sync::Arc::new(Map::default()),
+    };
+    write_events_parquet(&[event], &input.join("end.parquet")).unwrap();
+    let out = dir.path().join("out");
+    let mut args = run_args(&input, &out, &[]);
+    let at = args.iter().position(|a| a == "--events").unwrap() + 1;
+    args[at] = input.join("end.parquet").display().to_string();
+    let r = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_exit(&r, 0);
+    let held = jsonl(&out.join("held.jsonl"));
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0]["event_id"].as_str(), held[0]["reason"].as_str()),
+        (Some("end-of-time"), Some("ahead_of_clock"))
+    );
+}
+
 #[test]
 fn check_validates_quota_files_with_locations() {
     let dir = tempfile::tempdir().unwrap();

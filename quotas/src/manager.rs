@@ -890,6 +890,12 @@ impl Quotas {
         }
     }
 
+    /// The quota day `at` falls on for `process` (in its time zone).
+    pub fn quota_day(&self, process: &str, at: DateTime<Utc>) -> Result<QuotaDay, QuotasError> {
+        let e = &self.entries[self.slot_of(process)? as usize];
+        Ok(e.days.day_of(at, e.cfg.time_zone))
+    }
+
     /// Status of one process (`Some(id)`) or of all, in configuration order,
     /// on the quota day of `at` in each process's zone.
     pub fn status(

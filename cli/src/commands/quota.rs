@@ -1,4 +1,5 @@
-//! `fusebox quota status|raise|resume|reset|recover`: an operator's view of a quota ledger.
+//! `fusebox quota status|raise|resume|reset|set|rewind|recover`: an operator's view of a quota
+//! ledger.
 //!
 //! The ledger is a durable file (`--ledger PATH`, as written by `fusebox run --ledger`) or a
 //! Redis server (`--redis URL`). The process configuration comes from `--quotas FILE` or,
@@ -17,7 +18,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Args, Subcommand};
 use fusebox_quotas::{
-    AuditedProcess, CollectingNotifier, DurableLedger, Inspection, Limits, ProcessStatus, Quotas,
+    AuditedProcess, CollectingNotifier, DurableLedger, Inspection, Limits, ProcessStatus, QuotaDay,
+    Quotas, Usage,
 };
 
 use crate::quotas::{ledger_failure, load_config, open_ledger, quotas_failure, LedgerChoice};
@@ -72,6 +74,35 @@ enum Action {
         /// The process.
         #[arg(long)]
         process: String,
+    },
+    /// Set a process's usage for its quota day by hand, e.g. after `recover` accepted a loss:
+    /// a new period with this usage (a dimension not given keeps its usage), active until a
+    /// request does not fit.
+    Set {
+        #[command(flatten)]
+        target: Target,
+        /// The process.
+        #[arg(long)]
+        process: String,
+        /// Records used on the day.
+        #[arg(long)]
+        records: Option<u64>,
+        /// Bytes used on the day.
+        #[arg(long)]
+        bytes: Option<u64>,
+    },
+    /// Move a process back from the quota day it is on to an earlier one, keeping its usage:
+    /// the way out when an event stamped far in the future pinned it to that day (a ledger
+    /// never moves backwards by itself, and `reset` acts on the pinned day).
+    Rewind {
+        #[command(flatten)]
+        target: Target,
+        /// The process.
+        #[arg(long)]
+        process: String,
+        /// The day to move to (YYYY-MM-DD); default: the process's quota day of --at.
+        #[arg(long, value_name = "DATE")]
+        to_day: Option<String>,
     },
     /// Inspect a ledger file that is refused (corrupt, acknowledged records lost, format
     /// version 1) and, with --accept-loss, rewrite it from its readable records. The recovery
@@ -204,6 +235,52 @@ pub fn quota(args: QuotaArgs) -> Result<(), Failure> {
         Action::Reset { target, process } => {
             let (quotas, notifier, at) = target.open()?;
             let status = quotas.reset(&process, at).map_err(quotas_failure)?;
+            finish(&quotas, &notifier, status)
+        }
+        Action::Set {
+            target,
+            process,
+            records,
+            bytes,
+        } => {
+            if records.is_none() && bytes.is_none() {
+                return Err(Failure::Input(anyhow::anyhow!(
+                    "set needs --records N and/or --bytes N"
+                )));
+            }
+            let (quotas, notifier, at) = target.open()?;
+            let current = quotas
+                .status(Some(&process), at)
+                .map_err(quotas_failure)?
+                .into_iter()
+                .next()
+                .map_or(Usage::ZERO, |s| s.used);
+            let used = Usage::new(
+                records.unwrap_or(current.records),
+                bytes.unwrap_or(current.bytes),
+            );
+            let status = quotas
+                .set_usage(&process, used, at)
+                .map_err(quotas_failure)?;
+            finish(&quotas, &notifier, status)
+        }
+        Action::Rewind {
+            target,
+            process,
+            to_day,
+        } => {
+            let (quotas, notifier, at) = target.open()?;
+            let to = match &to_day {
+                Some(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map(QuotaDay::from_date)
+                    .map_err(|e| {
+                        Failure::Input(anyhow::anyhow!(
+                            "--to-day {text:?}: not a date ({e}); e.g. 2026-03-05"
+                        ))
+                    })?,
+                None => quotas.quota_day(&process, at).map_err(quotas_failure)?,
+            };
+            let status = quotas.rewind(&process, to).map_err(quotas_failure)?;
             finish(&quotas, &notifier, status)
         }
         Action::Recover {
