@@ -295,24 +295,6 @@ fn sigkill_mid_load_never_loses_acknowledged_usage() {
 
 // ---- tail loss: acknowledged records cut off the end ------------------------
 
-/// The frame ends (record boundaries) of a ledger file, read per the format
-/// documented in `ledger::wal`: the header is 16 bytes in version 1, and 80
-/// (header + two superblock slots) from version 2 on.
-fn record_ends(bytes: &[u8]) -> Vec<usize> {
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    let mut at = if version == 1 { 16 } else { 80 };
-    let mut ends = vec![at];
-    while at + 12 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        if len == 0 || at + 12 + len > bytes.len() {
-            break;
-        }
-        at += 12 + len;
-        ends.push(at);
-    }
-    ends
-}
-
 /// A ledger where `sync` has charged 60 of its 100 records in six grants
 /// (one state record each), cleanly closed. Returns the path and the end of
 /// the record holding the second grant (usage 20).
@@ -330,7 +312,7 @@ fn ledger_with_six_grants() -> (PathBuf, usize) {
             q.reserve("sync", 10, 0, t).unwrap().commit(10, 0);
         }
     }
-    assert!(record_ends(&std::fs::read(&path).unwrap()).contains(&before));
+    assert!(common::record_ends(&std::fs::read(&path).unwrap()).contains(&before));
     (path, before)
 }
 
@@ -376,7 +358,7 @@ fn a_ledger_zero_filled_from_a_record_boundary_is_refused() {
 fn a_ledger_truncated_to_its_header_is_refused() {
     let (path, _) = ledger_with_six_grants();
     let bytes = std::fs::read(&path).unwrap();
-    let header = record_ends(&bytes)[0];
+    let header = common::record_ends(&bytes)[0];
     std::fs::write(&path, &bytes[..header]).unwrap();
     assert_tail_loss_refused(&path, "truncated to the header and superblock");
     // Cut to the 16 bytes of magic and version: the superblock is gone too.

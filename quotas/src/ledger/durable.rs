@@ -677,6 +677,22 @@ impl DurableLedger {
         Ok(Some(audit))
     }
 
+    /// Fault injection for crash tests (`tests/ledger_model.rs`): the ledger
+    /// behaves as if its process died once `bytes` more bytes have been
+    /// written to the log — mid-record, between a group's records and their
+    /// mark, or inside a compaction — and fails from then on. Not for
+    /// production use.
+    #[doc(hidden)]
+    pub fn crash_after(&self, bytes: u64) {
+        self.wal.crash_after(bytes);
+    }
+
+    /// The exact state of a bound slot, for tests and tools.
+    #[doc(hidden)]
+    pub fn period_state(&self, slot: u32) -> Result<PeriodState, LedgerError> {
+        Ok(*self.slot(slot)?.lock())
+    }
+
     /// What recovery found when the ledger was opened.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.report

@@ -122,6 +122,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -158,6 +159,8 @@ const FRAME_LEN: usize = 12;
 const SEALED: u32 = 1;
 /// Upper bound of one payload; larger lengths are corruption.
 pub(crate) const MAX_PAYLOAD: usize = 64 * 1024;
+/// `crash_budget` when no crash is injected.
+const NO_CRASH: u64 = u64::MAX;
 
 /// A record read back during recovery.
 pub(crate) struct Scanned {
@@ -295,6 +298,13 @@ pub(crate) struct Wal {
     done: Condvar,
     /// Held only by the flush leader (or a rewrite, which waits for no leader).
     file: Mutex<LogFile>,
+    /// Fault injection ([`Wal::crash_after`]): bytes still allowed to reach
+    /// the disk, or [`NO_CRASH`].
+    crash_budget: AtomicU64,
+}
+
+fn injected_crash() -> std::io::Error {
+    std::io::Error::other("injected crash (fault injection)")
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> LedgerError {
@@ -683,6 +693,7 @@ impl Wal {
             }),
             done: Condvar::new(),
             file: Mutex::new(log),
+            crash_budget: AtomicU64::new(NO_CRASH),
         };
         Ok((wal, found.records, report))
     }
@@ -789,11 +800,40 @@ impl Wal {
         }
     }
 
+    /// Fault injection for crash tests: from now on the log behaves as if
+    /// the process died once `bytes` more bytes have been written — a group
+    /// commit stops there (after exactly its records, it stops before their
+    /// mark), a compaction stops inside its temporary file — and the log
+    /// fails, so nothing more reaches the file.
+    pub fn crash_after(&self, bytes: u64) {
+        self.crash_budget.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Spends the crash budget on a write of `n` bytes: `None` when all of
+    /// it may be written, `Some(k)` when only `k` bytes reach the disk before
+    /// the injected crash.
+    fn spend(&self, n: usize) -> Option<usize> {
+        let budget = self.crash_budget.load(Ordering::SeqCst);
+        if budget == NO_CRASH {
+            None
+        } else if (n as u64) < budget {
+            self.crash_budget.store(budget - n as u64, Ordering::SeqCst);
+            None
+        } else {
+            self.crash_budget.store(0, Ordering::SeqCst);
+            Some(budget as usize)
+        }
+    }
+
     /// One group commit, in the order the module docs give: records, sync,
     /// mark (and a sync of the mark for `Sync` and `Seal`).
     fn write_out(&self, batch: &[u8], at: u64, mode: Flush) -> Result<(), LedgerError> {
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let r = (|| {
+            if let Some(k) = self.spend(batch.len()) {
+                write_at(&f.file, &batch[..k], at)?;
+                return Err(injected_crash());
+            }
             write_at(&f.file, batch, at)?;
             if mode != Flush::Ack || self.durability == Durability::PowerLoss {
                 f.file.sync_data()?;
@@ -828,6 +868,12 @@ impl Wal {
         let mut log = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let generation = log.generation + 1;
         let data = image(generation, 0, payloads);
+        if let Some(k) = self.spend(data.len()) {
+            // The crash leaves a partial temporary file; the log is untouched.
+            let _ = std::fs::write(tmp_path(&self.path), &data[..k]);
+            g.failed = true;
+            return Err(io_err(&self.path, injected_crash()));
+        }
         match replace_file(&self.path, &data) {
             Ok(file) => {
                 // The new file is the only writer's handle, and keeps the

@@ -639,3 +639,21 @@ pub fn usage_is_set_by_hand(make: MakeLedger) {
     q.reserve("sync", 5, 0, t).unwrap().commit(5, 0);
     assert_eq!(used(&q, "sync", t), Usage::new(15, 0));
 }
+
+/// The frame ends (record boundaries) of a ledger file, read per the format
+/// documented in `ledger::wal`: the header is 16 bytes in version 1, and 80
+/// (header + two superblock slots) from version 2 on.
+pub fn record_ends(bytes: &[u8]) -> Vec<usize> {
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    let mut at = if version == 1 { 16 } else { 80 };
+    let mut ends = vec![at];
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 || at + 12 + len > bytes.len() {
+            break;
+        }
+        at += 12 + len;
+        ends.push(at);
+    }
+    ends
+}
