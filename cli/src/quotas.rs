@@ -135,8 +135,10 @@ pub fn check_text(name: &str, text: &str) -> bool {
         Ok(cfg) => {
             let shadow = cfg.processes.iter().filter(|p| p.shadow).count();
             println!(
-                "ok: {name}: {} processes ({shadow} shadow), unknown processes: {}",
+                "ok: {name}: {} processes ({shadow} shadow), events more than {} ahead of the \
+                 clock held, unknown processes: {}",
                 cfg.processes.len(),
+                fusebox_quotas::config::format_duration(cfg.max_event_lead),
                 match cfg.unknown_process {
                     fusebox_quotas::UnknownProcess::Deny => "denied".to_string(),
                     fusebox_quotas::UnknownProcess::Default => format!(

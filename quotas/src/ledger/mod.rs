@@ -7,7 +7,7 @@
 //! | backend | shared by | survives | per-op cost |
 //! |---|---|---|---|
 //! | [`MemoryLedger`] | threads of one process | nothing | a few atomic CAS |
-//! | [`DurableLedger`] | one process at a time (file lock) | `kill -9`; power loss with [`Durability::PowerLoss`] | one group-committed `write` (or `fdatasync`) per grant |
+//! | [`DurableLedger`] | one process at a time (file lock) | `kill -9`; power loss with [`Durability::PowerLoss`]; refuses to open if acknowledged records were cut off | one group-committed `write` and mark `pwrite` (or `fdatasync`) per grant |
 //! | [`RedisLedger`] | many engine instances | whatever the Redis server's persistence gives | one Lua round trip |
 //!
 //! Slots: [`Ledger::bind`] receives the process list once; afterwards a
