@@ -278,6 +278,8 @@ struct Entry {
     warn: Usage,
     days: DayCache,
     backend_down: AtomicBool,
+    /// A request of this process was held as ahead of the clock (logged once).
+    ahead_logged: AtomicBool,
 }
 
 /// The quota manager. `Send + Sync`; share it with `Arc`.
@@ -379,6 +381,7 @@ impl Quotas {
                 cfg,
                 days: DayCache::new(),
                 backend_down: AtomicBool::new(false),
+                ahead_logged: AtomicBool::new(false),
             })
             .collect();
         Ok(Quotas {
@@ -442,7 +445,9 @@ impl Quotas {
 
     #[cold]
     fn ahead_of_clock(&self, e: &Entry, at: DateTime<Utc>, now: DateTime<Utc>) -> Denial {
-        tracing::warn!(process = %e.cfg.id, at = %rfc3339(&at), now = %rfc3339(&now), "event stamped beyond max_event_lead held; the quota ledger is not touched");
+        if !e.ahead_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(process = %e.cfg.id, at = %rfc3339(&at), now = %rfc3339(&now), "request stamped beyond max_event_lead denied without touching the quota ledger (logged once per process)");
+        }
         Denial::AheadOfClock {
             process: e.cfg.id.clone(),
             at,
