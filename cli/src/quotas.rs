@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use fusebox_engine::config::{Diagnostic, Severity};
 use fusebox_engine::event::EventRecord;
@@ -17,7 +18,7 @@ use fusebox_engine::gate::Canonical;
 use fusebox_engine::BatchResult;
 use fusebox_quotas::{
     ConfigError, Denial, DurableLedger, Ledger, LedgerError, MemoryLedger, QuotaConfig,
-    QuotaNotification, Quotas, QuotasError, RedisLedger, RedisOptions,
+    QuotaNotification, Quotas, QuotasError, RedisLedger, RedisOptions, ReferenceClock,
 };
 use serde::Serialize;
 
@@ -45,6 +46,18 @@ pub struct QuotaRunArgs {
     /// Redis server shared by several engine instances, e.g. redis://127.0.0.1:6379/.
     #[arg(long, value_name = "URL", requires = "quotas")]
     pub redis: Option<String>,
+    /// The quotas' reference clock (RFC 3339), default: the wall clock. Events stamped more
+    /// than `max_event_lead` (quotas.yaml, default 1d) after it are held (reason
+    /// ahead_of_clock) without touching the ledger. Fix it for a deterministic replay.
+    #[arg(long, value_name = "TIME", requires = "quotas", value_parser = parse_time)]
+    pub quota_now: Option<DateTime<Utc>>,
+}
+
+/// Parses an RFC 3339 instant for a command-line option.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}); e.g. 2026-03-05T12:00:00Z"))
 }
 
 impl QuotaRunArgs {
@@ -56,7 +69,11 @@ impl QuotaRunArgs {
             (None, Some(url)) => LedgerChoice::Redis(url.clone()),
             (None, None) => LedgerChoice::Memory,
         };
-        Some(QuotaSetup { config, ledger })
+        Some(QuotaSetup {
+            config,
+            ledger,
+            reference_now: self.quota_now,
+        })
     }
 }
 
@@ -78,6 +95,8 @@ pub struct QuotaSetup {
     pub config: PathBuf,
     /// The ledger.
     pub ledger: LedgerChoice,
+    /// A fixed reference clock (`--quota-now`); `None`: the wall clock.
+    pub reference_now: Option<DateTime<Utc>>,
 }
 
 /// A quota manager ready for a run, with the notifications it collects.
@@ -94,7 +113,10 @@ pub fn prepare(setup: &QuotaSetup) -> Result<Prepared, Failure> {
     let config = load_config(&setup.config)?;
     let ledger = open_ledger(&setup.ledger, true)?;
     let notifier = Arc::new(fusebox_quotas::CollectingNotifier::new());
-    let quotas = Quotas::new(config, ledger, notifier.clone()).map_err(quotas_failure)?;
+    let mut quotas = Quotas::new(config, ledger, notifier.clone()).map_err(quotas_failure)?;
+    if let Some(now) = setup.reference_now {
+        quotas = quotas.with_reference_clock(ReferenceClock::Fixed(now));
+    }
     Ok(Prepared { quotas, notifier })
 }
 
@@ -113,8 +135,10 @@ pub fn check_text(name: &str, text: &str) -> bool {
         Ok(cfg) => {
             let shadow = cfg.processes.iter().filter(|p| p.shadow).count();
             println!(
-                "ok: {name}: {} processes ({shadow} shadow), unknown processes: {}",
+                "ok: {name}: {} processes ({shadow} shadow), events more than {} ahead of the \
+                 clock held, unknown processes: {}",
                 cfg.processes.len(),
+                fusebox_quotas::config::format_duration(cfg.max_event_lead),
                 match cfg.unknown_process {
                     fusebox_quotas::UnknownProcess::Deny => "denied".to_string(),
                     fusebox_quotas::UnknownProcess::Default => format!(
@@ -185,13 +209,29 @@ pub fn open_ledger(choice: &LedgerChoice, create: bool) -> Result<Box<dyn Ledger
     }
 }
 
-/// A corrupt ledger is bad input (exit 2: fix or restore the file); anything else is a
-/// runtime failure (exit 1).
+/// A ledger the open refuses — corrupt, acknowledged records lost, an old format — is bad
+/// input (exit 2: restore the file or recover it with `fusebox quota recover`); anything else
+/// is a runtime failure (exit 1).
 pub fn ledger_failure(e: LedgerError) -> Failure {
     let e = anyhow::Error::new(e).context("cannot open the quota ledger");
     match e.downcast_ref::<LedgerError>() {
-        Some(LedgerError::Corrupt { .. }) => Failure::Input(e),
+        Some(
+            LedgerError::Corrupt { .. }
+            | LedgerError::TailLost { .. }
+            | LedgerError::OldFormat { .. },
+        ) => Failure::Input(e),
         _ => Failure::Runtime(e),
+    }
+}
+
+/// The ledger as the run summary names it: its description and, for a persistent ledger,
+/// what opening it found, e.g. `file:q.ledger (opened after a crash: 120 records, torn tail of
+/// 18 unacknowledged bytes truncated)`.
+pub fn ledger_summary(quotas: &Quotas) -> String {
+    let ledger = quotas.ledger().describe();
+    match quotas.recovery() {
+        Some(report) => format!("{ledger} ({report})"),
+        None => ledger,
     }
 }
 
@@ -209,8 +249,8 @@ pub fn quotas_failure(e: QuotasError) -> Failure {
 struct HeldLine<'a> {
     line: u64,
     event_id: &'a str,
-    /// `reason` (exhausted / stopped / unknown_process / backend_unavailable), `process`
-    /// and the reason's details.
+    /// `reason` (exhausted / stopped / unknown_process / backend_unavailable /
+    /// ahead_of_clock), `process` and the reason's details.
     #[serde(flatten)]
     denial: &'a Denial,
     bytes: u64,

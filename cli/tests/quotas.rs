@@ -347,6 +347,342 @@ fn a_corrupt_ledger_is_refused_with_a_clear_error() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no quota ledger"));
 }
 
+/// Record boundaries of a version-2 ledger file (80-byte header and superblock, then
+/// `len | !len | crc | payload` frames), per the format documented in `fusebox_quotas`.
+fn record_ends(bytes: &[u8]) -> Vec<usize> {
+    let mut at = 80;
+    let mut ends = vec![at];
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 || at + 12 + len > bytes.len() {
+            break;
+        }
+        at += 12 + len;
+        ends.push(at);
+    }
+    ends
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_ledger_that_lost_its_tail_is_refused_by_run_and_status_alike_and_recovered_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 100, 2_000, 5);
+    let ledger = dir.path().join("quota.ledger");
+    let ledger_s = ledger.to_str().unwrap();
+    let first = run(&input, &dir.path().join("o1"), &["--ledger", ledger_s]);
+    assert!(
+        stdout(&first).contains(&format!("ledger file:{ledger_s} (new ledger)")),
+        "{}",
+        stdout(&first)
+    );
+    let second = run(&input, &dir.path().join("o2"), &["--ledger", ledger_s]);
+    assert!(
+        stdout(&second).contains("(closed cleanly: "),
+        "{}",
+        stdout(&second)
+    );
+    let full = std::fs::read(&ledger).unwrap();
+    let ends = record_ends(&full);
+    assert_eq!(
+        *ends.last().unwrap(),
+        full.len(),
+        "a clean ledger ends on a record"
+    );
+
+    let refused = |what: &str| {
+        let status = fusebox(&["quota", "status", "--ledger", ledger_s]);
+        assert_exit(&status, 2);
+        assert!(
+            stderr(&status).contains("lost acknowledged usage")
+                && stderr(&status).contains("fusebox quota recover"),
+            "{what}: {}",
+            stderr(&status)
+        );
+        let o = dir.path().join("refused");
+        let args = run_args(&input, &o, &["--ledger", ledger_s]);
+        let r = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_exit(&r, 2);
+        assert!(stderr(&r).contains("lost acknowledged usage"), "{what}");
+        assert!(!o.exists(), "{what}: nothing may be written");
+    };
+    // Cut at a record boundary in the middle; zero-filled from there; cut to the superblock.
+    let cut = ends[ends.len() / 2];
+    std::fs::write(&ledger, &full[..cut]).unwrap();
+    refused("cut at a record boundary");
+    let mut zeroed = full.clone();
+    zeroed[cut..].fill(0);
+    std::fs::write(&ledger, &zeroed).unwrap();
+    refused("zero-filled from a record boundary");
+    std::fs::write(&ledger, &full[..80]).unwrap();
+    refused("header and superblock only");
+    // Cut to the 16-byte header, the superblock gone too: refused as corrupt by both.
+    std::fs::write(&ledger, &full[..16]).unwrap();
+    let status = fusebox(&["quota", "status", "--ledger", ledger_s]);
+    assert_exit(&status, 2);
+    let args = run_args(&input, &dir.path().join("o16"), &["--ledger", ledger_s]);
+    assert_exit(
+        &fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>()),
+        2,
+    );
+
+    // recover without --accept-loss shows what is known and changes nothing.
+    std::fs::write(&ledger, &full[..cut]).unwrap();
+    let look = fusebox(&["quota", "recover", "--ledger", ledger_s]);
+    assert_exit(&look, 2);
+    let shown = stdout(&look);
+    for want in [
+        "format version 2",
+        &format!("acknowledged up to byte {}", full.len()),
+        &format!("up to byte {cut}"),
+        "refused: ",
+        "crm-sync",
+        "--accept-loss",
+    ] {
+        assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
+    }
+    assert_eq!(std::fs::read(&ledger).unwrap(), &full[..cut]);
+
+    // --accept-loss rewrites it and records who, when, why and what was lost.
+    let fixed = ok(&[
+        "quota",
+        "recover",
+        "--ledger",
+        ledger_s,
+        "--accept-loss",
+        "--reason",
+        "INC-42 truncated copy",
+        "--operator",
+        "alice",
+    ]);
+    let shown = stdout(&fixed);
+    assert!(
+        shown.contains("recovered: ") && shown.contains("by alice"),
+        "{shown}"
+    );
+    let audit_line = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("audit record (kept in the ledger): "))
+        .expect("audit record printed");
+    let audit: Json = serde_json::from_str(audit_line).unwrap();
+    assert_eq!(audit["cause"], "tail_lost");
+    assert_eq!(audit["lost_bytes"], (full.len() - cut) as u64);
+    assert_eq!(audit["reason"], "INC-42 truncated copy");
+
+    // From now on the recovery is visible: in status, and in every run summary.
+    let status = ok(&["quota", "status", "--ledger", ledger_s]);
+    assert!(
+        stdout(&status).contains("ledger recovered by an operator: ")
+            && stdout(&status).contains("INC-42"),
+        "{}",
+        stdout(&status)
+    );
+    let json = ok(&["quota", "status", "--ledger", ledger_s, "--json"]);
+    assert!(stdout(&json).lines().all(|l| l.starts_with('{')));
+    assert!(stderr(&json).contains("note: ledger recovered by an operator"));
+    let again = run(&input, &dir.path().join("o3"), &["--ledger", ledger_s]);
+    assert!(
+        stdout(&again).contains("recovered by an operator 1 time"),
+        "{}",
+        stdout(&again)
+    );
+    let healthy = ok(&["quota", "recover", "--ledger", ledger_s]);
+    assert!(stdout(&healthy).contains("nothing to recover"));
+}
+
+/// The log plus one crm-sync event stamped `at` (a copy of the last crm-sync line).
+fn with_event_at(input: &Path, id: &str, at: &str) {
+    let log = std::fs::read_to_string(input.join("events.jsonl")).unwrap();
+    let last: Json = log
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .find(|e| e["process"] == "crm-sync")
+        .unwrap();
+    let mut far = last.clone();
+    far["id"] = id.into();
+    far["timestamp"] = at.into();
+    std::fs::write(input.join("events.jsonl"), format!("{log}{far}\n")).unwrap();
+}
+
+fn quota_day_of(ledger: &str, at: &str) -> String {
+    status_json(Path::new(ledger), "crm-sync", at)["quota_day"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_far_future_event_is_held_and_a_pinned_ledger_is_rewound() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 100, 2_000, 5);
+    with_event_at(&input, "from-the-future", "9999-12-30T00:00:00Z");
+    let day = "2026-03-31T12:00:00Z";
+
+    // With the wall clock as reference (default max_event_lead: 1d) it is held, untouched.
+    let l1 = dir.path().join("l1.ledger");
+    let out = dir.path().join("o1");
+    run(&input, &out, &["--ledger", l1.to_str().unwrap(), "--quiet"]);
+    let held = jsonl(&out.join("held.jsonl"));
+    let far = held
+        .iter()
+        .find(|h| h["event_id"] == "from-the-future")
+        .expect("held");
+    assert_eq!(far["reason"], "ahead_of_clock");
+    assert_eq!(far["max_lead"], "1d");
+    assert_eq!(far["at"], "9999-12-30T00:00:00Z");
+    assert!(far["message"].as_str().unwrap().contains("max_event_lead"));
+    assert_eq!(quota_day_of(l1.to_str().unwrap(), day), "2026-03-31");
+
+    // A reference clock that far ahead (as before the bound) lets it pin crm-sync ...
+    let l2 = dir.path().join("l2.ledger");
+    let l2s = l2.to_str().unwrap();
+    let out = dir.path().join("o2");
+    run(
+        &input,
+        &out,
+        &[
+            "--ledger",
+            l2s,
+            "--quota-now",
+            "9999-12-31T00:00:00Z",
+            "--quiet",
+        ],
+    );
+    assert!(jsonl(&out.join("held.jsonl"))
+        .iter()
+        .all(|h| h["event_id"] != "from-the-future"));
+    assert_eq!(quota_day_of(l2s, day), "9999-12-30");
+    // ... and `reset` cannot undo it: it resets the pinned day.
+    ok(&[
+        "quota",
+        "reset",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--at",
+        day,
+    ]);
+    assert_eq!(quota_day_of(l2s, day), "9999-12-30");
+    // An operator action that far ahead is refused.
+    let refused = fusebox(&[
+        "quota",
+        "resume",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--at",
+        "9999-12-30T12:00:00Z",
+    ]);
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("ahead of the clock"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // rewind moves it back to the quota day of --at, logged as an operator action.
+    let rewound = ok(&[
+        "quota",
+        "rewind",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--at",
+        day,
+    ]);
+    let shown = stdout(&rewound);
+    assert!(
+        shown.contains("notify data-team@shop.example: an operator moved crm-sync back from quota day 9999-12-30 to 2026-03-31"),
+        "{shown}"
+    );
+    assert_eq!(quota_day_of(l2s, day), "2026-03-31");
+    let again = fusebox(&[
+        "quota",
+        "rewind",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--to-day",
+        "2026-03-31",
+    ]);
+    assert_exit(&again, 2);
+    assert!(stderr(&again).contains("earlier day"), "{}", stderr(&again));
+
+    // set: the day's usage by hand.
+    let set = ok(&[
+        "quota",
+        "set",
+        "--ledger",
+        l2s,
+        "--process",
+        "crm-sync",
+        "--records",
+        "7",
+        "--at",
+        day,
+    ]);
+    assert!(
+        stdout(&set).contains("set the day's usage to 7 records"),
+        "{}",
+        stdout(&set)
+    );
+    let s = status_json(&l2, "crm-sync", day);
+    assert_eq!(
+        (s["used"]["records"].as_u64(), s["state"].as_str()),
+        (Some(7), Some("active"))
+    );
+}
+
+/// The reported panic (exit 101): a Parquet event at i64::MAX µs for a process in a non-UTC
+/// zone. Now it is held, and the run exits 0.
+#[test]
+fn a_parquet_event_at_the_end_of_time_is_held_not_a_panic() {
+    use fusebox_engine::event::Event;
+    use fusebox_engine::io::events::write_events_parquet;
+    use fusebox_engine::value::Map;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    gen(&input, 50, 100, 2);
+    let known = jsonl(&input.join("events.jsonl"))[0]["customer_id"]
+        .as_u64()
+        .unwrap();
+    let event = Event {
+        id: "end-of-time".into(),
+        customer_id: known,
+        event_type: "customer.updated".into(),
+        timestamp: i64::MAX,
+        process: Some("crm-sync".into()),
+        properties: std::sync::Arc::new(Map::default()),
+    };
+    write_events_parquet(&[event], &input.join("end.parquet")).unwrap();
+    let out = dir.path().join("out");
+    let mut args = run_args(&input, &out, &[]);
+    let at = args.iter().position(|a| a == "--events").unwrap() + 1;
+    args[at] = input.join("end.parquet").display().to_string();
+    let r = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_exit(&r, 0);
+    let held = jsonl(&out.join("held.jsonl"));
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0]["event_id"].as_str(), held[0]["reason"].as_str()),
+        (Some("end-of-time"), Some("ahead_of_clock"))
+    );
+}
+
 #[test]
 fn check_validates_quota_files_with_locations() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,10 +10,17 @@
 //!   JSON encoding ([`canonical_json`]), which is also the `event` written to `held.jsonl`, so
 //!   anyone can recompute what an event cost;
 //! - **clock:** the event's timestamp, so replaying a log crosses quota days (local midnight
-//!   in each process's time zone) exactly as the live run did;
+//!   in each process's time zone) exactly as the live run did. Every `i64` timestamp has a
+//!   quota day (`fusebox_quotas::QuotaDay` is total), so no timestamp a Parquet file can
+//!   carry panics the gate;
+//! - **too far ahead:** an event stamped more than the configuration's `max_event_lead`
+//!   (default one day) after the quotas' reference clock ([`Quotas::with_reference_clock`]:
+//!   the wall clock, or a fixed instant for deterministic replays) is **held** with
+//!   [`Denial::AheadOfClock`] without touching the ledger — charging it would move its
+//!   process's quota day to that far day and keep it there. Held, it stays replayable;
 //! - **granted:** the reservation is committed in full and the event runs;
 //! - **denied** (quota exhausted, process stopped, unknown process under `deny`, ledger down
-//!   and failing closed): the event is **held** — not run, outcome
+//!   and failing closed, stamped too far ahead): the event is **held** — not run, outcome
 //!   [`RecordStatus::Held`] with the denial as reason, and returned in
 //!   [`BatchResult::held`](crate::BatchResult::held) for the caller to persist. Nothing is
 //!   dropped.
@@ -166,7 +173,8 @@ pub fn charged_bytes(event: &Event) -> u64 {
 }
 
 /// The quota clock of an event: its timestamp. Timestamps beyond chrono's range (only
-/// possible from Parquet input) are clamped to it.
+/// possible from Parquet input) are clamped to it; they are beyond any reference clock's
+/// horizon too, so they are held as ahead of the clock.
 fn clock(event: &Event) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_micros(event.timestamp).unwrap_or(if event.timestamp < 0 {
         DateTime::<Utc>::MIN_UTC

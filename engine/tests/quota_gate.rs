@@ -16,7 +16,7 @@ use fusebox_engine::value::{AttrType, Value};
 use fusebox_engine::{BatchResult, Engine, ExecutorKind, RunOptions};
 use fusebox_quotas::{
     CollectingNotifier, Denial, Dimension, MemoryLedger, NotificationKind, QuotaConfig,
-    QuotaNotification, Quotas,
+    QuotaNotification, Quotas, ReferenceClock,
 };
 
 const TRIGGERS: &str = r#"
@@ -552,4 +552,85 @@ processes:
     );
     assert!(first_held("bulk") > CHUNK && first_held("bulk") % CHUNK != 0);
     assert!(first_held("small") > CHUNK && first_held("small") % CHUNK != 0);
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const BERLIN_SYNC: &str = "processes:
+  - { id: crm-sync, owner: data@example.com, time_zone: Europe/Berlin, limits: { records: 2 } }
+";
+
+/// The reported panic: a Parquet event at `i64::MAX` µs for a process in a zone east of UTC
+/// ("Local time out of range for NaiveDateTime"). Far beyond any clock, it is held without
+/// touching the ledger; and where a clock that far lets it through, its quota day is still
+/// computed.
+#[test]
+fn an_event_at_the_end_of_time_in_berlin_is_held_not_a_panic() {
+    let mut records =
+        read_jsonl(ev("end", 1, Some("crm-sync"), "2026-03-01T12:00:00Z").as_bytes()).unwrap();
+    if let Ok(e) = &mut records[0].event {
+        e.timestamp = i64::MAX; // what a Parquet file can carry
+    }
+    let (q, notifier) = quotas(BERLIN_SYNC);
+    let (r, _) = run(&records, 1, Some(&q), ExecutorKind::Sequential);
+    assert_eq!(statuses(&r), ["held"]);
+    assert!(
+        matches!(&r.held[0].denial, Denial::AheadOfClock { process, .. } if process == "crm-sync"),
+        "{:?}",
+        r.held[0].denial
+    );
+    assert!(notifier.take().is_empty());
+
+    let (q, _) = quotas(BERLIN_SYNC);
+    let q = q.with_reference_clock(ReferenceClock::Fixed(DateTime::<Utc>::MAX_UTC));
+    let (r, _) = run(&records, 1, Some(&q), ExecutorKind::Sequential);
+    assert!(r.held.is_empty(), "{:?}", r.held);
+    let st = &q
+        .status(Some("crm-sync"), DateTime::<Utc>::MAX_UTC)
+        .unwrap()[0];
+    assert_eq!(st.used.records, 1);
+    assert!(st.quota_day.date().is_none(), "a day past NaiveDate::MAX");
+}
+
+/// One event stamped 9999-12-31 used to move crm-sync's quota day there for good: the rest of
+/// the day's events were charged to 9999-12-31 and held as "stopped" once two had run. Now it
+/// is held as ahead of the clock, and the others are charged on their own days.
+#[test]
+fn a_far_future_event_is_held_and_does_not_pin_its_process() {
+    let (q, _) = quotas(BERLIN_SYNC);
+    let q = q.with_reference_clock(ReferenceClock::Fixed(utc("2026-03-02T00:00:00Z")));
+    let input = ev("far", 1, Some("crm-sync"), "9999-12-31T00:00:00Z")
+        + &ev("a", 1, Some("crm-sync"), "2026-03-01T10:00:00Z")
+        + &ev("b", 1, Some("crm-sync"), "2026-03-01T11:00:00Z")
+        + &ev("c", 1, Some("crm-sync"), "2026-03-01T12:00:00Z")
+        // 00:30 on March 2nd in Berlin: a new quota day.
+        + &ev("d", 1, Some("crm-sync"), "2026-03-01T23:30:00Z");
+    let records = read_jsonl(input.as_bytes()).unwrap();
+    let (r, state) = run(&records, 1, Some(&q), ExecutorKind::Sequential);
+    assert_eq!(
+        statuses(&r),
+        ["held", "processed", "processed", "held", "processed"]
+    );
+    assert_eq!(points(&state, 1), 3);
+    match &r.held[0].denial {
+        Denial::AheadOfClock { at, max_lead, .. } => {
+            assert_eq!(
+                (*at, max_lead.as_str()),
+                (utc("9999-12-31T00:00:00Z"), "1d")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&r.held[1].denial, Denial::Exhausted { quota_day, .. } if quota_day.to_string() == "2026-03-01")
+    );
+    let st = &q
+        .status(Some("crm-sync"), utc("2026-03-01T23:30:00Z"))
+        .unwrap()[0];
+    assert_eq!(
+        (st.quota_day.to_string(), st.used.records),
+        ("2026-03-02".to_string(), 1)
+    );
 }

@@ -10,7 +10,8 @@
 //! * `memory/1t`, `memory/2t-distinct` (each thread its own process),
 //!   `memory/2t-same` (both threads on one process: the contended worst case)
 //! * `durable/1t`, `durable/2t-same` — `Durability::ProcessCrash` (a
-//!   group-committed `write(2)` per grant), file in a temp dir
+//!   group-committed `write(2)` plus the 32-byte superblock mark `pwrite`
+//!   per grant), file in a temp dir
 //! * `durable-fsync/1t` — `Durability::PowerLoss` (an `fdatasync` per group)
 //! * `redis/1t`, `redis/4t` — one Lua round trip per reserve and per refund,
 //!   4 client threads in parallel; needs `redis-server` on the PATH (started

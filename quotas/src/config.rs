@@ -5,6 +5,7 @@
 //! default_limits: { records: 100000, bytes: 50000000 }   # required with `default`
 //! default_owner: ops@example.com  # optional: who hears about the unknown bucket
 //! default_time_zone: UTC          # optional: for processes without time_zone
+//! max_event_lead: 1d              # default 1d: how far an event may be stamped ahead of the clock
 //! processes:
 //!   - id: crm-sync
 //!     owner: data-team@example.com
@@ -22,6 +23,16 @@
 //! [`UNKNOWN_BUCKET_ID`]) limited by `default_limits`, so a misconfigured job
 //! cannot multiply its allowance by varying its id.
 //!
+//! **Events from the future are held.** An event stamped more than
+//! `max_event_lead` after the quota manager's reference clock (the wall
+//! clock unless the caller fixes it, see [`crate::ReferenceClock`]) is denied
+//! with [`crate::Denial::AheadOfClock`] without touching the ledger: a
+//! single event stamped `9999-12-31` would otherwise move its process's
+//! quota day to that date, and since a ledger never moves backwards, charge
+//! every later event to it. Durations are written in the syntax of segment
+//! windows: a sequence of whole numbers with units `w`, `d`, `h`, `m`, `s`
+//! (`36h`, `1d12h`, `90m`).
+//!
 //! Validation never stops at the first problem: the document is parsed into a
 //! location-carrying tree and every field is checked, so [`ConfigError`]
 //! lists all diagnostics, each with line, column, byte span and a hint.
@@ -30,6 +41,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
+use chrono::TimeDelta;
 use chrono_tz::Tz;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -42,6 +54,74 @@ pub const UNKNOWN_BUCKET_ID: &str = "*unknown*";
 
 /// Default warning threshold (fraction of the limit).
 pub const DEFAULT_WARN_AT: f64 = 0.8;
+
+/// Default of `max_event_lead`: one day.
+pub const DEFAULT_MAX_EVENT_LEAD: TimeDelta = TimeDelta::days(1);
+
+/// Units of the duration syntax, largest first, in microseconds.
+const DURATION_UNITS: &[(&str, i64)] = &[
+    ("w", 7 * 86_400_000_000),
+    ("d", 86_400_000_000),
+    ("h", 3_600_000_000),
+    ("m", 60_000_000),
+    ("s", 1_000_000),
+];
+
+/// Parses a positive duration such as `24h`, `1d`, `90m` or `1d12h` (whole
+/// numbers with units `w d h m s`, the syntax of segment windows). `None`
+/// for anything else, zero, or more than `i64` microseconds.
+pub fn parse_duration(text: &str) -> Option<TimeDelta> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, micros) = DURATION_UNITS.iter().find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        total = total.checked_add(n.checked_mul(*micros)?)?;
+    }
+    (total > 0).then(|| TimeDelta::microseconds(total))
+}
+
+/// Formats a duration in the syntax [`parse_duration`] reads (largest
+/// exact unit, e.g. `1d`, `36h`).
+pub fn format_duration(d: TimeDelta) -> String {
+    let micros = d.num_microseconds().unwrap_or(i64::MAX);
+    for (unit, m) in DURATION_UNITS {
+        if micros % m == 0 {
+            return format!("{}{unit}", micros / m);
+        }
+    }
+    format!("{}s", micros as f64 / 1e6)
+}
+
+mod duration_text {
+    use chrono::TimeDelta;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TimeDelta, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid duration `{text}`")))
+    }
+}
+
+fn default_max_event_lead() -> TimeDelta {
+    DEFAULT_MAX_EVENT_LEAD
+}
 
 /// What to do with a process id that the configuration does not list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +215,10 @@ pub struct QuotaConfig {
     pub default_time_zone: Option<Tz>,
     /// The metered processes, ids unique.
     pub processes: Vec<ProcessConfig>,
+    /// How far an event may be stamped ahead of the reference clock; later
+    /// ones are held without touching the ledger. Positive; default one day.
+    #[serde(with = "duration_text", default = "default_max_event_lead")]
+    pub max_event_lead: TimeDelta,
 }
 
 mod opt_tz_name {
@@ -399,6 +483,7 @@ const TOP_KEYS: &[&str] = &[
     "default_limits",
     "default_owner",
     "default_time_zone",
+    "max_event_lead",
     "processes",
 ];
 const PROCESS_KEYS: &[&str] = &[
@@ -611,6 +696,31 @@ impl Validator<'_> {
         }
     }
 
+    fn duration(&mut self, node: &Spanned<Node>, path: &str) -> Option<TimeDelta> {
+        let help = Some(
+            "a positive duration: whole numbers with units w, d, h, m, s, e.g. 24h, 1d, 1d12h"
+                .to_string(),
+        );
+        match &node.value {
+            Node::Str(text) => match parse_duration(text) {
+                Some(d) => Some(d),
+                None => {
+                    self.err(node, path, format!("invalid duration `{text}`"), help);
+                    None
+                }
+            },
+            other => {
+                self.err(
+                    node,
+                    path,
+                    format!("expected a duration, found {}", other.kind()),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
     fn boolean(&mut self, node: &Spanned<Node>, path: &str) -> Option<bool> {
         match node.value {
             Node::Bool(b) => Some(b),
@@ -686,6 +796,10 @@ impl Validator<'_> {
                 );
             }
         }
+        let max_event_lead = match f.get("max_event_lead") {
+            Some(n) => self.duration(n, "max_event_lead"),
+            None => Some(DEFAULT_MAX_EVENT_LEAD),
+        };
         let tz_fallback = default_time_zone.flatten();
         let mut processes = Vec::new();
         match f.get("processes") {
@@ -715,6 +829,7 @@ impl Validator<'_> {
             default_owner: default_owner.flatten(),
             default_time_zone: tz_fallback,
             processes,
+            max_event_lead: max_event_lead?,
         })
     }
 
@@ -1035,5 +1150,41 @@ processes:
         )
         .unwrap();
         assert_eq!(c.processes[0].time_zone, chrono_tz::Asia::Tokyo);
+    }
+
+    #[test]
+    fn max_event_lead_defaults_to_a_day_and_reads_the_window_syntax() {
+        let c = QuotaConfig::from_yaml_str("processes: []\n", "q.yaml").unwrap();
+        assert_eq!(c.max_event_lead, TimeDelta::days(1));
+        let c =
+            QuotaConfig::from_yaml_str("max_event_lead: 1d12h\nprocesses: []\n", "q.yaml").unwrap();
+        assert_eq!(c.max_event_lead, TimeDelta::hours(36));
+        assert_eq!(format_duration(c.max_event_lead), "36h");
+        for (text, want) in [("90m", 90 * 60), ("2w", 14 * 86_400), ("45s", 45)] {
+            assert_eq!(
+                parse_duration(text),
+                Some(TimeDelta::seconds(want)),
+                "{text}"
+            );
+        }
+        for bad in ["0h", "1.5h", "-1d", "1x", "", "h", "99999999999999w"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        let e = QuotaConfig::from_yaml_str("max_event_lead: 1.5h\nprocesses: []\n", "q.yaml")
+            .unwrap_err();
+        let d = &e.diagnostics[0];
+        assert_eq!((d.line, d.path.as_str()), (Some(1), "max_event_lead"));
+        assert!(d.message.contains("invalid duration `1.5h`"), "{d}");
+        assert!(d.help.as_deref().unwrap().contains("24h"), "{d}");
+        let e = QuotaConfig::from_yaml_str("max_event_lead: 3600\nprocesses: []\n", "q.yaml")
+            .unwrap_err();
+        assert!(e.to_string().contains("expected a duration"), "{e}");
+        // Suggested for a typo, like every key.
+        let e =
+            QuotaConfig::from_yaml_str("max_event_led: 1d\nprocesses: []\n", "q.yaml").unwrap_err();
+        assert!(
+            e.to_string().contains("did you mean `max_event_lead`"),
+            "{e}"
+        );
     }
 }

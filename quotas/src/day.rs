@@ -11,6 +11,19 @@
 //! replaying an event log with its own timestamps crosses day boundaries
 //! exactly as the live run did.
 //!
+//! **Total.** Every instant has a quota day: [`QuotaDay::of`] accepts any
+//! `DateTime<Utc>` and [`QuotaDay::of_timestamp_micros`] any `i64`
+//! microsecond timestamp, in every zone, without panicking. The day is
+//! computed as `floor((utc_seconds + zone_offset) / 86 400)`, never through a
+//! local `NaiveDateTime` (which does not exist for instants near chrono's
+//! range ends: `DateTime::<Utc>::MAX_UTC` in Europe/Berlin is past
+//! `NaiveDateTime::MAX`). Such far days are still days: they order,
+//! compare and persist like any other; only their calendar form is missing
+//! ([`QuotaDay::date`] is `None`, and they display as `day#N`). Beyond
+//! chrono's range, an instant takes the zone's offset at the range's edge
+//! (the zone's last rule). A property test covers the whole `i64` range in
+//! every zone of `chrono-tz`.
+//!
 //! [`DayCache`] makes the per-call day lookup a single relaxed atomic load on
 //! the hot path: it remembers the UTC span (at minute resolution) of the day
 //! last seen and only falls back to the time-zone database when an instant
@@ -19,7 +32,10 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Utc,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -30,11 +46,42 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct QuotaDay(i32);
 
 const UNIX_EPOCH_DAY_CE: i32 = 719_163;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The zone's offset from UTC, in seconds, at the UTC instant `utc`.
+/// `offset_from_utc_datetime` is total in chrono-tz (the spans cover all time).
+fn offset_seconds(utc: &NaiveDateTime, tz: Tz) -> i64 {
+    i64::from(tz.offset_from_utc_datetime(utc).fix().local_minus_utc())
+}
+
+/// The local calendar day of `utc_seconds` at `offset` seconds from UTC.
+fn local_day(utc_seconds: i64, offset: i64) -> QuotaDay {
+    // |utc_seconds| ≤ i64::MAX / 10^6 and |offset| < one day: no overflow, and
+    // the day number (at most ~1.07 × 10^8 in magnitude) always fits an i32.
+    let days = utc_seconds
+        .saturating_add(offset)
+        .div_euclid(SECONDS_PER_DAY);
+    QuotaDay(i32::try_from(days).unwrap_or(if days < 0 { i32::MIN + 1 } else { i32::MAX }))
+}
 
 impl QuotaDay {
-    /// The quota day that `at` falls on in time zone `tz`.
+    /// The quota day that `at` falls on in time zone `tz`. Total: see the
+    /// module docs for instants whose local date chrono cannot represent.
     pub fn of(at: DateTime<Utc>, tz: Tz) -> QuotaDay {
-        QuotaDay::from_date(at.with_timezone(&tz).date_naive())
+        local_day(at.timestamp(), offset_seconds(&at.naive_utc(), tz))
+    }
+
+    /// The quota day of a timestamp in microseconds since 1970-01-01 UTC
+    /// (as Parquet and the engine store it), for every `i64`. Instants
+    /// beyond chrono's range use the zone's offset at the range's edge.
+    pub fn of_timestamp_micros(micros: i64, tz: Tz) -> QuotaDay {
+        let seconds = micros.div_euclid(1_000_000);
+        let probe = DateTime::<Utc>::from_timestamp(seconds, 0).unwrap_or(if seconds < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        });
+        local_day(seconds, offset_seconds(&probe.naive_utc(), tz))
     }
 
     /// Wraps a calendar date.
@@ -228,6 +275,103 @@ mod tests {
                 assert_eq!(cache.day_of(t, tz), QuotaDay::of(t, tz), "{zone} at {t}");
                 t += Duration::seconds(1789);
             }
+        }
+    }
+
+    /// Instants at and around the ends of chrono's range and of `i64`.
+    fn edge_micros() -> Vec<i64> {
+        let max = DateTime::<Utc>::MAX_UTC.timestamp_micros();
+        let min = DateTime::<Utc>::MIN_UTC.timestamp_micros();
+        vec![
+            i64::MIN,
+            i64::MIN + 1,
+            min - 1,
+            min,
+            min + 1,
+            -1,
+            0,
+            1,
+            max - 1,
+            max,
+            max + 1,
+            i64::MAX - 1,
+            i64::MAX,
+        ]
+    }
+
+    /// Everything a caller can do with the day of `micros` in `tz`: none of
+    /// it may panic, and the day agrees with chrono wherever chrono can
+    /// represent the local date.
+    fn check_day(micros: i64, tz: Tz) -> Result<(), String> {
+        let day = QuotaDay::of_timestamp_micros(micros, tz);
+        let utc_day = micros.div_euclid(86_400_000_000);
+        if (i64::from(day.days_since_epoch()) - utc_day).abs() > 1 {
+            return Err(format!(
+                "{tz} at {micros}: day {day:?} is not within a day of UTC day {utc_day}"
+            ));
+        }
+        let _ = (day.to_string(), day.date(), day.start(tz), day.end(tz));
+        if let Some(at) = DateTime::<Utc>::from_timestamp_micros(micros) {
+            if QuotaDay::of(at, tz) != day {
+                return Err(format!(
+                    "{tz} at {micros}: of() and of_timestamp_micros() disagree"
+                ));
+            }
+            if DayCache::new().day_of(at, tz) != day {
+                return Err(format!("{tz} at {micros}: the cache disagrees"));
+            }
+            let offset = tz.offset_from_utc_datetime(&at.naive_utc()).fix();
+            if let Some(local) = at.naive_utc().checked_add_offset(offset) {
+                if QuotaDay::from_date(local.date()) != day {
+                    return Err(format!("{tz} at {micros}: chrono says {}", local.date()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The reported panic: `MAX_UTC` in a zone east of UTC has no local
+    /// `NaiveDateTime` ("Local time out of range").
+    #[test]
+    fn the_last_instant_in_berlin_has_a_day() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let day = QuotaDay::of(DateTime::<Utc>::MAX_UTC, tz);
+        assert!(QuotaDay::of_timestamp_micros(i64::MAX, tz) >= day);
+        assert!(day.date().is_none(), "past NaiveDate::MAX");
+        assert!(day > QuotaDay::of(DateTime::<Utc>::MAX_UTC, Tz::UTC));
+        assert!(day.to_string().starts_with("day#"));
+    }
+
+    #[test]
+    fn every_zone_at_the_edges_of_time() {
+        for tz in chrono_tz::TZ_VARIANTS {
+            for m in edge_micros() {
+                check_day(m, tz).unwrap();
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// The whole i64 microsecond range, every zone of chrono-tz.
+        #[test]
+        fn every_timestamp_in_every_zone_has_a_day(
+            micros in proptest::prelude::any::<i64>(),
+            zone in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let tz = chrono_tz::TZ_VARIANTS[zone.index(chrono_tz::TZ_VARIANTS.len())];
+            check_day(micros, tz).map_err(proptest::test_runner::TestCaseError::fail)?;
+        }
+
+        /// The same near today, where zones have real DST rules.
+        #[test]
+        fn recent_timestamps_in_every_zone(
+            micros in -2_000_000_000_000_000i64..5_000_000_000_000_000,
+            zone in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let tz = chrono_tz::TZ_VARIANTS[zone.index(chrono_tz::TZ_VARIANTS.len())];
+            check_day(micros, tz).map_err(proptest::test_runner::TestCaseError::fail)?;
         }
     }
 

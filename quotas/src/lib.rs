@@ -31,7 +31,20 @@
 //! timestamps when replaying a log — so a replay crosses day boundaries
 //! exactly as the live run did. A request stamped earlier than the newest
 //! day a process has seen counts against that newest day: a ledger never
-//! moves backwards.
+//! moves backwards. Every instant has a day — any `DateTime<Utc>`, any `i64`
+//! microsecond timestamp, in any zone ([`QuotaDay::of_timestamp_micros`]).
+//!
+//! ## Requests from the future
+//!
+//! Because a ledger never moves backwards, one request stamped `9999-12-31`
+//! would move its process's quota day there and charge every later request
+//! to it. So a request stamped more than `max_event_lead` (configuration,
+//! default one day) after the [`ReferenceClock`] — the wall clock, or a
+//! fixed instant for deterministic replays ([`Quotas::with_reference_clock`])
+//! — is denied with [`Denial::AheadOfClock`] *before* any ledger call, and an
+//! operator action at such an instant is refused. A process pinned anyway
+//! (by a clock set that far, or by a ledger written before the bound
+//! existed) is moved back by [`Quotas::rewind`], which keeps its usage.
 //!
 //! ## States
 //!
@@ -69,12 +82,20 @@
 //! * [`DurableLedger`] — an embedded, checksummed write-ahead log with group
 //!   commit. **Durability guarantee: after a crash at any moment (including
 //!   `kill -9`), the usage recorded on restart is never lower than what was
-//!   granted**, because a grant is acknowledged only once its record is
-//!   written (and `fdatasync`ed under [`Durability::PowerLoss`]). Lost
-//!   refunds can only over-count. A corrupt file refuses to open
-//!   ([`LedgerError::Corrupt`]); usage is never silently reset. Cost: one
-//!   group-committed `write(2)` per grant (≈1.5 µs here), or one shared
-//!   `fdatasync` under `PowerLoss`.
+//!   granted — or the ledger refuses to open**, because a grant is
+//!   acknowledged only once its record is written (and `fdatasync`ed under
+//!   [`Durability::PowerLoss`]) and covered by the superblock's *mark*, the
+//!   acknowledged end of the log. Lost refunds can only over-count. A file
+//!   cut or zero-filled below its mark refuses to open
+//!   ([`LedgerError::TailLost`]), as does a damaged one
+//!   ([`LedgerError::Corrupt`]) and one in the old format without a mark
+//!   ([`LedgerError::OldFormat`]): usage is never silently reset or
+//!   shortened. The way out is explicit and logged: [`DurableLedger::inspect`]
+//!   shows what is readable, [`DurableLedger::recover`] rewrites the ledger
+//!   from it and keeps an audit record that every later open reports
+//!   ([`RecoveryReport`]). Cost: one group-committed `write(2)` and one
+//!   32-byte mark `pwrite` per grant (≈1.6 µs here, ≈1.1 µs without the
+//!   mark), or one shared `fdatasync` under `PowerLoss`.
 //! * [`RedisLedger`] — one quota per process shared by many engine
 //!   instances; every state change is an atomic Lua script. When Redis is
 //!   unreachable or answers garbage, each process fails closed (the default)
@@ -82,8 +103,9 @@
 //!
 //! Operators inspect and adjust a persisted ledger from a separate process
 //! with [`Quotas::from_ledger`] (the ledger stores each process's config),
-//! [`Quotas::status`], [`Quotas::raise`], [`Quotas::resume`] and
-//! [`Quotas::reset`].
+//! [`Quotas::status`], [`Quotas::raise`], [`Quotas::resume`],
+//! [`Quotas::reset`], [`Quotas::set_usage`] (a day's usage by hand, e.g.
+//! after a recovery) and [`Quotas::rewind`]; each is notified to the owner.
 //!
 //! ## In the engine
 //!
@@ -92,7 +114,8 @@
 //! between admission and execution of `Engine::run_batch`, and holds the
 //! events this crate denies; `fusebox run --quotas` writes them to
 //! `held.jsonl` and the notifications to `notifications.jsonl`, and `fusebox
-//! quota status|raise|resume|reset` is the operator's view of a ledger.
+//! quota status|raise|resume|reset|set|rewind|recover` is the operator's view
+//! of a ledger.
 //!
 //! ## Modules
 //!
@@ -149,11 +172,12 @@ pub use config::{
 };
 pub use day::QuotaDay;
 pub use ledger::{
-    Durability, DurableLedger, DurableOptions, Ledger, LedgerError, MemoryLedger, RecoveryReport,
-    RedisLedger, RedisOptions,
+    AuditedProcess, Durability, DurableLedger, DurableOptions, Inspection, Ledger, LedgerError,
+    MemoryLedger, RecoveryAudit, RecoveryCause, RecoveryReport, RedisLedger, RedisOptions,
 };
 pub use manager::{
-    Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, Reservation, ReserveItem, Settlement,
+    Denial, ProcessHandle, ProcessStatus, Quotas, QuotasError, ReferenceClock, Reservation,
+    ReserveItem, Settlement,
 };
 pub use notify::{
     ChannelNotifier, CollectingNotifier, NotificationKind, Notifier, NullNotifier,

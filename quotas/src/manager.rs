@@ -6,17 +6,26 @@
 //! thresholds), turns the ledger's answer into a [`Reservation`] or a
 //! [`Denial`], applies the backend-failure policy, and reports transitions
 //! to the notifier.
+//!
+//! It also guards the ledger against the future: a request stamped more
+//! than the configured `max_event_lead` after the [`ReferenceClock`] is
+//! denied ([`Denial::AheadOfClock`]) before any ledger call, and an operator
+//! action at such an instant is refused. The check costs one relaxed atomic
+//! load per request: the manager caches the *horizon* (reference now + lead)
+//! and reads the clock again only for a request beyond it; the horizon only
+//! grows, so a request within the cached one is within the current one.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::config::{
-    valid_id, BackendPolicy, ProcessConfig, QuotaConfig, UnknownProcess, UNKNOWN_BUCKET_ID,
+    format_duration, valid_id, BackendPolicy, ProcessConfig, QuotaConfig, UnknownProcess,
+    UNKNOWN_BUCKET_ID,
 };
 use crate::day::{DayCache, QuotaDay};
 use crate::ledger::{Ledger, LedgerError};
@@ -37,6 +46,32 @@ pub struct ReserveItem {
     pub bytes: u64,
     /// The caller's clock for this request.
     pub at: DateTime<Utc>,
+}
+
+/// The clock against which a [`Quotas`] bounds how far ahead an event may be
+/// stamped (`max_event_lead` in [`crate::config`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReferenceClock {
+    /// The system's wall clock. The default.
+    #[default]
+    Wall,
+    /// A fixed instant: deterministic replays and tests (`fusebox run
+    /// --quota-now`).
+    Fixed(DateTime<Utc>),
+}
+
+impl ReferenceClock {
+    /// The clock's current instant.
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            ReferenceClock::Wall => Utc::now(),
+            ReferenceClock::Fixed(t) => t,
+        }
+    }
+}
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// A pre-resolved process: [`Quotas::reserve_handle`] skips the id lookup.
@@ -93,6 +128,27 @@ pub enum Denial {
         /// The backend error.
         error: String,
     },
+    /// The request is stamped more than `max_event_lead` after the
+    /// reference clock. Nothing was charged and the ledger was not touched:
+    /// charging it would move the process's quota day to that far day and,
+    /// since a ledger never moves backwards, keep it there. Applies to
+    /// shadow processes too (a timestamp that far ahead is bad input, not a
+    /// quota decision); hold the event and replay it when its time comes.
+    #[error(
+        "event of process `{process}` is stamped {}, more than {max_lead} ahead of the clock ({}); \
+         held without touching the quota ledger (max_event_lead in the quota configuration)",
+        rfc3339(.at), rfc3339(.now)
+    )]
+    AheadOfClock {
+        /// Process id.
+        process: String,
+        /// The request's instant.
+        at: DateTime<Utc>,
+        /// The reference clock when it was checked.
+        now: DateTime<Utc>,
+        /// The configured bound, e.g. `1d`.
+        max_lead: String,
+    },
 }
 
 /// Errors of construction and operator actions.
@@ -118,6 +174,44 @@ pub enum QuotasError {
         current: String,
         /// The requested limit.
         requested: u64,
+    },
+    /// An operator action at an instant (or on a day) more than
+    /// `max_event_lead` after the reference clock: it would move the process
+    /// to that day and pin it there.
+    #[error(
+        "`{process}`: {} is more than {max_lead} ahead of the clock ({}); acting on that quota \
+         day would move the process there for good. Pass an earlier --at",
+        rfc3339(.at), rfc3339(.now)
+    )]
+    AheadOfClock {
+        /// Process id.
+        process: String,
+        /// The instant given.
+        at: DateTime<Utc>,
+        /// The reference clock.
+        now: DateTime<Utc>,
+        /// The configured bound, e.g. `1d`.
+        max_lead: String,
+    },
+    /// `rewind` to a day that is not earlier than the process's current one.
+    #[error("`{process}` is on quota day {current}; rewind moves it to an earlier day, and {requested} is not")]
+    NotARewind {
+        /// Process id.
+        process: String,
+        /// The entry's current day.
+        current: QuotaDay,
+        /// The day asked for.
+        requested: QuotaDay,
+    },
+    /// `set_usage` was given an amount above [`MAX_AMOUNT`].
+    #[error("usage {value} {dimension} for `{process}` is above the maximum {MAX_AMOUNT}")]
+    InvalidUsage {
+        /// Process id.
+        process: String,
+        /// The dimension.
+        dimension: Dimension,
+        /// The value given.
+        value: u64,
     },
     /// `raise` was given a zero or too large limit.
     #[error("invalid {dimension} limit {value} for `{process}`: must be 1..={MAX_AMOUNT}")]
@@ -184,6 +278,8 @@ struct Entry {
     warn: Usage,
     days: DayCache,
     backend_down: AtomicBool,
+    /// A request of this process was held as ahead of the clock (logged once).
+    ahead_logged: AtomicBool,
 }
 
 /// The quota manager. `Send + Sync`; share it with `Arc`.
@@ -197,6 +293,11 @@ pub struct Quotas {
     unknown: Option<u32>,
     ledger: Box<dyn Ledger>,
     notifier: Arc<dyn Notifier>,
+    clock: ReferenceClock,
+    /// The latest accepted instant (reference now + `max_event_lead`) as of
+    /// the last clock read, in µs since the epoch; `i64::MIN` before the
+    /// first. Only grows.
+    horizon: AtomicI64,
 }
 
 impl fmt::Debug for Quotas {
@@ -266,6 +367,11 @@ impl Quotas {
         if procs.len() > u32::MAX as usize {
             return Err(QuotasError::InvalidConfig("too many processes".into()));
         }
+        if config.max_event_lead <= TimeDelta::zero() {
+            return Err(QuotasError::InvalidConfig(
+                "max_event_lead must be positive".into(),
+            ));
+        }
         ledger.bind(&procs)?;
         let entries = procs
             .into_iter()
@@ -275,6 +381,7 @@ impl Quotas {
                 cfg,
                 days: DayCache::new(),
                 backend_down: AtomicBool::new(false),
+                ahead_logged: AtomicBool::new(false),
             })
             .collect();
         Ok(Quotas {
@@ -284,7 +391,82 @@ impl Quotas {
             unknown,
             ledger,
             notifier,
+            clock: ReferenceClock::Wall,
+            horizon: AtomicI64::new(i64::MIN),
         })
+    }
+
+    /// Replaces the reference clock (default [`ReferenceClock::Wall`]).
+    pub fn with_reference_clock(mut self, clock: ReferenceClock) -> Quotas {
+        self.clock = clock;
+        self.horizon = AtomicI64::new(i64::MIN);
+        self
+    }
+
+    /// The reference clock.
+    pub fn reference_clock(&self) -> ReferenceClock {
+        self.clock
+    }
+
+    /// How far ahead of the reference clock a request may be stamped.
+    pub fn max_event_lead(&self) -> TimeDelta {
+        self.config.max_event_lead
+    }
+
+    /// The latest instant accepted right now: the reference clock plus
+    /// [`Quotas::max_event_lead`] (saturating at chrono's range).
+    pub fn horizon(&self) -> DateTime<Utc> {
+        self.horizon_of(self.clock.now())
+    }
+
+    fn horizon_of(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now.checked_add_signed(self.config.max_event_lead)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// `Some(reference now)` when `at` is beyond the horizon. One relaxed
+    /// load when it is not (see the module docs).
+    #[inline]
+    fn beyond_horizon(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if at.timestamp_micros() <= self.horizon.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.recheck_horizon(at)
+    }
+
+    #[cold]
+    fn recheck_horizon(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let now = self.clock.now();
+        let horizon = self.horizon_of(now);
+        self.horizon
+            .fetch_max(horizon.timestamp_micros(), Ordering::Relaxed);
+        (at > horizon).then_some(now)
+    }
+
+    #[cold]
+    fn ahead_of_clock(&self, e: &Entry, at: DateTime<Utc>, now: DateTime<Utc>) -> Denial {
+        if !e.ahead_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(process = %e.cfg.id, at = %rfc3339(&at), now = %rfc3339(&now), "request stamped beyond max_event_lead denied without touching the quota ledger (logged once per process)");
+        }
+        Denial::AheadOfClock {
+            process: e.cfg.id.clone(),
+            at,
+            now,
+            max_lead: format_duration(self.config.max_event_lead),
+        }
+    }
+
+    /// Refuses an operator action at `at` beyond the horizon.
+    fn check_operator_instant(&self, process: &str, at: DateTime<Utc>) -> Result<(), QuotasError> {
+        match self.beyond_horizon(at) {
+            None => Ok(()),
+            Some(now) => Err(QuotasError::AheadOfClock {
+                process: process.to_string(),
+                at,
+                now,
+                max_lead: format_duration(self.config.max_event_lead),
+            }),
+        }
     }
 
     /// Builds the manager from the process configs stored in a persistent
@@ -300,6 +482,7 @@ impl Quotas {
             default_owner: None,
             default_time_zone: None,
             processes: Vec::new(),
+            max_event_lead: crate::config::DEFAULT_MAX_EVENT_LEAD,
         };
         for p in declared {
             if p.id == UNKNOWN_BUCKET_ID {
@@ -322,6 +505,11 @@ impl Quotas {
     /// The ledger backend.
     pub fn ledger(&self) -> &dyn Ledger {
         &*self.ledger
+    }
+
+    /// What opening the ledger found ([`Ledger::recovery`]).
+    pub fn recovery(&self) -> Option<crate::ledger::RecoveryReport> {
+        self.ledger.recovery()
     }
 
     /// Resolves an id once for [`Quotas::reserve_handle`]. Unknown ids
@@ -377,6 +565,9 @@ impl Quotas {
                 process: format!("#{}", handle.0),
             });
         };
+        if let Some(now) = self.beyond_horizon(at) {
+            return Err(self.ahead_of_clock(e, at, now));
+        }
         let req = Self::request(e, records, bytes, at);
         let result = self.ledger.reserve(handle.0, &req);
         self.finish(handle.0, e, &req, Usage::new(records, bytes), result, at)
@@ -392,11 +583,14 @@ impl Quotas {
         let mut positions = Vec::with_capacity(items.len());
         for (i, it) in items.iter().enumerate() {
             match self.entries.get(it.process.0 as usize) {
-                Some(e) => {
-                    batch.push((it.process.0, Self::request(e, it.records, it.bytes, it.at)));
-                    positions.push(i);
-                    out.push(None);
-                }
+                Some(e) => match self.beyond_horizon(it.at) {
+                    Some(now) => out.push(Some(Err(self.ahead_of_clock(e, it.at, now)))),
+                    None => {
+                        batch.push((it.process.0, Self::request(e, it.records, it.bytes, it.at)));
+                        positions.push(i);
+                        out.push(None);
+                    }
+                },
                 None => out.push(Some(Err(Denial::UnknownProcess {
                     process: format!("#{}", it.process.0),
                 }))),
@@ -701,6 +895,12 @@ impl Quotas {
         }
     }
 
+    /// The quota day `at` falls on for `process` (in its time zone).
+    pub fn quota_day(&self, process: &str, at: DateTime<Utc>) -> Result<QuotaDay, QuotasError> {
+        let e = &self.entries[self.slot_of(process)? as usize];
+        Ok(e.days.day_of(at, e.cfg.time_zone))
+    }
+
     /// Status of one process (`Some(id)`) or of all, in configuration order,
     /// on the quota day of `at` in each process's zone.
     pub fn status(
@@ -732,6 +932,7 @@ impl Quotas {
         kind: NotificationKind,
     ) -> Result<ProcessStatus, QuotasError> {
         let slot = self.slot_of(process)?;
+        self.check_operator_instant(process, at)?;
         let e = &self.entries[slot as usize];
         let snap = self
             .ledger
@@ -740,6 +941,7 @@ impl Quotas {
         let verb = match kind {
             NotificationKind::LimitRaised => format!("raised the limit to {}", status.limit),
             NotificationKind::Reset => "reset the day's usage to zero".to_string(),
+            NotificationKind::UsageSet => format!("set the day's usage to {}", status.used),
             _ => "resumed the process".to_string(),
         };
         self.emit(
@@ -821,6 +1023,82 @@ impl Quotas {
     /// are dropped (they belong to the forgiven period). Notifies `Reset`.
     pub fn reset(&self, process: &str, at: DateTime<Utc>) -> Result<ProcessStatus, QuotasError> {
         self.operate(process, at, Operation::Reset, NotificationKind::Reset)
+    }
+
+    /// Sets the usage of the quota day of `at` by hand — an operator's
+    /// correction, e.g. after a recovery lost part of the day
+    /// ([`crate::DurableLedger::recover`]): a new period with this usage,
+    /// active (the next request that does not fit stops it). Reservations
+    /// still open keep their grant but their refunds are dropped, as after a
+    /// reset. Notifies `UsageSet`.
+    pub fn set_usage(
+        &self,
+        process: &str,
+        used: Usage,
+        at: DateTime<Utc>,
+    ) -> Result<ProcessStatus, QuotasError> {
+        for dim in [Dimension::Records, Dimension::Bytes] {
+            if used.get(dim) > MAX_AMOUNT {
+                return Err(QuotasError::InvalidUsage {
+                    process: process.to_string(),
+                    dimension: dim,
+                    value: used.get(dim),
+                });
+            }
+        }
+        self.operate(
+            process,
+            at,
+            Operation::SetUsage(used),
+            NotificationKind::UsageSet,
+        )
+    }
+
+    /// Moves `process` back to quota day `to`: the way out when an event
+    /// stamped far ahead (before `max_event_lead` held such events, or with
+    /// a generous one) pinned it to a far day, where every later request is
+    /// charged because a ledger never moves backwards. The usage, state and
+    /// a raise of the day it leaves are kept, charged to `to`: usage never
+    /// goes down (follow with `reset` or `set_usage` if it should). `to`
+    /// must be earlier than the process's current day and not beyond the
+    /// horizon. Notifies `Rewound`.
+    pub fn rewind(&self, process: &str, to: QuotaDay) -> Result<ProcessStatus, QuotasError> {
+        let slot = self.slot_of(process)?;
+        let e = &self.entries[slot as usize];
+        let tz = e.cfg.time_zone;
+        let now = self.clock.now();
+        if to > QuotaDay::of(self.horizon_of(now), tz) {
+            return Err(QuotasError::AheadOfClock {
+                process: process.to_string(),
+                at: to.start(tz).unwrap_or(DateTime::<Utc>::MAX_UTC),
+                now,
+                max_lead: format_duration(self.config.max_event_lead),
+            });
+        }
+        let current = self.ledger.snapshot(slot, to)?.day;
+        if current <= to {
+            return Err(QuotasError::NotARewind {
+                process: process.to_string(),
+                current,
+                requested: to,
+            });
+        }
+        let snap = self.ledger.operate(slot, to, Operation::Rewind(to))?;
+        let status = self.status_of(slot, snap);
+        self.emit(
+            e,
+            NotificationKind::Rewound,
+            status.quota_day,
+            status.used,
+            status.limit,
+            now,
+            format!(
+                "an operator moved {process} back from quota day {current} to {to}; the usage \
+                 charged since ({}) is kept, on {to}",
+                status.used
+            ),
+        );
+        Ok(status)
     }
 
     /// Makes everything recorded so far durable (see [`Ledger::sync`]).
@@ -983,6 +1261,7 @@ mod tests {
             default_owner: None,
             default_time_zone: None,
             processes: ps,
+            max_event_lead: crate::config::DEFAULT_MAX_EVENT_LEAD,
         };
         let new = |c| {
             Quotas::new(

@@ -36,6 +36,11 @@ pub enum NotificationKind {
     LimitRaised,
     /// An operator reset the day's usage to zero.
     Reset,
+    /// An operator set the day's usage by hand (e.g. after a recovery).
+    UsageSet,
+    /// An operator moved the process back from a day it was pinned to (by
+    /// an event stamped far ahead) to an earlier one, keeping its usage.
+    Rewound,
     /// The ledger backend failed and the reserve was denied (fail closed).
     /// Once per outage per process.
     BackendUnavailableDenied,

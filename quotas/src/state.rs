@@ -2,8 +2,10 @@
 //! backend speaks.
 //!
 //! A process's ledger entry describes one **period**: a quota day plus a
-//! reset sequence number (an operator `reset` starts a new period within the
-//! same day). Within a period:
+//! sequence number that every new period takes the next value of — a new
+//! day, and an operator `reset`, `set` or `rewind` within or across days.
+//! The sequence never restarts, so a period's identity is unique even when an
+//! operator moves a day back and it comes round again. Within a period:
 //!
 //! ```text
 //!            usage ≥ warn_at·limit            a reserve would exceed the limit
@@ -77,7 +79,8 @@ pub enum Verdict {
 pub struct Period {
     /// The quota day.
     pub day: QuotaDay,
-    /// Backend-specific period id within the day (reset sequence or epoch).
+    /// Backend-specific period id (sequence number or epoch); with the day,
+    /// unique among the periods of one entry.
     pub token: u64,
 }
 
@@ -122,6 +125,20 @@ pub enum Operation {
     Resume,
     /// Start a new period: usage zero, flags clear, raise kept.
     Reset,
+    /// Start a new period with this usage (an operator's correction, e.g.
+    /// after a recovery lost part of the day): flags clear, raise kept. Like
+    /// `Reset`, refunds of earlier reservations no longer apply.
+    SetUsage(Usage),
+    /// Move the entry back to an earlier day, keeping its usage, flags and a
+    /// raise made for the day it leaves: the way out when an event stamped
+    /// far in the future pinned the entry to its day (a ledger otherwise
+    /// never moves backwards, so every later request would be charged to
+    /// that day). Everything charged since is kept, charged to the earlier
+    /// day: usage never goes down. The period changes with the day, so
+    /// refunds of reservations made before the rewind no longer apply
+    /// (over-counted, never under). No-op unless the day is earlier than the
+    /// entry's. The `day` passed to `operate` is ignored.
+    Rewind(QuotaDay),
 }
 
 /// A read-only view of one process's ledger entry for a day.
@@ -167,7 +184,8 @@ impl QuotaState {
 pub struct PeriodState {
     /// Day of the current period.
     pub day: QuotaDay,
-    /// Reset sequence within the day.
+    /// Period sequence number: the next one for every new period (day,
+    /// reset, set, rewind), never restarting (wrapping at 2^32).
     pub seq: u32,
     /// Usage charged in the period.
     pub used: Usage,
@@ -204,7 +222,7 @@ impl PeriodState {
         if day > self.day {
             let was_stopped = self.flags & STOPPED != 0;
             self.day = day;
-            self.seq = 0;
+            self.seq = self.seq.wrapping_add(1);
             self.used = Usage::ZERO;
             self.flags = 0;
             (day, was_stopped)
@@ -285,7 +303,21 @@ impl PeriodState {
 
     /// Applies an operator action for `day`.
     pub fn operate(&mut self, day: QuotaDay, op: Operation) -> SlotSnapshot {
-        let (day, _) = self.roll_to(day);
+        let day = match op {
+            Operation::Rewind(to) => {
+                if to < self.day {
+                    if let Some((d, caps)) = self.raised {
+                        if d == self.day {
+                            self.raised = Some((to, caps));
+                        }
+                    }
+                    self.day = to;
+                    self.seq = self.seq.wrapping_add(1);
+                }
+                self.day
+            }
+            _ => self.roll_to(day).0,
+        };
         match op {
             Operation::Raise(caps) => {
                 self.raised = Some((day, caps));
@@ -297,6 +329,12 @@ impl PeriodState {
                 self.used = Usage::ZERO;
                 self.flags = 0;
             }
+            Operation::SetUsage(used) => {
+                self.seq = self.seq.wrapping_add(1);
+                self.used = used.min(Usage::new(MAX_AMOUNT, MAX_AMOUNT));
+                self.flags = 0;
+            }
+            Operation::Rewind(_) => {}
         }
         self.snapshot(day)
     }
@@ -397,6 +435,29 @@ mod tests {
         let p = s.period();
         assert!(s.refund(p, Usage::new(2, 0)));
         assert_eq!(s.used.records, 1);
+    }
+
+    /// Day 2, rewound to day 1, rolled to day 2 again: a refund from the
+    /// first day-2 period must not credit the second (it did when a new day
+    /// restarted the sequence at 0: the periods had the same identity).
+    #[test]
+    fn a_day_that_comes_round_again_is_a_new_period() {
+        let mut s = PeriodState::default();
+        let old = s.reserve(&req(2, 5)).period;
+        s.operate(day(1), Operation::Rewind(day(1)));
+        assert_eq!((s.day, s.used.records), (day(1), 5), "usage kept");
+        assert!(
+            !s.refund(old, Usage::new(5, 0)),
+            "the rewind ended the period"
+        );
+        let new = s.reserve(&req(2, 3)).period;
+        assert_eq!(new.day, old.day);
+        assert_ne!(new, old);
+        assert!(!s.refund(old, Usage::new(3, 0)));
+        assert_eq!(s.used.records, 3);
+        // Not earlier: nothing happens.
+        s.operate(day(5), Operation::Rewind(day(5)));
+        assert_eq!(s.day, day(2));
     }
 
     #[test]

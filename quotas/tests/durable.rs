@@ -52,6 +52,21 @@ fn dst_rollover_in_berlin_and_new_york() {
 }
 
 #[test]
+fn future_events_are_held() {
+    common::future_events_are_held(&make);
+}
+
+#[test]
+fn a_pinned_day_is_rewound() {
+    common::a_pinned_day_is_rewound(&make);
+}
+
+#[test]
+fn usage_is_set_by_hand() {
+    common::usage_is_set_by_hand(&make);
+}
+
+#[test]
 fn stress_8_threads_zero_over_grant_exact_accounting() {
     common::stress(&make, 8, 3_000);
 }
@@ -276,4 +291,213 @@ fn sigkill_mid_load_never_loses_acknowledged_usage() {
         // The next round starts from what was recorded, as a restarted engine would.
         acked_total = used;
     }
+}
+
+// ---- tail loss: acknowledged records cut off the end ------------------------
+
+/// A ledger where `sync` has charged 60 of its 100 records in six grants
+/// (one state record each), cleanly closed. Returns the path and the end of
+/// the record holding the second grant (usage 20).
+fn ledger_with_six_grants() -> (PathBuf, usize) {
+    let path = fresh_path();
+    let t = common::utc("2026-11-23T10:00:00Z");
+    let before;
+    {
+        let (q, _) = common::quotas(Box::new(DurableLedger::open(&path).unwrap()));
+        q.reserve("sync", 10, 0, t).unwrap().commit(10, 0);
+        q.reserve("sync", 10, 0, t).unwrap().commit(10, 0);
+        q.sync().unwrap();
+        before = std::fs::metadata(&path).unwrap().len() as usize;
+        for _ in 0..4 {
+            q.reserve("sync", 10, 0, t).unwrap().commit(10, 0);
+        }
+    }
+    assert!(common::record_ends(&std::fs::read(&path).unwrap()).contains(&before));
+    (path, before)
+}
+
+/// What a run would do with the damaged ledger: refuse, or (the bug) find
+/// usage 20 and grant 60 more, 120 in all against a limit of 100.
+fn assert_tail_loss_refused(path: &Path, what: &str) {
+    match DurableLedger::open(path) {
+        Err(LedgerError::TailLost { .. }) => {}
+        Err(e) => panic!("{what}: expected TailLost, got {e}"),
+        Ok(l) => {
+            let (q, _) = common::quotas(Box::new(l));
+            let t = common::utc("2026-11-23T10:00:00Z");
+            let used = q.status(Some("sync"), t).unwrap()[0].used.records;
+            let over = q.reserve("sync", 60, 0, t).is_ok();
+            panic!("{what}: opened silently with usage {used} of the acknowledged 60 (a grant of 60 more: {over})");
+        }
+    }
+}
+
+#[test]
+fn a_ledger_cut_at_a_record_boundary_is_refused() {
+    let (path, cut) = ledger_with_six_grants();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..cut]).unwrap();
+    assert_tail_loss_refused(&path, "cut at a record boundary");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        &bytes[..cut],
+        "left as found"
+    );
+}
+
+#[test]
+fn a_ledger_zero_filled_from_a_record_boundary_is_refused() {
+    let (path, cut) = ledger_with_six_grants();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[cut..].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    assert_tail_loss_refused(&path, "zero-filled from a record boundary");
+}
+
+#[test]
+fn a_ledger_truncated_to_its_header_is_refused() {
+    let (path, _) = ledger_with_six_grants();
+    let bytes = std::fs::read(&path).unwrap();
+    let header = common::record_ends(&bytes)[0];
+    std::fs::write(&path, &bytes[..header]).unwrap();
+    assert_tail_loss_refused(&path, "truncated to the header and superblock");
+    // Cut to the 16 bytes of magic and version: the superblock is gone too.
+    std::fs::write(&path, &bytes[..16]).unwrap();
+    assert!(
+        DurableLedger::open(&path).is_err(),
+        "truncated to 16 bytes: refused"
+    );
+}
+
+// ---- explicit recovery -------------------------------------------------------
+
+const WAIT: Duration = Duration::from_millis(100);
+
+#[test]
+fn recovery_after_tail_loss_is_explicit_logged_and_survives_compaction() {
+    use fusebox_quotas::RecoveryCause;
+    let (path, cut) = ledger_with_six_grants();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..cut]).unwrap();
+    let t = common::utc("2026-11-23T10:00:00Z");
+
+    // Inspection reads without changing anything.
+    let seen = DurableLedger::inspect(&path, WAIT).unwrap();
+    assert_eq!(seen.cause, Some(RecoveryCause::TailLost));
+    assert_eq!(seen.durable_end, Some(bytes.len() as u64));
+    assert_eq!(seen.readable_end, cut as u64);
+    let sync = seen.processes.iter().find(|p| p.process == "sync").unwrap();
+    assert_eq!(sync.used.records, 20, "what the readable records say");
+    assert!(seen
+        .problem
+        .as_deref()
+        .unwrap()
+        .contains("lost acknowledged usage"));
+    assert_eq!(std::fs::read(&path).unwrap(), &bytes[..cut]);
+
+    // The operator accepts the loss: rewritten, with an audit record.
+    let audit = DurableLedger::recover(
+        &path,
+        WAIT,
+        t,
+        "ops",
+        Some("restored from a truncated copy"),
+    )
+    .unwrap()
+    .expect("there was something to recover");
+    assert_eq!(audit.cause, RecoveryCause::TailLost);
+    assert_eq!(audit.lost_bytes, Some((bytes.len() - cut) as u64));
+    assert_eq!(audit.operator, "ops");
+    assert!(
+        audit.summary().contains("acknowledged tail lost"),
+        "{}",
+        audit.summary()
+    );
+
+    // It opens again, with the usage that was readable, and says it was recovered.
+    let small = DurableOptions {
+        compact_at_bytes: 1,
+        ..DurableOptions::default()
+    };
+    {
+        let l = DurableLedger::open_with(&path, small).unwrap();
+        assert!(l.recovery().clean_close, "a recovery seals the new file");
+        assert_eq!(l.recovery().audits, vec![audit.clone()]);
+        let (q, _) = common::quotas(Box::new(l));
+        assert_eq!(q.status(Some("sync"), t).unwrap()[0].used.records, 20);
+        // Every append compacts: the audit must survive the rewrite.
+        q.reserve("sync", 1, 0, t).unwrap().commit(1, 0);
+    }
+    let l = DurableLedger::open(&path).unwrap();
+    assert_eq!(l.recovery().audits, vec![audit]);
+    assert!(l
+        .recovery()
+        .to_string()
+        .contains("recovered by an operator 1 time"));
+    // Nothing left to recover: a healthy ledger is not touched.
+    drop(l);
+    let before = std::fs::read(&path).unwrap();
+    assert_eq!(
+        DurableLedger::recover(&path, WAIT, t, "ops", None).unwrap(),
+        None
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn a_version_1_ledger_is_refused_and_upgraded_only_on_request() {
+    use fusebox_quotas::RecoveryCause;
+    let (path, _) = ledger_with_six_grants();
+    // The same records under a version-1 header (records from byte 16, no superblock).
+    let v2 = std::fs::read(&path).unwrap();
+    let mut v1 = v2[..16].to_vec();
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    v1.extend_from_slice(&v2[80..]);
+    std::fs::write(&path, &v1).unwrap();
+    let err = DurableLedger::open(&path).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::OldFormat { version: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fusebox quota recover"), "{err}");
+    let seen = DurableLedger::inspect(&path, WAIT).unwrap();
+    assert_eq!(
+        (seen.format_version, seen.cause),
+        (1, Some(RecoveryCause::OldFormat))
+    );
+    let t = common::utc("2026-11-23T10:00:00Z");
+    let audit = DurableLedger::recover(&path, WAIT, t, "ops", None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (audit.cause, audit.lost_bytes, audit.dropped_bytes),
+        (RecoveryCause::OldFormat, None, 0)
+    );
+    let (q, _) = common::quotas(Box::new(DurableLedger::open(&path).unwrap()));
+    assert_eq!(
+        q.status(Some("sync"), t).unwrap()[0].used.records,
+        60,
+        "all usage kept"
+    );
+}
+
+#[test]
+fn a_corrupt_ledger_can_be_recovered_to_the_records_before_the_damage() {
+    use fusebox_quotas::RecoveryCause;
+    let (path, cut) = ledger_with_six_grants();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[cut + 14] ^= 0x10; // inside the payload of the record after `cut`
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        DurableLedger::open(&path),
+        Err(LedgerError::Corrupt { .. })
+    ));
+    let t = common::utc("2026-11-23T10:00:00Z");
+    let audit = DurableLedger::recover(&path, WAIT, t, "ops", None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(audit.cause, RecoveryCause::Corrupt);
+    assert_eq!(audit.readable_end, cut as u64);
+    let (q, _) = common::quotas(Box::new(DurableLedger::open(&path).unwrap()));
+    assert_eq!(q.status(Some("sync"), t).unwrap()[0].used.records, 20);
 }

@@ -205,6 +205,9 @@ fn batches_survive_a_flushed_script_cache() {
     assert_eq!(q.status(Some("sync"), t).unwrap()[0].used.records, 5);
 }
 conformance!(dst_rollover_in_berlin_and_new_york, common::dst_rollover);
+conformance!(future_events_are_held, common::future_events_are_held);
+conformance!(a_pinned_day_is_rewound, common::a_pinned_day_is_rewound);
+conformance!(usage_is_set_by_hand, common::usage_is_set_by_hand);
 
 #[test]
 fn stress_8_threads_zero_over_grant_exact_accounting() {

@@ -73,6 +73,7 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
         quotas: Some(QuotaSetup {
             config: workload.quotas,
             ledger: LedgerChoice::Memory,
+            reference_now: None,
         }),
     };
     run(&run_spec)?;

@@ -92,7 +92,7 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
                 .sync()
                 .context("cannot persist the quota ledger")
                 .map_err(Failure::Runtime)?;
-            Some((notifications, q.quotas.ledger().describe()))
+            Some((notifications, crate::quotas::ledger_summary(&q.quotas)))
         }
         None => None,
     };

@@ -26,7 +26,9 @@
 //! (a conservative false denial, never an over-grant).
 //!
 //! Refunds subtract only from a word still tagged with the reservation's
-//! epoch, so a refund never credits a newer period. Epochs are 16-bit and
+//! epoch, and only while the head is on the reservation's day (an operator
+//! rewind moves the day and keeps the epoch), so a refund never credits a
+//! newer period. Epochs are 16-bit and
 //! compared with wrapping arithmetic: a reservation would have to stay open
 //! across 32 768 rollovers/resets to be confused.
 
@@ -344,43 +346,128 @@ impl Cell {
     }
 
     fn operate(&self, day: QuotaDay, op: Operation) -> SlotSnapshot {
-        let (mut h, _) = self.head_for(day);
-        if let Operation::Raise(caps) = op {
-            // Stored before the flags are cleared, so a reserve that sees the
-            // cleared flags also sees the new caps.
-            self.raised_records.store(
-                (day_tag(h.day) << VALUE_BITS) | caps.records.min(MAX_AMOUNT),
-                Release,
-            );
-            self.raised_bytes.store(
-                (day_tag(h.day) << VALUE_BITS) | caps.bytes.min(MAX_AMOUNT),
-                Release,
-            );
-        }
-        loop {
-            let next = match op {
-                Operation::Raise(_) => Head { flags: 0, ..h },
-                Operation::Resume => Head {
+        match op {
+            Operation::Raise(caps) => {
+                let (h, _) = self.head_for(day);
+                // Stored before the flags are cleared, so a reserve that sees
+                // the cleared flags also sees the new caps.
+                self.raised_records.store(
+                    (day_tag(h.day) << VALUE_BITS) | caps.records.min(MAX_AMOUNT),
+                    Release,
+                );
+                self.raised_bytes.store(
+                    (day_tag(h.day) << VALUE_BITS) | caps.bytes.min(MAX_AMOUNT),
+                    Release,
+                );
+                self.swap_head(h, |h| Head { flags: 0, ..h })
+            }
+            Operation::Resume => {
+                let (h, _) = self.head_for(day);
+                self.swap_head(h, |h| Head {
                     flags: h.flags & !STOPPED,
                     ..h
-                },
-                Operation::Reset => Head {
+                })
+            }
+            Operation::Reset => {
+                let (h, _) = self.head_for(day);
+                self.swap_head(h, |h| Head {
                     epoch: h.epoch.wrapping_add(1),
                     flags: 0,
                     ..h
-                },
+                })
+            }
+            Operation::SetUsage(used) => self.set_usage(day, used),
+            Operation::Rewind(to) => self.rewind(to),
+        }
+    }
+
+    /// Replaces the head `h` by `next(h)`, retrying on the current head:
+    /// days only advance, so a concurrent rollover makes the action apply
+    /// to the newer day.
+    fn swap_head(&self, mut h: Head, next: impl Fn(Head) -> Head) -> SlotSnapshot {
+        loop {
+            match self
+                .head
+                .compare_exchange(h.pack(), next(h).pack(), AcqRel, Acquire)
+            {
+                Ok(_) => return self.snapshot(QuotaDay::from_days_since_epoch(h.day)),
+                Err(cur) => h = Head::unpack(cur),
+            }
+        }
+    }
+
+    /// A new period holding `used`. The head is published *frozen* (STOPPED)
+    /// while the counters are filled, so no enforcing reserve is granted
+    /// against the still-empty counters (it is denied as stopped: a
+    /// conservative denial in a window of nanoseconds); a shadow reserve
+    /// ignores the flag and charges, and filling adds to that charge rather
+    /// than overwriting it. A rollover meanwhile wins: the fill goes stale.
+    fn set_usage(&self, day: QuotaDay, used: Usage) -> SlotSnapshot {
+        let (mut h, _) = self.head_for(day);
+        let frozen = loop {
+            let next = Head {
+                epoch: h.epoch.wrapping_add(1),
+                flags: STOPPED,
+                ..h
             };
             match self
                 .head
                 .compare_exchange(h.pack(), next.pack(), AcqRel, Acquire)
             {
-                Ok(_) => break,
-                // Days only advance: a concurrent rollover makes the action
-                // apply to the newer day.
+                Ok(_) => break next,
+                Err(cur) => h = Head::unpack(cur),
+            }
+        };
+        let fill = |word: &AtomicU64, amount: u64| {
+            let _ = Self::charge(word, frozen.epoch, amount.min(MAX_AMOUNT), MAX_AMOUNT, true);
+        };
+        fill(&self.records, used.records);
+        fill(&self.bytes, used.bytes);
+        let thawed = Head { flags: 0, ..frozen };
+        let _ = self
+            .head
+            .compare_exchange(frozen.pack(), thawed.pack(), AcqRel, Acquire);
+        self.snapshot(QuotaDay::from_days_since_epoch(frozen.day))
+    }
+
+    /// Moves the head back to `to`, keeping its epoch (so its usage) and
+    /// flags; a raise for the day it leaves moves along. Frozen (STOPPED
+    /// added) while the raise is re-tagged, for the same reason as
+    /// [`Cell::set_usage`].
+    fn rewind(&self, to: QuotaDay) -> SlotSnapshot {
+        let to_day = to.days_since_epoch();
+        let mut h = Head::unpack(self.head.load(Acquire));
+        loop {
+            if to_day >= h.day {
+                return self.snapshot(QuotaDay::from_days_since_epoch(h.day));
+            }
+            let frozen = Head {
+                day: to_day,
+                flags: h.flags | STOPPED,
+                ..h
+            };
+            match self
+                .head
+                .compare_exchange(h.pack(), frozen.pack(), AcqRel, Acquire)
+            {
+                Ok(_) => {
+                    if let Some(caps) = self.raised(h.day) {
+                        let tag = day_tag(to_day) << VALUE_BITS;
+                        self.raised_records.store(tag | caps.records, Release);
+                        self.raised_bytes.store(tag | caps.bytes, Release);
+                    }
+                    let thawed = Head {
+                        flags: h.flags,
+                        ..frozen
+                    };
+                    let _ =
+                        self.head
+                            .compare_exchange(frozen.pack(), thawed.pack(), AcqRel, Acquire);
+                    return self.snapshot(to);
+                }
                 Err(cur) => h = Head::unpack(cur),
             }
         }
-        self.snapshot(QuotaDay::from_days_since_epoch(h.day))
     }
 }
 
@@ -439,6 +526,12 @@ impl Ledger for MemoryLedger {
     fn refund(&self, slot: u32, period: Period, amount: Usage) -> Result<(), LedgerError> {
         let cell = self.cell(slot)?;
         let epoch = period.token as u16;
+        // A rewind keeps the epoch but moves the day, and ends the period
+        // for refunds as in every backend. (A rewind racing this check lets
+        // one refund through: exact accounting, never an under-count.)
+        if Head::unpack(cell.head.load(Acquire)).day != period.day.days_since_epoch() {
+            return Ok(());
+        }
         Cell::uncharge(cell.counter(Dimension::Records), epoch, amount.records);
         Cell::uncharge(cell.counter(Dimension::Bytes), epoch, amount.bytes);
         Ok(())

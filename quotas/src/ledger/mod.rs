@@ -7,7 +7,7 @@
 //! | backend | shared by | survives | per-op cost |
 //! |---|---|---|---|
 //! | [`MemoryLedger`] | threads of one process | nothing | a few atomic CAS |
-//! | [`DurableLedger`] | one process at a time (file lock) | `kill -9`; power loss with [`Durability::PowerLoss`] | one group-committed `write` (or `fdatasync`) per grant |
+//! | [`DurableLedger`] | one process at a time (file lock) | `kill -9`; power loss with [`Durability::PowerLoss`]; refuses to open if acknowledged records were cut off | one group-committed `write` and mark `pwrite` (or `fdatasync`) per grant |
 //! | [`RedisLedger`] | many engine instances | whatever the Redis server's persistence gives | one Lua round trip |
 //!
 //! Slots: [`Ledger::bind`] receives the process list once; afterwards a
@@ -26,7 +26,10 @@ pub mod memory;
 pub mod redis;
 mod wal;
 
-pub use durable::{Durability, DurableLedger, DurableOptions, RecoveryReport};
+pub use durable::{
+    AuditedProcess, Durability, DurableLedger, DurableOptions, Inspection, RecoveryAudit,
+    RecoveryCause, RecoveryReport,
+};
 pub use memory::MemoryLedger;
 pub use redis::{RedisLedger, RedisOptions};
 
@@ -43,8 +46,9 @@ pub enum LedgerError {
     /// open: usage is never silently reset.
     #[error(
         "ledger file {path} is corrupt at byte {offset}: {reason}. Refusing to start: \
-         usage would otherwise be lost. Restore the file from a backup, or move it \
-         aside deliberately to start from zero"
+         usage would otherwise be lost. Restore the file from a backup, or inspect it with \
+         `fusebox quota recover --ledger {path}` and keep the records before the damage \
+         with `--accept-loss` (the recovery is recorded in the ledger)"
     )]
     Corrupt {
         /// The ledger file.
@@ -53,6 +57,42 @@ pub enum LedgerError {
         offset: u64,
         /// What is wrong there.
         reason: String,
+    },
+    /// Records the ledger had acknowledged are missing from the end of the
+    /// file: it is shorter than, or zero-filled below, its superblock's
+    /// durable end (see `ledger::wal`). The ledger refuses to open: the
+    /// missing records hold granted usage.
+    #[error(
+        "ledger file {path} lost acknowledged usage: its superblock marks the log durable up to \
+         byte {durable_end}, but its complete records end at byte {readable_end} (the file is \
+         {file_len} bytes: cut or zero-filled below the mark). Refusing to start: the missing \
+         records hold usage already granted, so quotas would be over-granted. Restore the file \
+         from a backup, or inspect it with `fusebox quota recover --ledger {path}` and accept \
+         the loss with `--accept-loss` (the recovery is recorded in the ledger)"
+    )]
+    TailLost {
+        /// The ledger file.
+        path: PathBuf,
+        /// Where the superblock says acknowledged records end.
+        durable_end: u64,
+        /// Where the complete records actually end.
+        readable_end: u64,
+        /// The file's length.
+        file_len: u64,
+    },
+    /// The file is in an older format without a superblock, which cannot
+    /// prove that no acknowledged records were cut off its end.
+    #[error(
+        "ledger file {path} is in format version {version}, which cannot tell a torn tail from \
+         acknowledged records cut off its end. Refusing to start rather than certify it: inspect \
+         it with `fusebox quota recover --ledger {path}` and upgrade it with `--accept-loss` \
+         (the upgrade is recorded in the ledger)"
+    )]
+    OldFormat {
+        /// The ledger file.
+        path: PathBuf,
+        /// The version found.
+        version: u32,
     },
     /// Another process holds the ledger file.
     #[error("ledger file {path} is in use by another process (it is locked exclusively)")]
@@ -134,4 +174,11 @@ pub trait Ledger: Send + Sync {
 
     /// A short description for status output, e.g. `memory` or `file:/var/lib/q.ledger`.
     fn describe(&self) -> String;
+
+    /// What opening a persistent ledger found (torn tail truncated, clean
+    /// close or crash, operator recoveries); `None` for backends without
+    /// a recovery step.
+    fn recovery(&self) -> Option<RecoveryReport> {
+        None
+    }
 }

@@ -84,11 +84,14 @@ local st = {
 if st.f < 0 or st.f > 3 or st.r < 0 or st.b < 0 then
   error({err = 'FUSEBOX corrupt quota state of ' .. KEYS[1]})
 end
+-- Every new period takes the next sequence number (u32, wrapping), never 0
+-- again on a new day: a period's identity stays unique when a day repeats.
+local function next_seq() return (st.seq + 1) % 4294967296 end
 local rolled = 0
 local function roll(day)
   if day > st.day then
     if bit.band(st.f, 2) ~= 0 then rolled = 1 end
-    st.day = day; st.seq = 0; st.r = 0; st.b = 0; st.f = 0
+    st.day = day; st.seq = next_seq(); st.r = 0; st.b = 0; st.f = 0
   end
   return st.day
 end
@@ -152,19 +155,31 @@ save()
 return 1
 "#;
 
-/// ARGV: op(1 raise, 2 resume, 3 reset) day caps_r caps_b.
+/// ARGV: op(1 raise, 2 resume, 3 reset, 4 set usage, 5 rewind) day r b
+/// (r b: the caps of a raise, the usage of a set; day: the target of a rewind).
 /// Returns {day, seq, r, b, f, rd or false, rr, rb}.
 const OPERATE: &str = r#"
-local day = roll(tonumber(ARGV[2]))
 local op = ARGV[1]
-if op == '1' then
+local day = tonumber(ARGV[2])
+if op ~= '5' then day = roll(day) end
+if op == '5' then
+  if day < st.day then
+    if st.rd == st.day then
+      st.rd = day
+      redis.call('HSET', KEYS[1], 'rd', s(st.rd))
+    end
+    st.day = day; st.seq = next_seq()
+  end
+elseif op == '4' then
+  st.seq = next_seq(); st.r = tonumber(ARGV[3]); st.b = tonumber(ARGV[4]); st.f = 0
+elseif op == '1' then
   st.f = 0
   st.rd = day; st.rr = tonumber(ARGV[3]); st.rb = tonumber(ARGV[4])
   redis.call('HSET', KEYS[1], 'rd', s(st.rd), 'rr', s(st.rr), 'rb', s(st.rb))
 elseif op == '2' then
   st.f = bit.band(st.f, 1)
 else
-  st.seq = st.seq + 1; st.r = 0; st.b = 0; st.f = 0
+  st.seq = next_seq(); st.r = 0; st.b = 0; st.f = 0
 end
 save()
 return {st.day, st.seq, st.r, st.b, st.f, st.rd or -2147483648, st.rr or 0, st.rb or 0}
@@ -639,10 +654,12 @@ impl Ledger for RedisLedger {
         op: Operation,
     ) -> Result<SlotSnapshot, LedgerError> {
         let key = self.slot_key(slot)?;
-        let (code, caps) = match op {
-            Operation::Raise(caps) => ("1", caps),
-            Operation::Resume => ("2", Usage::ZERO),
-            Operation::Reset => ("3", Usage::ZERO),
+        let (code, day, amounts) = match op {
+            Operation::Raise(caps) => ("1", day, caps),
+            Operation::Resume => ("2", day, Usage::ZERO),
+            Operation::Reset => ("3", day, Usage::ZERO),
+            Operation::SetUsage(used) => ("4", day, used),
+            Operation::Rewind(to) => ("5", to, Usage::ZERO),
         };
         let v: Value = self.with_conn(|c| {
             self.scripts
@@ -650,12 +667,15 @@ impl Ledger for RedisLedger {
                 .key(key)
                 .arg(code)
                 .arg(day.days_since_epoch())
-                .arg(caps.records.min(MAX_AMOUNT))
-                .arg(caps.bytes.min(MAX_AMOUNT))
+                .arg(amounts.records.min(MAX_AMOUNT))
+                .arg(amounts.bytes.min(MAX_AMOUNT))
                 .invoke(c)
         })?;
         let state = parse_state(v)?;
-        Ok(state.snapshot(day.max(state.day)))
+        Ok(state.snapshot(match op {
+            Operation::Rewind(_) => state.day,
+            _ => day.max(state.day),
+        }))
     }
 
     fn describe(&self) -> String {

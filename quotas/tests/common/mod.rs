@@ -478,3 +478,182 @@ pub fn batching_matches_sequential(make: MakeLedger) {
         assert_eq!(a, b);
     }
 }
+
+/// Requests stamped beyond `max_event_lead` (default 1d) after the reference
+/// clock are denied without touching the ledger — shadow processes and
+/// batches included — and operator actions there are refused.
+pub fn future_events_are_held(make: MakeLedger) {
+    use fusebox_quotas::{QuotasError, ReferenceClock, ReserveItem};
+    let (q, n) = quotas(make());
+    let now = utc("2026-11-23T10:00:00Z");
+    let q = q.with_reference_clock(ReferenceClock::Fixed(now));
+    q.reserve("sync", 1, 0, utc("2026-11-23T11:00:00Z"))
+        .expect("within the lead")
+        .commit(1, 0);
+    // Exactly at the horizon is accepted, a microsecond later is not.
+    let horizon = q.horizon();
+    assert_eq!(horizon, utc("2026-11-24T10:00:00Z"));
+    drop(q.reserve("export", 1, 0, horizon).expect("at the horizon"));
+    let far = utc("9999-12-31T00:00:00Z");
+    for (p, at) in [
+        ("sync", far),
+        ("trial", far),
+        ("export", horizon + chrono::TimeDelta::microseconds(1)),
+        ("sync", DateTime::<Utc>::MAX_UTC),
+    ] {
+        match q.reserve(p, 1, 0, at) {
+            Err(Denial::AheadOfClock {
+                process,
+                at: got,
+                now: seen,
+                max_lead,
+            }) => {
+                assert_eq!((process.as_str(), got, seen), (p, at, now));
+                assert_eq!(max_lead, "1d");
+            }
+            other => panic!("{p} at {at}: expected AheadOfClock, got {other:?}"),
+        }
+    }
+    // In a batch only the far item is denied; the others are charged in order.
+    let h = q.process_handle("sync").unwrap();
+    let item = |at| ReserveItem {
+        process: h,
+        records: 2,
+        bytes: 0,
+        at,
+    };
+    let res = q.reserve_many(&[item(now), item(far), item(now)]);
+    assert!(matches!(res[1], Err(Denial::AheadOfClock { .. })));
+    for r in res.into_iter().flatten() {
+        r.commit(2, 0);
+    }
+    // The ledger never saw the far requests: same day, only the near usage.
+    let st = &q.status(Some("sync"), now).unwrap()[0];
+    assert_eq!(
+        (st.quota_day.to_string().as_str(), st.used.records),
+        ("2026-11-23", 5)
+    );
+    assert_eq!(q.status(Some("trial"), now).unwrap()[0].used, Usage::ZERO);
+    assert!(kinds(&n).is_empty(), "a held far event notifies nobody");
+    // Operator actions on a far day are refused, not applied.
+    assert!(matches!(
+        q.reset("sync", far),
+        Err(QuotasError::AheadOfClock { .. })
+    ));
+    assert!(matches!(
+        q.raise("sync", Limits::new(Some(500), None), far),
+        Err(QuotasError::AheadOfClock { .. })
+    ));
+    assert_eq!(
+        q.status(Some("sync"), now).unwrap()[0]
+            .quota_day
+            .to_string(),
+        "2026-11-23"
+    );
+}
+
+/// A process pinned to a far day (an event stamped 9999-12-31 let through by
+/// a clock that far ahead) is charged every later request on that day, and
+/// `reset` cannot undo it; `rewind` moves it back, keeping its usage.
+pub fn a_pinned_day_is_rewound(make: MakeLedger) {
+    use fusebox_quotas::{QuotaDay, QuotasError, ReferenceClock};
+    let (q, n) = quotas(make());
+    let now = utc("2026-11-23T10:00:00Z");
+    let far = utc("9999-12-31T12:00:00Z");
+    let q = q.with_reference_clock(ReferenceClock::Fixed(far));
+    q.reserve("export", 5, 0, far).unwrap().commit(5, 0);
+    let q = q.with_reference_clock(ReferenceClock::Fixed(now));
+    let pinned = q.reserve("export", 1, 0, now).unwrap();
+    assert_eq!(pinned.quota_day().unwrap().to_string(), "9999-12-31");
+    pinned.commit(1, 0);
+    // reset zeroes the pinned day's usage but leaves the process on it.
+    let st = q.reset("export", now).unwrap();
+    assert_eq!(st.quota_day.to_string(), "9999-12-31");
+    q.reserve("export", 2, 0, now).unwrap().commit(2, 0);
+    n.take();
+    // rewind: back on today, with the usage charged since.
+    let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let today = QuotaDay::of(now, tz);
+    let st = q.rewind("export", today).unwrap();
+    assert_eq!((st.quota_day, st.used.records), (today, 2));
+    assert_eq!(
+        kinds(&n),
+        vec![("export".into(), NotificationKind::Rewound)]
+    );
+    let r = q.reserve("export", 1, 0, now).unwrap();
+    assert_eq!(r.quota_day(), Some(today));
+    r.commit(1, 0);
+    assert_eq!(q.status(Some("export"), now).unwrap()[0].used.records, 3);
+    // Days advance again: 06:00Z on the 24th is 01:00 in New York.
+    let next = utc("2026-11-24T06:00:00Z");
+    let r = q.reserve("export", 1, 0, next).unwrap();
+    assert_eq!(r.quota_day().unwrap().to_string(), "2026-11-24");
+    r.commit(1, 0);
+    assert_eq!(q.status(Some("export"), next).unwrap()[0].used.records, 1);
+    // Not earlier than the current day, or beyond the horizon: refused.
+    assert!(matches!(
+        q.rewind("export", QuotaDay::of(next, tz)),
+        Err(QuotasError::NotARewind { .. })
+    ));
+    assert!(matches!(
+        q.rewind("sync", QuotaDay::of(far, tz)),
+        Err(QuotasError::AheadOfClock { .. })
+    ));
+    assert!(
+        matches!(q.rewind("sync", today), Err(QuotasError::NotARewind { .. })),
+        "never charged: nothing to rewind"
+    );
+}
+
+/// An operator sets a day's usage by hand: a new period with that usage;
+/// open reservations' refunds no longer apply.
+pub fn usage_is_set_by_hand(make: MakeLedger) {
+    use fusebox_quotas::{QuotasError, MAX_AMOUNT};
+    let (q, n) = quotas(make());
+    let t = utc("2026-11-23T10:00:00Z");
+    q.reserve("sync", 30, 0, t).unwrap().commit(30, 0);
+    let open = q.reserve("sync", 10, 0, t).unwrap();
+    let st = q.set_usage("sync", Usage::new(95, 500), t).unwrap();
+    assert_eq!(
+        (st.used, st.state),
+        (Usage::new(95, 500), QuotaState::Active)
+    );
+    assert_eq!(kinds(&n), vec![("sync".into(), NotificationKind::UsageSet)]);
+    drop(open);
+    assert_eq!(
+        used(&q, "sync", t),
+        Usage::new(95, 500),
+        "refund of the old period dropped"
+    );
+    q.reserve("sync", 5, 0, t).unwrap().commit(5, 0);
+    assert!(matches!(
+        q.reserve("sync", 1, 0, t),
+        Err(Denial::Exhausted { used: 100, .. })
+    ));
+    assert!(matches!(
+        q.set_usage("sync", Usage::new(MAX_AMOUNT + 1, 0), t),
+        Err(QuotasError::InvalidUsage { .. })
+    ));
+    // Setting it lower lets the process run again (the stop is cleared).
+    q.set_usage("sync", Usage::new(10, 0), t).unwrap();
+    q.reserve("sync", 5, 0, t).unwrap().commit(5, 0);
+    assert_eq!(used(&q, "sync", t), Usage::new(15, 0));
+}
+
+/// The frame ends (record boundaries) of a ledger file, read per the format
+/// documented in `ledger::wal`: the header is 16 bytes in version 1, and 80
+/// (header + two superblock slots) from version 2 on.
+pub fn record_ends(bytes: &[u8]) -> Vec<usize> {
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    let mut at = if version == 1 { 16 } else { 80 };
+    let mut ends = vec![at];
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 || at + 12 + len > bytes.len() {
+            break;
+        }
+        at += 12 + len;
+        ends.push(at);
+    }
+    ends
+}
