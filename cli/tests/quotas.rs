@@ -648,38 +648,52 @@ fn a_far_future_event_is_held_and_a_pinned_ledger_is_rewound() {
 }
 
 /// The reported panic (exit 101): a Parquet event at i64::MAX µs for a process in a non-UTC
-/// zone. Now it is held, and the run exits 0.
+/// zone. The reader now rejects that row (outside 0001–9999, like any other reader), and an
+/// event at the far end of the range is held as ahead of the clock; the run exits 0.
 #[test]
-fn a_parquet_event_at_the_end_of_time_is_held_not_a_panic() {
+fn a_parquet_event_at_the_end_of_time_is_rejected_or_held_not_a_panic() {
     use fusebox_engine::event::Event;
     use fusebox_engine::io::events::write_events_parquet;
-    use fusebox_engine::value::Map;
+    use fusebox_engine::value::{Map, MAX_TIMESTAMP};
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     gen(&input, 50, 100, 2);
     let known = jsonl(&input.join("events.jsonl"))[0]["customer_id"]
         .as_u64()
         .unwrap();
-    let event = Event {
-        id: "end-of-time".into(),
+    let event = |id: &str, timestamp: i64| Event {
+        id: id.into(),
         customer_id: known,
         event_type: "customer.updated".into(),
-        timestamp: i64::MAX,
+        timestamp,
         process: Some("crm-sync".into()),
         properties: std::sync::Arc::new(Map::default()),
     };
-    write_events_parquet(&[event], &input.join("end.parquet")).unwrap();
+    write_events_parquet(
+        &[
+            event("end-of-time", i64::MAX),
+            event("last-day", MAX_TIMESTAMP),
+        ],
+        &input.join("end.parquet"),
+    )
+    .unwrap();
     let out = dir.path().join("out");
     let mut args = run_args(&input, &out, &[]);
     let at = args.iter().position(|a| a == "--events").unwrap() + 1;
     args[at] = input.join("end.parquet").display().to_string();
     let r = fusebox(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_exit(&r, 0);
+    let outcomes = jsonl(&out.join("outcomes.jsonl"));
+    assert_eq!(outcomes[0]["status"].as_str(), Some("rejected"));
+    assert!(outcomes[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("outside the supported range"));
     let held = jsonl(&out.join("held.jsonl"));
     assert_eq!(held.len(), 1);
     assert_eq!(
         (held[0]["event_id"].as_str(), held[0]["reason"].as_str()),
-        (Some("end-of-time"), Some("ahead_of_clock"))
+        (Some("last-day"), Some("ahead_of_clock"))
     );
 }
 

@@ -12,7 +12,8 @@
 //!   saves and loads back unchanged (nothing converted lossily).
 //!
 //! The default budget is small (CI). A long campaign:
-//! `PROPTEST_CASES=100000 cargo test --release -p fusebox-engine --test fuzz_readers`.
+//! `PROPTEST_CASES=100000 FUZZ_KEEP=1 cargo test --release -p fusebox-engine --test fuzz_readers`
+//! (`FUZZ_KEEP`: see [`keep_for_abort`]).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -374,6 +375,16 @@ fn write_parquet(df: &mut DataFrame, path: &std::path::Path) {
     ParquetWriter::new(file).finish(df).unwrap();
 }
 
+/// With `FUZZ_KEEP=1`, writes a damaged file to `$TMPDIR/fuzz-<what>.parquet` before it is
+/// read: an abort (which proptest cannot catch or shrink) leaves its input behind. That is
+/// how a negative page count that made Polars abort on a 2^61-byte allocation was found.
+fn keep_for_abort(bytes: &[u8], what: &str) {
+    if std::env::var_os("FUZZ_KEEP").is_some() {
+        let path = std::env::temp_dir().join(format!("fuzz-{what}.parquet"));
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
 /// Damage: cut the file, or overwrite a few bytes.
 fn damage(bytes: &mut Vec<u8>, cut: Option<usize>, flips: &[(usize, u8)]) {
     if let Some(cut) = cut {
@@ -404,6 +415,7 @@ proptest! {
             let mut bytes = std::fs::read(&path).unwrap();
             damage(&mut bytes, cut, &flips);
             std::fs::write(&path, &bytes).unwrap();
+            keep_for_abort(&bytes, "events");
         }
         match read_events(&path) {
             Err(e) => prop_assert!(!e.to_string().is_empty()),
@@ -440,6 +452,7 @@ proptest! {
             let mut bytes = std::fs::read(&path).unwrap();
             damage(&mut bytes, cut, &flips);
             std::fs::write(&path, &bytes).unwrap();
+            keep_for_abort(&bytes, "customers");
         }
         check_customers(&path)?;
     }

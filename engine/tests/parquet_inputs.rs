@@ -177,3 +177,11 @@ fn event_timestamps_convert_exactly_from_any_unit_and_zone() {
         parse_timestamp("2026-03-01T12:00:00Z").unwrap()
     );
 }
+
+/// Found by the reader fuzzer: a damaged page header whose value count is negative made
+/// Polars allocate 2^61 bytes and abort the process (not a panic: nothing could catch it).
+#[test]
+fn a_damaged_page_header_is_refused_not_an_abort() {
+    let err = customers_error("customers_negative_page_count.parquet");
+    assert!(err.to_string().contains("damaged"), "{err}");
+}

@@ -106,6 +106,7 @@ pub(crate) fn schema(path: &Path) -> Result<Vec<(String, ArrowDataType)>, String
 
 /// Reads the named columns of a Parquet file (the caller checked their kinds).
 pub(crate) fn read(path: &Path, columns: &[String]) -> Result<DataFrame, String> {
+    contain_panics(|| check_counts(path))?;
     let file = File::open(path).map_err(|e| e.to_string())?;
     contain_panics(|| {
         ParquetReader::new(file)
@@ -113,6 +114,90 @@ pub(crate) fn read(path: &Path, columns: &[String]) -> Result<DataFrame, String>
             .finish()
             .map_err(|e| e.to_string())
     })
+}
+
+/// More rows than this in one file is taken for damage, not data (a row costs Fusebox far
+/// more than a byte; no machine holds this many).
+const MAX_ROWS: u64 = 1 << 40;
+
+/// Checks the counts Polars trusts without checking, before it decodes anything: the rows of
+/// each row group, the values of each column chunk and the counts in every data page header
+/// must be non-negative, within [`MAX_ROWS`], and add up. A negative count in a damaged page
+/// header is read by Polars as a huge size and *aborts* the process on the allocation (an
+/// abort, not a panic: [`contain_panics`] cannot stop it), so it has to be found here.
+///
+/// Reads each column chunk's bytes once (one chunk in memory at a time) and only parses the
+/// page headers; pages are not decompressed.
+fn check_counts(path: &Path) -> Result<(), String> {
+    use polars_parquet::parquet::page::{CompressedPage, DataPageHeader};
+    use polars_parquet::parquet::read::{read_metadata, PageMetaData, PageReader};
+    use std::io::{Read, Seek, SeekFrom};
+
+    let damaged = |what: String| format!("the file is damaged: {what}");
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let metadata = read_metadata(&mut file).map_err(|e| e.to_string())?;
+    let mut total_rows: u64 = 0;
+    for (g, group) in metadata.row_groups.iter().enumerate() {
+        let rows = group.num_rows() as u64;
+        total_rows = total_rows.saturating_add(rows);
+        if total_rows > MAX_ROWS {
+            return Err(damaged(format!("row group {g} claims {rows} rows")));
+        }
+        for (c, column) in group.parquet_columns().iter().enumerate() {
+            let at = || format!("row group {g}, column chunk {c}");
+            let values = column.num_values();
+            let range = column.byte_range();
+            if values < 0 || values as u64 > MAX_ROWS.saturating_mul(64) {
+                return Err(damaged(format!("{} claims {values} values", at())));
+            }
+            if range.start > range.end || range.end > len {
+                return Err(damaged(format!("{} lies outside the file", at())));
+            }
+            let mut bytes = vec![0u8; (range.end - range.start) as usize];
+            file.seek(SeekFrom::Start(range.start))
+                .and_then(|_| file.read_exact(&mut bytes))
+                .map_err(|e| e.to_string())?;
+            let size = bytes.len();
+            let meta = PageMetaData::new(
+                0,
+                values,
+                column.compression(),
+                column.descriptor().descriptor.clone(),
+            );
+            let pages = PageReader::new_with_page_meta(
+                std::io::Cursor::new(polars_buffer::Buffer::from(bytes)),
+                meta,
+                Vec::new(),
+                size.max(1),
+            );
+            let mut seen: i64 = 0;
+            for page in pages {
+                let page = page.map_err(|e| damaged(format!("{}: {e}", at())))?;
+                let counts = match &page {
+                    CompressedPage::Data(p) => match p.header() {
+                        DataPageHeader::V1(h) => [h.num_values, 0, 0],
+                        DataPageHeader::V2(h) => [h.num_values, h.num_nulls, h.num_rows],
+                    },
+                    CompressedPage::Dict(_) => [0, 0, 0],
+                };
+                if counts.iter().any(|n| *n < 0) {
+                    return Err(damaged(format!(
+                        "{}: a page header has a negative count",
+                        at()
+                    )));
+                }
+                seen = seen.saturating_add(i64::from(counts[0]));
+            }
+            if seen != values {
+                return Err(damaged(format!(
+                    "{}: its pages hold {seen} values, its metadata says {values}",
+                    at()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Panics seen inside [`contain_panics`] calls in progress (the quiet panic hook's switch).
