@@ -95,7 +95,9 @@ pub struct ConfigError {
     pub file: Arc<str>,
     /// The file's text, for rendering snippets.
     pub source_text: Arc<str>,
-    /// Every problem found, errors and warnings, in file order.
+    /// Every problem found, errors and warnings: problems with the file's YAML shape first
+    /// (unknown keys, wrong types, missing fields; see [`super::shape`]), then the others,
+    /// each group in file order.
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -140,11 +142,35 @@ pub fn from_yaml_error(err: &serde_saphyr::Error) -> Diagnostic {
 }
 
 fn yaml_message(err: &serde_saphyr::Error) -> String {
-    // The Display of serde-saphyr renders a snippet with the position; we render our own
-    // snippet, so keep the first line only.
-    let text = err.to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim();
-    first.split(" at line ").next().unwrap_or(first).to_string()
+    use serde_saphyr::MessageFormatter;
+    // The message alone: the location is the diagnostic's own, and serde-saphyr's Display
+    // would repeat it ("line 3 column 8: ...") and add its own snippet.
+    let mut inner = err;
+    while let serde_saphyr::Error::WithSnippet { error, .. }
+    | serde_saphyr::Error::AliasError { error, .. } = inner
+    {
+        inner = error;
+    }
+    let text = serde_saphyr::DefaultMessageFormatter.format_message(inner);
+    let text: String = text
+        .chars()
+        .flat_map(|c| {
+            let escape = c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+            let mut buf = Vec::new();
+            if escape {
+                buf.extend(c.escape_debug());
+            } else {
+                buf.push(c);
+            }
+            buf
+        })
+        .collect();
+    let text = text.trim();
+    if text.is_empty() {
+        "invalid YAML".to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// Finds where the *content* of a scalar starts: after an opening quote if there is one.
