@@ -26,7 +26,7 @@
 use std::sync::Arc;
 
 use fusebox_engine::config::shape::{read_items, read_shape, Shape};
-use fusebox_engine::config::{ConfigError, Diagnostic, Severity};
+use fusebox_engine::config::{on_config_stack, ConfigError, Diagnostic, Severity};
 use fusebox_engine::customers::Schema;
 use fusebox_engine::expr::closest_name;
 use fusebox_engine::value::AttrType;
@@ -274,6 +274,16 @@ macro_rules! ops_of {
 /// group compiled with the schema (as `fusebox segment` does). `event_types`, when given, are the types
 /// present in the data: others are warned about.
 pub fn compile_segments(
+    text: &str,
+    file: &str,
+    schema: Option<&Schema>,
+    event_types: Option<&[Arc<str>]>,
+) -> Result<SegmentGroup, ConfigError> {
+    // Filters nest (and the `cel` parser recurses deeply): compile on a big stack.
+    on_config_stack(|| compile_here(text, file, schema, event_types))
+}
+
+fn compile_here(
     text: &str,
     file: &str,
     schema: Option<&Schema>,

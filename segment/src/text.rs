@@ -47,6 +47,12 @@ fn err(message: impl Into<String>, help: Option<&str>) -> TextError {
 const HELP: &str = "supported: &&, ||, !, customer.<column> compared with a literal, in [..], .contains(), .startsWith(), has(), in_segment('id'), performed('type'[, '30d']), count('type'[, '30d']) >= n, sum('type', 'prop'[, '30d']) >= x";
 
 /// Translates a CEL filter into a raw filter tree whose nodes are all located at `at`.
+///
+/// The `cel` parser recurses deeply per nesting level (a debug build needs about 16 MiB for
+/// the 90 nested parentheses its depth limit lets through): this runs inside
+/// [`crate::compile_segments`], on the big stack of
+/// [`fusebox_engine::config::on_config_stack`], so a deeply nested filter is a located error
+/// or a filter, never a stack overflow.
 pub(crate) fn translate(src: &str, at: Location) -> Result<Spanned<RawFilter>, TextError> {
     if src.trim().is_empty() {
         return Err(err("empty filter expression", Some(HELP)));

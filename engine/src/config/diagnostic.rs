@@ -151,6 +151,15 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
     {
         inner = error;
     }
+    if let serde_saphyr::Error::Budget { breach, .. } = inner {
+        return match breach {
+            serde_saphyr::budget::BudgetBreach::Depth { depth } => format!(
+                "the YAML nests too deep ({depth} levels; at most {} are read)",
+                depth.saturating_sub(1)
+            ),
+            other => format!("the file is too large to read as configuration ({other:?})"),
+        };
+    }
     let text = serde_saphyr::DefaultMessageFormatter.format_message(inner);
     let text: String = text
         .chars()

@@ -29,6 +29,7 @@
 mod diagnostic;
 pub mod raw;
 pub mod shape;
+mod stack;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde_saphyr::{Location, Spanned};
 
 pub use diagnostic::{from_yaml_error, scalar_content_offset, ConfigError, Diagnostic, Severity};
+pub use stack::{on_config_stack, CONFIG_STACK};
 
 use crate::customers::{AttrId, Schema};
 use crate::expr::{CompiledExpr, CounterId, ExprEnv, ExprError, Ty};
@@ -55,6 +57,14 @@ pub const MAX_CHAIN_DEPTH_LIMIT: i64 = 1000;
 /// `file` names the file in diagnostics. With `schema: None`, attribute names and types are
 /// not checked and the result is not runnable (see the module docs).
 pub fn compile_triggers(
+    text: &str,
+    file: &str,
+    schema: Option<&Schema>,
+) -> Result<TriggerSet, ConfigError> {
+    on_config_stack(|| compile_here(text, file, schema))
+}
+
+fn compile_here(
     text: &str,
     file: &str,
     schema: Option<&Schema>,

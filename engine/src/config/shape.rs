@@ -38,8 +38,9 @@
 //!
 //! - One problem per top-level entry and per list item: serde stops inside an item, so two
 //!   problems in the same trigger (say, in two of its actions) are reported one per run.
-//! - No recovery, only the first problem, when: the YAML does not scan (a *syntax* error), the
-//!   file holds several documents, the top level is not a block mapping (e.g. a flow mapping
+//! - No recovery, only the first problem, when: the YAML does not scan (a *syntax* error), it
+//!   exceeds one of serde-saphyr's budgets (nesting deeper than 64 levels, ...), the file holds
+//!   several documents, the top level is not a block mapping (e.g. a flow mapping
 //!   `{...}`), a top-level key is complex or not alone on its line, or the file uses aliases
 //!   (`*name`: a part parsed alone could lose the anchor it refers to).
 //! - A list written in flow style (`triggers: [ {...}, {...} ]`) is one top-level entry: its
@@ -140,8 +141,13 @@ pub fn read_shape<T: Shape>(text: &str) -> Shaped<T> {
             broken: Vec::new(),
         },
         Err(first) => {
+            // Over a size or depth limit, the parts would be judged by a different count.
+            let splittable = !matches!(original(&first), serde_saphyr::Error::Budget { .. });
             let first = from_yaml_error(&first);
-            let recovered = Outline::of(text, T::LISTS).and_then(|o| Recovery::run::<T>(text, &o));
+            let recovered = splittable
+                .then(|| Outline::of(text, T::LISTS))
+                .flatten()
+                .and_then(|o| Recovery::run::<T>(text, &o));
             let mut shaped = recovered.unwrap_or(Shaped {
                 value: None,
                 problems: Vec::new(),
