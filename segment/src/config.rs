@@ -289,11 +289,7 @@ fn compile_here(
     schema: Option<&Schema>,
     event_types: Option<&[Arc<str>]>,
 ) -> Result<SegmentGroup, ConfigError> {
-    let fail = |diagnostics: Vec<Diagnostic>| ConfigError {
-        file: Arc::from(file),
-        source_text: Arc::from(text),
-        diagnostics,
-    };
+    let fail = |diagnostics: Vec<Diagnostic>| ConfigError::new(file, text, diagnostics);
     if text.trim().is_empty() {
         return Err(fail(vec![Diagnostic::global("the segments file is empty")
             .with_help("a segments file needs `segments:` with at least one segment; run `fusebox gen` for an example")]));
@@ -320,6 +316,9 @@ fn compile_here(
         return Err(fail(all));
     }
     let mut group = group;
+    for w in &mut v.diags {
+        w.locate_in(text);
+    }
     group.warnings = v.diags;
     Ok(group)
 }

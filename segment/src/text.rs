@@ -58,15 +58,19 @@ pub(crate) fn translate(src: &str, at: Location) -> Result<Spanned<RawFilter>, T
         return Err(err("empty filter expression", Some(HELP)));
     }
     let ast = Parser::new().parse(src).map_err(|e| {
-        err(
-            format!(
-                "syntax error: {}",
-                e.errors
-                    .first()
-                    .map_or("invalid expression".to_string(), |x| x.msg.clone())
-            ),
-            None,
-        )
+        let msg = e
+            .errors
+            .first()
+            .map_or("invalid expression".to_string(), |x| x.msg.clone());
+        // The parser's depth limit comes as a debug dump of its internal error.
+        if msg.contains("Recursion limit") {
+            err(
+                "the expression nests too deep for the CEL parser",
+                Some("split it, or write the filter as a YAML tree"),
+            )
+        } else {
+            err(format!("syntax error: {msg}"), None)
+        }
     })?;
     let t = Translator { at };
     t.node(&ast)

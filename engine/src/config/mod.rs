@@ -69,11 +69,7 @@ fn compile_here(
     file: &str,
     schema: Option<&Schema>,
 ) -> Result<TriggerSet, ConfigError> {
-    let fail = |diagnostics: Vec<Diagnostic>| ConfigError {
-        file: Arc::from(file),
-        source_text: Arc::from(text),
-        diagnostics,
-    };
+    let fail = |diagnostics: Vec<Diagnostic>| ConfigError::new(file, text, diagnostics);
     if text.trim().is_empty() {
         return Err(fail(vec![Diagnostic::global("the triggers file is empty")
             .with_help("a triggers file needs at least `triggers:` with one trigger; see examples/triggers.yaml")]));
@@ -103,6 +99,9 @@ fn compile_here(
         return Err(fail(all));
     }
     let mut set = set;
+    for w in &mut c.diags {
+        w.locate_in(text);
+    }
     set.warnings = c.diags;
     set.checked_against_schema = schema.is_some();
     Ok(set)

@@ -357,3 +357,24 @@ fn references_to_broken_counters_add_no_noise() {
     assert_eq!(err.diagnostics.len(), 1, "{:?}", err.diagnostics);
     assert_eq!(err.diagnostics[0].line, 4);
 }
+
+/// serde-saphyr gives syntax errors a line and column but no byte offset: the span is rebuilt
+/// from them, on the right line, inside the text (the CLI draws its snippet from it).
+#[test]
+fn syntax_errors_get_a_span_on_their_line() {
+    for text in [
+        "settings: {max_chain_depth: 0}---\n\ntriggers: []\n",
+        "é: [\n",
+        "triggers:\r\n  - id: t\r\n   owner: [\r\n",
+        "\u{feff}",
+    ] {
+        let err = compile(text).unwrap_err();
+        for d in &err.diagnostics {
+            let (s, e) = d.span.unwrap_or_else(|| panic!("{text:?}: no span: {d:?}"));
+            assert!(s <= e && e <= text.len(), "{text:?}: {d:?}");
+            let line = text[..s].matches('\n').count() as u64 + 1;
+            assert_eq!(line, d.line, "{text:?}: {d:?}");
+            assert!(d.column >= 1, "{d:?}");
+        }
+    }
+}
