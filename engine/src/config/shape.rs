@@ -347,12 +347,19 @@ impl List {
         }
         let first = items.first()?.start;
         let last = items.last()?.end;
-        // Two bytes, more indented than the key, that are not line breaks: `[` and `]` there
-        // make an empty flow list where the block list was.
+        // Two characters, more indented than the key, that are not line breaks: `[` and `]`
+        // written over them (the rest of a multi-byte character is blanked like everything
+        // else) make an empty flow list where the block list was. In the blanked copy every
+        // byte before them on their line is a space, so a byte column is a column.
         let bytes = text.as_bytes();
         let mut spots = (first..last).filter(|&p| {
-            let line_start = text[..p].rfind(['\n', '\r']).map_or(0, |s| s + 1);
-            !matches!(bytes[p], b'\n' | b'\r') && p - line_start > key_column
+            let line_start = bytes[..p]
+                .iter()
+                .rposition(|b| matches!(b, b'\n' | b'\r'))
+                .map_or(0, |s| s + 1);
+            text.is_char_boundary(p)
+                && !matches!(bytes[p], b'\n' | b'\r')
+                && p - line_start > key_column
         });
         let open = spots.next()?;
         let close = spots.next()?;
@@ -772,6 +779,18 @@ others:
         assert_eq!(doc.size, Some(3));
         assert_eq!(doc.things.value.len(), 1);
         assert_eq!(doc.things.value[0].id.value, "b\n");
+    }
+
+    #[test]
+    fn unicode_where_the_neutralising_brackets_go() {
+        for text in [
+            "things:\n-\n é: 1\n- id: b\n  n: x\n",
+            "things:\n- 日本\n- id: b\n  n: x\n",
+            "things:\n-\n  - é\n- id: b\n  n: x\n",
+        ] {
+            let s: Shaped<Doc> = read_shape(text);
+            assert!(!s.problems.is_empty(), "{text:?}");
+        }
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub enum Y {
     Raw(String),
     /// A list.
     Seq(Vec<Y>, bool),
+    /// A block list written at its key's indentation (`key:\n- a`).
+    Indentless(Vec<Y>),
+    /// A block list whose items start on the line after their `-`.
+    Hanging(Vec<Y>),
     /// A mapping.
     Map(Vec<(String, Y)>, bool),
 }
@@ -88,7 +92,10 @@ impl Y {
         let mut out = String::new();
         match self {
             Y::Map(entries, false) if !entries.is_empty() => block_map(entries, 0, &mut out),
-            Y::Seq(items, false) if !items.is_empty() => block_seq(items, 0, &mut out),
+            Y::Seq(items, false) | Y::Indentless(items) if !items.is_empty() => {
+                block_seq(items, 0, &mut out)
+            }
+            Y::Hanging(items) if !items.is_empty() => hanging_seq(items, 0, &mut out),
             other => {
                 out.push_str(&inline(other));
                 out.push('\n');
@@ -99,7 +106,9 @@ impl Y {
 
     fn node_count(&self) -> usize {
         1 + match self {
-            Y::Seq(items, _) => items.iter().map(Y::node_count).sum(),
+            Y::Seq(items, _) | Y::Indentless(items) | Y::Hanging(items) => {
+                items.iter().map(Y::node_count).sum()
+            }
             Y::Map(entries, _) => entries.iter().map(|(_, v)| v.node_count()).sum(),
             _ => 0,
         }
@@ -112,7 +121,9 @@ impl Y {
         }
         let mut n = n - 1;
         let children: Vec<&mut Y> = match self {
-            Y::Seq(items, _) => items.iter_mut().collect(),
+            Y::Seq(items, _) | Y::Indentless(items) | Y::Hanging(items) => {
+                items.iter_mut().collect()
+            }
             Y::Map(entries, _) => entries.iter_mut().map(|(_, v)| v).collect(),
             _ => return None,
         };
@@ -167,7 +178,7 @@ fn inline(y: &Y) -> String {
     match y {
         Y::Scalar(s) => scalar(s),
         Y::Raw(s) => s.clone(),
-        Y::Seq(items, _) => format!(
+        Y::Seq(items, _) | Y::Indentless(items) | Y::Hanging(items) => format!(
             "[{}]",
             items.iter().map(inline).collect::<Vec<_>>().join(", ")
         ),
@@ -185,6 +196,7 @@ fn inline(y: &Y) -> String {
 fn is_block(y: &Y) -> bool {
     match y {
         Y::Seq(items, flow) => !flow && !items.is_empty(),
+        Y::Indentless(items) | Y::Hanging(items) => !items.is_empty(),
         Y::Map(entries, flow) => !flow && !entries.is_empty(),
         _ => false,
     }
@@ -203,6 +215,14 @@ fn block_map(entries: &[(String, Y)], indent: usize, out: &mut String) {
             Y::Seq(items, _) if is_block(v) => {
                 out.push('\n');
                 block_seq(items, indent + 2, out);
+            }
+            Y::Indentless(items) if is_block(v) => {
+                out.push('\n');
+                block_seq(items, indent, out);
+            }
+            Y::Hanging(items) if is_block(v) => {
+                out.push('\n');
+                hanging_seq(items, indent + 2, out);
             }
             other => {
                 out.push(' ');
@@ -223,7 +243,7 @@ fn block_seq(items: &[Y], indent: usize, out: &mut String) {
                 out.push_str("- ");
                 out.push_str(&inner[indent + 2..]);
             }
-            Y::Seq(items, _) if is_block(item) => {
+            Y::Seq(items, _) | Y::Indentless(items) | Y::Hanging(items) if is_block(item) => {
                 out.push_str(&" ".repeat(indent));
                 out.push_str("-\n");
                 block_seq(items, indent + 2, out);
@@ -231,6 +251,24 @@ fn block_seq(items: &[Y], indent: usize, out: &mut String) {
             other => {
                 out.push_str(&" ".repeat(indent));
                 out.push_str("- ");
+                out.push_str(&inline(other));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn hanging_seq(items: &[Y], indent: usize, out: &mut String) {
+    for item in items {
+        out.push_str(&" ".repeat(indent));
+        out.push_str("-\n");
+        match item {
+            Y::Map(e, _) if is_block(item) => block_map(e, indent + 2, out),
+            Y::Seq(items, _) | Y::Indentless(items) | Y::Hanging(items) if is_block(item) => {
+                block_seq(items, indent + 2, out)
+            }
+            other => {
+                out.push_str(&" ".repeat(indent + 2));
                 out.push_str(&inline(other));
                 out.push('\n');
             }
@@ -276,6 +314,7 @@ pub fn weird_value() -> impl Strategy<Value = Y> {
     let leaf = prop_oneof![
         4 => weird_scalar().prop_map(Y::Scalar),
         1 => Just(Y::Seq(vec![], true)),
+        1 => Just(Y::Raw(String::new())),
         1 => Just(Y::Map(vec![], true)),
         1 => prop_oneof![
             Just("&a x"), Just("*a"), Just("!!binary aGk="), Just("!custom x"), Just("|\n  lit"),
@@ -322,6 +361,8 @@ pub enum Mutation {
     Retype(Index, Y),
     /// Wrap a node in deep nesting.
     Nest(Index, usize, bool),
+    /// Write a list or mapping in another style (flow, block, indentless, hanging).
+    Restyle(Index, u8),
 }
 
 pub fn mutation() -> impl Strategy<Value = Mutation> {
@@ -332,6 +373,7 @@ pub fn mutation() -> impl Strategy<Value = Mutation> {
             .prop_map(|(a, b, k)| Mutation::Rename(a, b, k)),
         4 => (any::<Index>(), weird_value()).prop_map(|(a, y)| Mutation::Retype(a, y)),
         1 => (any::<Index>(), 1usize..120, any::<bool>()).prop_map(|(a, d, f)| Mutation::Nest(a, d, f)),
+        2 => (any::<Index>(), 0u8..4).prop_map(|(a, k)| Mutation::Restyle(a, k)),
     ]
 }
 
@@ -352,7 +394,9 @@ impl Mutation {
                                 entries.remove(i);
                             }
                         }
-                        Y::Seq(items, _) if !items.is_empty() => {
+                        Y::Seq(items, _) | Y::Indentless(items) | Y::Hanging(items)
+                            if !items.is_empty() =>
+                        {
                             let i = entry.index(items.len());
                             if dup {
                                 let e = items[i].clone();
@@ -378,6 +422,23 @@ impl Mutation {
                 let n = 1 + at.index(count.max(2) - 1);
                 if let Some(node) = root.nth(n) {
                     *node = y.clone();
+                }
+            }
+            Mutation::Restyle(at, style) => {
+                if let Some(node) = root.nth(at.index(count)) {
+                    let restyled = match std::mem::replace(node, Y::Raw(String::new())) {
+                        Y::Seq(items, _) | Y::Indentless(items) | Y::Hanging(items) => {
+                            match style {
+                                0 => Y::Seq(items, true),
+                                1 => Y::Seq(items, false),
+                                2 => Y::Indentless(items),
+                                _ => Y::Hanging(items),
+                            }
+                        }
+                        Y::Map(entries, flow) => Y::Map(entries, !flow),
+                        other => other,
+                    };
+                    *node = restyled;
                 }
             }
             Mutation::Nest(at, depth, flow) => {
