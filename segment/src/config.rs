@@ -20,7 +20,10 @@
 //! `attribute` (+ one operator), `performed`, `not_performed`, `first_performed`,
 //! `last_performed`, `in_segment`, `cel` (the text form, see [`crate::text`]).
 //! Everything is checked before any work: unknown columns, literal types, malformed windows
-//! and times, unknown or cyclic segment references, empty groups. Unknown event types are
+//! and times, unknown or cyclic segment references, empty groups. Shape problems (unknown
+//! keys, wrong types, missing fields) are reported for every segment at once, not only the
+//! first (see [`fusebox_engine::config::shape`]); a segment whose shape is broken is left out
+//! of the other checks, and references to it are not reported as unknown. Unknown event types are
 //! allowed (they match nothing) but warned about when the known types are given.
 
 use std::sync::Arc;
