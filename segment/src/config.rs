@@ -20,12 +20,16 @@
 //! `attribute` (+ one operator), `performed`, `not_performed`, `first_performed`,
 //! `last_performed`, `in_segment`, `cel` (the text form, see [`crate::text`]).
 //! Everything is checked before any work: unknown columns, literal types, malformed windows
-//! and times, unknown or cyclic segment references, empty groups. Unknown event types are
+//! and times, unknown or cyclic segment references, empty groups. Shape problems (unknown
+//! keys, wrong types, missing fields) are reported for every segment at once, not only the
+//! first (see [`fusebox_engine::config::shape`]); a segment whose shape is broken is left out
+//! of the other checks, and references to it are not reported as unknown. Unknown event types are
 //! allowed (they match nothing) but warned about when the known types are given.
 
 use std::sync::Arc;
 
-use fusebox_engine::config::{from_yaml_error, ConfigError, Diagnostic, Severity};
+use fusebox_engine::config::shape::{read_items, read_shape, Shape};
+use fusebox_engine::config::{on_config_stack, ConfigError, Diagnostic, Severity};
 use fusebox_engine::customers::Schema;
 use fusebox_engine::expr::closest_name;
 use fusebox_engine::value::AttrType;
@@ -72,6 +76,22 @@ struct RawFile {
     #[allow(dead_code)]
     version: Option<u32>,
     segments: Spanned<Vec<RawSegment>>,
+}
+
+impl Shape for RawFile {
+    const LISTS: &'static [&'static str] = &["segments"];
+
+    fn read_list(
+        key: &str,
+        text: &str,
+        into: Option<&mut Self>,
+    ) -> Result<(), serde_saphyr::Error> {
+        match key {
+            "segments" => read_items(text, into.map(|f| &mut f.segments.value)),
+            // Only the keys of `LISTS` are ever asked for.
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,16 +282,25 @@ pub fn compile_segments(
     schema: Option<&Schema>,
     event_types: Option<&[Arc<str>]>,
 ) -> Result<SegmentGroup, ConfigError> {
-    let fail = |diagnostics: Vec<Diagnostic>| ConfigError {
-        file: Arc::from(file),
-        source_text: Arc::from(text),
-        diagnostics,
-    };
+    // Filters nest (and the `cel` parser recurses deeply): compile on a big stack.
+    on_config_stack(|| compile_here(text, file, schema, event_types))
+}
+
+fn compile_here(
+    text: &str,
+    file: &str,
+    schema: Option<&Schema>,
+    event_types: Option<&[Arc<str>]>,
+) -> Result<SegmentGroup, ConfigError> {
+    let fail = |diagnostics: Vec<Diagnostic>| ConfigError::new(file, text, diagnostics);
     if text.trim().is_empty() {
         return Err(fail(vec![Diagnostic::global("the segments file is empty")
             .with_help("a segments file needs `segments:` with at least one segment; run `fusebox gen` for an example")]));
     }
-    let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| fail(vec![from_yaml_error(&e)]))?;
+    let mut shaped = read_shape::<RawFile>(text);
+    let Some(raw) = shaped.value.take() else {
+        return Err(fail(shaped.problems));
+    };
     let empty = Schema::default();
     let mut v = Validator {
         schema: schema.unwrap_or(&empty),
@@ -279,13 +308,20 @@ pub fn compile_segments(
         events: event_types.map(|t| t.iter().cloned().collect()),
         diags: Vec::new(),
         warned_events: FxHashSet::default(),
+        broken_any: shaped.has_broken("segments"),
+        broken_ids: shaped.broken_ids("segments").map(str::to_string).collect(),
     };
     let group = v.file(raw);
-    if v.diags.iter().any(|d| d.severity == Severity::Error) {
-        v.diags.sort_by_key(|d| (d.line, d.column));
-        return Err(fail(v.diags));
+    v.diags.sort_by_key(|d| (d.line, d.column));
+    if !shaped.problems.is_empty() || v.diags.iter().any(|d| d.severity == Severity::Error) {
+        let mut all = shaped.problems;
+        all.append(&mut v.diags);
+        return Err(fail(all));
     }
     let mut group = group;
+    for w in &mut v.diags {
+        w.locate_in(text);
+    }
     group.warnings = v.diags;
     Ok(group)
 }
@@ -296,6 +332,11 @@ pub(crate) struct Validator<'a> {
     pub events: Option<FxHashSet<Arc<str>>>,
     pub diags: Vec<Diagnostic>,
     warned_events: FxHashSet<String>,
+    /// Some segment was left out for its shape (already reported): an empty group is not
+    /// reported as empty.
+    broken_any: bool,
+    /// Ids of the segments left out for their shape: references to them are not "unknown".
+    broken_ids: FxHashSet<String>,
 }
 
 impl Validator<'_> {
@@ -306,6 +347,9 @@ impl Validator<'_> {
 
     fn file(&mut self, raw: RawFile) -> SegmentGroup {
         if raw.segments.value.is_empty() {
+            if self.broken_any {
+                return SegmentGroup::default();
+            }
             self.error(
                 raw.segments.referenced,
                 "the segment group is empty",
@@ -341,7 +385,7 @@ impl Validator<'_> {
             let mut r = Vec::new();
             let filter = self.filter(&s.filter, &mut r);
             for (target, at) in &r {
-                if !ids.contains_key(target) {
+                if !ids.contains_key(target) && !self.broken_ids.contains(target) {
                     let help = closest_name(target, ids.keys().map(String::as_str))
                         .map(|c| format!("did you mean `{c}`?"));
                     self.error(
@@ -1228,6 +1272,62 @@ segments:
         assert!(e[0].message.contains("unknown field"), "{}", e[0].message);
         let e = errors("segments:\n  - id: a\n    owner: x\n    filter: { attribute: points, gt: 1 }\n  - id: a\n    owner: x\n    filter: { attribute: points, gt: 1 }\n");
         assert!(e[0].message.contains("duplicate segment id"));
+    }
+
+    /// Issue #10 §5: three segments with shape errors (unknown key, wrong type, missing
+    /// field) and one top-level error are all reported, located and in file order, followed by
+    /// the semantic problems of the segments that parsed; references to a broken segment add
+    /// no noise.
+    #[test]
+    fn every_shape_error_is_reported_then_the_semantic_ones() {
+        let text = r#"version: 1
+name: spring
+segments:
+  - id: vip
+    owner: crm@x
+    filter: { attribute: points, gt: 100, colour: red }
+  - id: fans
+    owner: crm@x
+    filter: { in_segment: vip }
+  - id: big
+    owner: crm@x
+    filter:
+      performed: { event: order.completed, count: { ge: many } }
+  - id: lapsed
+    filter: { attribute: pionts, exists: true }
+  - id: late
+    owner: crm@x
+    filter: { attribute: pionts, exists: true }
+"#;
+        let err = compile(text).unwrap_err();
+        let got: Vec<(u64, &str)> = err
+            .diagnostics
+            .iter()
+            .map(|d| (d.line, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            [2, 6, 13, 15, 18],
+            "{got:#?}"
+        );
+        assert!(got[0].1.contains("unknown field `name`"), "{got:#?}");
+        assert!(got[1].1.contains("unknown field `colour`"), "{got:#?}");
+        assert!(got[2].1.contains("floating point"), "{got:#?}");
+        assert!(got[3].1.contains("missing field `owner`"), "{got:#?}");
+        assert_eq!(got[4].1, "unknown customer column `pionts`");
+        assert!(
+            err.diagnostics
+                .iter()
+                .all(|d| d.span.is_some() && d.column > 0),
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn a_group_whose_segments_all_broke_is_not_reported_empty() {
+        let e = errors("segments:\n  - id: a\n    owner: x\n    filter: 3\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].line, 4);
     }
 
     /// Every row of the table in `text`'s docs: the CEL form and the YAML form compile to the

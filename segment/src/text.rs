@@ -47,20 +47,30 @@ fn err(message: impl Into<String>, help: Option<&str>) -> TextError {
 const HELP: &str = "supported: &&, ||, !, customer.<column> compared with a literal, in [..], .contains(), .startsWith(), has(), in_segment('id'), performed('type'[, '30d']), count('type'[, '30d']) >= n, sum('type', 'prop'[, '30d']) >= x";
 
 /// Translates a CEL filter into a raw filter tree whose nodes are all located at `at`.
+///
+/// The `cel` parser recurses deeply per nesting level (a debug build needs about 16 MiB for
+/// the 90 nested parentheses its depth limit lets through): this runs inside
+/// [`crate::compile_segments`], on the big stack of
+/// [`fusebox_engine::config::on_config_stack`], so a deeply nested filter is a located error
+/// or a filter, never a stack overflow.
 pub(crate) fn translate(src: &str, at: Location) -> Result<Spanned<RawFilter>, TextError> {
     if src.trim().is_empty() {
         return Err(err("empty filter expression", Some(HELP)));
     }
     let ast = Parser::new().parse(src).map_err(|e| {
-        err(
-            format!(
-                "syntax error: {}",
-                e.errors
-                    .first()
-                    .map_or("invalid expression".to_string(), |x| x.msg.clone())
-            ),
-            None,
-        )
+        let msg = e
+            .errors
+            .first()
+            .map_or("invalid expression".to_string(), |x| x.msg.clone());
+        // The parser's depth limit comes as a debug dump of its internal error.
+        if msg.contains("Recursion limit") {
+            err(
+                "the expression nests too deep for the CEL parser",
+                Some("split it, or write the filter as a YAML tree"),
+            )
+        } else {
+            err(format!("syntax error: {msg}"), None)
+        }
     })?;
     let t = Translator { at };
     t.node(&ast)

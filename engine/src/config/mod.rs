@@ -1,7 +1,9 @@
 //! Triggers files: YAML in, a validated [`TriggerSet`] out, or every problem, located.
 //!
-//! The pipeline is parse ([`raw`], serde with spans) → resolve and type-check against the
-//! customer schema → order. Nothing here runs a trigger. See the README for the schema; in
+//! The pipeline is parse ([`raw`], serde with spans, every shape problem reported by
+//! [`shape`]) → resolve and type-check against the customer schema → order. Nothing here
+//! runs a trigger. Errors come as one [`ConfigError`]: the shape problems (unknown keys, wrong
+//! types, missing fields), then the problems of the parts that did parse. See the README for the schema; in
 //! short:
 //!
 //! ```yaml
@@ -26,6 +28,8 @@
 
 mod diagnostic;
 pub mod raw;
+pub mod shape;
+mod stack;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +38,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde_saphyr::{Location, Spanned};
 
 pub use diagnostic::{from_yaml_error, scalar_content_offset, ConfigError, Diagnostic, Severity};
+pub use stack::{on_config_stack, CONFIG_STACK};
 
 use crate::customers::{AttrId, Schema};
 use crate::expr::{CompiledExpr, CounterId, ExprEnv, ExprError, Ty};
@@ -56,17 +61,23 @@ pub fn compile_triggers(
     file: &str,
     schema: Option<&Schema>,
 ) -> Result<TriggerSet, ConfigError> {
-    let fail = |diagnostics: Vec<Diagnostic>| ConfigError {
-        file: Arc::from(file),
-        source_text: Arc::from(text),
-        diagnostics,
-    };
+    on_config_stack(|| compile_here(text, file, schema))
+}
+
+fn compile_here(
+    text: &str,
+    file: &str,
+    schema: Option<&Schema>,
+) -> Result<TriggerSet, ConfigError> {
+    let fail = |diagnostics: Vec<Diagnostic>| ConfigError::new(file, text, diagnostics);
     if text.trim().is_empty() {
         return Err(fail(vec![Diagnostic::global("the triggers file is empty")
             .with_help("a triggers file needs at least `triggers:` with one trigger; see examples/triggers.yaml")]));
     }
-    let parsed: TriggerFile =
-        serde_saphyr::from_str(text).map_err(|e| fail(vec![from_yaml_error(&e)]))?;
+    let mut shaped = shape::read_shape::<TriggerFile>(text);
+    let Some(parsed) = shaped.value.take() else {
+        return Err(fail(shaped.problems));
+    };
     let empty = Schema::default();
     let mut c = Checker {
         text,
@@ -74,16 +85,38 @@ pub fn compile_triggers(
         lenient: schema.is_none(),
         diags: Vec::new(),
         counters: FxHashMap::default(),
+        broken: Broken {
+            triggers: shaped.has_broken("triggers"),
+            pools: shaped.broken_ids("pools").map(str::to_string).collect(),
+            counters: shaped.broken_ids("counters").map(str::to_string).collect(),
+        },
     };
     let set = c.file(parsed);
-    if c.diags.iter().any(|d| d.severity == Severity::Error) {
-        c.diags.sort_by_key(|d| (d.line, d.column));
-        return Err(fail(c.diags));
+    c.diags.sort_by_key(|d| (d.line, d.column));
+    if !shaped.problems.is_empty() || c.diags.iter().any(|d| d.severity == Severity::Error) {
+        let mut all = shaped.problems;
+        all.append(&mut c.diags);
+        return Err(fail(all));
     }
     let mut set = set;
+    for w in &mut c.diags {
+        w.locate_in(text);
+    }
     set.warnings = c.diags;
     set.checked_against_schema = schema.is_some();
     Ok(set)
+}
+
+/// What the shape pass left out (see [`shape`]), so that checks do not report its
+/// consequences a second time.
+#[derive(Default)]
+struct Broken {
+    /// Some trigger was left out: an empty `triggers:` is not "no triggers defined".
+    triggers: bool,
+    /// Ids of left-out pools: references to them are not "unknown".
+    pools: FxHashSet<String>,
+    /// Ids of left-out counters: references to them are not "unknown".
+    counters: FxHashSet<String>,
 }
 
 struct Checker<'a> {
@@ -92,6 +125,7 @@ struct Checker<'a> {
     lenient: bool,
     diags: Vec<Diagnostic>,
     counters: FxHashMap<String, (CounterId, Ty)>,
+    broken: Broken,
 }
 
 /// Where an action's expressions may look.
@@ -174,13 +208,20 @@ impl Checker<'_> {
         });
         let pools = self.pools(&f.pools);
         let counters = self.counter_specs(&f.counters);
+        // A counter whose definition broke still resolves (to a placeholder of any type), so
+        // expressions using it are checked without an "unknown counter" of their own.
+        for id in &self.broken.counters {
+            self.counters
+                .entry(id.clone())
+                .or_insert((CounterId::MAX, Ty::Dyn));
+        }
         let pool_index: FxHashMap<String, PoolId> = pools
             .iter()
             .enumerate()
             .map(|(i, p)| (p.id.to_string(), i as PoolId))
             .collect();
 
-        if f.triggers.value.is_empty() {
+        if f.triggers.value.is_empty() && !self.broken.triggers {
             self.error(
                 f.triggers.referenced,
                 "no triggers defined",
@@ -790,6 +831,9 @@ impl Checker<'_> {
                     None => None,
                 };
                 let Some(&pool_id) = scope.pools.get(&pool.value) else {
+                    if self.broken.pools.contains(&pool.value) {
+                        return None;
+                    }
                     let help = crate::expr::closest_name(
                         &pool.value,
                         scope.pools.keys().map(String::as_str),

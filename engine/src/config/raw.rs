@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::shape::{read_items, Shape};
+
 /// A whole triggers file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +32,24 @@ pub struct TriggerFile {
     pub counters: Vec<CounterDef>,
     /// The triggers.
     pub triggers: Spanned<Vec<TriggerDef>>,
+}
+
+impl Shape for TriggerFile {
+    const LISTS: &'static [&'static str] = &["pools", "counters", "triggers"];
+
+    fn read_list(
+        key: &str,
+        text: &str,
+        into: Option<&mut Self>,
+    ) -> Result<(), serde_saphyr::Error> {
+        match key {
+            "pools" => read_items(text, into.map(|f| &mut f.pools)),
+            "counters" => read_items(text, into.map(|f| &mut f.counters)),
+            "triggers" => read_items(text, into.map(|f| &mut f.triggers.value)),
+            // Only the keys of `LISTS` are ever asked for.
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `settings:`.

@@ -273,3 +273,108 @@ fn fresh_names_copy_equals_the_original_but_shares_no_name() {
         set.for_event_type("order.completed")
     );
 }
+
+/// Issue #10 §5: the first shape error used to stop checking. Three items with shape errors
+/// (an unknown key, a wrong type, a missing field) and one at the top level are all reported,
+/// located, in file order, followed by the semantic problems of the parts that did parse; a
+/// reference to a broken pool adds no noise. (serde-saphyr places "missing field" on the
+/// mapping's last key.)
+#[test]
+fn every_shape_error_is_reported_then_the_semantic_ones() {
+    let text = r#"version: 1
+colour: blue
+pools:
+  - id: welcome
+    codez: [A, B]
+triggers:
+  - id: t1
+    owner: a@x
+    on: order.completed
+    priority: high
+    actions:
+      - increment: { attribute: points }
+  - id: t2
+    owner: a@x
+    on: order.completed
+    actions:
+      - issue_coupon: { pool: welcome }
+      - set: { attribute: pionts, value: "1" }
+  - id: t3
+    on: order.completed
+    actions:
+      - increment: { attribute: points }
+"#;
+    let err = compile(text).unwrap_err();
+    let got: Vec<(u64, u64, &str)> = err
+        .diagnostics
+        .iter()
+        .map(|d| (d.line, d.column, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got.iter().map(|(l, c, _)| (*l, *c)).collect::<Vec<_>>(),
+        [(2, 1), (5, 5), (10, 15), (21, 5), (18, 27)],
+        "{got:#?}"
+    );
+    assert!(got[0].2.contains("unknown field `colour`"), "{got:#?}");
+    assert!(got[1].2.contains("unknown field `codez`"), "{got:#?}");
+    assert!(got[2].2.contains("i32"), "{got:#?}");
+    assert!(got[3].2.contains("missing field `owner`"), "{got:#?}");
+    assert_eq!(got[4].2, "unknown customer attribute `pionts`");
+    for d in &err.diagnostics {
+        let (start, end) = d.span.expect("every shape problem has a span");
+        assert!(start < end && end <= text.len(), "{d:?}");
+        assert!(
+            !d.message.contains("line "),
+            "no location inside the message: {d:?}"
+        );
+    }
+    assert!(
+        !got.iter()
+            .any(|(_, _, m)| m.contains("welcome") || m.contains("no triggers")),
+        "no follow-on noise: {got:#?}"
+    );
+}
+
+#[test]
+fn a_list_whose_items_all_broke_is_not_reported_empty() {
+    let err = compile(
+        "triggers:\n  - id: t\n    owner: o\n    on: x\n    actions: 5\n  - id: u\n    on: x\n    actions: []\n",
+    )
+    .unwrap_err();
+    let lines: Vec<u64> = err.diagnostics.iter().map(|d| d.line).collect();
+    assert_eq!(lines, [5, 8], "{:?}", err.diagnostics);
+    let err = compile("version: x\ntriggers: 3\n").unwrap_err();
+    assert_eq!(err.diagnostics.len(), 2, "{:?}", err.diagnostics);
+    assert!(!err.diagnostics[1].message.contains("missing field"));
+}
+
+#[test]
+fn references_to_broken_counters_add_no_noise() {
+    let err = compile(
+        "counters:\n  - id: c\n    kind: int\n    initial: lots\ntriggers:\n  - id: t\n    owner: o\n    on: x\n    condition: \"counters.c > 3\"\n    actions:\n      - increment: { counter: c }\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.diagnostics.len(), 1, "{:?}", err.diagnostics);
+    assert_eq!(err.diagnostics[0].line, 4);
+}
+
+/// serde-saphyr gives syntax errors a line and column but no byte offset: the span is rebuilt
+/// from them, on the right line, inside the text (the CLI draws its snippet from it).
+#[test]
+fn syntax_errors_get_a_span_on_their_line() {
+    for text in [
+        "settings: {max_chain_depth: 0}---\n\ntriggers: []\n",
+        "é: [\n",
+        "triggers:\r\n  - id: t\r\n   owner: [\r\n",
+        "\u{feff}",
+    ] {
+        let err = compile(text).unwrap_err();
+        for d in &err.diagnostics {
+            let (s, e) = d.span.unwrap_or_else(|| panic!("{text:?}: no span: {d:?}"));
+            assert!(s <= e && e <= text.len(), "{text:?}: {d:?}");
+            let line = text[..s].matches('\n').count() as u64 + 1;
+            assert_eq!(line, d.line, "{text:?}: {d:?}");
+            assert!(d.column >= 1, "{d:?}");
+        }
+    }
+}
