@@ -417,10 +417,27 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            pools.push(Pool {
+            let pool = Pool {
                 id: Arc::from(def.id.value.as_str()),
                 source,
-            });
+            };
+            // A code is redeemed by its text: two pools issuing one code would make it
+            // ambiguous which offer it stands for (see `Pool::shared_code`).
+            if let Some((other, code)) = pools
+                .iter()
+                .find_map(|p| p.shared_code(&pool).map(|code| (p.id.clone(), code)))
+            {
+                self.error(
+                    def.id.referenced,
+                    format!(
+                        "pools `{other}` and `{}` can both issue the code `{code}`; coupon codes must be unique across pools",
+                        def.id.value
+                    ),
+                    Some("give the pools different prefixes or code lists".into()),
+                );
+                continue;
+            }
+            pools.push(pool);
         }
         pools
     }

@@ -378,3 +378,40 @@ fn syntax_errors_get_a_span_on_their_line() {
         }
     }
 }
+
+#[test]
+fn pools_that_can_issue_the_same_code_are_refused() {
+    let text = r#"
+pools:
+  - id: spring
+    generate: { prefix: "SAVE-", count: 1000, width: 4 }
+  - id: vip
+    codes: [GOLD-1, SAVE-0042]
+  - id: autumn
+    generate: { prefix: "SAVE-0", count: 10, width: 3 }
+  - id: other
+    generate: { prefix: "OTHER-", count: 1000 }
+triggers:
+  - id: t
+    owner: o
+    on: order.completed
+    actions:
+      - issue_coupon: { pool: other }
+"#;
+    let errs = errors(text);
+    let messages: Vec<&str> = errs.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("pools `spring` and `vip` can both issue the code `SAVE-0042`")),
+        "{messages:?}"
+    );
+    // "SAVE-0" + "001" is how `spring` writes 1 as well.
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("pools `spring` and `autumn` can both issue the code `SAVE-0001`")),
+        "{messages:?}"
+    );
+    assert_eq!(errs[0].line, 5, "located at the later pool's id");
+}
