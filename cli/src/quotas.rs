@@ -173,14 +173,18 @@ pub fn print_config_error(err: &ConfigError, text: &str) {
                 let start = o as usize;
                 (start, start + d.byte_len.unwrap_or(0) as usize)
             });
-            Diagnostic {
+            let mut diagnostic = Diagnostic {
                 severity: Severity::Error,
                 message,
                 line: d.line.unwrap_or(0),
                 column: d.column.unwrap_or(0),
                 span,
                 help: d.help.clone(),
-            }
+            };
+            // Syntax errors come with a line and column but no byte offset: the snippet is
+            // placed from those, as for the other configuration files.
+            diagnostic.locate_in(text);
+            diagnostic
         })
         .collect();
     print_diagnostics(&err.source_name, text, &diagnostics);

@@ -242,14 +242,22 @@ mod opt_tz_name {
 impl QuotaConfig {
     /// Parses and validates YAML. `source_name` (usually the file name) is
     /// carried into the error for rendering.
+    ///
+    /// Parsing runs on a thread with a large stack: a deeply nested file (up to the 64 levels
+    /// the YAML reader allows) needs more than a small thread's stack (a test thread's or a
+    /// tokio worker's 2 MiB), and must be an error, never a stack overflow.
     pub fn from_yaml_str(text: &str, source_name: &str) -> Result<QuotaConfig, ConfigError> {
+        on_parsing_stack(|| QuotaConfig::parse(text, source_name))
+    }
+
+    fn parse(text: &str, source_name: &str) -> Result<QuotaConfig, ConfigError> {
         let mut diags = Vec::new();
         let root: Spanned<Node> = match serde_saphyr::from_str(text) {
             Ok(root) => root,
             Err(e) => {
                 let loc = e.location();
                 diags.push(Diag {
-                    message: format!("not valid YAML: {e}"),
+                    message: format!("not valid YAML: {}", yaml_message(&e)),
                     path: String::new(),
                     line: loc.map(|l| l.line()),
                     column: loc.map(|l| l.column()),
@@ -994,6 +1002,75 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Stack size of the parsing thread (only touched pages are committed).
+const PARSING_STACK: usize = 64 << 20;
+
+/// Runs `f` on a thread with a [`PARSING_STACK`]-byte stack (on the caller's thread if no
+/// thread can be started); a panic in `f` is resumed on the caller's thread.
+fn on_parsing_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let f = std::sync::Mutex::new(Some(f));
+    let run = || {
+        f.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(|f| f())
+    };
+    std::thread::scope(|scope| {
+        let result = match std::thread::Builder::new()
+            .name("quota-config".into())
+            .stack_size(PARSING_STACK)
+            .spawn_scoped(scope, run)
+        {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => run(),
+        };
+        match result {
+            Some(r) => r,
+            None => unreachable!("`f` runs exactly once: on the thread, or here"),
+        }
+    })
+}
+
+/// The message of a YAML error alone: the location is the diagnostic's own, and
+/// serde-saphyr's `Display` would repeat it ("line 3 column 8: …") with a snippet of its own
+/// pointing at `<input>`. A nesting or size limit is said in words. (The same rules as the
+/// triggers and segments front ends, `fusebox_engine::config::from_yaml_error`; this crate
+/// does not depend on the engine.)
+fn yaml_message(err: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter;
+    let mut inner = err;
+    while let serde_saphyr::Error::WithSnippet { error, .. }
+    | serde_saphyr::Error::AliasError { error, .. } = inner
+    {
+        inner = error;
+    }
+    if let serde_saphyr::Error::Budget { breach, .. } = inner {
+        return match breach {
+            serde_saphyr::budget::BudgetBreach::Depth { depth } => format!(
+                "the YAML nests too deep ({depth} levels; at most {} are read)",
+                depth.saturating_sub(1)
+            ),
+            other => format!("the file is too large to read as configuration ({other:?})"),
+        };
+    }
+    serde_saphyr::DefaultMessageFormatter
+        .format_message(inner)
+        .chars()
+        .flat_map(|c| {
+            let escape = c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+            let mut out = Vec::new();
+            if escape {
+                out.extend(c.escape_debug());
+            } else {
+                out.push(c);
+            }
+            out
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1185,6 +1262,27 @@ processes:
         assert!(
             e.to_string().contains("did you mean `max_event_lead`"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn yaml_errors_say_what_without_repeating_where() {
+        let err = QuotaConfig::from_yaml_str("{", "q.yaml").unwrap_err();
+        let message = &err.diagnostics[0].message;
+        assert!(
+            !message.contains("<input>") && !message.contains("line 1"),
+            "{message}"
+        );
+        let deep = format!(
+            "processes:\n  - id: p\n    owner: o\n    limits: {}1{}\n",
+            "[".repeat(70),
+            "]".repeat(70)
+        );
+        let err = QuotaConfig::from_yaml_str(&deep, "q.yaml").unwrap_err();
+        assert!(
+            err.diagnostics[0].message.contains("nests too deep"),
+            "{}",
+            err.diagnostics[0].message
         );
     }
 }

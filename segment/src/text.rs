@@ -62,14 +62,14 @@ pub(crate) fn translate(src: &str, at: Location) -> Result<Spanned<RawFilter>, T
             .errors
             .first()
             .map_or("invalid expression".to_string(), |x| x.msg.clone());
-        // The parser's depth limit comes as a debug dump of its internal error.
+        let (message, help) = fusebox_engine::expr::describe_syntax_error(&msg);
         if msg.contains("Recursion limit") {
             err(
-                "the expression nests too deep for the CEL parser",
+                message,
                 Some("split it, or write the filter as a YAML tree"),
             )
         } else {
-            err(format!("syntax error: {msg}"), None)
+            err(message, help)
         }
     })?;
     let t = Translator { at };

@@ -313,9 +313,7 @@ fn compile_here(source: &str, env: &ExprEnv<'_>) -> Result<super::CompiledExpr, 
 
 fn parse_error(source: &str, errors: &cel::parser::ParseErrors) -> ExprError {
     let first = errors.errors.first();
-    let message = first
-        .map(|e| format!("syntax error: {}", e.msg))
-        .unwrap_or_else(|| "syntax error".into());
+    let (message, help) = super::describe_syntax_error(first.map_or("", |e| e.msg.as_str()));
     let span = first.and_then(|e| {
         let (line, col) = e.pos;
         if line < 1 || col < 0 {
@@ -337,7 +335,7 @@ fn parse_error(source: &str, errors: &cel::parser::ParseErrors) -> ExprError {
     ExprError {
         message,
         span,
-        help: None,
+        help: help.map(str::to_string),
     }
 }
 

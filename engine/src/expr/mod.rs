@@ -101,6 +101,23 @@ pub struct ExprEnv<'a> {
     pub lenient_customer: bool,
 }
 
+/// The message (and hint) for a syntax error the CEL parser reported as `parser_message`.
+///
+/// The parser's depth limit comes as a debug dump of its internal error; it is reported in
+/// words instead. Shared by trigger conditions and segments' `cel:` filters.
+pub fn describe_syntax_error(parser_message: &str) -> (String, Option<&'static str>) {
+    if parser_message.contains("Recursion limit") {
+        (
+            "the expression nests too deep for the CEL parser".to_string(),
+            Some("split it into simpler parts (several conditions or actions)"),
+        )
+    } else if parser_message.is_empty() {
+        ("syntax error".to_string(), None)
+    } else {
+        (format!("syntax error: {parser_message}"), None)
+    }
+}
+
 /// The candidate closest to `name` by edit distance, if any is close enough to suggest.
 pub fn closest_name<'n>(name: &str, candidates: impl Iterator<Item = &'n str>) -> Option<&'n str> {
     compile::closest(name, candidates)

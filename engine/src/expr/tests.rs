@@ -670,3 +670,11 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn an_expression_past_the_parser_depth_limit_is_reported_in_words() {
+    let deep = format!("{}true{}", "(".repeat(120), ")".repeat(120));
+    let err = compile(&deep).unwrap_err();
+    assert!(err.message.contains("nests too deep"), "{}", err.message);
+    assert!(!err.message.contains("ParseError"), "{}", err.message);
+}
