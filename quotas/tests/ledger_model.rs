@@ -4,8 +4,10 @@
 //! changes, clean close and reopen, crashes at arbitrary byte offsets, and damage to the
 //! closed file — run against a [`DurableLedger`] and against a simple in-memory model: per
 //! process, the reference state machine [`PeriodState`] and the list of states it went
-//! through since the last reopen, with the last *acknowledged* one marked (a reserve or an
-//! operator action that returned `Ok`; refunds are never waited for).
+//! through since the last reopen, with the last *acknowledged* one marked (a reserve that
+//! changed the state, or an operator action, that returned `Ok`; refunds are never waited
+//! for, and neither is a reserve that changed nothing, such as a zero amount or a repeated
+//! denial, so its answer acknowledges nothing new).
 //!
 //! A crash is injected with [`DurableLedger::crash_after`]: the log stops after a given
 //! number of bytes — inside a group's records, between the records and their mark, or
@@ -239,12 +241,16 @@ impl Harness {
                     warn: WARN,
                     shadow: slot == SLOTS - 1,
                 };
-                let mut state = self.current(slot);
+                let before = self.current(slot);
+                let mut state = before;
                 let want = state.reserve(&req);
                 match self.ledger().reserve(slot, &req) {
                     Ok(got) => {
                         prop_assert_eq!(got, want);
-                        self.push(slot, state, true);
+                        // A reserve that changed nothing writes nothing and waits for
+                        // nothing: its answer certifies no state newer than the last
+                        // certified one (an earlier refund may still be unwritten).
+                        self.push(slot, state, state != before);
                         if got.verdict == Verdict::Granted {
                             self.open.push((slot, got.period, req.amount));
                         }
