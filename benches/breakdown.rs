@@ -62,14 +62,7 @@ fn main() {
                 if k != 0 && only.as_deref().is_some_and(|o| o != *name) {
                     continue;
                 }
-                let (total, r) = w.timed_run(
-                    &w.records,
-                    &RunOptions {
-                        executor: *kind,
-                        progress: None,
-                        quotas: None,
-                    },
-                );
+                let (total, r) = w.timed_run(&w.records, *kind, &RunOptions::default());
                 runs[k].push([
                     total,
                     r.timings.admit_ms,

@@ -76,15 +76,8 @@ fn bench(c: &mut Criterion) {
                     |mut state| {
                         let result = w
                             .engine
-                            .run_batch(
-                                &mut state,
-                                &w.records,
-                                &RunOptions {
-                                    executor: kind,
-                                    progress: None,
-                                    quotas: None,
-                                },
-                            )
+                            .with_executor(kind)
+                            .run_batch(&mut state, &w.records, &RunOptions::default())
                             .unwrap();
                         black_box(result.effects.len())
                     },
@@ -100,15 +93,8 @@ fn run_once(w: &Workload, kind: ExecutorKind) -> (Vec<fusebox::engine::outcome::
     let mut state = w.state.clone();
     let result = w
         .engine
-        .run_batch(
-            &mut state,
-            &w.records,
-            &RunOptions {
-                executor: kind,
-                progress: None,
-                quotas: None,
-            },
-        )
+        .with_executor(kind)
+        .run_batch(&mut state, &w.records, &RunOptions::default())
         .unwrap();
     (result.effects, state)
 }

@@ -80,8 +80,8 @@ fn main() {
                 .map(|l| Quotas::new(config.clone(), l, Arc::new(NullNotifier)).expect("quotas"));
             let (total, r) = w.timed_run(
                 &records,
+                ExecutorKind::Sequential,
                 &RunOptions {
-                    executor: ExecutorKind::Sequential,
                     progress: None,
                     quotas: quotas.as_ref(),
                 },

@@ -7,7 +7,7 @@ use fusebox::engine::customers::{Column, CustomerTable, Schema};
 use fusebox::engine::event::{Event, EventRecord};
 use fusebox::engine::state::State;
 use fusebox::engine::value::{AttrType, Map, Value};
-use fusebox::engine::{BatchResult, Engine, RunOptions};
+use fusebox::engine::{BatchResult, Engine, ExecutorKind, RunOptions};
 
 const EVENTS: usize = 100_000;
 
@@ -21,11 +21,18 @@ pub struct Workload {
 impl Workload {
     /// Runs `records` on a fresh copy of the workload's state: wall milliseconds and the result.
     #[allow(dead_code)] // `executors.rs` (criterion) times its runs itself.
-    pub fn timed_run(&self, records: &[EventRecord], options: &RunOptions) -> (f64, BatchResult) {
+    /// A fresh engine per run (its executor starts its threads inside the timed run, as a
+    /// one-shot `fusebox run` does).
+    pub fn timed_run(
+        &self,
+        records: &[EventRecord],
+        executor: ExecutorKind,
+        options: &RunOptions,
+    ) -> (f64, BatchResult) {
         let mut state = self.state.clone();
+        let engine = self.engine.with_executor(executor);
         let t = std::time::Instant::now();
-        let r = self
-            .engine
+        let r = engine
             .run_batch(&mut state, records, options)
             .expect("runs");
         (t.elapsed().as_secs_f64() * 1e3, r)

@@ -1,16 +1,24 @@
-//! The embedding API: [`Engine::run_batch`].
+//! The embedding API: an [`Engine`] runs a stream of input records, chunk by chunk, through
+//! a [`Session`] into a [`CommitSink`]; [`Engine::run_batch`] is that with one chunk and a
+//! [`BatchCollector`].
 //!
-//! A batch goes through three stages, in one direction:
-//! 1. **admission** — every input record is checked (parsed? known customer? known event
-//!    type? unique id?) and either admitted in input order or rejected with a precise reason;
-//!    then, when [`RunOptions::quotas`] is set, the quota gate ([`crate::gate`]) charges each
-//!    admitted event that carries a `process`, in input order, and holds those its process's
-//!    quota denies;
-//! 2. **execution** — admitted events run through an executor, committing in input order;
-//! 3. **reporting** — one [`RecordOutcome`] per input record (in input order), effects in
-//!    commit order, a deterministic [`Report`] and wall-clock [`Timings`].
+//! Each chunk goes through three stages, in one direction:
+//! 1. **admission** — every input record is checked (parsed? a valid id? known customer?
+//!    known event type? an id not seen before in the whole stream?) and either admitted in
+//!    input order or rejected with a precise reason; then, when [`RunOptions::quotas`] is set,
+//!    the quota gate ([`crate::gate`]) charges each admitted event that carries a `process`,
+//!    in input order, and holds those its process's quota denies;
+//! 2. **execution** — admitted events run through the engine's executor against the state
+//!    carried from the previous chunk, committing in input order; every transaction of the
+//!    chunk reads the segment memberships of one snapshot taken when the chunk started;
+//! 3. **delivery** — each record's [`RecordResult`] goes to the sink, in input order, as soon as
+//!    it is final (see [`crate::sink`]).
 //!
-//! Invariant: `outcomes.len() == records.len()` and `outcomes[i]` describes `records[i]` —
+//! The engine owns its resources: the executor's worker threads are started once, on the
+//! first chunk that needs them, and kept with what the executor has learnt about the workload
+//! (see `exec::parallel`), so a live engine can run a chunk every few milliseconds.
+//!
+//! Invariant: every record of the stream reaches the sink exactly once, in input order —
 //! nothing is lost silently: every record is processed, rejected or held.
 
 use std::sync::Arc;
@@ -20,12 +28,15 @@ use fusebox_quotas::Quotas;
 use rustc_hash::FxHashMap;
 
 use crate::event::{check_input_id, EventRecord};
-use crate::exec::parallel::{self, ParallelConfig, ParallelStats};
+use crate::exec::parallel::{self, ParallelConfig, ParallelStats, Workers};
 use crate::exec::sequential::{self, InvariantViolation};
+use crate::exec::txn::TxnOutput;
 use crate::exec::Admitted;
+use crate::expr::segments::{MembershipSnapshot, Memberships};
 use crate::gate::HeldEvent;
 use crate::outcome::{Effect, RecordOutcome, RecordStatus, RejectKind};
-use crate::report::{Report, ReportBuilder, Timings};
+use crate::report::{Report, Timings};
+use crate::sink::{BatchCollector, CommitSink, RecordResult};
 use crate::state::State;
 use crate::trigger::TriggerSet;
 
@@ -60,11 +71,9 @@ impl ExecutorKind {
     }
 }
 
-/// Options of a batch run.
+/// Options of a stream (or batch) run.
 #[derive(Default)]
 pub struct RunOptions<'a> {
-    /// The executor.
-    pub executor: ExecutorKind,
     /// Called now and then with the number of records done so far (for progress bars).
     pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
     /// Daily per-process quotas to charge before execution (see [`crate::gate`]). `None`:
@@ -104,6 +113,53 @@ pub struct BatchResult {
     pub held: Vec<HeldEvent>,
 }
 
+/// Wall-clock figures and executor statistics of a stream (not deterministic).
+#[derive(Clone, Debug, Default)]
+pub struct SessionSummary {
+    /// Records seen.
+    pub records: u64,
+    /// Admission, execution and delivery times.
+    pub timings: Timings,
+    /// What the parallel executor did, summed over the chunks.
+    pub parallel: ParallelStats,
+}
+
+/// Builds an [`Engine`]: its executor and the membership registry its conditions read.
+pub struct EngineBuilder {
+    triggers: TriggerSet,
+    executor: ExecutorKind,
+    memberships: Option<Arc<Memberships>>,
+}
+
+impl EngineBuilder {
+    /// The executor (default: the sequential reference executor).
+    pub fn executor(mut self, executor: ExecutorKind) -> EngineBuilder {
+        self.executor = executor;
+        self
+    }
+
+    /// The registry `segment('id')` conditions read (default: [`Memberships::global`]).
+    pub fn memberships(mut self, memberships: Arc<Memberships>) -> EngineBuilder {
+        self.memberships = Some(memberships);
+        self
+    }
+
+    /// The engine; fails if the triggers were compiled without a customer schema.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        if !self.triggers.is_runnable() {
+            return Err(EngineError::NotRunnable);
+        }
+        Ok(Engine {
+            triggers: Arc::new(self.triggers),
+            executor: self.executor,
+            workers: Arc::new(Workers::default()),
+            memberships: self
+                .memberships
+                .unwrap_or_else(|| Memberships::global().clone()),
+        })
+    }
+}
+
 /// A compiled trigger set, ready to run batches.
 ///
 /// ```
@@ -127,20 +183,47 @@ pub struct BatchResult {
 /// assert_eq!(state.customers.get(0, 0), fusebox_engine::value::Value::Int(50));
 /// assert_eq!(result.report.triggers["welcome-points"].committed, 1);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Engine {
     triggers: Arc<TriggerSet>,
+    executor: ExecutorKind,
+    /// The executor's threads and learnt state; shared by clones of this engine.
+    workers: Arc<Workers>,
+    memberships: Arc<Memberships>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("triggers", &self.triggers.triggers.len())
+            .field("executor", &self.executor)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
-    /// Wraps a trigger set compiled against a customer schema.
+    /// An engine with the sequential executor and the global membership registry.
     pub fn new(triggers: TriggerSet) -> Result<Engine, EngineError> {
-        if !triggers.is_runnable() {
-            return Err(EngineError::NotRunnable);
+        Engine::builder(triggers).build()
+    }
+
+    /// A builder for `triggers`.
+    pub fn builder(triggers: TriggerSet) -> EngineBuilder {
+        EngineBuilder {
+            triggers,
+            executor: ExecutorKind::default(),
+            memberships: None,
         }
-        Ok(Engine {
-            triggers: Arc::new(triggers),
-        })
+    }
+
+    /// The same triggers and registry with another executor (and workers of its own).
+    pub fn with_executor(&self, executor: ExecutorKind) -> Engine {
+        Engine {
+            triggers: self.triggers.clone(),
+            executor,
+            workers: Arc::new(Workers::default()),
+            memberships: self.memberships.clone(),
+        }
     }
 
     /// The trigger set.
@@ -148,13 +231,22 @@ impl Engine {
         &self.triggers
     }
 
-    /// Runs a batch of input records against `state`, in record order.
-    pub fn run_batch(
-        &self,
-        state: &mut State,
-        records: &[EventRecord],
-        options: &RunOptions<'_>,
-    ) -> Result<BatchResult, EngineError> {
+    /// The executor.
+    pub fn executor(&self) -> ExecutorKind {
+        self.executor
+    }
+
+    /// The membership registry `segment('id')` conditions read.
+    pub fn memberships(&self) -> &Arc<Memberships> {
+        &self.memberships
+    }
+
+    /// Starts a stream over `state` (see [`Session`]).
+    pub fn session<'s>(
+        &'s self,
+        state: &'s mut State,
+        options: &'s RunOptions<'s>,
+    ) -> Result<Session<'s>, EngineError> {
         if state.counters.len() != self.triggers.counters.len()
             || state.pool_cursors.len() != self.triggers.pools.len()
         {
@@ -162,105 +254,151 @@ impl Engine {
                 "state was built for another trigger set".into(),
             ));
         }
-        let admit_started = Instant::now();
-        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
-        let admitted = self.admit(state, records, &mut outcomes);
-        let (admitted, held) = match options.quotas {
-            Some(quotas) => crate::gate::charge(quotas, admitted, &mut outcomes),
-            None => (admitted, Vec::new()),
-        };
-        let admit_ms = admit_started.elapsed().as_secs_f64() * 1e3;
-
-        let mut report = ReportBuilder::new(&self.triggers);
-        let mut timings = Timings {
-            executor: options.executor.name().to_string(),
-            admit_ms,
-            ..Timings::default()
-        };
-        let mut effects = Vec::new();
-        let started = Instant::now();
-        let set = &self.triggers;
-        let mut done: u64 = 0;
-        let total_rejected = (records.len() - admitted.len()) as u64;
-        let mut on_commit = |a: &Admitted<'_>, output: crate::exec::txn::TxnOutput| {
-            report.transaction(&output);
-            effects.extend(output.effects);
-            outcomes[a.record] = Some(RecordOutcome {
-                line: a.line,
-                event_id: Some(a.event.id.clone()),
-                status: RecordStatus::Processed {
-                    triggers: output.triggers,
+        Ok(Session {
+            engine: self,
+            state,
+            options,
+            seen: FxHashMap::default(),
+            position: 0,
+            summary: SessionSummary {
+                timings: Timings {
+                    executor: self.executor.name().to_string(),
+                    ..Timings::default()
                 },
-            });
-            done += 1;
-            if done % 4096 == 0 {
-                if let Some(progress) = options.progress {
-                    progress(done + total_rejected);
-                }
-            }
-        };
-        let parallel_stats = match options.executor {
-            ExecutorKind::Sequential => {
-                sequential::run(set, state, &admitted, &mut on_commit)?;
-                ParallelStats::default()
-            }
-            ExecutorKind::Parallel(config) => {
-                parallel::run(set, state, &admitted, config, &mut on_commit)?
-            }
-            ExecutorKind::Locking { threads } => {
-                crate::exec::locking::run(set, state, &admitted, threads, &mut on_commit)?;
-                ParallelStats::default()
-            }
-        };
-        timings.execute_ms = started.elapsed().as_secs_f64() * 1e3;
-        let report_started = Instant::now();
-        if let Some(progress) = options.progress {
-            progress(records.len() as u64);
-        }
-        let outcomes: Vec<RecordOutcome> = outcomes
-            .into_iter()
-            .zip(records)
-            .map(|(o, r)| {
-                o.unwrap_or_else(|| RecordOutcome {
-                    line: r.line,
-                    event_id: r.event.as_ref().ok().map(|e| e.id.clone()),
-                    status: RecordStatus::Rejected {
-                        kind: RejectKind::Malformed,
-                        error: "internal: record neither admitted nor rejected".into(),
-                    },
-                })
-            })
-            .collect();
-        for o in &outcomes {
-            report.record(o);
-        }
-        timings.report_ms = report_started.elapsed().as_secs_f64() * 1e3;
-        let (mut report, timings) = report.finish(timings);
-        for h in &held {
-            *report
-                .held_by_process
-                .entry(h.process.to_string())
-                .or_default() += 1;
-        }
-        Ok(BatchResult {
-            outcomes,
-            effects,
-            report,
-            timings,
-            parallel: parallel_stats,
-            held,
+                ..SessionSummary::default()
+            },
         })
     }
 
-    /// Stage 1: decides which records run. Rejections are written into `outcomes`.
-    fn admit<'r>(
+    /// Runs a batch of input records against `state`, in record order: a [`Session`] with
+    /// one chunk, collected by a [`BatchCollector`].
+    pub fn run_batch(
         &self,
-        state: &State,
+        state: &mut State,
+        records: &[EventRecord],
+        options: &RunOptions<'_>,
+    ) -> Result<BatchResult, EngineError> {
+        let mut collector = BatchCollector::new(&self.triggers);
+        let mut session = self.session(state, options)?;
+        session.push(records, &mut collector)?;
+        let summary = session.finish();
+        Ok(collector.finish(summary))
+    }
+}
+
+/// One stream of input records through an engine: records arrive in chunks
+/// ([`Session::push`]), the state carries from chunk to chunk, and every record's result
+/// reaches the sink in input order. Event ids are unique over the whole stream.
+///
+/// The chunks are the serial order: pushing records in two chunks gives exactly the results
+/// of pushing them in one (the only difference: a segment membership published between the
+/// two pushes is seen by the second chunk, since each chunk reads a snapshot taken when it
+/// starts).
+pub struct Session<'s> {
+    engine: &'s Engine,
+    state: &'s mut State,
+    options: &'s RunOptions<'s>,
+    /// Every id seen so far, with the line it was first seen at.
+    seen: FxHashMap<Arc<str>, u64>,
+    /// Records pushed so far.
+    position: u64,
+    summary: SessionSummary,
+}
+
+impl Session<'_> {
+    /// The state as of the last committed record.
+    pub fn state(&self) -> &State {
+        self.state
+    }
+
+    /// Records pushed so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Runs one chunk: admits, charges, executes and hands every record's result to `sink`,
+    /// in order, before returning. Fails only on an engine bug (a broken invariant), after
+    /// which the session must not be used.
+    pub fn push(
+        &mut self,
+        records: &[EventRecord],
+        sink: &mut dyn CommitSink,
+    ) -> Result<(), EngineError> {
+        let engine = self.engine;
+        let admit_started = Instant::now();
+        let memberships = engine.memberships.snapshot();
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
+        let admitted = self.admit(records, &memberships, &mut outcomes);
+        let (admitted, held) = match self.options.quotas {
+            Some(quotas) => crate::gate::charge(quotas, admitted, &mut outcomes),
+            None => (admitted, Vec::new()),
+        };
+        let mut held_at: Vec<Option<HeldEvent>> = vec![None; records.len()];
+        for mut h in held {
+            let i = h.record;
+            h.record = (self.position + i as u64) as usize;
+            held_at[i] = Some(h);
+        }
+        self.summary.timings.admit_ms += admit_started.elapsed().as_secs_f64() * 1e3;
+
+        let started = Instant::now();
+        let mut emitter = Emitter {
+            records,
+            outcomes,
+            held: held_at,
+            next: 0,
+            base: self.position,
+            sink,
+            progress: self.options.progress,
+            delivery_ns: 0,
+        };
+        let set = &*engine.triggers;
+        let mut on_commit = |a: &Admitted<'_>, output: TxnOutput| emitter.committed(a, output);
+        match engine.executor {
+            ExecutorKind::Sequential => {
+                sequential::run(set, self.state, &admitted, &mut on_commit)?;
+            }
+            ExecutorKind::Parallel(config) => {
+                let stats = parallel::run(
+                    set,
+                    self.state,
+                    &admitted,
+                    config,
+                    &engine.workers,
+                    &mut on_commit,
+                )?;
+                self.summary.parallel.add(&stats);
+            }
+            ExecutorKind::Locking { threads } => {
+                crate::exec::locking::run(set, self.state, &admitted, threads, &mut on_commit)?;
+            }
+        }
+        emitter.flush_to(records.len());
+        let delivery_ms = emitter.delivery_ns as f64 / 1e6;
+        self.summary.timings.execute_ms += started.elapsed().as_secs_f64() * 1e3 - delivery_ms;
+        self.summary.timings.report_ms += delivery_ms;
+        self.position += records.len() as u64;
+        self.summary.records = self.position;
+        if let Some(progress) = self.options.progress {
+            progress(self.position);
+        }
+        Ok(())
+    }
+
+    /// The stream's wall-clock figures and executor statistics.
+    pub fn finish(self) -> SessionSummary {
+        self.summary
+    }
+
+    /// Stage 1: decides which records of a chunk run. Rejections are written into
+    /// `outcomes`.
+    fn admit<'r>(
+        &mut self,
         records: &'r [EventRecord],
+        memberships: &'r MembershipSnapshot,
         outcomes: &mut [Option<RecordOutcome>],
     ) -> Vec<Admitted<'r>> {
         let mut admitted = Vec::with_capacity(records.len());
-        let mut first_line: FxHashMap<&str, u64> = FxHashMap::default();
         for (i, record) in records.iter().enumerate() {
             let reject = |kind: RejectKind, error: String| RecordOutcome {
                 line: record.line,
@@ -280,7 +418,7 @@ impl Engine {
                 outcomes[i] = Some(reject(RejectKind::Malformed, msg));
                 continue;
             }
-            if let Some(first) = first_line.get(event.id.as_ref()) {
+            if let Some(first) = self.seen.get(&event.id) {
                 outcomes[i] = Some(reject(
                     RejectKind::DuplicateEventId,
                     format!(
@@ -290,15 +428,15 @@ impl Engine {
                 ));
                 continue;
             }
-            first_line.insert(event.id.as_ref(), record.line);
-            if !self.triggers.is_known_event_type(&event.event_type) {
+            self.seen.insert(event.id.clone(), record.line);
+            if !self.engine.triggers.is_known_event_type(&event.event_type) {
                 outcomes[i] = Some(reject(
                     RejectKind::UnknownEventType,
                     format!("unknown event type `{}`", event.event_type),
                 ));
                 continue;
             }
-            let Some(row) = state.customers.row_of(event.customer_id) else {
+            let Some(row) = self.state.customers.row_of(event.customer_id) else {
                 outcomes[i] = Some(reject(
                     RejectKind::UnknownCustomer,
                     format!("unknown customer {}", event.customer_id),
@@ -310,8 +448,85 @@ impl Engine {
                 line: record.line,
                 event,
                 row,
+                memberships,
             });
         }
         admitted
+    }
+}
+
+/// Hands a chunk's results to the sink in input order: a committed transaction first
+/// releases every rejected or held record before it.
+struct Emitter<'c> {
+    records: &'c [EventRecord],
+    /// Outcomes of records that do not run (rejected, held), by chunk index.
+    outcomes: Vec<Option<RecordOutcome>>,
+    held: Vec<Option<HeldEvent>>,
+    /// The next chunk index to deliver.
+    next: usize,
+    /// Stream position of the chunk's first record.
+    base: u64,
+    sink: &'c mut dyn CommitSink,
+    progress: Option<&'c (dyn Fn(u64) + Sync)>,
+    delivery_ns: u64,
+}
+
+impl Emitter<'_> {
+    fn committed(&mut self, a: &Admitted<'_>, output: TxnOutput) {
+        self.flush_to(a.record);
+        let result = RecordResult {
+            position: self.base + a.record as u64,
+            outcome: RecordOutcome {
+                line: a.line,
+                event_id: Some(a.event.id.clone()),
+                status: RecordStatus::Processed {
+                    triggers: output.triggers,
+                },
+            },
+            effects: output.effects,
+            held: None,
+            chained_events: output.chained_events,
+            timings: output.timings,
+        };
+        self.deliver(result);
+        self.next = a.record + 1;
+    }
+
+    /// Delivers every not-run record before chunk index `end`.
+    fn flush_to(&mut self, end: usize) {
+        while self.next < end {
+            let i = self.next;
+            let record = &self.records[i];
+            let outcome = self.outcomes[i].take().unwrap_or_else(|| RecordOutcome {
+                line: record.line,
+                event_id: record.event.as_ref().ok().map(|e| e.id.clone()),
+                status: RecordStatus::Rejected {
+                    kind: RejectKind::Malformed,
+                    error: "internal: record neither admitted nor rejected".into(),
+                },
+            });
+            let result = RecordResult {
+                position: self.base + i as u64,
+                outcome,
+                effects: Vec::new(),
+                held: self.held[i].take(),
+                chained_events: 0,
+                timings: Vec::new(),
+            };
+            self.deliver(result);
+            self.next = i + 1;
+        }
+    }
+
+    fn deliver(&mut self, result: RecordResult) {
+        let started = Instant::now();
+        let position = result.position;
+        self.sink.record(result);
+        self.delivery_ns += started.elapsed().as_nanos() as u64;
+        if (position + 1) % 4096 == 0 {
+            if let Some(progress) = self.progress {
+                progress(position + 1);
+            }
+        }
     }
 }

@@ -77,8 +77,13 @@ pub mod gate;
 pub mod io;
 pub mod outcome;
 pub mod report;
+pub mod sink;
 pub mod state;
 pub mod trigger;
 pub mod value;
 
-pub use engine::{BatchResult, Engine, EngineError, ExecutorKind, RunOptions};
+pub use engine::{
+    BatchResult, Engine, EngineBuilder, EngineError, ExecutorKind, RunOptions, Session,
+    SessionSummary,
+};
+pub use sink::{BatchCollector, CommitSink, RecordResult};

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::exec::txn::TxnOutput;
-use crate::outcome::{EffectKind, RecordOutcome, RecordStatus, TriggerResult};
-use crate::trigger::TriggerSet;
+use crate::outcome::{
+    Effect, EffectKind, RecordOutcome, RecordStatus, TriggerOutcome, TriggerResult,
+};
+use crate::trigger::{TriggerIdx, TriggerSet};
 
 /// Deterministic totals of a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -135,9 +136,15 @@ impl ReportBuilder {
     }
 
     /// Counts one committed transaction: its trigger executions, effects and chained events.
-    pub fn transaction(&mut self, output: &TxnOutput) {
-        self.report.events.chained += output.chained_events;
-        for (outcome, &(ti, nanos)) in output.triggers.iter().zip(&output.timings) {
+    pub fn transaction(
+        &mut self,
+        triggers: &[TriggerOutcome],
+        timings: &[(TriggerIdx, u64)],
+        effects: &[Effect],
+        chained_events: u64,
+    ) {
+        self.report.events.chained += chained_events;
+        for (outcome, &(ti, nanos)) in triggers.iter().zip(timings) {
             let i = ti as usize;
             let stats = &mut self.stats[i];
             stats.fired += 1;
@@ -153,7 +160,7 @@ impl ReportBuilder {
             t.total_ms += nanos as f64 / 1e6;
             t.max_us = t.max_us.max(nanos as f64 / 1e3);
         }
-        for e in &output.effects {
+        for e in effects {
             let effects = &mut self.report.effects;
             effects.total += 1;
             match e.kind {

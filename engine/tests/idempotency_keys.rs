@@ -13,7 +13,7 @@ use fusebox_engine::io::events::read_jsonl;
 use fusebox_engine::outcome::{RecordStatus, RejectKind};
 use fusebox_engine::state::State;
 use fusebox_engine::value::AttrType;
-use fusebox_engine::{Engine, ExecutorKind, RunOptions};
+use fusebox_engine::{Engine, RunOptions};
 use proptest::prelude::*;
 
 const TRIGGERS: &str = "settings: { max_chain_depth: 3 }
@@ -56,11 +56,9 @@ fn run_ids(ids: &[String]) -> fusebox_engine::BatchResult {
         .collect();
     let records = read_jsonl(jsonl.as_bytes()).unwrap();
     let mut state = State::new(customers, engine.triggers());
-    let options = RunOptions {
-        executor: ExecutorKind::Sequential,
-        ..RunOptions::default()
-    };
-    engine.run_batch(&mut state, &records, &options).unwrap()
+    engine
+        .run_batch(&mut state, &records, &RunOptions::default())
+        .unwrap()
 }
 
 fn assert_unique(result: &fusebox_engine::BatchResult) -> Result<(), TestCaseError> {

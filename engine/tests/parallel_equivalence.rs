@@ -111,15 +111,8 @@ fn run(
 ) -> (BatchResult, State) {
     let mut state = State::new(customers.clone(), engine.triggers());
     let result = engine
-        .run_batch(
-            &mut state,
-            records,
-            &RunOptions {
-                executor,
-                progress: None,
-                quotas: None,
-            },
-        )
+        .with_executor(executor)
+        .run_batch(&mut state, records, &RunOptions::default())
         .unwrap();
     (result, state)
 }

@@ -63,10 +63,9 @@ fn run(
 ) -> (BatchResult, State) {
     let table = customers(n_customers);
     let set = compile_triggers(TRIGGERS, "t.yaml", Some(table.schema())).unwrap();
-    let engine = Engine::new(set).unwrap();
+    let engine = Engine::builder(set).executor(executor).build().unwrap();
     let mut state = State::new(table, engine.triggers());
     let options = RunOptions {
-        executor,
         progress: None,
         quotas,
     };

@@ -52,7 +52,10 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         Failure::Reported
     })?;
     print_diagnostics(&file, &triggers_text, &set.warnings);
-    let engine = Engine::new(set).map_err(|e| Failure::Input(e.into()))?;
+    let engine = Engine::builder(set)
+        .executor(spec.executor)
+        .build()
+        .map_err(|e| Failure::Input(e.into()))?;
     let quotas = spec
         .quotas
         .as_ref()
@@ -68,7 +71,6 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     let bar = progress::bar(records.len() as u64, "events");
     let tick = |done: u64| bar.set_position(done);
     let options = RunOptions {
-        executor: spec.executor,
         progress: Some(&tick),
         quotas: quotas.as_ref().map(|q| &q.quotas),
     };

@@ -108,11 +108,6 @@ impl Delta {
         }
     }
 
-    /// The kind of the key it adds to.
-    pub fn kind(&self) -> NumKind {
-        self.kind
-    }
-
     /// Appends the amounts of `later` (a later addition to the same key).
     pub fn extend(&mut self, later: &Delta) {
         debug_assert_eq!(self.kind, later.kind, "one key has one kind");

@@ -224,14 +224,7 @@ impl Shared<'_, '_> {
             footprint,
             stray: None,
         };
-        let output = execute(
-            self.set,
-            schema,
-            &mut view,
-            admitted.event,
-            admitted.row,
-            ExecMode::Eager,
-        );
+        let output = execute(self.set, schema, &mut view, admitted, ExecMode::Eager);
         let output = match (output, view.stray) {
             (Ok(output), _) => output,
             (Err(TxnError::Halted), Some(key)) => {
@@ -619,6 +612,7 @@ triggers:
                 line: i as u64 + 1,
                 event,
                 row: table.row_of(event.customer_id).unwrap(),
+                memberships: crate::expr::segments::MembershipSnapshot::empty(),
             })
             .collect()
     }

@@ -6,23 +6,25 @@
 //! - [`sequential`]: the reference executor — obviously correct, one event after another.
 //!   Every other executor is tested against it.
 
-pub mod commit;
-pub mod delta;
-pub mod locking;
-pub mod mvmemory;
+pub(crate) mod commit;
+pub(crate) mod delta;
+pub(crate) mod locking;
+pub(crate) mod mvmemory;
 pub mod parallel;
-pub mod scheduler;
-pub mod sequential;
-pub mod tuner;
-pub mod txn;
+pub(crate) mod scheduler;
+pub(crate) mod sequential;
+pub(crate) mod tuner;
+pub(crate) mod txn;
 
 #[cfg(test)]
 mod tests;
 
 use crate::customers::Row;
 use crate::event::{Event, LineNo};
+use crate::expr::segments::MembershipSnapshot;
 
-/// An input event that passed admission and will run, in serial order.
+/// An input event that passed admission and will run, in serial order, with everything it
+/// reads from outside the engine state.
 #[derive(Clone, Copy, Debug)]
 pub struct Admitted<'a> {
     /// Position in the input records.
@@ -33,4 +35,6 @@ pub struct Admitted<'a> {
     pub event: &'a Event,
     /// Its customer's row.
     pub row: Row,
+    /// The segment memberships of its batch (a snapshot taken when the batch started).
+    pub memberships: &'a MembershipSnapshot,
 }

@@ -132,25 +132,68 @@ pub struct ParallelStats {
     pub commit_us: u64,
 }
 
+impl ParallelStats {
+    /// Adds `other`'s counts to these (the stats of a stream are the sum of its batches').
+    pub fn add(&mut self, other: &ParallelStats) {
+        self.parallel_blocks += other.parallel_blocks;
+        self.sequential_blocks += other.sequential_blocks;
+        self.executions += other.executions;
+        self.validations += other.validations;
+        self.aborts += other.aborts;
+        self.dependency_waits += other.dependency_waits;
+        self.commit_reexecutions += other.commit_reexecutions;
+        self.speculate_us += other.speculate_us;
+        self.commit_us += other.commit_us;
+    }
+}
+
+/// What the parallel executor keeps from one batch to the next: its worker threads (started
+/// on the first batch that speculates) and what it has learnt about the workload (the
+/// tuner's measurements, the contention back-off). Owned by the engine, so a live engine
+/// running a micro-batch every few milliseconds neither starts threads per batch nor
+/// forgets its measurements.
+#[derive(Default)]
+pub(crate) struct Workers {
+    helpers: std::sync::OnceLock<Option<Helpers>>,
+    learnt: Mutex<Learnt>,
+}
+
+/// The adaptive state carried across batches.
+#[derive(Clone, Default)]
+struct Learnt {
+    tuner: Tuner,
+    sequential_left: usize,
+    backoff: usize,
+}
+
 /// Runs `events` in order with Block-STM, calling `on_commit` in serial order.
-pub fn run(
+pub(crate) fn run(
     set: &TriggerSet,
     state: &mut State,
     events: &[Admitted<'_>],
     config: ParallelConfig,
+    workers: &Workers,
     mut on_commit: impl FnMut(&Admitted<'_>, TxnOutput),
 ) -> Result<ParallelStats, InvariantViolation> {
     let schema = state.customers.schema().clone();
     let mut stats = ParallelStats::default();
-    let mut sequential_left = 0usize;
-    let mut backoff = 2usize;
+    // Taken out for the batch and put back after, so concurrent batches on one engine do not
+    // wait on each other for it (each then continues from what the other learnt before).
+    let learnt = workers
+        .learnt
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let Learnt {
+        mut tuner,
+        mut sequential_left,
+        mut backoff,
+    } = learnt;
+    backoff = backoff.max(2);
     // The outbox: a committed block whose effects and outcomes are not yet handed to
     // `on_commit`. They are delivered by the calling thread while the next block speculates,
     // so reporting overlaps with speculation instead of extending the serial commit.
     let mut outbox = Outbox::default();
-    // Started when the first block is speculated, so small batches never start threads.
-    let mut helpers: Option<Option<Helpers>> = None;
-    let mut tuner = Tuner::default();
     for block in events.chunks(config.block_size.max(1)) {
         let forced_sequential = config.threads <= 1 && config.adaptive
             || block.len() < config.min_parallel_block
@@ -171,7 +214,10 @@ pub fn run(
             tuner.record(Mode::Sequential, block.len(), started.elapsed());
             continue;
         }
-        let helpers = helpers.get_or_insert_with(|| Helpers::start(set, config.threads));
+        // Started when the first block is speculated, so small batches never start threads.
+        let helpers = workers
+            .helpers
+            .get_or_init(|| Helpers::start(set, config.threads));
         let block_started = std::time::Instant::now();
         let pending = std::mem::take(&mut outbox);
         let speculated = run_block(set, &schema, state, block, config, helpers.as_ref(), || {
@@ -211,6 +257,11 @@ pub fn run(
         }
     }
     outbox.deliver(&mut on_commit);
+    *workers.learnt.lock().unwrap_or_else(|p| p.into_inner()) = Learnt {
+        tuner,
+        sequential_left,
+        backoff,
+    };
     Ok(stats)
 }
 
@@ -399,14 +450,7 @@ impl Block<'_> {
                 blocked_on: None,
                 unresolvable: false,
             };
-            let result = execute(
-                set,
-                self.schema,
-                &mut view,
-                admitted.event,
-                admitted.row,
-                mode,
-            );
+            let result = execute(set, self.schema, &mut view, admitted, mode);
             self.counters.executions.fetch_add(1, Relaxed);
             match result {
                 Ok(output) => {
@@ -538,8 +582,7 @@ fn commit_block<'e, 'a>(
                 set,
                 schema,
                 &mut CommittedView(state),
-                admitted.event,
-                admitted.row,
+                admitted,
                 ExecMode::Eager,
             )
             .map_err(|e| {

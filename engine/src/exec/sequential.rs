@@ -27,8 +27,7 @@ pub fn run(
             set,
             &schema,
             &mut CommittedView(state),
-            admitted.event,
-            admitted.row,
+            admitted,
             ExecMode::Eager,
         )
         .map_err(|e| {

@@ -87,6 +87,7 @@ impl Tuner {
     }
 
     /// Moving averages (ns per transaction) so far: `(speculate, sequential)`.
+    #[cfg(test)]
     pub fn averages(&self) -> (Option<f64>, Option<f64>) {
         (self.speculate_ns, self.sequential_ns)
     }

@@ -39,8 +39,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delta::{AddError, Delta, NumKind};
+use super::Admitted;
 use crate::customers::{AttrId, Row, Schema};
 use crate::event::{chained_id, Event};
+use crate::expr::segments::MembershipSnapshot;
 use crate::expr::{CompiledExpr, EvalError, Scope, Ty};
 use crate::outcome::{map_of, AbortReason, Effect, EffectKind, TriggerOutcome, TriggerResult};
 use crate::state::{Key, StateView};
@@ -147,15 +149,15 @@ pub struct TxnOutput {
     pub chained_events: u64,
 }
 
-/// Runs one input event (and its cascade) against `view`. `row` is the event's customer.
+/// Runs one input event (and its cascade) against `view`.
 pub fn execute(
     set: &TriggerSet,
     schema: &Schema,
     view: &mut dyn StateView,
-    event: &Event,
-    row: Row,
+    admitted: &Admitted<'_>,
     mode: ExecMode,
 ) -> Result<TxnOutput, TxnError> {
+    let (event, row, memberships) = (admitted.event, admitted.row, admitted.memberships);
     let mut txn = Txn {
         view,
         base: SmallMap::default(),
@@ -181,6 +183,7 @@ pub fn execute(
                 mode,
                 event: ev,
                 row,
+                memberships,
                 depth,
                 local: SmallMap::default(),
                 local_takes: Vec::new(),
@@ -334,6 +337,7 @@ struct Execution<'x, 'v> {
     mode: ExecMode,
     event: &'x Event,
     row: Row,
+    memberships: &'x MembershipSnapshot,
     depth: u32,
     local: SmallMap<Write>,
     local_takes: Vec<(PoolId, u64)>,
@@ -372,6 +376,9 @@ impl Scope for Execution<'_, '_> {
             Some(CouponRef::Deferred(_)) => Some(Value::Null),
             None => None,
         }
+    }
+    fn segment(&self, id: &str) -> Option<bool> {
+        self.memberships.contains(id, self.event.customer_id)
     }
 }
 

@@ -202,7 +202,8 @@ pub(crate) enum Node {
     Matches(Box<Node>, Arc<regex::Regex>),
     NotStrictlyFalse(Box<Node>),
     Comprehension(Box<Comprehension>),
-    Segment(Arc<super::segments::SegmentSlot>),
+    /// `segment('id')`: read from the batch's membership snapshot through the scope.
+    Segment(Arc<str>),
 }
 
 impl Node {
@@ -921,8 +922,7 @@ impl Compiler<'_, '_> {
                     Some("e.g. `segment('vip')`".into()),
                 ));
             };
-            let slot = super::segments::Memberships::global().slot(seg.inner());
-            return Ok((Node::Segment(slot), Ty::Bool));
+            return Ok((Node::Segment(Arc::from(seg.inner())), Ty::Bool));
         }
         // (function, fewest and most arguments counting the receiver, result type)
         let (func, min, max, ty) = match name {

@@ -86,6 +86,12 @@ pub trait Scope {
     fn event(&self) -> &Event;
     /// The code issued by the latest `issue_coupon` action of this execution.
     fn coupon(&self) -> Option<Value>;
+    /// Whether the event's customer is in segment `id`, in the batch's membership snapshot;
+    /// `None` if nothing was published for it.
+    fn segment(&self, id: &str) -> Option<bool> {
+        let _ = id;
+        None
+    }
 }
 
 /// A scope with nothing in it: used to fold constant subtrees at compile time.
@@ -156,14 +162,9 @@ impl Node {
                 Some(v) => v.clone()?,
                 None => return Err(type_err(format!("unbound local slot {slot}"))),
             },
-            Node::Segment(slot) => {
-                Value::Bool(slot.contains(scope.event().customer_id).ok_or_else(|| {
-                    EvalError::NoSuchKey(format!(
-                        "segment('{}') (no membership published yet)",
-                        slot.id()
-                    ))
-                })?)
-            }
+            Node::Segment(id) => Value::Bool(scope.segment(id).ok_or_else(|| {
+                EvalError::NoSuchKey(format!("segment('{id}') (no membership published yet)"))
+            })?),
             Node::Select(inner, field) => match inner.eval(scope, locals)? {
                 Value::Map(m) => m
                     .get(field)

@@ -31,7 +31,8 @@ use polars::prelude::*;
 
 use crate::customers::{Column as AttrColumn, CustomerTable, Schema, TableError};
 use crate::io::parquet::{self, ColumnKind};
-use crate::value::{check_timestamp_range, Value};
+use crate::io::temporal::timestamp_cells;
+use crate::value::Value;
 
 /// Why customers could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
@@ -387,30 +388,12 @@ fn read_column(series: &Series) -> Result<AttrColumn, ColumnProblem> {
             let s = series.cast(&DataType::Int64)?;
             AttrColumn::Int(s.i64()?.iter().collect())
         }
-        DataType::Datetime(unit, _) => {
-            let (per_micro, micros_per) = match unit {
-                TimeUnit::Nanoseconds => (1000, 1),
-                TimeUnit::Microseconds => (1, 1),
-                TimeUnit::Milliseconds => (1, 1000),
-            };
-            // Physical values are UTC ticks whatever the zone.
-            let ticks = series.cast(&DataType::Int64)?;
-            let values = ticks.i64()?.iter().enumerate().map(|(row, v)| {
-                exact_micros(v, per_micro, micros_per)
-                    .map_err(|problem| ColumnProblem::Value { row, problem })
-            });
-            AttrColumn::Timestamp(values.collect::<Result<_, _>>()?)
-        }
-        DataType::Date => {
-            let days = series.cast(&DataType::Int32)?;
-            let values = days.i32()?.iter().enumerate().map(|(row, v)| {
-                exact_micros(v.map(i64::from), 1, 86_400_000_000).map_err(|problem| {
-                    ColumnProblem::Value {
-                        row,
-                        problem: format!("date {problem}"),
-                    }
-                })
-            });
+        DataType::Datetime(_, _) | DataType::Date => {
+            let cells = timestamp_cells(series)?.unwrap_or_default();
+            let values = cells
+                .into_iter()
+                .enumerate()
+                .map(|(row, v)| v.map_err(|problem| ColumnProblem::Value { row, problem }));
             AttrColumn::Timestamp(values.collect::<Result<_, _>>()?)
         }
         DataType::List(inner) if inner.is_string() || inner.is_categorical() => {
@@ -442,27 +425,6 @@ fn text_column(series: &Series) -> Result<AttrColumn, ColumnProblem> {
             .map(|v| v.map(Arc::<str>::from))
             .collect(),
     ))
-}
-
-/// `ticks` of `1 / per_micro` µs each (or `micros_per` µs each) as microseconds, if exact
-/// and in range.
-fn exact_micros(
-    ticks: Option<i64>,
-    per_micro: i64,
-    micros_per: i64,
-) -> Result<Option<i64>, String> {
-    let Some(ticks) = ticks else { return Ok(None) };
-    if ticks % per_micro != 0 {
-        return Err(format!(
-            "{ticks} has digits finer than a microsecond, which Fusebox does not keep"
-        ));
-    }
-    let micros = (ticks / per_micro)
-        .checked_mul(micros_per)
-        .ok_or_else(|| format!("{ticks} is outside the supported range"))?;
-    check_timestamp_range(micros)
-        .map(Some)
-        .map_err(|e| format!("{ticks} {e}"))
 }
 
 /// Converts a [`CustomerTable`] into a Polars frame (`id` first, then attributes).

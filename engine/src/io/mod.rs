@@ -6,3 +6,4 @@
 pub mod customers;
 pub mod events;
 pub(crate) mod parquet;
+pub(crate) mod temporal;

@@ -27,7 +27,8 @@ use super::jsonl::parse_properties;
 use super::EventIoError;
 use crate::event::{Event, EventRecord};
 use crate::io::parquet::{self, ColumnKind};
-use crate::value::{check_timestamp_range, parse_timestamp_explained, Map};
+use crate::io::temporal::timestamp_cells;
+use crate::value::{parse_timestamp_explained, Map};
 
 const REQUIRED: [&str; 4] = ["id", "customer_id", "type", "timestamp"];
 const OPTIONAL: [&str; 2] = ["process", "properties"];
@@ -207,54 +208,19 @@ fn read_unsigned(series: &Series, kind: &ColumnKind) -> Result<Cells<Option<u64>
 }
 
 fn read_timestamp(series: &Series, kind: &ColumnKind) -> Result<Cells<Option<i64>>, String> {
-    let exact = |v: Option<i64>, per_micro: i64, micros_per: i64| -> Result<Option<i64>, String> {
-        let Some(ticks) = v else { return Ok(None) };
-        if ticks % per_micro != 0 {
-            return Err(format!(
-                "{ticks} has digits finer than a microsecond, which Fusebox does not keep"
-            ));
-        }
-        let micros = (ticks / per_micro)
-            .checked_mul(micros_per)
-            .ok_or_else(|| format!("{ticks} is outside the supported range"))?;
-        check_timestamp_range(micros)
-            .map(Some)
-            .map_err(|e| format!("{ticks} {e}"))
-    };
-    match series.dtype() {
-        DataType::Datetime(unit, _) => {
-            // Physical values are UTC ticks whatever the time zone.
-            let (per_micro, micros_per) = match unit {
-                TimeUnit::Nanoseconds => (1000, 1),
-                TimeUnit::Microseconds => (1, 1),
-                TimeUnit::Milliseconds => (1, 1000),
-            };
-            let ticks = series.cast(&DataType::Int64).map_err(|e| e.to_string())?;
-            Ok(ticks
-                .i64()
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|v| exact(v, per_micro, micros_per))
-                .collect())
-        }
-        DataType::Date => {
-            let days = series.cast(&DataType::Int32).map_err(|e| e.to_string())?;
-            Ok(days
-                .i32()
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|v| exact(v.map(i64::from), 1, 86_400_000_000))
-                .collect())
-        }
-        _ if *kind == ColumnKind::Text => Ok(read_text(series, kind)?
-            .into_iter()
-            .map(|c| match c? {
-                None => Ok(None),
-                Some(t) => parse_timestamp_explained(&t).map(Some),
-            })
-            .collect()),
-        _ => Err(expected(series, "a datetime, a date or RFC 3339 text")),
+    if let Some(cells) = timestamp_cells(series).map_err(|e| e.to_string())? {
+        return Ok(cells);
     }
+    if *kind != ColumnKind::Text {
+        return Err(expected(series, "a datetime, a date or RFC 3339 text"));
+    }
+    Ok(read_text(series, kind)?
+        .into_iter()
+        .map(|c| match c? {
+            None => Ok(None),
+            Some(t) => parse_timestamp_explained(&t).map(Some),
+        })
+        .collect())
 }
 
 fn read_properties(series: &Series, kind: &ColumnKind) -> Result<Cells<Option<Map>>, String> {

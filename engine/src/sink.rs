@@ -1,0 +1,111 @@
+//! The commit sink: the one way results leave the engine.
+//!
+//! Every input record ends in exactly one [`RecordResult`] — processed (with the effects its
+//! transaction committed), rejected or held — and the engine hands each to a
+//! [`CommitSink`] exactly once, **in input order**, as soon as it is final. For a processed
+//! record that is right after its transaction committed: its writes are in the state, and its
+//! effects are released here and nowhere else, so a sink that delivers them (to a webhook, a
+//! queue, a live submitter waiting on its outcome) delivers each exactly once. A re-executed
+//! speculative transaction never reaches the sink twice; only its final incarnation commits.
+//!
+//! This is the attachment point for everything downstream — like aptos' commit hook or
+//! ripgrep's `Sink`: [`BatchCollector`] collects a [`BatchResult`] (what
+//! `Engine::run_batch` returns and `fusebox run` writes), a live engine answers its
+//! submitters, metrics count. A closure `FnMut(RecordResult)` is a sink too.
+//!
+//! Invariants:
+//! - `position`s arrive as 0, 1, 2, … with no gap and no repeat, over the whole stream;
+//! - effects arrive in commit order, which is input order;
+//! - the sink is called on the thread that drives the stream, never from an executor's
+//!   worker threads.
+
+use crate::engine::BatchResult;
+use crate::gate::HeldEvent;
+use crate::outcome::{Effect, RecordOutcome, RecordStatus};
+use crate::report::ReportBuilder;
+use crate::trigger::{TriggerIdx, TriggerSet};
+
+/// What one input record became.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordResult {
+    /// Position of the record in the stream: 0 for the first record of the first chunk,
+    /// counting every record (blank lines are not records).
+    pub position: u64,
+    /// Its outcome (the line of `outcomes.jsonl`).
+    pub outcome: RecordOutcome,
+    /// The effects its transaction committed, in order (empty unless processed).
+    pub effects: Vec<Effect>,
+    /// For a held record, what the quota gate held and why.
+    pub held: Option<HeldEvent>,
+    /// Chained events its transaction processed.
+    pub chained_events: u64,
+    /// Wall time of each of its trigger executions: trigger index and nanoseconds, in the
+    /// order of the outcome's trigger list. Diagnostic only: never deterministic.
+    pub timings: Vec<(TriggerIdx, u64)>,
+}
+
+/// Receives every record's result, in input order, exactly once (see the module docs).
+pub trait CommitSink {
+    /// One record's final result.
+    fn record(&mut self, result: RecordResult);
+}
+
+impl<F: FnMut(RecordResult)> CommitSink for F {
+    fn record(&mut self, result: RecordResult) {
+        self(result)
+    }
+}
+
+/// The sink that collects a whole stream into a [`BatchResult`]: outcomes, effects, held
+/// events, the deterministic report and the per-trigger timings.
+pub struct BatchCollector {
+    outcomes: Vec<RecordOutcome>,
+    effects: Vec<Effect>,
+    held: Vec<HeldEvent>,
+    report: ReportBuilder,
+}
+
+impl BatchCollector {
+    /// An empty collector for a stream run with `triggers`.
+    pub fn new(triggers: &TriggerSet) -> BatchCollector {
+        BatchCollector {
+            outcomes: Vec::new(),
+            effects: Vec::new(),
+            held: Vec::new(),
+            report: ReportBuilder::new(triggers),
+        }
+    }
+
+    /// The collected result, with the stream's summary (see [`crate::Session::finish`]);
+    /// its timings are completed here with the per-trigger ones.
+    pub fn finish(self, summary: crate::engine::SessionSummary) -> BatchResult {
+        let (mut report, timings) = self.report.finish(summary.timings);
+        for h in &self.held {
+            *report
+                .held_by_process
+                .entry(h.process.to_string())
+                .or_default() += 1;
+        }
+        BatchResult {
+            outcomes: self.outcomes,
+            effects: self.effects,
+            report,
+            timings,
+            parallel: summary.parallel,
+            held: self.held,
+        }
+    }
+}
+
+impl CommitSink for BatchCollector {
+    fn record(&mut self, r: RecordResult) {
+        if let RecordStatus::Processed { triggers } = &r.outcome.status {
+            self.report
+                .transaction(triggers, &r.timings, &r.effects, r.chained_events);
+        }
+        self.report.record(&r.outcome);
+        self.outcomes.push(r.outcome);
+        self.effects.extend(r.effects);
+        self.held.extend(r.held);
+    }
+}
