@@ -241,12 +241,9 @@ impl Engine {
         &self.memberships
     }
 
-    /// Starts a stream over `state` (see [`Session`]).
-    pub fn session<'s>(
-        &'s self,
-        state: &'s mut State,
-        options: &'s RunOptions<'s>,
-    ) -> Result<Session<'s>, EngineError> {
+    /// Whether this engine can run on `state`: its counters and pools are this trigger
+    /// set's.
+    pub fn check_state(&self, state: &State) -> Result<(), EngineError> {
         if state.counters.len() != self.triggers.counters.len()
             || state.pool_cursors.len() != self.triggers.pools.len()
         {
@@ -254,12 +251,33 @@ impl Engine {
                 "state was built for another trigger set".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Starts a stream over `state` (see [`Session`]).
+    pub fn session<'s>(
+        &'s self,
+        state: &'s mut State,
+        options: &'s RunOptions<'s>,
+    ) -> Result<Session<'s>, EngineError> {
+        self.resume(state, options, StreamCursor::default())
+    }
+
+    /// Continues a stream suspended by [`Session::suspend`] — possibly on another engine,
+    /// e.g. one with reloaded triggers: the ids seen and the position carry over.
+    pub fn resume<'s>(
+        &'s self,
+        state: &'s mut State,
+        options: &'s RunOptions<'s>,
+        cursor: StreamCursor,
+    ) -> Result<Session<'s>, EngineError> {
+        self.check_state(state)?;
         Ok(Session {
             engine: self,
             state,
             options,
-            seen: FxHashMap::default(),
-            position: 0,
+            seen: cursor.seen,
+            position: cursor.position,
             summary: SessionSummary {
                 timings: Timings {
                     executor: self.executor.name().to_string(),
@@ -283,6 +301,26 @@ impl Engine {
         session.push(records, &mut collector)?;
         let summary = session.finish();
         Ok(collector.finish(summary))
+    }
+}
+
+/// Where a stream stands between two [`Session`]s: every event id seen so far and the
+/// number of records pushed (see [`Session::suspend`] and [`Engine::resume`]).
+#[derive(Debug, Default)]
+pub struct StreamCursor {
+    seen: FxHashMap<Arc<str>, u64>,
+    position: u64,
+}
+
+impl StreamCursor {
+    /// Records pushed so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Distinct event ids remembered (each costs its id's length plus ~24 bytes).
+    pub fn ids_seen(&self) -> usize {
+        self.seen.len()
     }
 }
 
@@ -390,6 +428,18 @@ impl Session<'_> {
         self.summary
     }
 
+    /// Ends this session but not the stream: the figures so far, and the cursor to continue
+    /// with [`Engine::resume`].
+    pub fn suspend(self) -> (SessionSummary, StreamCursor) {
+        (
+            self.summary,
+            StreamCursor {
+                seen: self.seen,
+                position: self.position,
+            },
+        )
+    }
+
     /// Stage 1: decides which records of a chunk run. Rejections are written into
     /// `outcomes`.
     fn admit<'r>(
@@ -486,6 +536,7 @@ impl Emitter<'_> {
             effects: output.effects,
             held: None,
             chained_events: output.chained_events,
+            written: output.writes.into_iter().map(|(key, _)| key).collect(),
             timings: output.timings,
         };
         self.deliver(result);
@@ -511,6 +562,7 @@ impl Emitter<'_> {
                 effects: Vec::new(),
                 held: self.held[i].take(),
                 chained_events: 0,
+                written: Vec::new(),
                 timings: Vec::new(),
             };
             self.deliver(result);

@@ -41,6 +41,46 @@ pub struct Event {
     pub properties: Arc<Map>,
 }
 
+impl Event {
+    /// An event with no process and no properties; `timestamp` in microseconds since the
+    /// epoch, UTC.
+    pub fn new(
+        id: impl Into<Arc<str>>,
+        customer_id: u64,
+        event_type: impl Into<Arc<str>>,
+        timestamp: i64,
+    ) -> Event {
+        Event {
+            id: id.into(),
+            customer_id,
+            event_type: event_type.into(),
+            timestamp,
+            process: None,
+            properties: Arc::new(Map::default()),
+        }
+    }
+
+    /// The same event, produced by `process`.
+    pub fn with_process(mut self, process: impl Into<Arc<str>>) -> Event {
+        self.process = Some(process.into());
+        self
+    }
+
+    /// Parses one event from a JSON object in the `fusebox run --events` format; the error
+    /// names the field at fault.
+    ///
+    /// ```
+    /// let e = fusebox_engine::event::Event::from_json(
+    ///     r#"{"id":"e1","customer_id":7,"type":"order.completed","timestamp":"2026-03-01T10:00:00Z","properties":{"total":12.5}}"#,
+    /// ).unwrap();
+    /// assert_eq!((e.customer_id, &*e.event_type), (7, "order.completed"));
+    /// assert!(fusebox_engine::event::Event::from_json(r#"{"id":"e1"}"#).is_err());
+    /// ```
+    pub fn from_json(text: &str) -> Result<Event, String> {
+        crate::io::events::jsonl::parse_event(text)
+    }
+}
+
 /// Marks a chained event id; reserved, so no input id contains it.
 pub const CHAINED_ID_MARK: char = '#';
 

@@ -75,6 +75,8 @@ pub mod exec;
 pub mod expr;
 pub mod gate;
 pub mod io;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod outcome;
 pub mod report;
 pub mod sink;
@@ -84,6 +86,6 @@ pub mod value;
 
 pub use engine::{
     BatchResult, Engine, EngineBuilder, EngineError, ExecutorKind, RunOptions, Session,
-    SessionSummary,
+    SessionSummary, StreamCursor,
 };
 pub use sink::{BatchCollector, CommitSink, RecordResult};

@@ -39,6 +39,10 @@ pub struct RecordResult {
     pub held: Option<HeldEvent>,
     /// Chained events its transaction processed.
     pub chained_events: u64,
+    /// Every state key its transaction wrote, in first-write order (empty unless processed).
+    /// Their values are in the state when the record reaches the sink; a state store
+    /// persists them from there (see `live::StateStore`).
+    pub written: Vec<crate::state::Key>,
     /// Wall time of each of its trigger executions: trigger index and nanoseconds, in the
     /// order of the outcome's trigger list. Diagnostic only: never deterministic.
     pub timings: Vec<(TriggerIdx, u64)>,

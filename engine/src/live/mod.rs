@@ -1,0 +1,535 @@
+//! The live engine: an async handle for a backend that receives events as they happen and
+//! wants each event's outcome back in milliseconds (feature `live`).
+//!
+//! ```text
+//!  submitters (tokio tasks)            engine thread ("fusebox-live")           worker pool
+//!  submit / try_submit / submit_many   ──────────────────────────────           ───────────
+//!    │ permit (bounded intake)         gather a micro-batch (max size, delay)
+//!    └─► channel (acceptance order) ─► log it (write-ahead) ─► load customers ─► executor
+//!          ▲                           persist writes (one store call) ◄──────── commit order
+//!          └── outcome + effects ◄──── answer each submitter, in order
+//! ```
+//!
+//! **Design.** Submitters never run engine code: `submit` takes a permit of the bounded
+//! intake (waiting when it is full; `try_submit` fails at once with [`SubmitError::Full`]),
+//! puts the event on a channel and awaits a oneshot answer. The channel's order is the
+//! *acceptance order*, and that is the serial order. One dedicated OS thread owns the
+//! [`Engine`], the [`State`] and the [`StateStore`]; it gathers accepted events into
+//! micro-batches ([`LiveConfig::max_batch`] events, or whatever arrived within
+//! [`LiveConfig::max_delay`] of the first) and pushes each through a [`crate::Session`] —
+//! admission, the quota gate, the executor on the engine's own worker threads, the commit
+//! sink — so CPU work never runs on a tokio worker. The session's [`crate::StreamCursor`]
+//! carries the ids seen and the position from batch to batch, so a live run is one stream:
+//! the same results as `fusebox run` over the same events in acceptance order.
+//!
+//! **Invariants.**
+//! - Every accepted event gets exactly one answer: its [`Submitted`] outcome (processed,
+//!   rejected or held) or, if the engine stopped first, [`SubmitError::Stopped`]. Nothing is
+//!   dropped silently; an event refused at the door (`Full`, `ShuttingDown`) was never
+//!   accepted.
+//! - A batch's events are written to the accepted-event log ([`LiveConfig::accepted_log`])
+//!   before it runs; replaying the log with `fusebox run` gives the same state, effects and
+//!   outcomes byte for byte (see [`log`]).
+//! - A batch's writes are persisted (one [`StateStore::persist`] call) before any of its
+//!   effects is delivered; if persisting fails, the engine stops (see [`store`]).
+//! - A reload applies between two batches: in-flight work finishes on the old triggers.
+//!
+//! **Shutdown.** [`LiveEngine::shutdown`] stops intake (later submits get
+//! [`SubmitError::ShuttingDown`]), runs everything accepted before it, delivers every
+//! outcome and returns a [`FinalReport`] with the final state. **Dropping** every handle
+//! without `shutdown` closes the intake the same way: the engine thread still runs and
+//! answers every accepted event, then ends — but nobody waits for it, so a process that
+//! exits right after dropping may cut that short. Call `shutdown` to be sure.
+
+mod log;
+mod metrics;
+mod status;
+mod store;
+mod worker;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel;
+use fusebox_quotas::Quotas;
+use tokio::sync::{oneshot, Semaphore, TryAcquireError};
+
+use crate::config::ConfigError;
+use crate::engine::{Engine, EngineError};
+use crate::event::Event;
+use crate::gate::HeldEvent;
+use crate::outcome::{Effect, RecordOutcome};
+use crate::state::State;
+use crate::trigger::TriggerSet;
+
+pub use log::AcceptedLog;
+pub use status::{Health, Latency, Problem, RunState, Status, TriggerFigures};
+pub use store::{
+    BatchWrites, InMemoryStore, MapContents, MapStore, StateStore, StoreError, StoredCustomer,
+};
+
+/// How a live engine batches, bounds and records.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Most events in one micro-batch.
+    pub max_batch: usize,
+    /// How long a batch waits for more events after its first arrived. Zero: a batch is
+    /// whatever is queued when the engine thread gets to it.
+    pub max_delay: Duration,
+    /// Events accepted and not yet answered, at most (the intake's bound).
+    pub capacity: usize,
+    /// Where to record every accepted event (see [`log`]); `None`: not recorded.
+    pub accepted_log: Option<PathBuf>,
+    /// Retries of a failed `persist` (or `load`) before the engine stops.
+    pub store_retries: u32,
+    /// Wait before the first retry; doubles each time.
+    pub store_backoff: Duration,
+}
+
+impl Default for LiveConfig {
+    fn default() -> LiveConfig {
+        LiveConfig {
+            max_batch: 1024,
+            max_delay: Duration::from_millis(1),
+            capacity: 65_536,
+            accepted_log: None,
+            store_retries: 3,
+            store_backoff: Duration::from_millis(10),
+        }
+    }
+}
+
+/// One accepted event's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    /// Its number in acceptance order (1-based): its line in the accepted-event log.
+    pub line: u64,
+    /// Its outcome: processed (every trigger execution), rejected or held.
+    pub outcome: RecordOutcome,
+    /// The effects its transaction committed, in order — delivered here exactly once.
+    pub effects: Vec<Effect>,
+    /// For a held event, what the quota gate held and why.
+    pub held: Option<HeldEvent>,
+}
+
+/// Why an event was not accepted, or accepted but never run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SubmitError {
+    /// The intake is full (only from `try_submit`; `submit` waits instead).
+    #[error("the engine's intake is full ({capacity} events waiting); retry later")]
+    Full {
+        /// The intake's bound.
+        capacity: usize,
+    },
+    /// More events in one `submit_many` than the intake can ever hold.
+    #[error("{asked} events in one call, but the intake holds at most {capacity}")]
+    TooMany {
+        /// Events in the call.
+        asked: usize,
+        /// The intake's bound.
+        capacity: usize,
+    },
+    /// The engine is shutting down and takes no new events.
+    #[error("the engine is shutting down and takes no new events")]
+    ShuttingDown,
+    /// The engine stopped before running the event (the reason says why).
+    #[error("the engine stopped: {0}")]
+    Stopped(String),
+}
+
+/// Why the live engine could not start, reload or shut down cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The accepted-event log could not be opened or written.
+    #[error("accepted-event log {path}: {source}")]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state store failed (after retries).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine refused the state or hit a bug.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A reloaded triggers file has errors; the old triggers keep running.
+    #[error("{0}")]
+    Config(Box<ConfigError>),
+    /// A reloaded trigger set cannot take over this engine's state.
+    #[error("cannot reload: {0}")]
+    Reload(String),
+    /// The engine has stopped (the reason says why) or shut down.
+    #[error("the engine stopped: {0}")]
+    Stopped(String),
+    /// The engine thread could not be started.
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What a graceful shutdown returns.
+#[derive(Debug)]
+pub struct FinalReport {
+    /// The last status: every figure since start.
+    pub status: Status,
+    /// The final state (customers, counters, pool cursors).
+    pub state: State,
+}
+
+/// Starts a live engine: an [`Engine`] and the [`State`] it runs on, plus options.
+pub struct LiveBuilder {
+    engine: Engine,
+    state: State,
+    config: LiveConfig,
+    store: Box<dyn StateStore>,
+    quotas: Option<Quotas>,
+}
+
+impl LiveBuilder {
+    /// Batching, bounds and the accepted-event log.
+    pub fn config(mut self, config: LiveConfig) -> LiveBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Where customers come from and writes go (default [`InMemoryStore`]).
+    pub fn store(mut self, store: impl StateStore + 'static) -> LiveBuilder {
+        self.store = Box::new(store);
+        self
+    }
+
+    /// Like [`LiveBuilder::store`], for a store already boxed.
+    pub fn store_boxed(mut self, store: Box<dyn StateStore>) -> LiveBuilder {
+        self.store = store;
+        self
+    }
+
+    /// Daily per-process quotas charged before events run (see [`crate::gate`]).
+    pub fn quotas(mut self, quotas: Quotas) -> LiveBuilder {
+        self.quotas = Some(quotas);
+        self
+    }
+
+    /// Starts the engine thread. Needs no tokio runtime; the handle's futures run on any.
+    pub fn start(self) -> Result<LiveEngine, LiveError> {
+        let LiveBuilder {
+            engine,
+            state,
+            mut config,
+            store,
+            quotas,
+        } = self;
+        config.max_batch = config.max_batch.max(1);
+        config.capacity = config.capacity.clamp(1, Semaphore::MAX_PERMITS);
+        // The state must fit the triggers now, not on the first batch.
+        engine.check_state(&state)?;
+        let log = match &config.accepted_log {
+            Some(path) => Some(AcceptedLog::open(path).map_err(|source| LiveError::Log {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let monitor = Arc::new(Monitor {
+            permits: Semaphore::new(config.capacity),
+            accepted: AtomicU64::new(0),
+            tracker: Mutex::new(status::Tracker::new(config.capacity)),
+        });
+        let (tx, rx) = channel::unbounded();
+        let schema = state.customers.schema().clone();
+        let worker = worker::Worker::new(
+            engine,
+            state,
+            store,
+            log,
+            quotas,
+            config.clone(),
+            rx,
+            monitor.clone(),
+        );
+        std::thread::Builder::new()
+            .name("fusebox-live".into())
+            .spawn(move || worker.run())
+            .map_err(LiveError::Thread)?;
+        Ok(LiveEngine {
+            shared: Arc::new(Shared {
+                tx,
+                monitor,
+                accepting: AtomicBool::new(true),
+                capacity: config.capacity,
+                schema,
+            }),
+        })
+    }
+}
+
+/// What the handle and the engine thread share (the thread holds no sender, so dropping
+/// every handle closes the intake).
+pub(crate) struct Monitor {
+    pub permits: Semaphore,
+    /// Events accepted since start.
+    pub accepted: AtomicU64,
+    pub tracker: Mutex<status::Tracker>,
+}
+
+impl Monitor {
+    pub(crate) fn tracker(&self) -> std::sync::MutexGuard<'_, status::Tracker> {
+        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct Shared {
+    tx: channel::Sender<worker::Msg>,
+    monitor: Arc<Monitor>,
+    accepting: AtomicBool,
+    capacity: usize,
+    schema: Arc<crate::customers::Schema>,
+}
+
+/// A handle to a running live engine; cheap to clone, usable from any task or thread.
+///
+/// ```
+/// # use fusebox_engine::{config::compile_triggers, customers::*, engine::Engine,
+/// #     event::Event, live::*, outcome::RecordStatus, state::State, value::AttrType};
+/// # let rt = tokio::runtime::Runtime::new().unwrap();
+/// # rt.block_on(async {
+/// let schema = Schema::new([("points".to_string(), AttrType::Int)]).unwrap();
+/// let customers = CustomerTable::new(schema, vec![1], vec![Column::Int(vec![Some(0)])]).unwrap();
+/// let triggers = compile_triggers(
+///     "triggers:\n  - id: welcome\n    owner: crm@example.com\n    on: customer.registered\n    actions:\n      - award_points: { amount: \"50\" }\n",
+///     "triggers.yaml", Some(customers.schema())).unwrap();
+/// let engine = Engine::new(triggers).unwrap();
+/// let state = State::new(customers, engine.triggers());
+/// let live = LiveEngine::builder(engine, state).start().unwrap();
+///
+/// let event = Event::new("e1", 1, "customer.registered", 1_767_225_600_000_000);
+/// let answer = live.submit(event).await.unwrap();
+/// assert!(matches!(answer.outcome.status, RecordStatus::Processed { .. }));
+///
+/// let report = live.shutdown().await.unwrap();
+/// assert_eq!(report.state.customers.get(0, 0), fusebox_engine::value::Value::Int(50));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct LiveEngine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LiveEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveEngine")
+            .field("capacity", &self.shared.capacity)
+            .field("queue_depth", &self.queue_depth())
+            .finish()
+    }
+}
+
+impl LiveEngine {
+    /// A builder over `engine` running on `state`.
+    pub fn builder(engine: Engine, state: State) -> LiveBuilder {
+        LiveBuilder {
+            engine,
+            state,
+            config: LiveConfig::default(),
+            store: Box::new(InMemoryStore),
+            quotas: None,
+        }
+    }
+
+    /// Submits one event and waits for its outcome. Waits for a place when the intake is
+    /// full (back-pressure).
+    pub async fn submit(&self, event: Event) -> Result<Submitted, SubmitError> {
+        self.check_accepting()?;
+        let permit = self
+            .shared
+            .monitor
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        permit.forget();
+        self.enqueue(event)?.await
+    }
+
+    /// Submits one event if the intake has room, at once: `Err(Full)` otherwise. The
+    /// returned [`Ticket`] resolves to its outcome; the event is accepted whether or not
+    /// the ticket is awaited.
+    pub fn try_submit(&self, event: Event) -> Result<Ticket, SubmitError> {
+        self.check_accepting()?;
+        match self.shared.monitor.permits.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => {
+                return Err(SubmitError::Full {
+                    capacity: self.shared.capacity,
+                })
+            }
+            Err(TryAcquireError::Closed) => return Err(SubmitError::ShuttingDown),
+        }
+        self.enqueue(event)
+    }
+
+    /// Submits events in order (waiting for room for all of them at once) and waits for
+    /// every outcome. They are accepted one after another, so other submitters' events may
+    /// fall between them.
+    pub async fn submit_many(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<Vec<Result<Submitted, SubmitError>>, SubmitError> {
+        self.check_accepting()?;
+        let n = events.len();
+        if n > self.shared.capacity || u32::try_from(n).is_err() {
+            return Err(SubmitError::TooMany {
+                asked: n,
+                capacity: self.shared.capacity,
+            });
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let permits = self
+            .shared
+            .monitor
+            .permits
+            .acquire_many(n as u32)
+            .await
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        permits.forget();
+        let mut tickets = Vec::with_capacity(n);
+        let mut events = events.into_iter();
+        for event in events.by_ref() {
+            match self.enqueue(event) {
+                Ok(t) => tickets.push(Ok(t)),
+                Err(e) => {
+                    tickets.push(Err(e));
+                    break;
+                }
+            }
+        }
+        // Not enqueued (the engine thread is gone): give their places back.
+        let left = events.len();
+        if left > 0 {
+            self.shared.monitor.permits.add_permits(left);
+        }
+        let mut out = Vec::with_capacity(n);
+        for t in tickets {
+            out.push(match t {
+                Ok(t) => t.await,
+                Err(e) => Err(e),
+            });
+        }
+        while out.len() < n {
+            out.push(Err(SubmitError::Stopped("engine thread ended".into())));
+        }
+        Ok(out)
+    }
+
+    /// A health summary (see [`Status`]). Never waits for a batch.
+    pub fn status(&self) -> Status {
+        let depth = self.queue_depth();
+        metrics::queue_depth(depth);
+        let accepted = self.shared.monitor.accepted.load(Ordering::Relaxed);
+        self.shared.monitor.tracker().status(depth, accepted)
+    }
+
+    /// Events accepted and not yet answered.
+    pub fn queue_depth(&self) -> usize {
+        self.shared
+            .capacity
+            .saturating_sub(self.shared.monitor.permits.available_permits())
+    }
+
+    /// Replaces the trigger set from the next batch on; in-flight work finishes on the old
+    /// one. Counters and pools keep their values where the new set has one of the same name
+    /// and kind; new ones start fresh. Returns the new version. The customer schema must be
+    /// the one the engine runs on.
+    pub async fn reload(&self, triggers: TriggerSet) -> Result<u64, LiveError> {
+        self.control(|reply| {
+            worker::Msg::Reload(worker::Reload::Compiled(Box::new(triggers)), reply)
+        })
+        .await
+    }
+
+    /// Compiles a triggers file against the engine's schema (on the engine thread) and
+    /// reloads it. An invalid file is refused with the same located diagnostics as
+    /// `fusebox check` ([`LiveError::Config`]); the old triggers keep running.
+    pub async fn reload_yaml(&self, text: String, file: String) -> Result<u64, LiveError> {
+        self.control(|reply| worker::Msg::Reload(worker::Reload::Yaml { text, file }, reply))
+            .await
+    }
+
+    /// The customer schema the engine runs on (what a reloaded trigger set must use).
+    pub fn schema(&self) -> &Arc<crate::customers::Schema> {
+        &self.shared.schema
+    }
+
+    /// Stops intake, runs and answers everything accepted, and returns the final report.
+    /// Later calls on any clone get `ShuttingDown` / `Stopped`.
+    pub async fn shutdown(&self) -> Result<FinalReport, LiveError> {
+        self.shared.accepting.store(false, Ordering::SeqCst);
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .tx
+            .send(worker::Msg::Shutdown(reply))
+            .map_err(|_| LiveError::Stopped("the engine thread has ended".into()))?;
+        rx.await
+            .map_err(|_| LiveError::Stopped("the engine thread has ended".into()))?
+    }
+
+    async fn control(
+        &self,
+        msg: impl FnOnce(oneshot::Sender<Result<u64, LiveError>>) -> worker::Msg,
+    ) -> Result<u64, LiveError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .tx
+            .send(msg(reply))
+            .map_err(|_| LiveError::Stopped("the engine thread has ended".into()))?;
+        rx.await
+            .map_err(|_| LiveError::Stopped("the engine thread has ended".into()))?
+    }
+
+    fn check_accepting(&self) -> Result<(), SubmitError> {
+        if self.shared.accepting.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(SubmitError::ShuttingDown)
+        }
+    }
+
+    /// Puts an event with a permit already taken on the channel.
+    fn enqueue(&self, event: Event) -> Result<Ticket, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        let pending = worker::Pending {
+            event,
+            accepted: Instant::now(),
+            reply,
+        };
+        if self.shared.tx.send(worker::Msg::Event(pending)).is_err() {
+            self.shared.monitor.permits.add_permits(1);
+            return Err(SubmitError::Stopped("the engine thread has ended".into()));
+        }
+        self.shared.monitor.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(Ticket(rx))
+    }
+}
+
+/// The answer to an accepted event, to await (see [`LiveEngine::try_submit`]).
+#[derive(Debug)]
+pub struct Ticket(oneshot::Receiver<Result<Submitted, SubmitError>>);
+
+impl Future for Ticket {
+    type Output = Result<Submitted, SubmitError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| Err(SubmitError::Stopped("the engine thread has ended".into())))
+        })
+    }
+}

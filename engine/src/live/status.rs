@@ -1,0 +1,354 @@
+//! `status()`: a health summary that answers "is something broken, and where?".
+//!
+//! The engine thread updates a [`Tracker`] after every batch; [`Status`] is a copy of it
+//! taken under a short lock, so asking never waits for a batch. Every entry that says
+//! something is wrong carries *since when* and *the figure that says so*.
+//!
+//! Health rules (documented in the README's "Embedding" section):
+//! - `stopped`: the engine stopped (store or log failure, engine bug); nothing runs;
+//! - `degraded`: the intake is over 90% full, or a trigger aborted more than half of its
+//!   executions in the last [`WINDOW`] batches (at least 10 executions), or the p99
+//!   submit-to-outcome latency of the last [`LATENCY_SAMPLES`] events is over 1 s;
+//! - `ok` otherwise.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::outcome::{RecordStatus, TriggerResult};
+use crate::sink::RecordResult;
+
+/// Batches a trigger's recent abort rate is computed over.
+pub const WINDOW: usize = 64;
+/// Submit-to-outcome latencies kept for percentiles.
+pub const LATENCY_SAMPLES: usize = 8192;
+
+/// Overall health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Nothing wrong.
+    Ok,
+    /// Running, but something needs a look (see the entries).
+    Degraded,
+    /// Not running.
+    Stopped,
+}
+
+/// Where the engine is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunState {
+    /// Taking and running events.
+    Running,
+    /// Shutting down: no new events, draining the accepted ones.
+    Draining,
+    /// Stopped, with the reason (`shut down` after a graceful shutdown).
+    Stopped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A problem, with where, since when and the figure that says so.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    /// `engine`, `intake`, `store`, `log`, `latency` or `trigger:<id>`.
+    pub component: String,
+    /// What is wrong, in words, with its figure.
+    pub what: String,
+    /// When it started (seconds since the Unix epoch).
+    pub since_unix_s: f64,
+}
+
+/// Submit-to-outcome latency percentiles over the last [`LATENCY_SAMPLES`] events, in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Worst.
+    pub max_ms: f64,
+    /// Events the figures are over.
+    pub samples: usize,
+}
+
+/// One trigger's figures since the engine started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TriggerFigures {
+    /// Executions (committed + skipped + aborted).
+    pub executions: u64,
+    /// Committed executions.
+    pub committed: u64,
+    /// Aborted executions, by reason kind.
+    pub aborted: BTreeMap<String, u64>,
+    /// Executions and aborts in the last [`WINDOW`] batches.
+    pub recent_executions: u64,
+    /// Aborts in the last [`WINDOW`] batches.
+    pub recent_aborts: u64,
+}
+
+/// A health summary of a live engine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// Overall health.
+    pub health: Health,
+    /// Running, draining or stopped.
+    #[serde(flatten)]
+    pub state: RunState,
+    /// Everything that is wrong (empty when healthy).
+    pub problems: Vec<Problem>,
+    /// Events accepted and not yet answered.
+    pub queue_depth: usize,
+    /// Bound of the intake.
+    pub capacity: usize,
+    /// Events accepted since start.
+    pub accepted: u64,
+    /// Events answered (processed, rejected or held) since start.
+    pub completed: u64,
+    /// Batches run.
+    pub batches: u64,
+    /// Events in the last batch.
+    pub last_batch_events: usize,
+    /// Execution time of the last batch, ms.
+    pub last_batch_ms: f64,
+    /// Submit-to-outcome latency.
+    pub latency: Latency,
+    /// Version of the trigger set (1, then +1 per reload).
+    pub triggers_version: u64,
+    /// Per trigger, since start.
+    pub triggers: BTreeMap<String, TriggerFigures>,
+}
+
+/// What the engine thread keeps up to date.
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    pub state: RunState,
+    pub stopped_since: Option<SystemTime>,
+    pub capacity: usize,
+    pub completed: u64,
+    pub batches: u64,
+    pub last_batch_events: usize,
+    pub last_batch_ms: f64,
+    pub triggers_version: u64,
+    latencies: VecDeque<f64>,
+    triggers: BTreeMap<String, TriggerFigures>,
+    /// Per batch in the window: per trigger (executions, aborts).
+    recent: VecDeque<BTreeMap<String, (u64, u64)>>,
+    /// When each currently-failing trigger started failing.
+    failing_since: BTreeMap<String, SystemTime>,
+    intake_full_since: Option<SystemTime>,
+    slow_since: Option<SystemTime>,
+}
+
+impl Tracker {
+    pub fn new(capacity: usize) -> Tracker {
+        Tracker {
+            state: RunState::Running,
+            stopped_since: None,
+            capacity,
+            completed: 0,
+            batches: 0,
+            last_batch_events: 0,
+            last_batch_ms: 0.0,
+            triggers_version: 1,
+            latencies: VecDeque::with_capacity(LATENCY_SAMPLES),
+            triggers: BTreeMap::new(),
+            recent: VecDeque::with_capacity(WINDOW),
+            failing_since: BTreeMap::new(),
+            intake_full_since: None,
+            slow_since: None,
+        }
+    }
+
+    pub fn stop(&mut self, reason: String) {
+        if !matches!(self.state, RunState::Stopped { .. }) {
+            self.state = RunState::Stopped { reason };
+            self.stopped_since = Some(SystemTime::now());
+        }
+    }
+
+    pub fn latency(&mut self, elapsed: Duration) {
+        if self.latencies.len() == LATENCY_SAMPLES {
+            self.latencies.pop_front();
+        }
+        self.latencies.push_back(elapsed.as_secs_f64() * 1e3);
+    }
+
+    /// Counts one batch's results.
+    pub fn batch(&mut self, results: &[RecordResult], execute_ms: f64) {
+        self.batches += 1;
+        self.completed += results.len() as u64;
+        self.last_batch_events = results.len();
+        self.last_batch_ms = execute_ms;
+        let mut this: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for r in results {
+            let RecordStatus::Processed { triggers } = &r.outcome.status else {
+                continue;
+            };
+            for t in triggers {
+                let figures = self.triggers.entry(t.trigger.to_string()).or_default();
+                figures.executions += 1;
+                let recent = this.entry(t.trigger.to_string()).or_default();
+                recent.0 += 1;
+                match &t.result {
+                    TriggerResult::Committed => figures.committed += 1,
+                    TriggerResult::Skipped => {}
+                    TriggerResult::Aborted(reason) => {
+                        *figures
+                            .aborted
+                            .entry(reason.kind().to_string())
+                            .or_default() += 1;
+                        recent.1 += 1;
+                    }
+                }
+            }
+        }
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(this);
+        let mut window: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for batch in &self.recent {
+            for (id, (n, a)) in batch {
+                let w = window.entry(id).or_default();
+                w.0 += n;
+                w.1 += a;
+            }
+        }
+        for (id, figures) in &mut self.triggers {
+            let (n, a) = window.get(id.as_str()).copied().unwrap_or_default();
+            figures.recent_executions = n;
+            figures.recent_aborts = a;
+            if n >= 10 && a * 2 > n {
+                self.failing_since
+                    .entry(id.clone())
+                    .or_insert_with(SystemTime::now);
+            } else {
+                self.failing_since.remove(id);
+            }
+        }
+    }
+
+    /// Takes a [`Status`], given the current queue depth and events accepted.
+    pub fn status(&mut self, queue_depth: usize, accepted: u64) -> Status {
+        let now = SystemTime::now();
+        let unix = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        };
+        let latency = percentiles(&self.latencies);
+        let mut problems = Vec::new();
+        if let RunState::Stopped { reason } = &self.state {
+            problems.push(Problem {
+                component: "engine".into(),
+                what: format!("stopped: {reason}"),
+                since_unix_s: unix(self.stopped_since.unwrap_or(now)),
+            });
+        }
+        if queue_depth * 10 > self.capacity * 9 {
+            let since = *self.intake_full_since.get_or_insert(now);
+            problems.push(Problem {
+                component: "intake".into(),
+                what: format!(
+                    "{queue_depth} of {} places taken: submitters are waiting",
+                    self.capacity
+                ),
+                since_unix_s: unix(since),
+            });
+        } else {
+            self.intake_full_since = None;
+        }
+        if latency.p99_ms > 1000.0 {
+            let since = *self.slow_since.get_or_insert(now);
+            problems.push(Problem {
+                component: "latency".into(),
+                what: format!(
+                    "p99 submit-to-outcome {:.0} ms over the last {} events",
+                    latency.p99_ms, latency.samples
+                ),
+                since_unix_s: unix(since),
+            });
+        } else {
+            self.slow_since = None;
+        }
+        for (id, since) in &self.failing_since {
+            let f = &self.triggers[id];
+            problems.push(Problem {
+                component: format!("trigger:{id}"),
+                what: format!(
+                    "{} of its last {} executions aborted ({})",
+                    f.recent_aborts,
+                    f.recent_executions,
+                    f.aborted
+                        .iter()
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                since_unix_s: unix(*since),
+            });
+        }
+        let health = match (&self.state, problems.is_empty()) {
+            (RunState::Stopped { .. }, _) => Health::Stopped,
+            (_, true) => Health::Ok,
+            (_, false) => Health::Degraded,
+        };
+        Status {
+            health,
+            state: self.state.clone(),
+            problems,
+            queue_depth,
+            capacity: self.capacity,
+            accepted,
+            completed: self.completed,
+            batches: self.batches,
+            last_batch_events: self.last_batch_events,
+            last_batch_ms: self.last_batch_ms,
+            latency,
+            triggers_version: self.triggers_version,
+            triggers: self.triggers.clone(),
+        }
+    }
+}
+
+/// Nearest-rank percentiles of `samples` (ms).
+pub(crate) fn percentiles(samples: &VecDeque<f64>) -> Latency {
+    if samples.is_empty() {
+        return Latency::default();
+    }
+    let mut sorted: Vec<f64> = samples.iter().copied().collect();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    };
+    Latency {
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        p999_ms: at(0.999),
+        max_ms: sorted[sorted.len() - 1],
+        samples: sorted.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: VecDeque<f64> = (1..=1000).map(f64::from).collect();
+        let l = percentiles(&samples);
+        assert_eq!(
+            (l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms),
+            (500.0, 990.0, 999.0, 1000.0)
+        );
+        assert_eq!(percentiles(&VecDeque::new()), Latency::default());
+    }
+}

@@ -1,0 +1,411 @@
+//! The engine thread: gathers micro-batches in acceptance order and runs each through a
+//! session, then answers its submitters (see the parent module for the invariants).
+
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{self, RecvTimeoutError, TryRecvError};
+use fusebox_quotas::Quotas;
+use tokio::sync::oneshot;
+
+use super::log::AcceptedLog;
+use super::status::RunState;
+use super::store::{add_loaded, BatchWrites, StateStore, StoreError};
+use super::{metrics, FinalReport, LiveConfig, LiveError, Monitor, SubmitError, Submitted};
+use crate::engine::{Engine, RunOptions, StreamCursor};
+use crate::event::{Event, EventRecord};
+use crate::sink::RecordResult;
+use crate::state::State;
+use crate::trigger::TriggerSet;
+
+/// What the handle sends the engine thread.
+pub(crate) enum Msg {
+    /// An accepted event (its intake permit is taken).
+    Event(Pending),
+    /// A new trigger set, answered with its version.
+    Reload(Reload, oneshot::Sender<Result<u64, LiveError>>),
+    /// Drain and stop.
+    Shutdown(oneshot::Sender<Result<FinalReport, LiveError>>),
+}
+
+/// A new trigger set, compiled or to compile.
+pub(crate) enum Reload {
+    Compiled(Box<TriggerSet>),
+    Yaml { text: String, file: String },
+}
+
+/// An accepted event waiting for its answer.
+pub(crate) struct Pending {
+    pub event: Event,
+    pub accepted: Instant,
+    pub reply: oneshot::Sender<Result<Submitted, SubmitError>>,
+}
+
+/// A submitter to answer once its event's batch is done.
+struct Waiter {
+    accepted: Instant,
+    reply: oneshot::Sender<Result<Submitted, SubmitError>>,
+}
+
+pub(crate) struct Worker {
+    engine: Engine,
+    state: State,
+    cursor: Option<StreamCursor>,
+    store: Box<dyn StateStore>,
+    log: Option<AcceptedLog>,
+    quotas: Option<Quotas>,
+    config: LiveConfig,
+    rx: channel::Receiver<Msg>,
+    monitor: std::sync::Arc<Monitor>,
+    /// Line number of the last accepted event.
+    line: u64,
+    batches: u64,
+    version: u64,
+    /// Why the engine stopped, once it has.
+    stopped: Option<String>,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Engine,
+        state: State,
+        store: Box<dyn StateStore>,
+        log: Option<AcceptedLog>,
+        quotas: Option<Quotas>,
+        config: LiveConfig,
+        rx: channel::Receiver<Msg>,
+        monitor: std::sync::Arc<Monitor>,
+    ) -> Worker {
+        let line = log.as_ref().map_or(0, AcceptedLog::lines);
+        Worker {
+            engine,
+            state,
+            cursor: Some(StreamCursor::default()),
+            store,
+            log,
+            quotas,
+            config,
+            rx,
+            monitor,
+            line,
+            batches: 0,
+            version: 1,
+            stopped: None,
+        }
+    }
+
+    /// Runs until shut down, or until every handle is dropped and the intake is drained.
+    pub fn run(mut self) {
+        while let Ok(msg) = self.rx.recv() {
+            let control = match msg {
+                Msg::Event(first) => {
+                    let (batch, control) = self.gather(first);
+                    self.run_batch(batch);
+                    control
+                }
+                control => Some(control),
+            };
+            if let Some(control) = control {
+                if let Some(done) = self.control(control) {
+                    done.finish(self);
+                    return;
+                }
+            }
+        }
+        // Every handle dropped: the intake is closed and drained.
+        let mut tracker = self.monitor.tracker();
+        tracker.stop(
+            self.stopped
+                .clone()
+                .unwrap_or_else(|| "every handle was dropped".into()),
+        );
+    }
+
+    /// The first event plus whatever follows it within the batch's size and delay; stops
+    /// early at a control message, returned to run after the batch.
+    fn gather(&mut self, first: Pending) -> (Vec<Pending>, Option<Msg>) {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.config.max_delay;
+        while batch.len() < self.config.max_batch {
+            let next = if self.config.max_delay.is_zero() {
+                self.rx.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                self.rx.recv_deadline(deadline)
+            };
+            match next {
+                Ok(Msg::Event(p)) => batch.push(p),
+                Ok(control) => return (batch, Some(control)),
+                Err(_) => break,
+            }
+        }
+        (batch, None)
+    }
+
+    fn run_batch(&mut self, batch: Vec<Pending>) {
+        let n = batch.len();
+        let (events, waiters): (Vec<Event>, Vec<Waiter>) = batch
+            .into_iter()
+            .map(|p| {
+                (
+                    p.event,
+                    Waiter {
+                        accepted: p.accepted,
+                        reply: p.reply,
+                    },
+                )
+            })
+            .unzip();
+        if let Some(reason) = &self.stopped {
+            let reason = reason.clone();
+            self.answer_all(waiters, SubmitError::Stopped(reason));
+            return;
+        }
+        self.batches += 1;
+        let span = tracing::info_span!("batch", batch = self.batches, events = n);
+        let _entered = span.enter();
+        let started = Instant::now();
+        match self.execute(events) {
+            Ok((results, reexecutions)) => {
+                let elapsed = started.elapsed();
+                let mut tracker = self.monitor.tracker();
+                tracker.batch(&results, elapsed.as_secs_f64() * 1e3);
+                metrics::batch(self.engine.triggers(), &results, elapsed, reexecutions);
+                for (result, waiter) in results.into_iter().zip(waiters) {
+                    let latency = waiter.accepted.elapsed();
+                    tracker.latency(latency);
+                    metrics::answered(latency);
+                    let _ = waiter.reply.send(Ok(Submitted {
+                        line: result.outcome.line,
+                        outcome: result.outcome,
+                        effects: result.effects,
+                        held: result.held,
+                    }));
+                }
+                drop(tracker);
+                self.monitor.permits.add_permits(n);
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(error = %reason, "live engine stopped");
+                self.stopped = Some(reason.clone());
+                self.monitor.tracker().stop(reason.clone());
+                self.answer_all(waiters, SubmitError::Stopped(reason));
+            }
+        }
+    }
+
+    /// Logs, loads, runs and persists one batch; its results in order, and the speculative
+    /// re-executions it cost.
+    fn execute(&mut self, events: Vec<Event>) -> Result<(Vec<RecordResult>, u64), LiveError> {
+        let first_line = self.line + 1;
+        if let Some(log) = &mut self.log {
+            log.append(&events).map_err(|source| LiveError::Log {
+                path: log.path().to_path_buf(),
+                source,
+            })?;
+        }
+        self.line += events.len() as u64;
+        self.load_missing(&events)?;
+        let records: Vec<EventRecord> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| EventRecord {
+                line: first_line + i as u64,
+                event: Ok(event),
+            })
+            .collect();
+        let options = RunOptions {
+            progress: None,
+            quotas: self.quotas.as_ref(),
+        };
+        let cursor = self.cursor.take().unwrap_or_default();
+        let mut session = self.engine.resume(&mut self.state, &options, cursor)?;
+        let mut results = Vec::with_capacity(records.len());
+        let pushed = session.push(&records, &mut |r: RecordResult| results.push(r));
+        let (summary, cursor) = session.suspend();
+        self.cursor = Some(cursor);
+        pushed?;
+        let writes = BatchWrites::collect(
+            self.batches,
+            results.iter().flat_map(|r| r.written.iter().copied()),
+            &self.state,
+            self.engine.triggers(),
+        );
+        if !writes.is_empty() {
+            let store = &mut self.store;
+            retry(&self.config, "persist", || store.persist(&writes))?;
+        }
+        Ok((results, summary.parallel.aborts))
+    }
+
+    /// Asks the store for the batch's customers the table does not hold.
+    fn load_missing(&mut self, events: &[Event]) -> Result<(), LiveError> {
+        let mut missing: Vec<u64> = events
+            .iter()
+            .map(|e| e.customer_id)
+            .filter(|id| self.state.customers.row_of(*id).is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let store = &mut self.store;
+        let loaded = retry(&self.config, "load", || store.load(&missing))?;
+        add_loaded(&mut self.state.customers, &loaded)?;
+        Ok(())
+    }
+
+    fn answer_all(&self, waiters: Vec<Waiter>, error: SubmitError) {
+        let n = waiters.len();
+        for w in waiters {
+            let _ = w.reply.send(Err(error.clone()));
+        }
+        self.monitor.permits.add_permits(n);
+    }
+
+    /// Handles a control message; `Some` when the engine must end.
+    fn control(&mut self, msg: Msg) -> Option<Shutdown> {
+        match msg {
+            Msg::Event(p) => {
+                self.run_batch(vec![p]);
+                None
+            }
+            Msg::Reload(reload, reply) => {
+                let _ = reply.send(self.reload(reload));
+                None
+            }
+            Msg::Shutdown(reply) => Some(Shutdown(reply)),
+        }
+    }
+
+    fn reload(&mut self, reload: Reload) -> Result<u64, LiveError> {
+        if let Some(reason) = &self.stopped {
+            return Err(LiveError::Stopped(reason.clone()));
+        }
+        let set = match reload {
+            Reload::Compiled(set) => *set,
+            Reload::Yaml { text, file } => {
+                crate::config::compile_triggers(&text, &file, Some(self.state.customers.schema()))
+                    .map_err(|e| LiveError::Config(Box::new(e)))?
+            }
+        };
+        let engine = Engine::builder(set)
+            .executor(self.engine.executor())
+            .memberships(self.engine.memberships().clone())
+            .build()?;
+        carry_over(self.engine.triggers(), engine.triggers(), &mut self.state);
+        self.engine = engine;
+        self.version += 1;
+        self.monitor.tracker().triggers_version = self.version;
+        tracing::info!(version = self.version, "triggers reloaded");
+        Ok(self.version)
+    }
+}
+
+/// A shutdown in progress.
+struct Shutdown(oneshot::Sender<Result<FinalReport, LiveError>>);
+
+impl Shutdown {
+    /// Runs everything accepted before the shutdown, refuses what came after, and answers.
+    fn finish(self, worker: Worker) {
+        loop {
+            match worker.rx.try_recv() {
+                Ok(Msg::Event(p)) => {
+                    // Sent after the shutdown was: not accepted.
+                    let _ = p.reply.send(Err(SubmitError::ShuttingDown));
+                    worker.monitor.permits.add_permits(1);
+                }
+                Ok(Msg::Reload(_, reply)) => {
+                    let _ = reply.send(Err(LiveError::Stopped("shut down".into())));
+                }
+                Ok(Msg::Shutdown(reply)) => {
+                    let _ = reply.send(Err(LiveError::Stopped("shut down".into())));
+                }
+                Err(_) => break,
+            }
+        }
+        worker.monitor.permits.close();
+        let reason = worker.stopped.clone();
+        let status = {
+            let mut tracker = worker.monitor.tracker();
+            match &reason {
+                Some(r) => tracker.stop(r.clone()),
+                None => {
+                    tracker.state = RunState::Stopped {
+                        reason: "shut down".into(),
+                    }
+                }
+            }
+            let accepted = worker
+                .monitor
+                .accepted
+                .load(std::sync::atomic::Ordering::Relaxed);
+            tracker.status(0, accepted)
+        };
+        let _ = self.0.send(match reason {
+            Some(r) => Err(LiveError::Stopped(r)),
+            None => Ok(FinalReport {
+                status,
+                state: worker.state,
+            }),
+        });
+    }
+}
+
+/// Calls a store operation, retrying with doubling waits; the last error after
+/// `config.store_retries` retries.
+fn retry<T>(
+    config: &LiveConfig,
+    what: &str,
+    mut call: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut wait = config.store_backoff;
+    let mut attempt = 0;
+    loop {
+        match call() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                metrics::store_failure();
+                if attempt >= config.store_retries || matches!(e, StoreError::BadCustomer { .. }) {
+                    tracing::error!(error = %e, attempts = attempt + 1, "state store {what} failed");
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, attempt = attempt + 1, "state store {what} failed; retrying");
+                std::thread::sleep(wait);
+                wait = wait.saturating_mul(2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Carries counter values and pool cursors from `old` to `new` by name (and kind, for
+/// counters); the rest start fresh.
+fn carry_over(old: &TriggerSet, new: &TriggerSet, state: &mut State) {
+    let counters = new
+        .counters
+        .iter()
+        .map(|c| {
+            old.counters
+                .iter()
+                .position(|o| o.id == c.id && o.ty == c.ty)
+                .map_or_else(|| c.initial.clone(), |i| state.counters[i].clone())
+        })
+        .collect();
+    let pools = new
+        .pools
+        .iter()
+        .map(|p| {
+            old.pools
+                .iter()
+                .position(|o| o.id == p.id)
+                .map_or(0, |i| state.pool_cursors[i])
+        })
+        .collect();
+    state.counters = counters;
+    state.pool_cursors = pools;
+}

@@ -1,0 +1,448 @@
+//! The live engine against the batch reference: concurrent submitters, back-pressure,
+//! shutdown and drop, reloads, a failing store, and the accepted-event log replayed as a
+//! batch run (what `fusebox run --events LOG` does) giving the same outcomes, effects and
+//! final state, byte for byte.
+
+#[path = "common/store_suite.rs"]
+mod store_suite;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fusebox_engine::config::compile_triggers;
+use fusebox_engine::customers::{Column, CustomerTable, Schema};
+use fusebox_engine::event::Event;
+use fusebox_engine::io::events::read_jsonl;
+use fusebox_engine::live::{
+    BatchWrites, Health, InMemoryStore, LiveConfig, LiveEngine, LiveError, MapStore, RunState,
+    StateStore, StoreError, StoredCustomer, SubmitError, Submitted,
+};
+use fusebox_engine::outcome::RecordStatus;
+use fusebox_engine::state::State;
+use fusebox_engine::value::{AttrType, Value};
+use fusebox_engine::{Engine, ExecutorKind, RunOptions};
+
+const TRIGGERS: &str = r#"
+event_types: [a, b]
+pools:
+  - id: p
+    generate: { prefix: "P-", count: 40 }
+counters:
+  - id: hits
+triggers:
+  - id: count
+    owner: o@x
+    on: a
+    actions:
+      - increment: { counter: hits }
+      - award_points: { amount: "1" }
+  - id: reward
+    owner: o@x
+    on: a
+    condition: "customer.points % 3 == 0"
+    actions:
+      - issue_coupon: { pool: p }
+      - send_message: { channel: sms, template: c, args: { code: "coupon", hits: "counters.hits" } }
+      - emit_event: { type: b }
+  - id: chained
+    owner: o@x
+    on: b
+    actions:
+      - start_feed: { feed: f, args: { p: "customer.points" } }
+"#;
+
+const CUSTOMERS: u64 = 8;
+
+fn schema() -> Schema {
+    Schema::new([("points".to_string(), AttrType::Int)]).unwrap()
+}
+
+fn table(ids: impl IntoIterator<Item = u64>) -> CustomerTable {
+    let ids: Vec<u64> = ids.into_iter().collect();
+    let n = ids.len();
+    CustomerTable::new(schema(), ids, vec![Column::Int(vec![Some(0); n])]).unwrap()
+}
+
+fn engine(executor: ExecutorKind) -> Engine {
+    let set = compile_triggers(TRIGGERS, "triggers.yaml", Some(&schema())).unwrap();
+    Engine::builder(set).executor(executor).build().unwrap()
+}
+
+/// Event `i` of submitter `s`: mostly `a`, some for unknown customers or of unknown types.
+fn event(s: u64, i: u64) -> Event {
+    let customer = match (s * 31 + i) % 23 {
+        0 => 99, // unknown
+        k => 1 + k % CUSTOMERS,
+    };
+    let ty = if (s + i) % 17 == 0 { "zzz" } else { "a" };
+    Event::new(
+        format!("s{s}-{i}"),
+        customer,
+        ty,
+        1_767_225_600_000_000 + i as i64,
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The batch reference over the log: outcomes and effects as JSON lines, and the state.
+fn replay(log: &std::path::Path) -> (Vec<String>, Vec<String>, State) {
+    let records = read_jsonl(std::io::BufReader::new(std::fs::File::open(log).unwrap())).unwrap();
+    let engine = engine(ExecutorKind::Sequential);
+    let mut state = State::new(table(1..=CUSTOMERS), engine.triggers());
+    let result = engine
+        .run_batch(&mut state, &records, &RunOptions::default())
+        .unwrap();
+    let outcomes = result
+        .outcomes
+        .iter()
+        .map(|o| serde_json::to_string(o).unwrap())
+        .collect();
+    let effects = result
+        .effects
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    (outcomes, effects, state)
+}
+
+fn state_fingerprint(state: &State) -> (Vec<u64>, Vec<Value>, Vec<Value>, Vec<u64>) {
+    let rows = state.customers.len() as u32;
+    (
+        state.customers.ids().to_vec(),
+        (0..rows).map(|r| state.customers.get(r, 0)).collect(),
+        state.counters.clone(),
+        state.pool_cursors.clone(),
+    )
+}
+
+/// Many concurrent submitters, every executor: each accepted event is answered once, and
+/// the log replayed as a batch gives the same outcomes, effects and state byte for byte.
+#[test]
+fn concurrent_submitters_equal_the_batch_replay_of_the_log() {
+    for (executor, max_delay, max_batch) in [
+        (ExecutorKind::Sequential, Duration::ZERO, 64),
+        (ExecutorKind::parallel(2), Duration::from_millis(1), 1024),
+        (ExecutorKind::parallel(4), Duration::from_millis(2), 7),
+        (
+            ExecutorKind::Locking { threads: 2 },
+            Duration::from_millis(1),
+            128,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("accepted.jsonl");
+        let rt = runtime();
+        let (answers, report) = rt.block_on(async {
+            let engine = engine(executor);
+            let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+            let live = LiveEngine::builder(engine, state)
+                .config(LiveConfig {
+                    max_batch,
+                    max_delay,
+                    capacity: 50,
+                    accepted_log: Some(log.clone()),
+                    ..LiveConfig::default()
+                })
+                .start()
+                .unwrap();
+            let mut tasks = Vec::new();
+            for s in 0..16u64 {
+                let live = live.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    for i in 0..40u64 {
+                        let answer = if i % 10 == 9 {
+                            let batch = (0..3).map(|k| event(s, 1000 + i * 10 + k)).collect();
+                            live.submit_many(batch).await.unwrap()
+                        } else {
+                            vec![live.submit(event(s, i)).await]
+                        };
+                        answers.extend(answer.into_iter().map(|a| a.unwrap()));
+                    }
+                    answers
+                }));
+            }
+            // A duplicate id: rejected in the live run as in the replay.
+            let mut answers: Vec<Submitted> = vec![live.submit(event(0, 0)).await.unwrap()];
+            for t in tasks {
+                answers.extend(t.await.unwrap());
+            }
+            let report = live.shutdown().await.unwrap();
+            (answers, report)
+        });
+        let n = answers.len();
+        assert_eq!(n, 1 + 16 * (36 + 4 * 3), "{executor:?}");
+        let mut by_line: BTreeMap<u64, Submitted> = BTreeMap::new();
+        for a in answers {
+            assert!(
+                by_line.insert(a.line, a).is_none(),
+                "two answers for one line"
+            );
+        }
+        assert_eq!(
+            by_line.keys().copied().collect::<Vec<_>>(),
+            (1..=n as u64).collect::<Vec<_>>(),
+            "{executor:?}: lines are acceptance order without gaps"
+        );
+        let (outcomes, effects, state) = replay(&log);
+        let live_outcomes: Vec<String> = by_line
+            .values()
+            .map(|a| serde_json::to_string(&a.outcome).unwrap())
+            .collect();
+        let live_effects: Vec<String> = by_line
+            .values()
+            .flat_map(|a| a.effects.iter().map(|e| serde_json::to_string(e).unwrap()))
+            .collect();
+        assert_eq!(live_outcomes, outcomes, "{executor:?}");
+        assert_eq!(live_effects, effects, "{executor:?}");
+        assert_eq!(
+            state_fingerprint(&report.state),
+            state_fingerprint(&state),
+            "{executor:?}"
+        );
+        assert!(by_line
+            .values()
+            .any(|a| matches!(a.outcome.status, RecordStatus::Rejected { .. })));
+        assert_eq!(report.status.accepted, n as u64);
+        assert_eq!(report.status.completed, n as u64);
+        assert_eq!(
+            report.status.state,
+            RunState::Stopped {
+                reason: "shut down".into()
+            }
+        );
+    }
+}
+
+/// `try_submit` fails at once with `Full` when the intake is full; every accepted event
+/// is still answered; `submit` waits instead.
+#[test]
+fn a_full_intake_refuses_try_submit_and_loses_nothing() {
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = engine(ExecutorKind::Sequential);
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .config(LiveConfig {
+                max_batch: 1000,
+                max_delay: Duration::from_millis(200),
+                capacity: 4,
+                ..LiveConfig::default()
+            })
+            .start()
+            .unwrap();
+        let mut tickets = Vec::new();
+        let mut full = 0;
+        for i in 0..10 {
+            match live.try_submit(event(1, i)) {
+                Ok(t) => tickets.push(t),
+                Err(SubmitError::Full { capacity }) => {
+                    assert_eq!(capacity, 4);
+                    full += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!((tickets.len(), full), (4, 6));
+        assert_eq!(live.queue_depth(), 4);
+        // `submit` waits for a place rather than failing.
+        let waiting = tokio::spawn({
+            let live = live.clone();
+            async move { live.submit(event(1, 100)).await }
+        });
+        for t in tickets {
+            assert!(matches!(
+                t.await.unwrap().outcome.status,
+                RecordStatus::Processed { .. }
+            ));
+        }
+        assert_eq!(waiting.await.unwrap().unwrap().line, 5);
+        let too_many = live
+            .submit_many((0..5).map(|i| event(2, i)).collect())
+            .await;
+        assert_eq!(
+            too_many,
+            Err(SubmitError::TooMany {
+                asked: 5,
+                capacity: 4
+            })
+        );
+        let report = live.shutdown().await.unwrap();
+        assert_eq!(report.status.completed, 5);
+        assert_eq!(
+            live.submit(event(3, 0)).await,
+            Err(SubmitError::ShuttingDown)
+        );
+    });
+}
+
+/// Dropping every handle without `shutdown` still runs and answers every accepted event.
+#[test]
+fn dropping_the_handle_answers_every_accepted_event() {
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = engine(ExecutorKind::parallel(2));
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .config(LiveConfig {
+                max_delay: Duration::from_millis(50),
+                ..LiveConfig::default()
+            })
+            .start()
+            .unwrap();
+        let tickets: Vec<_> = (0..200)
+            .map(|i| live.try_submit(event(4, i)).unwrap())
+            .collect();
+        drop(live);
+        for (i, t) in tickets.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().line, i as u64 + 1);
+        }
+    });
+}
+
+/// A store that fails `persist` from its `fail_from`-th call on.
+struct FailingStore {
+    calls: Arc<AtomicU64>,
+    fail_from: u64,
+}
+
+impl StateStore for FailingStore {
+    fn load(&mut self, _ids: &[u64]) -> Result<Vec<StoredCustomer>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn persist(&mut self, _writes: &BatchWrites) -> Result<(), StoreError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= self.fail_from {
+            Err(StoreError::Unavailable("connection refused".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Persisting fails: after the retries the engine stops; the batch's submitters get the
+/// error and no effects; later submits are refused; `status()` says why.
+#[test]
+fn a_failing_store_stops_the_engine_and_delivers_nothing_of_its_batch() {
+    let rt = runtime();
+    rt.block_on(async {
+        let calls = Arc::new(AtomicU64::new(0));
+        let engine = engine(ExecutorKind::Sequential);
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .config(LiveConfig {
+                max_delay: Duration::ZERO,
+                store_retries: 2,
+                store_backoff: Duration::from_millis(1),
+                ..LiveConfig::default()
+            })
+            .store(FailingStore {
+                calls: calls.clone(),
+                fail_from: 2,
+            })
+            .start()
+            .unwrap();
+        let first = live.submit(Event::new("ok", 1, "a", 0)).await.unwrap();
+        assert!(matches!(
+            first.outcome.status,
+            RecordStatus::Processed { .. }
+        ));
+        let second = live.submit(Event::new("lost", 2, "a", 0)).await;
+        match second {
+            Err(SubmitError::Stopped(reason)) => {
+                assert!(reason.contains("connection refused"), "{reason}")
+            }
+            other => panic!("expected Stopped, got {other:?}"),
+        }
+        // 1 success + 1 failure + 2 retries.
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        let third = live.submit(Event::new("after", 3, "a", 0)).await;
+        assert!(matches!(third, Err(SubmitError::Stopped(_))), "{third:?}");
+        let status = live.status();
+        assert_eq!(status.health, Health::Stopped);
+        assert!(status.problems[0].what.contains("connection refused"));
+        assert!(matches!(live.shutdown().await, Err(LiveError::Stopped(_))));
+    });
+}
+
+/// A reload applies from the next batch; a bad file is refused with located diagnostics and
+/// the old triggers keep running; counters carry over by name.
+#[test]
+fn reload_swaps_triggers_between_batches_and_refuses_a_bad_file() {
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = engine(ExecutorKind::parallel(2));
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state).start().unwrap();
+        live.submit(Event::new("e1", 1, "a", 0)).await.unwrap();
+
+        let bad = TRIGGERS.replace("customer.points % 3", "customer.pointz % 3");
+        match live.reload_yaml(bad, "new.yaml".into()).await {
+            Err(LiveError::Config(e)) => {
+                let text = e.to_string();
+                assert!(text.contains("pointz"), "{text}");
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        let still = live.submit(Event::new("e2", 1, "a", 0)).await.unwrap();
+        assert!(format!("{:?}", still.outcome).contains("count"));
+
+        let renamed = TRIGGERS.replace("id: count", "id: tally");
+        assert_eq!(
+            live.reload_yaml(renamed, "new.yaml".into()).await.unwrap(),
+            2
+        );
+        let after = live.submit(Event::new("e3", 1, "a", 0)).await.unwrap();
+        let text = format!("{:?}", after.outcome);
+        assert!(
+            text.contains("tally") && !text.contains("\"count\""),
+            "{text}"
+        );
+        let status = live.status();
+        assert_eq!(status.triggers_version, 2);
+        let report = live.shutdown().await.unwrap();
+        assert_eq!(
+            report.state.counters,
+            vec![Value::Int(3)],
+            "counter carried over"
+        );
+    });
+}
+
+/// Every store runs the shared suite.
+#[test]
+fn in_memory_store_passes_the_store_suite() {
+    store_suite::run("in-memory", |customers| {
+        let ids: Vec<u64> = customers.iter().map(|c| c.id).collect();
+        let mut table = table(ids.iter().copied());
+        for (row, c) in customers.iter().enumerate() {
+            if let Some(v) = c.attributes.get("points") {
+                table.set(row as u32, 0, v.clone());
+            }
+        }
+        (Box::new(InMemoryStore) as Box<dyn StateStore>, table, None)
+    });
+}
+
+#[test]
+fn map_store_passes_the_store_suite() {
+    store_suite::run("map", |customers| {
+        let store = MapStore::new(customers.to_vec());
+        let contents = store.contents();
+        (
+            Box::new(store) as Box<dyn StateStore>,
+            table(std::iter::empty()),
+            Some(contents),
+        )
+    });
+}
