@@ -363,6 +363,9 @@ impl Session<'_> {
         sink: &mut dyn CommitSink,
     ) -> Result<(), EngineError> {
         let engine = self.engine;
+        let _chunk =
+            tracing::info_span!("chunk", position = self.position, records = records.len())
+                .entered();
         let admit_started = Instant::now();
         let memberships = engine.memberships.snapshot();
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];

@@ -247,7 +247,12 @@ impl Gate<'_, '_, '_> {
         if self.items.is_empty() {
             return;
         }
-        let results = self.quotas.reserve_many(&self.items);
+        let _span = tracing::debug_span!("quota_chunk", items = self.items.len()).entered();
+        let results = {
+            let _reserve = tracing::trace_span!("quota_reserve").entered();
+            self.quotas.reserve_many(&self.items)
+        };
+        let _commit = tracing::trace_span!("quota_commit").entered();
         self.items.clear();
         let pending = std::mem::take(&mut self.pending);
         for (p, result) in pending.into_iter().zip(results) {

@@ -152,6 +152,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// Its key in a triggers file (`set`, `increment`, …), for logs and spans.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Set { .. } => "set",
+            Action::Increment { .. } => "increment",
+            Action::AwardPoints { .. } => "award_points",
+            Action::IssueCoupon { .. } => "issue_coupon",
+            Action::SendMessage { .. } => "send_message",
+            Action::StartFeed { .. } => "start_feed",
+            Action::EmitEvent { .. } => "emit_event",
+        }
+    }
+
     /// Every expression of the action.
     pub fn exprs(&self) -> Vec<&CompiledExpr> {
         match self {

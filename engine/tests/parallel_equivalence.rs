@@ -292,9 +292,12 @@ fn contention_falls_back_to_sequential_when_adaptive() {
     assert_eq!(seq.0.effects, par.0.effects);
     let stats = &par.0.parallel;
     assert!(stats.sequential_blocks > stats.parallel_blocks, "{stats:?}");
-    // A contended block is abandoned after a few dozen conflicts, not speculated to the end.
+    // A contended block is abandoned after a few dozen conflicts, not speculated to the end
+    // (which would cost at least one execution per event). How many executions run before
+    // the conflicts are seen depends on scheduling: on a loaded machine one worker may run
+    // far ahead of the validations, so the bound leaves room for that.
     assert!(
-        stats.executions < records.len() as u64 / 4,
+        stats.executions < records.len() as u64 / 2,
         "contended blocks must be given up early: {stats:?}"
     );
 }

@@ -151,6 +151,19 @@ pub enum Denial {
     },
 }
 
+impl Denial {
+    /// The snake_case reason tag (as in `held.jsonl`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Denial::Exhausted { .. } => "exhausted",
+            Denial::Stopped { .. } => "stopped",
+            Denial::UnknownProcess { .. } => "unknown_process",
+            Denial::BackendUnavailable { .. } => "backend_unavailable",
+            Denial::AheadOfClock { .. } => "ahead_of_clock",
+        }
+    }
+}
+
 /// Errors of construction and operator actions.
 #[derive(Debug, thiserror::Error)]
 pub enum QuotasError {

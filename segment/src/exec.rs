@@ -349,6 +349,9 @@ impl SegmentEngine {
         let plan = &self.plan;
         let n = data.len();
         let as_of = opts.as_of;
+        // Worker threads do not inherit the caller's span: sub-queries name it as parent.
+        let group_span = tracing::info_span!("segment_group", rows = n, sub_queries = jobs.len());
+        let _entered = group_span.enter();
         let aggs: Vec<OnceLock<Aggregate>> = plan.aggs.iter().map(|_| OnceLock::new()).collect();
         let results: Vec<OnceLock<(Arc<RoaringBitmap>, Duration, Source)>> =
             plan.nodes.iter().map(|_| OnceLock::new()).collect();
@@ -382,6 +385,7 @@ impl SegmentEngine {
                 break;
             };
             let t0 = Instant::now();
+            let _sub = tracing::debug_span!(parent: &group_span, "sub_query", node = *id, key = %plan.nodes[*id].key).entered();
             let out = self.leaf(data, opts, (&aggs, &groups), *id, job);
             match out {
                 Ok((bitmap, source)) => {

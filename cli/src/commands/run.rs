@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use fusebox_engine::config::compile_triggers;
+use fusebox_engine::health;
 use fusebox_engine::io::customers::{load_customers, save_customers};
 use fusebox_engine::io::events::read_events;
 use fusebox_engine::state::State;
@@ -103,6 +104,7 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         if let Some((notifications, ledger)) = &notifications {
             crate::quotas::print_summary(&result, notifications, ledger);
         }
+        print_status(&result);
     }
     Ok(result)
 }
@@ -139,10 +141,37 @@ fn check_paths(spec: &RunSpec) -> Result<(), Failure> {
 fn write_outputs(out: &Path, result: &BatchResult, state: &State) -> Result<()> {
     write_jsonl(&out.join("effects.jsonl"), &result.effects)?;
     write_jsonl(&out.join("outcomes.jsonl"), &result.outcomes)?;
-    write_json(&out.join("report.json"), &result.report)?;
+    write_json(
+        &out.join("report.json"),
+        &ReportFile {
+            report: &result.report,
+            status: health::assess(result),
+        },
+    )?;
     write_json(&out.join("timings.json"), &result.timings)?;
     save_customers(&state.customers, &out.join("customers.parquet"))?;
     Ok(())
+}
+
+/// `report.json`: the deterministic report plus the run's health (see
+/// [`fusebox_engine::health`]).
+#[derive(serde::Serialize)]
+struct ReportFile<'a> {
+    #[serde(flatten)]
+    report: &'a fusebox_engine::report::Report,
+    status: health::BatchHealth,
+}
+
+/// The status lines: `status: ok`, or `status: degraded` and one line per problem.
+pub fn print_status(result: &BatchResult) {
+    let h = health::assess(result);
+    println!("status: {}", h.health);
+    for p in &h.problems {
+        println!(
+            "  {:<24} {} (since line {})",
+            p.component, p.what, p.since_line
+        );
+    }
 }
 
 /// The human summary printed after a run.

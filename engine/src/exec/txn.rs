@@ -158,6 +158,9 @@ pub fn execute(
     mode: ExecMode,
 ) -> Result<TxnOutput, TxnError> {
     let (event, row, memberships) = (admitted.event, admitted.row, admitted.memberships);
+    let _txn =
+        tracing::debug_span!("transaction", event_id = %event.id, customer = event.customer_id)
+            .entered();
     let mut txn = Txn {
         view,
         base: SmallMap::default(),
@@ -175,6 +178,9 @@ pub fn execute(
         }
         for &ti in set.for_event_type(&ev.event_type) {
             let trigger = set.trigger(ti);
+            let _trigger =
+                tracing::trace_span!("trigger", trigger = %trigger.id, event_id = %ev.id, depth)
+                    .entered();
             let started = Instant::now();
             let mut exec = Execution {
                 txn: &mut txn,
@@ -442,6 +448,7 @@ impl Execution<'_, '_> {
             }
         }
         for (i, action) in trigger.actions.iter().enumerate() {
+            let _action = tracing::trace_span!("action", index = i, kind = action.kind()).entered();
             self.action(trigger, i as u32, action)?;
         }
         Ok(true)

@@ -1,0 +1,186 @@
+//! "Is something broken, and where?" for a finished batch: the status `fusebox run` prints
+//! at the end and writes into `report.json` (the live engine's `status()` answers the same
+//! question while it runs).
+//!
+//! A problem names its component (`trigger:<id>`, `process:<id>`, `input`), says what is
+//! wrong with the figure that says so, and since when: the first input line where it
+//! showed. The assessment reads only outcomes and held events, so it is deterministic:
+//! the same on every executor and thread count.
+//!
+//! Rules: a trigger that aborted any execution is a problem (*failing* when more than half
+//! of its executions aborted); a process with held events is one; rejected input records
+//! are one. Health is `ok` with no problem, `degraded` otherwise.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::engine::BatchResult;
+use crate::outcome::{RecordStatus, TriggerResult};
+
+/// One thing that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchProblem {
+    /// `trigger:<id>`, `process:<id>` or `input`.
+    pub component: String,
+    /// What is wrong, with its figures.
+    pub what: String,
+    /// The first input line (or row) where it showed.
+    pub since_line: u64,
+}
+
+/// The health of a finished batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchHealth {
+    /// `ok` or `degraded`.
+    pub health: &'static str,
+    /// Every problem, triggers first, then processes, then input.
+    pub problems: Vec<BatchProblem>,
+}
+
+#[derive(Default)]
+struct Tally {
+    executions: u64,
+    aborted: u64,
+    reasons: BTreeMap<&'static str, u64>,
+    first: Option<u64>,
+}
+
+fn listed(reasons: &BTreeMap<&'static str, u64>) -> String {
+    reasons
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Assesses a batch from its outcomes and held events.
+pub fn assess(result: &BatchResult) -> BatchHealth {
+    let mut triggers: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut rejected = Tally::default();
+    for o in &result.outcomes {
+        match &o.status {
+            RecordStatus::Processed { triggers: ts } => {
+                for t in ts {
+                    let tally = triggers.entry(&t.trigger).or_default();
+                    tally.executions += 1;
+                    if let TriggerResult::Aborted(reason) = &t.result {
+                        tally.aborted += 1;
+                        *tally.reasons.entry(reason.kind()).or_default() += 1;
+                        tally.first.get_or_insert(o.line);
+                    }
+                }
+            }
+            RecordStatus::Rejected { kind, .. } => {
+                rejected.aborted += 1;
+                *rejected.reasons.entry(kind.name()).or_default() += 1;
+                rejected.first.get_or_insert(o.line);
+            }
+            RecordStatus::Held { .. } => {}
+        }
+    }
+    let mut problems = Vec::new();
+    for (id, t) in &triggers {
+        let Some(first) = t.first else { continue };
+        let failing = if t.aborted * 2 > t.executions {
+            "failing: "
+        } else {
+            ""
+        };
+        problems.push(BatchProblem {
+            component: format!("trigger:{id}"),
+            what: format!(
+                "{failing}{} of {} executions aborted ({})",
+                t.aborted,
+                t.executions,
+                listed(&t.reasons)
+            ),
+            since_line: first,
+        });
+    }
+    let mut processes: BTreeMap<&str, Tally> = BTreeMap::new();
+    for h in &result.held {
+        let tally = processes.entry(&h.process).or_default();
+        tally.aborted += 1;
+        *tally.reasons.entry(h.denial.kind()).or_default() += 1;
+        tally.first.get_or_insert(h.line);
+    }
+    for (id, t) in &processes {
+        problems.push(BatchProblem {
+            component: format!("process:{id}"),
+            what: format!("{} events held ({})", t.aborted, listed(&t.reasons)),
+            since_line: t.first.unwrap_or(0),
+        });
+    }
+    if let Some(first) = rejected.first {
+        problems.push(BatchProblem {
+            component: "input".into(),
+            what: format!(
+                "{} records rejected ({})",
+                rejected.aborted,
+                listed(&rejected.reasons)
+            ),
+            since_line: first,
+        });
+    }
+    BatchHealth {
+        health: if problems.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile_triggers;
+    use crate::customers::{Column, CustomerTable, Schema};
+    use crate::engine::{Engine, RunOptions};
+    use crate::io::events::read_jsonl;
+    use crate::state::State;
+    use crate::value::AttrType;
+
+    #[test]
+    fn names_the_failing_trigger_and_the_rejected_input_with_their_first_lines() {
+        let schema = Schema::new([("points".to_string(), AttrType::Int)]).unwrap();
+        let table = CustomerTable::new(schema, vec![1], vec![Column::Int(vec![Some(0)])]).unwrap();
+        let set = compile_triggers(
+            "pools:\n  - id: p\n    codes: [A]\ntriggers:\n  - id: coupon\n    owner: o@x\n    on: a\n    actions:\n      - issue_coupon: { pool: p }\n  - id: fine\n    owner: o@x\n    on: a\n    actions:\n      - award_points: { amount: \"1\" }\n",
+            "t.yaml",
+            Some(table.schema()),
+        )
+        .unwrap();
+        let engine = Engine::new(set).unwrap();
+        let mut state = State::new(table, engine.triggers());
+        let lines: String = (1..=4)
+            .map(|i| {
+                let customer = if i == 2 { 9 } else { 1 };
+                format!("{{\"id\":\"e{i}\",\"customer_id\":{customer},\"type\":\"a\",\"timestamp\":\"2026-01-01T00:00:00Z\"}}\n")
+            })
+            .collect();
+        let records = read_jsonl(lines.as_bytes()).unwrap();
+        let result = engine
+            .run_batch(&mut state, &records, &RunOptions::default())
+            .unwrap();
+        let h = assess(&result);
+        assert_eq!(h.health, "degraded");
+        assert_eq!(
+            h.problems,
+            vec![
+                BatchProblem {
+                    component: "trigger:coupon".into(),
+                    what: "failing: 2 of 3 executions aborted (pool_exhausted 2)".into(),
+                    since_line: 3,
+                },
+                BatchProblem {
+                    component: "input".into(),
+                    what: "1 records rejected (unknown_customer 1)".into(),
+                    since_line: 2,
+                },
+            ]
+        );
+    }
+}
