@@ -446,3 +446,62 @@ fn map_store_passes_the_store_suite() {
         )
     });
 }
+
+/// With quotas, an exhausted process's events are held (answered, not lost), and
+/// `status()` names the process with its figures.
+#[test]
+fn an_exhausted_quota_holds_events_and_status_names_the_process() {
+    use fusebox_quotas::{CollectingNotifier, MemoryLedger, QuotaConfig, Quotas};
+    let config = QuotaConfig::from_yaml_str(
+        "processes:\n  - { id: crm-sync, owner: data@example.com, time_zone: UTC, limits: { records: 3 } }\n",
+        "quotas.yaml",
+    )
+    .unwrap();
+    let quotas = Quotas::new(
+        config,
+        Box::new(MemoryLedger::new()),
+        Arc::new(CollectingNotifier::new()),
+    )
+    .unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = engine(ExecutorKind::Sequential);
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .quotas(quotas)
+            .config(LiveConfig {
+                max_delay: Duration::ZERO,
+                ..LiveConfig::default()
+            })
+            .start()
+            .unwrap();
+        let events: Vec<Event> = (0..5)
+            .map(|i| {
+                Event::new(format!("q{i}"), 1, "a", 1_767_225_600_000_000).with_process("crm-sync")
+            })
+            .collect();
+        let answers = live.submit_many(events).await.unwrap();
+        let held = answers
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.as_ref().unwrap().outcome.status,
+                    RecordStatus::Held { .. }
+                )
+            })
+            .count();
+        assert_eq!(held, 2);
+        let status = live.status();
+        assert_eq!(status.health, Health::Degraded, "{status:?}");
+        let p = &status.processes[0];
+        assert_eq!(
+            (p.process.as_str(), p.state.as_str(), p.used_records),
+            ("crm-sync", "exhausted", 3)
+        );
+        assert!(status
+            .problems
+            .iter()
+            .any(|p| p.component == "process:crm-sync"));
+        live.shutdown().await.unwrap();
+    });
+}

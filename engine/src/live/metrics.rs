@@ -15,6 +15,8 @@
 //! | `fusebox_queue_depth` | gauge | | accepted, not yet answered |
 //! | `fusebox_effects_total` | counter | | effects delivered |
 //! | `fusebox_store_failures_total` | counter | | failed `persist`/`load` calls |
+//! | `fusebox_quota_used` / `fusebox_quota_limit` | gauge | `process`, `dimension` | quota day usage and limit (polled ≤ 1/s) |
+//! | `fusebox_quota_exhausted` | gauge | `process` | 1 while the process's events are held |
 
 use std::time::Duration;
 
@@ -77,6 +79,27 @@ pub(crate) fn answered(elapsed: Duration) {
 /// The intake's depth.
 pub(crate) fn queue_depth(depth: usize) {
     gauge!("fusebox_queue_depth").set(depth as f64);
+}
+
+/// A quota process's usage and limits.
+pub(crate) fn quota(f: &super::status::ProcessFigures) {
+    let p = f.process.clone();
+    gauge!("fusebox_quota_used", "process" => p.clone(), "dimension" => "records")
+        .set(f.used_records as f64);
+    gauge!("fusebox_quota_used", "process" => p.clone(), "dimension" => "bytes")
+        .set(f.used_bytes as f64);
+    if let Some(l) = f.limit_records {
+        gauge!("fusebox_quota_limit", "process" => p.clone(), "dimension" => "records")
+            .set(l as f64);
+    }
+    if let Some(l) = f.limit_bytes {
+        gauge!("fusebox_quota_limit", "process" => p.clone(), "dimension" => "bytes").set(l as f64);
+    }
+    gauge!("fusebox_quota_exhausted", "process" => p).set(if f.state == "exhausted" {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 /// A store call failed.

@@ -68,7 +68,7 @@ use crate::state::State;
 use crate::trigger::TriggerSet;
 
 pub use log::AcceptedLog;
-pub use status::{Health, Latency, Problem, RunState, Status, TriggerFigures};
+pub use status::{Health, Latency, Problem, ProcessFigures, RunState, Status, TriggerFigures};
 pub use store::{
     BatchWrites, InMemoryStore, MapContents, MapStore, StateStore, StoreError, StoredCustomer,
 };

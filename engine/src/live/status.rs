@@ -8,7 +8,8 @@
 //! - `stopped`: the engine stopped (store or log failure, engine bug); nothing runs;
 //! - `degraded`: the intake is over 90% full, or a trigger aborted more than half of its
 //!   executions in the last [`WINDOW`] batches (at least 10 executions), or the p99
-//!   submit-to-outcome latency of the last [`LATENCY_SAMPLES`] events is over 1 s;
+//!   submit-to-outcome latency of the last [`LATENCY_SAMPLES`] events is over 1 s, or a quota
+//!   process is exhausted (its events are held);
 //! - `ok` otherwise.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -92,6 +93,25 @@ pub struct TriggerFigures {
     pub recent_aborts: u64,
 }
 
+/// One quota process's figures on its current quota day (polled at most once a second).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessFigures {
+    /// Process id.
+    pub process: String,
+    /// Its owner.
+    pub owner: String,
+    /// `active`, `warned` or `exhausted`.
+    pub state: String,
+    /// Records used today.
+    pub used_records: u64,
+    /// Bytes used today.
+    pub used_bytes: u64,
+    /// Records allowed today (`None`: unmetered).
+    pub limit_records: Option<u64>,
+    /// Bytes allowed today (`None`: unmetered).
+    pub limit_bytes: Option<u64>,
+}
+
 /// A health summary of a live engine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
@@ -122,6 +142,8 @@ pub struct Status {
     pub triggers_version: u64,
     /// Per trigger, since start.
     pub triggers: BTreeMap<String, TriggerFigures>,
+    /// Per quota process (empty without quotas).
+    pub processes: Vec<ProcessFigures>,
 }
 
 /// What the engine thread keeps up to date.
@@ -143,6 +165,9 @@ pub(crate) struct Tracker {
     failing_since: BTreeMap<String, SystemTime>,
     intake_full_since: Option<SystemTime>,
     slow_since: Option<SystemTime>,
+    pub processes: Vec<ProcessFigures>,
+    /// When each currently exhausted process was first seen exhausted.
+    exhausted_since: BTreeMap<String, SystemTime>,
 }
 
 impl Tracker {
@@ -162,6 +187,8 @@ impl Tracker {
             failing_since: BTreeMap::new(),
             intake_full_since: None,
             slow_since: None,
+            processes: Vec::new(),
+            exhausted_since: BTreeMap::new(),
         }
     }
 
@@ -294,6 +321,26 @@ impl Tracker {
                 since_unix_s: unix(*since),
             });
         }
+        self.exhausted_since.retain(|p, _| {
+            self.processes
+                .iter()
+                .any(|f| &f.process == p && f.state == "exhausted")
+        });
+        for f in self.processes.iter().filter(|f| f.state == "exhausted") {
+            let since = *self.exhausted_since.entry(f.process.clone()).or_insert(now);
+            problems.push(Problem {
+                component: format!("process:{}", f.process),
+                what: format!(
+                    "quota exhausted: {} records of {}, {} bytes of {}; its events are held",
+                    f.used_records,
+                    f.limit_records
+                        .map_or("unlimited".into(), |l| l.to_string()),
+                    f.used_bytes,
+                    f.limit_bytes.map_or("unlimited".into(), |l| l.to_string()),
+                ),
+                since_unix_s: unix(since),
+            });
+        }
         let health = match (&self.state, problems.is_empty()) {
             (RunState::Stopped { .. }, _) => Health::Stopped,
             (_, true) => Health::Ok,
@@ -313,6 +360,7 @@ impl Tracker {
             latency,
             triggers_version: self.triggers_version,
             triggers: self.triggers.clone(),
+            processes: self.processes.clone(),
         }
     }
 }

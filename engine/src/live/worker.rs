@@ -8,7 +8,7 @@ use fusebox_quotas::Quotas;
 use tokio::sync::oneshot;
 
 use super::log::AcceptedLog;
-use super::status::RunState;
+use super::status::{ProcessFigures, RunState};
 use super::store::{add_loaded, BatchWrites, StateStore, StoreError};
 use super::{metrics, FinalReport, LiveConfig, LiveError, Monitor, SubmitError, Submitted};
 use crate::engine::{Engine, RunOptions, StreamCursor};
@@ -62,6 +62,9 @@ pub(crate) struct Worker {
     version: u64,
     /// Why the engine stopped, once it has.
     stopped: Option<String>,
+    /// When quota figures were last read, and the newest event time seen (the quota clock).
+    quotas_polled: Option<Instant>,
+    newest_event: i64,
 }
 
 impl Worker {
@@ -91,6 +94,8 @@ impl Worker {
             batches: 0,
             version: 1,
             stopped: None,
+            quotas_polled: None,
+            newest_event: i64::MIN,
         }
     }
 
@@ -170,6 +175,8 @@ impl Worker {
         match self.execute(events) {
             Ok((results, reexecutions)) => {
                 let elapsed = started.elapsed();
+                // Before answering, so a submitter that asks `status()` next sees the batch.
+                self.poll_quotas();
                 let mut tracker = self.monitor.tracker();
                 tracker.batch(&results, elapsed.as_secs_f64() * 1e3);
                 metrics::batch(self.engine.triggers(), &results, elapsed, reexecutions);
@@ -208,6 +215,9 @@ impl Worker {
             })?;
         }
         self.line += events.len() as u64;
+        if let Some(newest) = events.iter().map(|e| e.timestamp).max() {
+            self.newest_event = self.newest_event.max(newest);
+        }
         self.load_missing(&events)?;
         let records: Vec<EventRecord> = events
             .into_iter()
@@ -239,6 +249,43 @@ impl Worker {
             retry(&self.config, "persist", || store.persist(&writes))?;
         }
         Ok((results, summary.parallel.aborts))
+    }
+
+    /// Reads every quota process's figures into the status and metrics, at most once a
+    /// second (a ledger read per process), on the quota clock: the newest event time.
+    fn poll_quotas(&mut self) {
+        let Some(quotas) = &self.quotas else { return };
+        if self
+            .quotas_polled
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.quotas_polled = Some(Instant::now());
+        let at = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(self.newest_event)
+            .unwrap_or_else(chrono::Utc::now);
+        match quotas.status(None, at) {
+            Ok(all) => {
+                let figures: Vec<ProcessFigures> = all
+                    .into_iter()
+                    .map(|p| ProcessFigures {
+                        process: p.process,
+                        owner: p.owner,
+                        state: serde_json::to_value(p.state)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        used_records: p.used.records,
+                        used_bytes: p.used.bytes,
+                        limit_records: p.limit.records,
+                        limit_bytes: p.limit.bytes,
+                    })
+                    .collect();
+                figures.iter().for_each(metrics::quota);
+                self.monitor.tracker().processes = figures;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read quota figures"),
+        }
     }
 
     /// Asks the store for the batch's customers the table does not hold.
