@@ -4,7 +4,8 @@
 //! flushed, then renamed over its final name. A reader (or the next pipeline step) sees the
 //! previous file or the complete new one, never a file cut mid-line by a full disk or a
 //! killed process; a failed write leaves no partial file behind (the temporary file is
-//! removed when dropped).
+//! removed when dropped). The one exception is `notifications.jsonl`, a log appended to as the
+//! run goes (see `crate::notify`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -13,6 +13,7 @@ mod commands;
 mod diagnostics;
 mod files;
 mod logging;
+mod notify;
 mod outputs;
 mod panics;
 mod progress;

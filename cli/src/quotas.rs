@@ -1,13 +1,13 @@
 //! Quotas in the CLI: loading `quotas.yaml`, opening a ledger, rendering quota
-//! configuration errors, and the quota outputs of `fusebox run` (`held.jsonl`,
-//! `notifications.jsonl`, the summary line).
+//! configuration errors, and the quota outputs of `fusebox run` (`held.jsonl`, the summary
+//! line; the owners' notifications are `crate::notify`'s).
 //!
 //! Shared by `run`, `demo`, `check` and `quota`; the rules themselves live in
 //! `fusebox-quotas` and the gate in `fusebox_engine::gate`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -17,13 +17,14 @@ use fusebox_engine::event::EventRecord;
 use fusebox_engine::gate::Canonical;
 use fusebox_engine::BatchResult;
 use fusebox_quotas::{
-    ConfigError, Denial, DurableLedger, Ledger, LedgerError, MemoryLedger, QuotaConfig,
-    QuotaNotification, Quotas, QuotasError, RedisLedger, RedisOptions, ReferenceClock,
+    ConfigError, Denial, DurableLedger, Ledger, LedgerError, MemoryLedger, Notification,
+    QuotaConfig, Quotas, QuotasError, RedisLedger, RedisOptions, ReferenceClock,
 };
 use serde::Serialize;
 
 use crate::diagnostics::print_diagnostics;
 use crate::files::write_jsonl;
+use crate::notify::{RunNotifier, WebhookSetup};
 use crate::Failure;
 
 /// The quota options of `fusebox run`.
@@ -51,6 +52,25 @@ pub struct QuotaRunArgs {
     /// ahead_of_clock) without touching the ledger. Fix it for a deterministic replay.
     #[arg(long, value_name = "TIME", requires = "quotas", value_parser = parse_time)]
     pub quota_now: Option<DateTime<Utc>>,
+    /// Also POST each owner notification as JSON to this http:// or https:// URL, from a
+    /// background thread, retried with backoff on failure (the run never waits for it).
+    /// At the end the run waits up to --notify-timeout for deliveries and prints how many
+    /// were delivered and failed; every notification is in notifications.jsonl regardless.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "quotas",
+        value_parser = crate::notify::parse_webhook_url
+    )]
+    pub notify_webhook: Option<String>,
+    /// Seconds the end of the run waits for webhook deliveries (default 30).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        requires = "notify_webhook",
+        value_parser = crate::notify::parse_timeout
+    )]
+    pub notify_timeout: Option<Duration>,
 }
 
 /// Parses an RFC 3339 instant for a command-line option.
@@ -69,10 +89,17 @@ impl QuotaRunArgs {
             (None, Some(url)) => LedgerChoice::Redis(url.clone()),
             (None, None) => LedgerChoice::Memory,
         };
+        let webhook = self.notify_webhook.clone().map(|url| WebhookSetup {
+            url,
+            timeout: self
+                .notify_timeout
+                .unwrap_or(Duration::from_secs_f64(crate::notify::DEFAULT_TIMEOUT_SECS)),
+        });
         Some(QuotaSetup {
             config,
             ledger,
             reference_now: self.quota_now,
+            webhook,
         })
     }
 }
@@ -97,14 +124,16 @@ pub struct QuotaSetup {
     pub ledger: LedgerChoice,
     /// A fixed reference clock (`--quota-now`); `None`: the wall clock.
     pub reference_now: Option<DateTime<Utc>>,
+    /// Where else owners' notifications go (`--notify-webhook`).
+    pub webhook: Option<WebhookSetup>,
 }
 
-/// A quota manager ready for a run, with the notifications it collects.
+/// A quota manager ready for a run, with where its notifications go.
 pub struct Prepared {
     /// The manager.
     pub quotas: Quotas,
-    /// Notifications, in the order they happened.
-    pub notifier: Arc<fusebox_quotas::CollectingNotifier>,
+    /// The owners' notifications: collected, `notifications.jsonl`, the webhook.
+    pub notifications: RunNotifier,
 }
 
 /// Loads the configuration and opens the ledger. Configuration problems are printed with
@@ -112,12 +141,16 @@ pub struct Prepared {
 pub fn prepare(setup: &QuotaSetup) -> Result<Prepared, Failure> {
     let config = load_config(&setup.config)?;
     let ledger = open_ledger(&setup.ledger, true)?;
-    let notifier = Arc::new(fusebox_quotas::CollectingNotifier::new());
-    let mut quotas = Quotas::new(config, ledger, notifier.clone()).map_err(quotas_failure)?;
+    let notifications = RunNotifier::new(setup.webhook.as_ref())?;
+    let mut quotas =
+        Quotas::new(config, ledger, notifications.notifier()).map_err(quotas_failure)?;
     if let Some(now) = setup.reference_now {
         quotas = quotas.with_reference_clock(ReferenceClock::Fixed(now));
     }
-    Ok(Prepared { quotas, notifier })
+    Ok(Prepared {
+        quotas,
+        notifications,
+    })
 }
 
 /// Reads and validates a quota file, printing every problem located.
@@ -263,13 +296,8 @@ struct HeldLine<'a> {
     event: Option<Canonical<'a>>,
 }
 
-/// Writes `held.jsonl` and `notifications.jsonl` into `out`.
-pub fn write_outputs(
-    out: &Path,
-    records: &[EventRecord],
-    result: &BatchResult,
-    notifications: &[QuotaNotification],
-) -> Result<()> {
+/// Writes `held.jsonl` into `out` (`notifications.jsonl` is written as the run goes).
+pub fn write_outputs(out: &Path, records: &[EventRecord], result: &BatchResult) -> Result<()> {
     let held = result.held.iter().map(|h| HeldLine {
         line: h.line,
         event_id: &h.event_id,
@@ -281,25 +309,20 @@ pub fn write_outputs(
             .and_then(|r| r.event.as_ref().ok())
             .map(Canonical::of),
     });
-    write_jsonl(&out.join("held.jsonl"), held)?;
-    write_jsonl(&out.join("notifications.jsonl"), notifications)
+    write_jsonl(&out.join("held.jsonl"), held)
 }
 
 /// The quota lines of the run summary.
-pub fn print_summary(result: &BatchResult, notifications: &[QuotaNotification], ledger: &str) {
+pub fn print_summary(result: &BatchResult, notifications: &[Notification], ledger: &str) {
     let by_process: Vec<String> = result
         .report
         .held_by_process
         .iter()
         .map(|(p, n)| format!("{p} {n}"))
         .collect();
-    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
     for n in notifications {
-        let kind = serde_json::to_value(n.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        *kinds.entry(kind).or_default() += 1;
+        *kinds.entry(n.kind.as_str()).or_default() += 1;
     }
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(

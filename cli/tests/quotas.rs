@@ -107,8 +107,14 @@ fn a_run_with_quotas_holds_the_runaway_sync_and_reconciles() {
     for n in &notifications {
         if n["kind"] == "exhausted" {
             assert_eq!(n["owner"], "data-team@shop.example");
+            assert_eq!(n["subject"]["type"], "process");
+            assert_eq!(n["subject"]["id"], "crm-sync");
+            let f = &n["figures"];
+            assert!(f["used_records"].as_u64().unwrap() <= f["limit_records"].as_u64().unwrap());
+            assert_eq!(f["time_zone"], "Europe/Berlin");
+            assert!(n["reason"].as_str().unwrap().contains("daily"), "{n}");
             *exhausted_days
-                .entry(n["quota_day"].as_str().unwrap().to_string())
+                .entry(f["quota_day"].as_str().unwrap().to_string())
                 .or_insert(0) += 1;
         }
     }
@@ -116,7 +122,8 @@ fn a_run_with_quotas_holds_the_runaway_sync_and_reconciles() {
     assert!(exhausted_days.values().all(|&n| n == 1));
     assert!(notifications
         .iter()
-        .any(|n| n["kind"] == "shadow_would_deny" && n["process"] == "web-tracker"));
+        .any(|n| n["kind"] == "shadow_would_deny"
+            && n["subject"] == serde_json::json!({"type": "process", "id": "web-tracker"})));
 
     // Nothing is lost: the held events, fed back as an events file, run.
     let retry_in = dir.path().join("retry");
@@ -935,8 +942,12 @@ fn an_unreachable_redis_holds_fail_closed_processes_and_lets_fail_open_ones_run(
     let notifications = jsonl(&out.join("notifications.jsonl"));
     assert!(notifications
         .iter()
-        .any(|n| n["process"] == "web-tracker" && n["kind"] == "backend_unavailable_allowed"));
+        .any(|n| n["subject"]["id"] == "web-tracker"
+            && n["kind"] == "backend_unavailable_allowed"
+            && n["figures"]["backend"].is_string()));
     assert!(notifications
         .iter()
-        .any(|n| n["process"] == "crm-sync" && n["kind"] == "backend_unavailable_denied"));
+        .any(|n| n["subject"]["id"] == "crm-sync"
+            && n["kind"] == "backend_unavailable_denied"
+            && n["figures"].get("used_records").is_none()));
 }

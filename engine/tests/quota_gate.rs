@@ -15,8 +15,8 @@ use fusebox_engine::state::State;
 use fusebox_engine::value::{AttrType, Value};
 use fusebox_engine::{BatchResult, Engine, ExecutorKind, RunOptions};
 use fusebox_quotas::{
-    CollectingNotifier, Denial, Dimension, MemoryLedger, NotificationKind, QuotaConfig,
-    QuotaNotification, Quotas, ReferenceClock,
+    CollectingNotifier, Denial, Dimension, MemoryLedger, Notification, NotificationKind,
+    QuotaConfig, Quotas, ReferenceClock,
 };
 
 const TRIGGERS: &str = r#"
@@ -160,7 +160,7 @@ fn an_exhausted_process_is_held_and_nothing_else_is_touched() {
     let kinds: Vec<(String, NotificationKind)> = notifier
         .take()
         .into_iter()
-        .map(|n| (n.process, n.kind))
+        .map(|n| (n.subject.id().to_string(), n.kind))
         .collect();
     assert_eq!(
         kinds,
@@ -260,7 +260,10 @@ fn the_replayed_clock_rolls_over_at_local_midnight_in_two_zones() {
         .take()
         .into_iter()
         .filter(|n| n.kind == NotificationKind::RolledOver)
-        .map(|n| format!("{} {}", n.process, n.quota_day))
+        .map(|n| {
+            let day = n.figure("quota_day").map(|d| d.to_string());
+            format!("{} {}", n.subject.id(), day.unwrap_or_default())
+        })
         .collect();
     assert_eq!(rolled, ["berlin 2026-03-02", "nyc 2026-03-02"]);
 }
@@ -330,7 +333,7 @@ fn held_set_and_notifications_are_the_same_for_every_executor() {
     let baseline = |executor| {
         let (q, notifier) = quotas(MIXED_QUOTAS);
         let (r, state) = run(&records, 20, Some(&q), executor);
-        let notes: Vec<QuotaNotification> = notifier.take();
+        let notes: Vec<Notification> = notifier.take();
         (r, state, notes)
     };
     let (seq, seq_state, seq_notes) = baseline(ExecutorKind::Sequential);
@@ -347,7 +350,7 @@ fn held_set_and_notifications_are_the_same_for_every_executor() {
     assert!(!seq.report.held_by_process.contains_key("shop-import"));
     assert!(seq_notes
         .iter()
-        .any(|n| n.kind == NotificationKind::ShadowWouldDeny && n.process == "tracker"));
+        .any(|n| n.kind == NotificationKind::ShadowWouldDeny && n.process() == Some("tracker")));
     assert_eq!(
         seq_notes
             .iter()

@@ -59,9 +59,14 @@
 //! ([`Quotas::raise`], [`Quotas::resume`], [`Quotas::reset`]) — the process is
 //! switched off, not throttled. Other processes carry on untouched. A
 //! **shadow** process goes through the same states and notifications but is
-//! never denied, to try a limit before enforcing it. Notifications
-//! ([`QuotaNotification`]) go to a [`Notifier`]; [`CollectingNotifier`] and
-//! [`ChannelNotifier`] are ready-made. The rules live in one place,
+//! never denied, to try a limit before enforcing it. Each transition becomes a
+//! [`Notification`] — owner, subject (the process), kind, reason, figures
+//! (`used_records`, `limit_records`, `used_bytes`, `limit_bytes`,
+//! `quota_day`, `time_zone`), time, message — handed to a [`Notifier`]: the
+//! one extension point owners are told through, shared with the trigger
+//! runaway control. [`CollectingNotifier`], [`ChannelNotifier`] (tokio),
+//! [`JsonlNotifier`], `WebhookNotifier` (feature `webhook`), [`Dedup`] and
+//! [`Fanout`] are ready-made (see [`notify`]). The rules live in one place,
 //! [`state::PeriodState`]; every backend is held to them by shared tests.
 //!
 //! ## The concurrency invariant: zero over-grant
@@ -180,8 +185,11 @@ pub use manager::{
     ReserveItem, Settlement,
 };
 pub use notify::{
-    ChannelNotifier, CollectingNotifier, NotificationKind, Notifier, NullNotifier,
-    QuotaNotification,
+    ChannelNotifier, CollectingNotifier, Dedup, DeliveryStatus, Fanout, Figure, Figures,
+    JsonlNotifier, LastError, Notification, NotificationKind, Notifier, NotifyError, NullNotifier,
+    Subject,
 };
+#[cfg(feature = "webhook")]
+pub use notify::{WebhookError, WebhookNotifier, WebhookOptions};
 pub use state::QuotaState;
 pub use usage::{Dimension, Limits, Usage, MAX_AMOUNT};

@@ -29,7 +29,7 @@ use crate::config::{
 };
 use crate::day::{DayCache, QuotaDay};
 use crate::ledger::{Ledger, LedgerError};
-use crate::notify::{NotificationKind, Notifier, QuotaNotification};
+use crate::notify::{Figures, Notification, NotificationKind, Notifier, Subject};
 use crate::state::{
     Events, Operation, Period, QuotaState, ReserveOutcome, ReserveRequest, SlotSnapshot, Verdict,
 };
@@ -293,6 +293,48 @@ struct Entry {
     backend_down: AtomicBool,
     /// A request of this process was held as ahead of the clock (logged once).
     ahead_logged: AtomicBool,
+}
+
+/// What a quota notification reports, besides who and what: its figures.
+struct Facts {
+    quota_day: QuotaDay,
+    /// `None` when unknown (the backend is down).
+    used: Option<Usage>,
+    limit: Limits,
+    /// Figures after the standard ones (`backend`, `dimension`, …).
+    extra: Figures,
+}
+
+impl Facts {
+    fn of(quota_day: QuotaDay, used: Usage, limit: Limits) -> Facts {
+        Facts {
+            quota_day,
+            used: Some(used),
+            limit,
+            extra: Figures::new(),
+        }
+    }
+
+    /// `used_records`, `limit_records`, `used_bytes`, `limit_bytes` (a limit
+    /// only when set; usage only when known), `quota_day`, `time_zone`, then
+    /// the extra ones.
+    fn figures(self, time_zone: &str) -> Figures {
+        let mut f = Figures::new();
+        for dim in [Dimension::Records, Dimension::Bytes] {
+            if let Some(used) = self.used {
+                f.insert(format!("used_{dim}"), used.get(dim));
+            }
+            if let Some(limit) = self.limit.get(dim) {
+                f.insert(format!("limit_{dim}"), limit);
+            }
+        }
+        f.insert("quota_day", self.quota_day.to_string());
+        f.insert("time_zone", time_zone);
+        for (name, value) in self.extra.iter() {
+            f.insert(name, value.clone());
+        }
+        f
+    }
 }
 
 /// The quota manager. `Send + Sync`; share it with `Arc`.
@@ -742,17 +784,19 @@ impl Quotas {
             } else {
                 "transfers are denied (fail_closed)"
             };
+            let backend = self.ledger.describe();
             self.emit(
                 e,
                 kind,
-                day,
-                Usage::ZERO,
-                e.cfg.limits,
+                Facts {
+                    quota_day: day,
+                    used: None,
+                    limit: e.cfg.limits,
+                    extra: Figures::new().with("backend", backend.clone()),
+                },
                 at,
-                format!(
-                    "quota ledger {} unavailable: {err}; {what}",
-                    self.ledger.describe()
-                ),
+                format!("the quota ledger {backend} is unavailable: {err}"),
+                format!("quota ledger {backend} unavailable: {err}; {what}"),
             );
         }
         if open {
@@ -773,17 +817,19 @@ impl Quotas {
     #[cold]
     fn backend_recovered(&self, e: &Entry, o: &ReserveOutcome, at: DateTime<Utc>) {
         if e.backend_down.swap(false, Ordering::AcqRel) {
+            let backend = self.ledger.describe();
             self.emit(
                 e,
                 NotificationKind::BackendRecovered,
-                o.period.day,
-                o.used,
-                Limits::from_caps(o.caps),
+                Facts {
+                    quota_day: o.period.day,
+                    used: Some(o.used),
+                    limit: Limits::from_caps(o.caps),
+                    extra: Figures::new().with("backend", backend.clone()),
+                },
                 at,
-                format!(
-                    "quota ledger {} reachable again; metering resumed",
-                    self.ledger.describe()
-                ),
+                format!("the quota ledger {backend} answered again"),
+                format!("quota ledger {backend} reachable again; metering resumed"),
             );
         }
     }
@@ -797,10 +843,9 @@ impl Quotas {
             self.emit(
                 e,
                 NotificationKind::RolledOver,
-                day,
-                o.used,
-                limit,
+                Facts::of(day, o.used, limit),
                 at,
+                format!("a new quota day began ({day})"),
                 format!(
                     "{id}: new quota day {day} ({}); the process is active again",
                     e.cfg.time_zone.name()
@@ -811,10 +856,12 @@ impl Quotas {
             self.emit(
                 e,
                 NotificationKind::Warned,
-                day,
-                o.used,
-                limit,
+                Facts::of(day, o.used, limit),
                 at,
+                format!(
+                    "usage reached {:.0}% of the daily quota",
+                    e.cfg.warn_at * 100.0
+                ),
                 format!(
                     "{id} reached {:.0}% of its daily quota on {day}: used {}, limit {limit}",
                     e.cfg.warn_at * 100.0,
@@ -839,38 +886,36 @@ impl Quotas {
                     "it is stopped until the next quota day or an operator raises the limit or resumes it",
                 )
             };
+            let mut facts = Facts::of(day, o.used, limit);
+            facts.extra.insert("dimension", dim.to_string());
             self.emit(
                 e,
                 kind,
-                day,
-                o.used,
-                limit,
+                facts,
                 at,
+                format!("a transfer would exceed the daily {dim} limit"),
                 format!("{id} exhausted its daily {dim} quota on {day} (used {}, limit {limit}); {what}", o.used),
             );
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Hands one notification about `e` to the notifier.
     fn emit(
         &self,
         e: &Entry,
         kind: NotificationKind,
-        quota_day: QuotaDay,
-        used: Usage,
-        limit: Limits,
+        facts: Facts,
         at: DateTime<Utc>,
+        reason: String,
         message: String,
     ) {
-        tracing::info!(process = %e.cfg.id, ?kind, %quota_day, "quota notification");
-        self.notifier.notify(QuotaNotification {
-            process: e.cfg.id.clone(),
+        tracing::info!(process = %e.cfg.id, %kind, quota_day = %facts.quota_day, "quota notification");
+        self.notifier.notify(Notification {
             owner: e.cfg.owner.clone(),
+            subject: Subject::process(e.cfg.id.clone()),
             kind,
-            quota_day,
-            time_zone: e.cfg.time_zone.name().to_string(),
-            used,
-            limit,
+            reason,
+            figures: facts.figures(e.cfg.time_zone.name()),
             at,
             message,
         });
@@ -957,13 +1002,18 @@ impl Quotas {
             NotificationKind::UsageSet => format!("set the day's usage to {}", status.used),
             _ => "resumed the process".to_string(),
         };
+        let reason = match kind {
+            NotificationKind::LimitRaised => "an operator raised the limit",
+            NotificationKind::Reset => "an operator reset the day's usage",
+            NotificationKind::UsageSet => "an operator set the day's usage",
+            _ => "an operator resumed the process",
+        };
         self.emit(
             e,
             kind,
-            status.quota_day,
-            status.used,
-            status.limit,
+            Facts::of(status.quota_day, status.used, status.limit),
             at,
+            reason.to_string(),
             format!("an operator {verb} for {} on {}", process, status.quota_day),
         );
         Ok(status)
@@ -1098,13 +1148,14 @@ impl Quotas {
         }
         let snap = self.ledger.operate(slot, to, Operation::Rewind(to))?;
         let status = self.status_of(slot, snap);
+        let mut facts = Facts::of(status.quota_day, status.used, status.limit);
+        facts.extra.insert("from_quota_day", current.to_string());
         self.emit(
             e,
             NotificationKind::Rewound,
-            status.quota_day,
-            status.used,
-            status.limit,
+            facts,
             now,
+            format!("an operator moved the process back from quota day {current}"),
             format!(
                 "an operator moved {process} back from quota day {current} to {to}; the usage \
                  charged since ({}) is kept, on {to}",

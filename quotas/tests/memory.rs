@@ -233,7 +233,7 @@ processes:
     let bucket: Vec<_> = n
         .take()
         .into_iter()
-        .filter(|x| x.process == UNKNOWN_BUCKET_ID)
+        .filter(|x| x.process() == Some(UNKNOWN_BUCKET_ID))
         .collect();
     assert_eq!(
         bucket.iter().map(|x| x.kind).collect::<Vec<_>>(),

@@ -74,6 +74,7 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
             config: workload.quotas,
             ledger: LedgerChoice::Memory,
             reference_now: None,
+            webhook: None,
         }),
     };
     run(&run_spec)?;

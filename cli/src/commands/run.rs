@@ -78,6 +78,9 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     // After every input is validated (a bad input creates nothing), before anything is
     // charged: the gate charges quotas inside `run_batch`.
     outputs::create(&spec.out)?;
+    if let Some(q) = &quotas {
+        q.notifications.open_file(&spec.out)?;
+    }
     let exec_started = Instant::now();
     let result = engine
         .run_batch(&mut state, &records, &options)
@@ -88,22 +91,31 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     write_outputs(&spec.out, &result, &state).map_err(Failure::Runtime)?;
     let notifications = match &quotas {
         Some(q) => {
-            let notifications = q.notifier.take();
-            crate::quotas::write_outputs(&spec.out, &records, &result, &notifications)
-                .map_err(Failure::Runtime)?;
+            crate::quotas::write_outputs(&spec.out, &records, &result).map_err(Failure::Runtime)?;
             q.quotas
                 .sync()
                 .context("cannot persist the quota ledger")
                 .map_err(Failure::Runtime)?;
-            Some((notifications, crate::quotas::ledger_summary(&q.quotas)))
+            // The file is complete and synced; the webhook gets its bounded wait.
+            let webhook = q.notifications.finish()?;
+            Some((
+                q.notifications.take(),
+                crate::quotas::ledger_summary(&q.quotas),
+                webhook,
+            ))
         }
         None => None,
     };
     if !spec.quiet {
         print_summary(&result, loaded_ms, exec_ms, &spec.out);
-        if let Some((notifications, ledger)) = &notifications {
+        if let Some((notifications, ledger, _)) = &notifications {
             crate::quotas::print_summary(&result, notifications, ledger);
         }
+    }
+    if let Some((_, _, Some(webhook))) = &notifications {
+        webhook.print(spec.quiet);
+    }
+    if !spec.quiet {
         print_status(&result);
     }
     Ok(result)
@@ -117,7 +129,7 @@ const OUTPUTS: [&str; 5] = [
     "timings.json",
     "customers.parquet",
 ];
-const QUOTA_OUTPUTS: [&str; 2] = ["held.jsonl", "notifications.jsonl"];
+const QUOTA_OUTPUTS: [&str; 2] = ["held.jsonl", crate::notify::FILE];
 
 /// Before anything is read: no output file is an input, and the ledger is neither an input
 /// nor an output.

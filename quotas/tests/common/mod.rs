@@ -1,6 +1,11 @@
 //! Behaviour every ledger backend must show, written once and run against
-//! each backend by `tests/memory.rs`, `tests/durable.rs` and `tests/redis.rs`.
+//! each backend by `tests/memory.rs`, `tests/durable.rs` and `tests/redis.rs`;
+//! the same for every notifier sink in [`notifier_suite`] (with the loopback
+//! HTTP server of [`http_server`] for the webhook).
 #![allow(dead_code)]
+
+pub mod http_server;
+pub mod notifier_suite;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,7 +54,10 @@ pub fn quotas(ledger: Box<dyn Ledger>) -> (Quotas, Arc<CollectingNotifier>) {
 }
 
 pub fn kinds(n: &CollectingNotifier) -> Vec<(String, NotificationKind)> {
-    n.take().into_iter().map(|x| (x.process, x.kind)).collect()
+    n.take()
+        .into_iter()
+        .map(|x| (x.subject.id().to_string(), x.kind))
+        .collect()
 }
 
 fn used(q: &Quotas, p: &str, at: DateTime<Utc>) -> Usage {
