@@ -108,6 +108,14 @@ pub enum AbortReason {
         /// The limit.
         max: u32,
     },
+    /// The execution used more fuel than `max_fuel` (see the README, "Fuel and limits").
+    #[error("fuel limit {max} exceeded (used {used})")]
+    FuelExhausted {
+        /// Fuel used when the limit was crossed.
+        used: u64,
+        /// The limit.
+        max: u64,
+    },
 }
 
 impl AbortReason {
@@ -119,6 +127,7 @@ impl AbortReason {
             AbortReason::PoolExhausted { .. } => "pool_exhausted",
             AbortReason::LimitExceeded { .. } => "limit_exceeded",
             AbortReason::ChainDepthExceeded { .. } => "chain_depth_exceeded",
+            AbortReason::FuelExhausted { .. } => "fuel_exhausted",
         }
     }
 }
@@ -133,6 +142,16 @@ pub enum TriggerResult {
     Skipped,
     /// Aborted; nothing kept.
     Aborted(AbortReason),
+    /// Not run: an operator stopped the trigger (`stopped:` in the triggers file). Written
+    /// as `"result":"skipped","skip":"trigger_stopped","reason":…`, so a stopped trigger's
+    /// firings are never lost and never silent.
+    #[serde(rename = "skipped")]
+    Stopped {
+        /// Always `trigger_stopped`.
+        skip: &'static str,
+        /// Why it was stopped, as the operator wrote it.
+        reason: Arc<str>,
+    },
 }
 
 /// One trigger execution in an event's outcome.
@@ -147,6 +166,10 @@ pub struct TriggerOutcome {
     /// What happened.
     #[serde(flatten)]
     pub result: TriggerResult,
+    /// Fuel the execution used (deterministic; see the README, "Fuel and limits"). Not in
+    /// `outcomes.jsonl`; summed per trigger in `report.json`.
+    #[serde(skip)]
+    pub fuel: u64,
 }
 
 /// The outcome of one input record: one line of `outcomes.jsonl`.
@@ -251,6 +274,10 @@ mod tests {
                 emitted_depth: 17,
                 max: 16,
             },
+            AbortReason::FuelExhausted {
+                used: 1_000_001,
+                max: 1_000_000,
+            },
         ];
         for reason in &all {
             match reason {
@@ -258,14 +285,22 @@ mod tests {
                 | AbortReason::ActionError { .. }
                 | AbortReason::PoolExhausted { .. }
                 | AbortReason::LimitExceeded { .. }
-                | AbortReason::ChainDepthExceeded { .. } => {}
+                | AbortReason::ChainDepthExceeded { .. }
+                | AbortReason::FuelExhausted { .. } => {}
             }
         }
         all
     }
 
     fn every_record_status() -> Vec<RecordStatus> {
-        let mut results = vec![TriggerResult::Committed, TriggerResult::Skipped];
+        let mut results = vec![
+            TriggerResult::Committed,
+            TriggerResult::Skipped,
+            TriggerResult::Stopped {
+                skip: "trigger_stopped",
+                reason: Arc::from("runaway"),
+            },
+        ];
         results.extend(every_abort_reason().into_iter().map(TriggerResult::Aborted));
         let triggers = results
             .into_iter()
@@ -274,6 +309,7 @@ mod tests {
                 event_id: Arc::from("e/t#0"),
                 depth: 16,
                 result,
+                fuel: 7,
             })
             .collect();
         let mut all = vec![

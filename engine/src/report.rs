@@ -74,6 +74,10 @@ pub struct TriggerStats {
     pub aborted_by_reason: BTreeMap<&'static str, u64>,
     /// Effects produced by committed executions.
     pub effects: u64,
+    /// Firings not run because an operator stopped the trigger (`trigger_stopped`).
+    pub stopped: u64,
+    /// Fuel used by all its executions (deterministic; see `exec::txn`, "Fuel").
+    pub fuel: u64,
 }
 
 /// Wall-clock timings (not deterministic).
@@ -148,9 +152,11 @@ impl ReportBuilder {
             let i = ti as usize;
             let stats = &mut self.stats[i];
             stats.fired += 1;
+            stats.fuel += outcome.fuel;
             match &outcome.result {
                 TriggerResult::Committed => stats.committed += 1,
                 TriggerResult::Skipped => stats.skipped += 1,
+                TriggerResult::Stopped { .. } => stats.stopped += 1,
                 TriggerResult::Aborted(reason) => {
                     stats.aborted += 1;
                     *stats.aborted_by_reason.entry(reason.kind()).or_default() += 1;

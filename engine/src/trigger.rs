@@ -31,12 +31,26 @@ pub struct Settings {
     /// How many levels of chained events an input event may cause (default 16). An action that
     /// would emit deeper aborts its execution with `chain depth exceeded`.
     pub max_chain_depth: u32,
+    /// Default per-execution limits of every trigger (a trigger's own `limits:` override
+    /// them): `max_fuel` [`DEFAULT_MAX_FUEL`], `max_writes` [`DEFAULT_MAX_WRITES`], the others
+    /// unlimited unless set.
+    pub limits: Limits,
 }
+
+/// Default `max_fuel` of an execution: about a millisecond of evaluation work.
+pub const DEFAULT_MAX_FUEL: u64 = 1_000_000;
+/// Default `max_writes` of an execution.
+pub const DEFAULT_MAX_WRITES: u32 = 10_000;
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_chain_depth: 16,
+            limits: Limits {
+                max_fuel: Some(DEFAULT_MAX_FUEL),
+                max_writes: Some(DEFAULT_MAX_WRITES),
+                ..Limits::default()
+            },
         }
     }
 }
@@ -50,6 +64,24 @@ pub struct Limits {
     pub max_points: Option<i64>,
     /// Chained events one execution may emit.
     pub max_emitted_events: Option<u32>,
+    /// Fuel one execution may use (see `exec::txn`, "Fuel").
+    pub max_fuel: Option<u64>,
+    /// State writes one execution may make (each `set`, `increment`, points award, coupon
+    /// take and `store_in` counts one).
+    pub max_writes: Option<u32>,
+}
+
+impl Limits {
+    /// These limits, with `defaults` where these set none.
+    pub fn or(&self, defaults: &Limits) -> Limits {
+        Limits {
+            max_effects: self.max_effects.or(defaults.max_effects),
+            max_points: self.max_points.or(defaults.max_points),
+            max_emitted_events: self.max_emitted_events.or(defaults.max_emitted_events),
+            max_fuel: self.max_fuel.or(defaults.max_fuel),
+            max_writes: self.max_writes.or(defaults.max_writes),
+        }
+    }
 }
 
 /// A message channel.
@@ -165,6 +197,17 @@ impl Action {
         }
     }
 
+    /// State writes the action makes when it succeeds (what `max_writes` counts and fuel
+    /// charges): one per attribute, counter or pool cursor it changes. Counted from the action,
+    /// not from the executor's view, so every executor and mode counts the same.
+    pub fn writes(&self) -> u32 {
+        match self {
+            Action::Set { .. } | Action::Increment { .. } | Action::AwardPoints { .. } => 1,
+            Action::IssueCoupon { store_in, .. } => 1 + u32::from(store_in.is_some()),
+            Action::SendMessage { .. } | Action::StartFeed { .. } | Action::EmitEvent { .. } => 0,
+        }
+    }
+
     /// Every expression of the action.
     pub fn exprs(&self) -> Vec<&CompiledExpr> {
         match self {
@@ -224,8 +267,11 @@ pub struct Trigger {
     pub condition: Option<CompiledExpr>,
     /// Actions, in order.
     pub actions: Vec<Action>,
-    /// Per-execution limits.
+    /// Per-execution limits (the settings' defaults filled in).
     pub limits: Limits,
+    /// Stopped by an operator (`stopped:` in the triggers file), with the reason: its
+    /// firings are recorded as skipped (`trigger_stopped`) and nothing runs.
+    pub stopped: Option<Arc<str>>,
 }
 
 /// Where a pool's codes come from.

@@ -305,6 +305,14 @@ fn assert_same(
     prop_assert_eq!(seq_effects, effects, "effects ({})", what);
     prop_assert_eq!(seq_outcomes, outcomes, "outcomes ({})", what);
     prop_assert_eq!(&seq.0.report, &other.0.report, "report ({})", what);
+    // In memory too: each execution's fuel (not serialised) must match, since the limits
+    // and budgets it drives must decide the same on every executor.
+    prop_assert_eq!(
+        &seq.0.outcomes,
+        &other.0.outcomes,
+        "outcomes with fuel ({})",
+        what
+    );
     assert_same_state(&seq.1, &other.1, what)
 }
 

@@ -85,6 +85,7 @@ fn compile_here(
         lenient: schema.is_none(),
         diags: Vec::new(),
         counters: FxHashMap::default(),
+        default_limits: Settings::default().limits,
         broken: Broken {
             triggers: shaped.has_broken("triggers"),
             pools: shaped.broken_ids("pools").map(str::to_string).collect(),
@@ -126,6 +127,8 @@ struct Checker<'a> {
     diags: Vec<Diagnostic>,
     counters: FxHashMap<String, (CounterId, Ty)>,
     broken: Broken,
+    /// The settings' per-execution limits, filled into every trigger's.
+    default_limits: Limits,
 }
 
 /// Where an action's expressions may look.
@@ -143,6 +146,27 @@ impl Checker<'_> {
     fn warn(&mut self, at: Location, msg: impl Into<String>, help: Option<String>) {
         self.diags
             .push(Diagnostic::warning(at, msg).with_help_opt(help));
+    }
+
+    /// Validated per-execution limits (each at least 1).
+    fn limits(
+        &mut self,
+        max_effects: &Option<Spanned<i64>>,
+        max_points: &Option<Spanned<i64>>,
+        max_emitted_events: &Option<Spanned<i64>>,
+        max_fuel: &Option<Spanned<i64>>,
+        max_writes: &Option<Spanned<i64>>,
+    ) -> Limits {
+        let small = |v: i64| v.min(u32::MAX as i64) as u32;
+        Limits {
+            max_effects: self.positive(max_effects, "max_effects").map(small),
+            max_points: self.positive(max_points, "max_points"),
+            max_emitted_events: self
+                .positive(max_emitted_events, "max_emitted_events")
+                .map(small),
+            max_fuel: self.positive(max_fuel, "max_fuel").map(|v| v as u64),
+            max_writes: self.positive(max_writes, "max_writes").map(small),
+        }
     }
 
     fn positive(&mut self, v: &Option<Spanned<i64>>, what: &str) -> Option<i64> {
@@ -184,7 +208,16 @@ impl Checker<'_> {
                     settings.max_chain_depth = d.value as u32;
                 }
             }
+            let defaults = self.limits(
+                &s.value.max_effects,
+                &None,
+                &s.value.max_emitted_events,
+                &s.value.max_fuel,
+                &s.value.max_writes,
+            );
+            settings.limits = defaults.or(&settings.limits);
         }
+        self.default_limits = settings.limits.clone();
         let declared = f.event_types.as_ref().map(|types| {
             let mut set: FxHashMap<String, Location> = FxHashMap::default();
             for t in types {
@@ -564,15 +597,27 @@ impl Checker<'_> {
             }
             Some(expr)
         });
-        let limits = def.limits.as_ref().map(|l| Limits {
-            max_effects: self
-                .positive(&l.value.max_effects, "max_effects")
-                .map(|v| v.min(u32::MAX as i64) as u32),
-            max_points: self.positive(&l.value.max_points, "max_points"),
-            max_emitted_events: self
-                .positive(&l.value.max_emitted_events, "max_emitted_events")
-                .map(|v| v.min(u32::MAX as i64) as u32),
+        let limits = def.limits.as_ref().map(|l| {
+            self.limits(
+                &l.value.max_effects,
+                &l.value.max_points,
+                &l.value.max_emitted_events,
+                &l.value.max_fuel,
+                &l.value.max_writes,
+            )
         });
+        let stopped = match &def.stopped {
+            Some(reason) if reason.value.trim().is_empty() => {
+                self.error(
+                    reason.referenced,
+                    "`stopped:` needs the reason the trigger is stopped",
+                    Some("e.g. `stopped: \"runaway: fires on every event (INC-42)\"`; remove the key to resume it".into()),
+                );
+                None
+            }
+            Some(reason) => Some(Arc::from(reason.value.trim())),
+            None => None,
+        };
         if def.actions.value.is_empty() {
             self.error(
                 def.actions.referenced,
@@ -599,7 +644,8 @@ impl Checker<'_> {
             enabled: def.enabled.unwrap_or(true),
             condition,
             actions,
-            limits: limits.unwrap_or_default(),
+            limits: limits.unwrap_or_default().or(&self.default_limits),
+            stopped,
         })
     }
 

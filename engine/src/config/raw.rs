@@ -59,6 +59,18 @@ pub struct SettingsDef {
     /// How deep chained events may nest (default 16).
     #[serde(default)]
     pub max_chain_depth: Option<Spanned<i64>>,
+    /// Default fuel per execution (1,000,000).
+    #[serde(default)]
+    pub max_fuel: Option<Spanned<i64>>,
+    /// Default state writes per execution (10,000).
+    #[serde(default)]
+    pub max_writes: Option<Spanned<i64>>,
+    /// Default effects per execution (unlimited).
+    #[serde(default)]
+    pub max_effects: Option<Spanned<i64>>,
+    /// Default chained events per execution (unlimited).
+    #[serde(default)]
+    pub max_emitted_events: Option<Spanned<i64>>,
 }
 
 /// One coupon pool.
@@ -122,6 +134,10 @@ pub struct TriggerDef {
     /// Disabled triggers are validated but never run. Default true.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// The operator's kill switch: the reason the trigger is stopped. Its firings are
+    /// recorded as skipped (`trigger_stopped`) with this reason; nothing runs.
+    #[serde(default)]
+    pub stopped: Option<Spanned<String>>,
     /// CEL condition; absent means "always".
     #[serde(default)]
     pub condition: Option<Spanned<String>>,
@@ -145,6 +161,12 @@ pub struct LimitsDef {
     /// At most this many chained events per execution.
     #[serde(default)]
     pub max_emitted_events: Option<Spanned<i64>>,
+    /// At most this much fuel per execution.
+    #[serde(default)]
+    pub max_fuel: Option<Spanned<i64>>,
+    /// At most this many state writes per execution.
+    #[serde(default)]
+    pub max_writes: Option<Spanned<i64>>,
 }
 
 /// One action (`- kind: { ... }`).

@@ -24,6 +24,21 @@
 //! or the committer reports [`TxnError::NeedsEager`] and the transaction is re-run in
 //! [`ExecMode::Eager`], which is the sequential semantics by definition.
 //!
+//! ## Fuel
+//! Every trigger execution is metered in deterministic **fuel**, a function of its inputs
+//! only, so the limits it drives decide the same on every executor, mode and thread count:
+//! - evaluating an expression costs its static size (one unit per node), charged when it
+//!   starts; a comprehension also costs its length times its body's size, charged before it
+//!   iterates (so `list.exists(x, …)` over 10k elements costs 10k bodies, and a limit stops
+//!   it before the work is done);
+//! - each state write an action makes costs [`FUEL_PER_WRITE`] ([`Action::writes`]: counted
+//!   from the action, not the view, since deferred and eager modes touch the view
+//!   differently); each effect [`FUEL_PER_EFFECT`]; each chained event [`FUEL_PER_EMIT`].
+//!
+//! Going past the trigger's `max_fuel` aborts the execution (`fuel_exhausted`); past
+//! `max_writes`, `limit_exceeded`. The fuel an execution used is in its outcome
+//! ([`TriggerOutcome::fuel`]) and summed per trigger in the report.
+//!
 //! ## Invariants
 //! - **Atomic trigger executions.** Each execution writes into its own overlay; only when all
 //!   its actions succeed is the overlay merged into the transaction and its effects, slots and
@@ -33,6 +48,13 @@
 //! - **No side effects here.** Effects are returned, never sent: only the committer emits
 //!   them, so a re-executed transaction can never send twice.
 //! - In eager mode the output has only [`Write::Set`]s and no coupon slots.
+
+/// Fuel of one state write.
+pub const FUEL_PER_WRITE: u64 = 1;
+/// Fuel of one effect.
+pub const FUEL_PER_EFFECT: u64 = 10;
+/// Fuel of one chained event.
+pub const FUEL_PER_EMIT: u64 = 10;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -178,6 +200,20 @@ pub fn execute(
         }
         for &ti in set.for_event_type(&ev.event_type) {
             let trigger = set.trigger(ti);
+            if let Some(reason) = &trigger.stopped {
+                out.timings.push((ti, 0));
+                out.triggers.push(TriggerOutcome {
+                    trigger: trigger.id.clone(),
+                    event_id: ev.id.clone(),
+                    depth,
+                    result: TriggerResult::Stopped {
+                        skip: "trigger_stopped",
+                        reason: reason.clone(),
+                    },
+                    fuel: 0,
+                });
+                continue;
+            }
             let _trigger =
                 tracing::trace_span!("trigger", trigger = %trigger.id, event_id = %ev.id, depth)
                     .entered();
@@ -198,8 +234,13 @@ pub fn execute(
                 slots: Vec::new(),
                 emitted: Vec::new(),
                 points: 0,
+                fuel: 0,
+                writes: 0,
+                max_fuel: trigger.limits.max_fuel.unwrap_or(u64::MAX),
             };
-            let result = match exec.run(trigger) {
+            let run = exec.run(trigger);
+            let fuel = exec.fuel_used();
+            let result = match run {
                 Err(Stop::Halt) => return Err(TxnError::Halted),
                 Err(Stop::NeedsEager) => return Err(TxnError::NeedsEager),
                 Err(Stop::Abort(reason)) => TriggerResult::Aborted(reason),
@@ -239,6 +280,7 @@ pub fn execute(
                 event_id: ev.id.clone(),
                 depth,
                 result,
+                fuel,
             });
         }
     }
@@ -353,6 +395,11 @@ struct Execution<'x, 'v> {
     slots: Vec<CouponSlot>,
     emitted: Vec<Event>,
     points: i64,
+    /// Fuel charged by expression evaluation.
+    fuel: u64,
+    /// State writes made by the actions done so far ([`Action::writes`]).
+    writes: u64,
+    max_fuel: u64,
 }
 
 #[derive(Clone)]
@@ -386,9 +433,49 @@ impl Scope for Execution<'_, '_> {
     fn segment(&self, id: &str) -> Option<bool> {
         self.memberships.contains(id, self.event.customer_id)
     }
+    fn burn(&mut self, fuel: u64) -> Result<(), EvalError> {
+        self.fuel = self.fuel.saturating_add(fuel);
+        let used = self.fuel_used();
+        if used > self.max_fuel {
+            return Err(EvalError::FuelExhausted {
+                used,
+                max: self.max_fuel,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Execution<'_, '_> {
+    /// All fuel used so far (see the module docs, "Fuel").
+    fn fuel_used(&self) -> u64 {
+        self.fuel
+            .saturating_add(self.writes.saturating_mul(FUEL_PER_WRITE))
+            .saturating_add((self.effects.len() as u64).saturating_mul(FUEL_PER_EFFECT))
+            .saturating_add((self.emitted.len() as u64).saturating_mul(FUEL_PER_EMIT))
+    }
+
+    /// After an action: the write and fuel limits.
+    fn check_limits(&self, trigger: &Trigger, action: u32) -> Result<(), Stop> {
+        if let Some(max) = trigger.limits.max_writes {
+            if self.writes > u64::from(max) {
+                return Err(Stop::Abort(AbortReason::LimitExceeded {
+                    action,
+                    limit: "max_writes",
+                    max: i64::from(max),
+                }));
+            }
+        }
+        let used = self.fuel_used();
+        if used > self.max_fuel {
+            return Err(Stop::Abort(AbortReason::FuelExhausted {
+                used,
+                max: self.max_fuel,
+            }));
+        }
+        Ok(())
+    }
+
     /// Reads for expression evaluation; a fallback request travels as `Halt` plus a flag.
     fn read_for_eval(&mut self, key: Key) -> Result<Value, EvalError> {
         match self.read(key) {
@@ -450,6 +537,8 @@ impl Execution<'_, '_> {
         for (i, action) in trigger.actions.iter().enumerate() {
             let _action = tracing::trace_span!("action", index = i, kind = action.kind()).entered();
             self.action(trigger, i as u32, action)?;
+            self.writes += u64::from(action.writes());
+            self.check_limits(trigger, i as u32)?;
         }
         Ok(true)
     }
@@ -779,6 +868,9 @@ const NEEDS_EAGER: &str = "\u{0}fusebox:needs-eager";
 fn eval_stop(e: EvalError, abort: impl FnOnce(String) -> AbortReason) -> Stop {
     match e {
         EvalError::Halt => Stop::Halt,
+        EvalError::FuelExhausted { used, max } => {
+            Stop::Abort(AbortReason::FuelExhausted { used, max })
+        }
         EvalError::Arithmetic(m) if m == NEEDS_EAGER => Stop::NeedsEager,
         e => Stop::Abort(abort(e.to_string())),
     }

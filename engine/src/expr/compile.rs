@@ -207,6 +207,43 @@ pub(crate) enum Node {
 }
 
 impl Node {
+    /// Fuel of one evaluation: one unit per node, a comprehension's iterations excepted
+    /// (they are charged when it runs: its length times `body_cost`).
+    pub(crate) fn static_cost(&self) -> u64 {
+        1 + match self {
+            Node::Const(_)
+            | Node::Attr(_)
+            | Node::Event(_)
+            | Node::EventProp(_)
+            | Node::Now
+            | Node::Counter(_)
+            | Node::Coupon
+            | Node::Segment(_)
+            | Node::Local(_) => 0,
+            Node::Select(a, _)
+            | Node::HasKey(a, _)
+            | Node::NotNull(a)
+            | Node::Not(a)
+            | Node::Neg(a)
+            | Node::Matches(a, _)
+            | Node::NotStrictlyFalse(a) => a.static_cost(),
+            Node::And(a, b) | Node::Or(a, b) | Node::Bin(_, a, b) | Node::Index(a, b) => {
+                a.static_cost() + b.static_cost()
+            }
+            Node::Cond(parts) => {
+                parts.0.static_cost() + parts.1.static_cost() + parts.2.static_cost()
+            }
+            Node::List(items) | Node::Call(_, items) => items.iter().map(Node::static_cost).sum(),
+            Node::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| k.static_cost() + v.static_cost())
+                .sum(),
+            Node::Comprehension(c) => {
+                c.range.static_cost() + c.init.static_cost() + c.result.static_cost()
+            }
+        }
+    }
+
     /// Whether `pred` holds for this node or any node below it.
     pub(crate) fn any(&self, pred: &dyn Fn(&Node) -> bool) -> bool {
         if pred(self) {
@@ -252,6 +289,8 @@ pub(crate) struct Comprehension {
     pub cond: Node,
     pub step: Node,
     pub result: Node,
+    /// Fuel of one iteration: the static size of `cond` and `step` (at least 1).
+    pub body_cost: u64,
 }
 
 struct Compiler<'a, 'e> {
@@ -306,6 +345,7 @@ fn compile_here(source: &str, env: &ExprEnv<'_>) -> Result<super::CompiledExpr, 
     let (root, ty) = compiler.node(&ast)?;
     Ok(super::CompiledExpr {
         source: source.to_string(),
+        cost: root.static_cost(),
         root,
         ty,
         locals: compiler.next_slot,
@@ -667,6 +707,7 @@ impl Compiler<'_, '_> {
                 iter_slot,
                 accu_slot,
                 init,
+                body_cost: (cond.static_cost() + step.static_cost()).max(1),
                 cond,
                 step,
                 result,

@@ -74,6 +74,22 @@ pub enum EvalError {
     /// Not an error of the expression: it is never recorded as an outcome.
     #[error("evaluation halted by the executor")]
     Halt,
+    /// The execution used up its fuel (see `exec::txn`, "Fuel"). Never absorbed by `||`,
+    /// `&&` or a comprehension: it ends the execution.
+    #[error("fuel limit {max} exceeded (used {used})")]
+    FuelExhausted {
+        /// Fuel used when the limit was crossed.
+        used: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
+impl EvalError {
+    /// Errors no CEL rule may absorb: the executor's halt and fuel exhaustion.
+    pub(crate) fn is_fatal(&self) -> bool {
+        matches!(self, EvalError::Halt | EvalError::FuelExhausted { .. })
+    }
 }
 
 /// The state an expression reads.
@@ -91,6 +107,14 @@ pub trait Scope {
     fn segment(&self, id: &str) -> Option<bool> {
         let _ = id;
         None
+    }
+    /// Charges `fuel` units of evaluation work; `Err(FuelExhausted)` ends the evaluation.
+    /// An expression charges its static size when it starts and a comprehension its
+    /// iterations times its body's size before it loops, so a condition over a 10k-element
+    /// list costs 10k bodies and is stopped before doing them when that is too much.
+    fn burn(&mut self, fuel: u64) -> Result<(), EvalError> {
+        let _ = fuel;
+        Ok(())
     }
 }
 
@@ -249,7 +273,7 @@ impl Node {
             },
             Node::NotStrictlyFalse(a) => match a.eval(scope, locals) {
                 Ok(Value::Bool(false)) => Value::Bool(false),
-                Err(EvalError::Halt) => return Err(EvalError::Halt),
+                Err(e) if e.is_fatal() => return Err(e),
                 _ => Value::Bool(true),
             },
             Node::Comprehension(c) => comprehension(c, scope, locals)?,
@@ -270,7 +294,7 @@ fn logic(
         Ok(Value::Bool(x)) if x == is_or => return Ok(Value::Bool(is_or)),
         Ok(Value::Bool(_)) => None,
         Ok(other) => Some(type_err(format!("logical operand is a {}", other.kind()))),
-        Err(EvalError::Halt) => return Err(EvalError::Halt),
+        Err(e) if e.is_fatal() => return Err(e),
         Err(e) => Some(e),
     };
     match b.eval(scope, locals)? {
@@ -310,6 +334,7 @@ fn comprehension(
     };
     slot(locals, c.accu_slot)?;
     slot(locals, c.iter_slot)?;
+    scope.burn((items.len() as u64).saturating_mul(c.body_cost))?;
     locals[c.accu_slot] = Ok(c.init.eval(scope, locals)?);
     for item in items {
         locals[c.iter_slot] = Ok(item);
@@ -321,7 +346,7 @@ fn comprehension(
         // An error in one step is kept in the accumulator, not raised: a later element may
         // still decide the result (`[1, 2, 3].all(e, 6 / (2 - e) == 6)` is false).
         locals[c.accu_slot] = match c.step.eval(scope, locals) {
-            Err(EvalError::Halt) => return Err(EvalError::Halt),
+            Err(e) if e.is_fatal() => return Err(e),
             step => step,
         };
     }

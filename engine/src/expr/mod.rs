@@ -139,6 +139,8 @@ pub struct ExprError {
 #[derive(Clone)]
 pub struct CompiledExpr {
     source: String,
+    /// Fuel one evaluation costs before any comprehension iterates.
+    cost: u64,
     root: compile::Node,
     ty: Ty,
     locals: usize,
@@ -198,6 +200,7 @@ impl CompiledExpr {
     /// The result can leave the expression: a map with non-string keys (possible inside an
     /// expression, e.g. `{1: 'a'}[1]`) is refused as a result, since outputs are JSON.
     pub fn eval(&self, scope: &mut dyn Scope) -> Result<Value, EvalError> {
+        scope.burn(self.cost)?;
         let value = if self.locals == 0 {
             self.root.eval(scope, &mut Vec::new())?
         } else {

@@ -49,6 +49,7 @@ pub(crate) fn batch(
                     match &t.result {
                         TriggerResult::Committed => counter!("fusebox_trigger_executions_total", "trigger" => trigger, "result" => "committed").increment(1),
                         TriggerResult::Skipped => counter!("fusebox_trigger_executions_total", "trigger" => trigger, "result" => "skipped").increment(1),
+                        TriggerResult::Stopped { .. } => counter!("fusebox_trigger_executions_total", "trigger" => trigger, "result" => "stopped").increment(1),
                         TriggerResult::Aborted(reason) => {
                             counter!("fusebox_trigger_executions_total", "trigger" => trigger.clone(), "result" => "aborted").increment(1);
                             counter!("fusebox_trigger_aborts_total", "trigger" => trigger, "reason" => reason.kind()).increment(1);

@@ -224,7 +224,7 @@ impl Tracker {
                 recent.0 += 1;
                 match &t.result {
                     TriggerResult::Committed => figures.committed += 1,
-                    TriggerResult::Skipped => {}
+                    TriggerResult::Skipped | TriggerResult::Stopped { .. } => {}
                     TriggerResult::Aborted(reason) => {
                         *figures
                             .aborted

@@ -1,0 +1,230 @@
+//! Governor limits and the kill switch: deterministic fuel (a comprehension over 10k
+//! elements costs 10k bodies, on every executor), `max_fuel` and `max_writes` aborting an
+//! execution with a typed reason and leaving no trace, `stopped:` recording every firing as
+//! `trigger_stopped`, and `fusebox check`-style located errors for bad values.
+
+use fusebox_engine::config::compile_triggers;
+use fusebox_engine::customers::{Column, CustomerTable, Schema};
+use fusebox_engine::event::EventRecord;
+use fusebox_engine::io::events::read_jsonl;
+use fusebox_engine::outcome::{AbortReason, RecordStatus, TriggerResult};
+use fusebox_engine::state::State;
+use fusebox_engine::value::{AttrType, Value};
+use fusebox_engine::{BatchResult, Engine, ExecutorKind, RunOptions};
+
+fn table() -> CustomerTable {
+    let schema = Schema::new([
+        ("points".to_string(), AttrType::Int),
+        ("note".to_string(), AttrType::String),
+    ])
+    .unwrap();
+    CustomerTable::new(
+        schema,
+        vec![1, 2],
+        vec![
+            Column::Int(vec![Some(0), Some(0)]),
+            Column::String(vec![None, None]),
+        ],
+    )
+    .unwrap()
+}
+
+fn events(n_items: usize) -> Vec<EventRecord> {
+    let items: Vec<String> = (0..n_items).map(|i| i.to_string()).collect();
+    let jsonl: String = (0..6)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"e{i}\",\"customer_id\":{},\"type\":\"a\",\"timestamp\":\"2026-01-01T00:00:00Z\",\"properties\":{{\"items\":[{}]}}}}\n",
+                1 + i % 2,
+                items.join(",")
+            )
+        })
+        .collect();
+    read_jsonl(jsonl.as_bytes()).unwrap()
+}
+
+fn run(yaml: &str, records: &[EventRecord], executor: ExecutorKind) -> (BatchResult, State) {
+    let t = table();
+    let set = compile_triggers(yaml, "t.yaml", Some(t.schema())).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::builder(set).executor(executor).build().unwrap();
+    let mut state = State::new(t, engine.triggers());
+    let result = engine
+        .run_batch(&mut state, records, &RunOptions::default())
+        .unwrap();
+    (result, state)
+}
+
+fn results_of(result: &BatchResult, trigger: &str) -> Vec<TriggerResult> {
+    result
+        .outcomes
+        .iter()
+        .flat_map(|o| match &o.status {
+            RecordStatus::Processed { triggers } => triggers
+                .iter()
+                .filter(|t| &*t.trigger == trigger)
+                .map(|t| t.result.clone())
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+const SCAN: &str = r#"
+triggers:
+  - id: scan
+    owner: o@x
+    on: a
+    condition: "event.properties.items.exists(i, i == -1) || true"
+    limits: { max_fuel: LIMIT }
+    actions:
+      - award_points: { amount: "1" }
+  - id: cheap
+    owner: o@x
+    on: a
+    actions:
+      - set: { attribute: note, value: "'seen'" }
+"#;
+
+#[test]
+fn a_comprehension_costs_its_length_and_max_fuel_stops_it_on_every_executor() {
+    let records = events(10_000);
+    let fuel = |records: &[EventRecord]| {
+        let (generous, _) = run(
+            &SCAN.replace("LIMIT", "1000000"),
+            records,
+            ExecutorKind::Sequential,
+        );
+        generous.report.triggers["scan"].fuel / 6
+    };
+    let (small, large) = (fuel(&events(1_000)), fuel(&records));
+    // At least one unit per element, and linear in the length: 10× the elements, ~10× fuel.
+    assert!(large >= 10_000, "{large}");
+    let ratio = large as f64 / small as f64;
+    assert!((9.0..=10.0).contains(&ratio), "1k: {small}, 10k: {large}");
+    for executor in [
+        ExecutorKind::Sequential,
+        ExecutorKind::parallel(2),
+        ExecutorKind::Locking { threads: 2 },
+    ] {
+        let (tight, state) = run(&SCAN.replace("LIMIT", "5000"), &records, executor);
+        for r in results_of(&tight, "scan") {
+            match r {
+                TriggerResult::Aborted(AbortReason::FuelExhausted { used, max }) => {
+                    assert_eq!(max, 5000);
+                    assert!(used > 5000, "{used}");
+                }
+                other => panic!("{executor:?}: expected fuel_exhausted, got {other:?}"),
+            }
+        }
+        // Nothing of the aborted executions is kept; the cheap trigger still ran.
+        assert_eq!(state.customers.get(0, 0), Value::Int(0), "{executor:?}");
+        assert_eq!(state.customers.get(0, 1), Value::Str("seen".into()));
+        assert_eq!(tight.report.triggers["cheap"].committed, 6);
+        assert_eq!(
+            tight.report.triggers["scan"].aborted_by_reason["fuel_exhausted"],
+            6
+        );
+    }
+}
+
+#[test]
+fn fuel_is_the_same_on_every_executor() {
+    let records = events(300);
+    let yaml = SCAN.replace("LIMIT", "1000000");
+    let (seq, _) = run(&yaml, &records, ExecutorKind::Sequential);
+    for executor in [
+        ExecutorKind::parallel(2),
+        ExecutorKind::Locking { threads: 2 },
+    ] {
+        let (other, _) = run(&yaml, &records, executor);
+        assert_eq!(
+            other.outcomes, seq.outcomes,
+            "{executor:?}: outcomes and their fuel"
+        );
+        assert_eq!(other.report, seq.report, "{executor:?}");
+    }
+    assert!(seq.report.triggers["cheap"].fuel > 0);
+}
+
+#[test]
+fn max_writes_aborts_at_the_action_that_crosses_it_and_settings_give_defaults() {
+    let yaml = r#"
+settings: { max_writes: 2 }
+triggers:
+  - id: three-writes
+    owner: o@x
+    on: a
+    actions:
+      - award_points: { amount: "1" }
+      - set: { attribute: note, value: "'x'" }
+      - award_points: { amount: "1" }
+  - id: own-limit
+    owner: o@x
+    on: a
+    limits: { max_writes: 5 }
+    actions:
+      - award_points: { amount: "10" }
+      - award_points: { amount: "10" }
+      - award_points: { amount: "10" }
+"#;
+    let (result, state) = run(yaml, &events(1), ExecutorKind::parallel(2));
+    for r in results_of(&result, "three-writes") {
+        assert_eq!(
+            r,
+            TriggerResult::Aborted(AbortReason::LimitExceeded {
+                action: 2,
+                limit: "max_writes",
+                max: 2
+            })
+        );
+    }
+    assert_eq!(state.customers.get(0, 1), Value::Null, "rolled back");
+    assert_eq!(
+        state.customers.get(0, 0),
+        Value::Int(90),
+        "3 events × 30 points"
+    );
+}
+
+#[test]
+fn a_stopped_trigger_records_every_firing_with_its_reason_and_runs_nothing() {
+    let yaml = r#"
+triggers:
+  - id: runaway
+    owner: o@x
+    on: a
+    stopped: "fires on every event (INC-42)"
+    actions:
+      - award_points: { amount: "1000" }
+  - id: innocent
+    owner: o@x
+    on: a
+    actions:
+      - award_points: { amount: "1" }
+"#;
+    let (result, state) = run(yaml, &events(1), ExecutorKind::Sequential);
+    let stopped = results_of(&result, "runaway");
+    assert_eq!(stopped.len(), 6);
+    assert!(stopped.iter().all(|r| matches!(r, TriggerResult::Stopped { skip: "trigger_stopped", reason } if &**reason == "fires on every event (INC-42)")));
+    assert_eq!(result.report.triggers["runaway"].stopped, 6);
+    assert_eq!(state.customers.get(0, 0), Value::Int(3));
+    let line = serde_json::to_string(&result.outcomes[0]).unwrap();
+    assert!(
+        line.contains(r#""trigger":"runaway","event_id":"e0","depth":0,"result":"skipped","skip":"trigger_stopped","reason":"fires on every event (INC-42)""#),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_limits_and_an_empty_stop_reason_are_located_errors() {
+    let t = table();
+    for (yaml, says) in [
+        ("settings: { max_fuel: 0 }\ntriggers:\n  - { id: t, owner: o, on: a, actions: [ { award_points: { amount: \"1\" } } ] }\n", "max_fuel must be at least 1"),
+        ("triggers:\n  - { id: t, owner: o, on: a, limits: { max_writes: -3 }, actions: [ { award_points: { amount: \"1\" } } ] }\n", "max_writes must be at least 1"),
+        ("triggers:\n  - { id: t, owner: o, on: a, stopped: \" \", actions: [ { award_points: { amount: \"1\" } } ] }\n", "needs the reason"),
+    ] {
+        let err = compile_triggers(yaml, "t.yaml", Some(t.schema())).unwrap_err().to_string();
+        assert!(err.contains(says), "{yaml}: {err}");
+        assert!(err.contains("t.yaml:"), "located: {err}");
+    }
+}
