@@ -8,8 +8,8 @@
 //! the same on every executor and thread count.
 //!
 //! Rules: a trigger that aborted any execution is a problem (*failing* when more than half
-//! of its executions aborted); a process with held events is one; rejected input records
-//! are one. Health is `ok` with no problem, `degraded` otherwise.
+//! of its executions aborted), and so is a trigger an operator stopped (`stopped:`); a
+//! process with held events is one; rejected input records are one. Health is `ok` with no problem, `degraded` otherwise.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +42,10 @@ pub struct BatchHealth {
 struct Tally {
     executions: u64,
     aborted: u64,
+    /// Firings skipped because an operator stopped the trigger, the first reason, and line.
+    stopped: u64,
+    stop_reason: Option<String>,
+    stopped_since: Option<u64>,
     reasons: BTreeMap<&'static str, u64>,
     first: Option<u64>,
 }
@@ -64,10 +68,18 @@ pub fn assess(result: &BatchResult) -> BatchHealth {
                 for t in ts {
                     let tally = triggers.entry(&t.trigger).or_default();
                     tally.executions += 1;
-                    if let TriggerResult::Aborted(reason) = &t.result {
-                        tally.aborted += 1;
-                        *tally.reasons.entry(reason.kind()).or_default() += 1;
-                        tally.first.get_or_insert(o.line);
+                    match &t.result {
+                        TriggerResult::Aborted(reason) => {
+                            tally.aborted += 1;
+                            *tally.reasons.entry(reason.kind()).or_default() += 1;
+                            tally.first.get_or_insert(o.line);
+                        }
+                        TriggerResult::Stopped { reason, .. } => {
+                            tally.stopped += 1;
+                            tally.stop_reason.get_or_insert_with(|| reason.to_string());
+                            tally.stopped_since.get_or_insert(o.line);
+                        }
+                        TriggerResult::Committed | TriggerResult::Skipped => {}
                     }
                 }
             }
@@ -81,6 +93,17 @@ pub fn assess(result: &BatchResult) -> BatchHealth {
     }
     let mut problems = Vec::new();
     for (id, t) in &triggers {
+        if let Some(since) = t.stopped_since {
+            problems.push(BatchProblem {
+                component: format!("trigger:{id}"),
+                what: format!(
+                    "stopped by an operator ({}): {} firings skipped",
+                    t.stop_reason.as_deref().unwrap_or(""),
+                    t.stopped
+                ),
+                since_line: since,
+            });
+        }
         let Some(first) = t.first else { continue };
         let failing = if t.aborted * 2 > t.executions {
             "failing: "

@@ -98,7 +98,7 @@ pub enum AbortReason {
         max: i64,
     },
     /// Emitting would nest chained events deeper than `max_chain_depth`.
-    #[error("action {action}: chain depth {emitted_depth} would exceed max_chain_depth {max}")]
+    #[error("action {action}: chain depth {emitted_depth} would exceed max_chain_depth {max}{}", describe_cycle(.cycle))]
     ChainDepthExceeded {
         /// Action index.
         action: u32,
@@ -107,6 +107,10 @@ pub enum AbortReason {
         emitted_depth: u32,
         /// The limit.
         max: u32,
+        /// When the chain is a loop, the triggers that make it, first to last, the first
+        /// repeated at the end (`["a", "b", "a"]`: A emits what fires B, B what fires A).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cycle: Option<Vec<Arc<str>>>,
     },
     /// The execution used more fuel than `max_fuel` (see the README, "Fuel and limits").
     #[error("fuel limit {max} exceeded (used {used})")]
@@ -116,6 +120,16 @@ pub enum AbortReason {
         /// The limit.
         max: u64,
     },
+}
+
+fn describe_cycle(cycle: &Option<Vec<Arc<str>>>) -> String {
+    match cycle {
+        Some(c) => format!(
+            " (a loop: {})",
+            c.iter().map(|t| &**t).collect::<Vec<_>>().join(" → ")
+        ),
+        None => String::new(),
+    }
 }
 
 impl AbortReason {
@@ -273,6 +287,7 @@ mod tests {
                 action: 1,
                 emitted_depth: 17,
                 max: 16,
+                cycle: Some(vec![Arc::from("a"), Arc::from("b"), Arc::from("a")]),
             },
             AbortReason::FuelExhausted {
                 used: 1_000_001,

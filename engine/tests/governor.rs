@@ -228,3 +228,47 @@ fn bad_limits_and_an_empty_stop_reason_are_located_errors() {
         assert!(err.contains("t.yaml:"), "located: {err}");
     }
 }
+
+#[test]
+fn a_loop_of_chained_events_is_reported_naming_its_cycle() {
+    let yaml = r#"
+settings: { max_chain_depth: 5 }
+triggers:
+  - id: ping
+    owner: o@x
+    on: a
+    condition: "customer.points < 1000"
+    actions:
+      - award_points: { amount: "1" }
+      - emit_event: { type: b }
+  - id: pong
+    owner: o@x
+    on: b
+    condition: "customer.points < 1000"
+    actions:
+      - emit_event: { type: a }
+"#;
+    let (result, _) = run(yaml, &events(1), ExecutorKind::parallel(2));
+    let line = serde_json::to_string(&result.outcomes[0]).unwrap();
+    assert!(
+        line.contains(r#""reason":"chain_depth_exceeded","action":0,"emitted_depth":6,"max":5,"cycle":["pong","ping","pong"]"#),
+        "{line}"
+    );
+    let health = fusebox_engine::health::assess(&result);
+    assert!(
+        health.problems[0].what.contains("chain_depth_exceeded"),
+        "{health:?}"
+    );
+}
+
+#[test]
+fn the_batch_status_names_a_stopped_trigger() {
+    let yaml = "triggers:\n  - { id: t, owner: o, on: a, stopped: \"INC-7\", actions: [ { award_points: { amount: \"1\" } } ] }\n";
+    let (result, _) = run(yaml, &events(1), ExecutorKind::Sequential);
+    let health = fusebox_engine::health::assess(&result);
+    assert_eq!(health.health, "degraded");
+    assert_eq!(
+        health.problems[0].what,
+        "stopped by an operator (INC-7): 6 firings skipped"
+    );
+}

@@ -778,6 +778,7 @@ impl Execution<'_, '_> {
                         action: i,
                         emitted_depth: depth,
                         max,
+                        cycle: chain_cycle(&self.event.id, &trigger.id),
                     }));
                 }
                 if let Some(limit) = trigger.limits.max_emitted_events {
@@ -859,6 +860,55 @@ impl Execution<'_, '_> {
         })?;
         self.write(key, new);
         Ok(())
+    }
+}
+
+/// The loop a too-deep chain is caught in, if it is one: the triggers from the latest earlier
+/// emission by `trigger` up to `trigger` again (`[a, b, a]` for A emits what fires B, B emits
+/// what fires A). Read from the event's id, which spells its ancestry
+/// (`{parent}/{trigger}#{action}`, see `event`); `None` when `trigger` did not emit earlier
+/// in the chain (a deep chain, not a loop).
+fn chain_cycle(event_id: &str, trigger: &Arc<str>) -> Option<Vec<Arc<str>>> {
+    // Triggers that emitted each ancestor, innermost first.
+    let mut emitters: Vec<&str> = Vec::new();
+    let mut id = event_id;
+    while let Some((left, _action)) = id.rsplit_once(crate::event::CHAINED_ID_MARK) {
+        let (parent, emitter) = left.rsplit_once('/')?;
+        emitters.push(emitter);
+        id = parent;
+    }
+    // `trigger` is about to emit from the innermost event; find its previous emission.
+    let back = emitters.iter().position(|e| *e == &**trigger)?;
+    let mut cycle = vec![trigger.clone()];
+    cycle.extend(emitters[..back].iter().rev().map(|e| Arc::from(*e)));
+    cycle.push(trigger.clone());
+    Some(cycle)
+}
+
+#[cfg(test)]
+mod cycle_tests {
+    use super::chain_cycle;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_loop_is_named_from_the_event_ancestry() {
+        let a: Arc<str> = Arc::from("a");
+        let cycle = chain_cycle("in/put/a#0/b#1/a#0/b#1", &a).unwrap();
+        assert_eq!(
+            cycle.iter().map(|t| &**t).collect::<Vec<_>>(),
+            ["a", "b", "a"]
+        );
+        let self_loop = chain_cycle("x/a#0/a#0", &a).unwrap();
+        assert_eq!(
+            self_loop.iter().map(|t| &**t).collect::<Vec<_>>(),
+            ["a", "a"]
+        );
+        assert_eq!(
+            chain_cycle("x/b#0/c#0", &a),
+            None,
+            "a deep chain, not a loop"
+        );
+        assert_eq!(chain_cycle("plain", &a), None);
     }
 }
 
