@@ -885,6 +885,24 @@ fn chain_cycle(event_id: &str, trigger: &Arc<str>) -> Option<Vec<Arc<str>>> {
     Some(cycle)
 }
 
+/// Marker carried through expression evaluation when a read needs an eager re-run.
+const NEEDS_EAGER: &str = "\u{0}fusebox:needs-eager";
+
+fn eval_stop(e: EvalError, abort: impl FnOnce(String) -> AbortReason) -> Stop {
+    match e {
+        EvalError::Halt => Stop::Halt,
+        EvalError::FuelExhausted { used, max } => {
+            Stop::Abort(AbortReason::FuelExhausted { used, max })
+        }
+        EvalError::Arithmetic(m) if m == NEEDS_EAGER => Stop::NeedsEager,
+        e => Stop::Abort(abort(e.to_string())),
+    }
+}
+
+fn action_error(action: u32, e: EvalError) -> Stop {
+    eval_stop(e, |message| AbortReason::ActionError { action, message })
+}
+
 #[cfg(test)]
 mod cycle_tests {
     use super::chain_cycle;
@@ -910,22 +928,4 @@ mod cycle_tests {
         );
         assert_eq!(chain_cycle("plain", &a), None);
     }
-}
-
-/// Marker carried through expression evaluation when a read needs an eager re-run.
-const NEEDS_EAGER: &str = "\u{0}fusebox:needs-eager";
-
-fn eval_stop(e: EvalError, abort: impl FnOnce(String) -> AbortReason) -> Stop {
-    match e {
-        EvalError::Halt => Stop::Halt,
-        EvalError::FuelExhausted { used, max } => {
-            Stop::Abort(AbortReason::FuelExhausted { used, max })
-        }
-        EvalError::Arithmetic(m) if m == NEEDS_EAGER => Stop::NeedsEager,
-        e => Stop::Abort(abort(e.to_string())),
-    }
-}
-
-fn action_error(action: u32, e: EvalError) -> Stop {
-    eval_stop(e, |message| AbortReason::ActionError { action, message })
 }
