@@ -109,6 +109,14 @@ fn the_service_answers_every_accepted_event_once_and_replays_exactly() {
             .unwrap();
         assert_eq!(r.status(), 422);
 
+        // The big red button over HTTP.
+        let r = client.post(format!("{base}/pause")).body("maintenance").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let status: Value = client.get(format!("{base}/status")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(status["paused"]["reason"], "maintenance", "{status}");
+        let r = client.post(format!("{base}/resume")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+
         // Concurrent submitters: single events and arrays.
         let mut tasks = Vec::new();
         for s in 0..8u64 {

@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | `POST /events` | one event (a JSON object in the `fusebox run --events` format) or a JSON array of them | `200` with the outcome (or an array of outcomes, in order); `400` with the reason if the body or any event is malformed (then nothing is submitted); `503` while shutting down |
 //! | `PUT /triggers` | a triggers file (YAML) | `200 {"version": n}`, or `422` with the located diagnostics (the old triggers keep running) |
+//! | `POST /pause` | the reason (text) | `200`: the engine stops taking work; accepted events wait (the big red button) |
+//! | `POST /resume` | | `200`: the backlog drains, then normal service |
 //! | `GET /status` | | `200` with `LiveEngine::status()` as JSON (`503` when stopped) |
 //! | `GET /metrics` | | Prometheus text |
 
@@ -36,6 +38,8 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/events", post(post_events))
         .route("/triggers", put(put_triggers))
+        .route("/pause", post(post_pause))
+        .route("/resume", post(post_resume))
         .route("/status", get(get_status))
         .route("/metrics", get(get_metrics))
         .with_state(app)
@@ -149,6 +153,25 @@ async fn put_triggers(State(app): State<App>, body: String) -> Response {
     match app.live.reload_yaml(body, "triggers.yaml".into()).await {
         Ok(version) => Json(json!({ "version": version })).into_response(),
         Err(LiveError::Config(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn post_pause(State(app): State<App>, reason: String) -> Response {
+    let reason = if reason.trim().is_empty() {
+        "paused over HTTP".to_string()
+    } else {
+        reason.trim().to_string()
+    };
+    match app.live.pause(reason).await {
+        Ok(()) => Json(json!({ "paused": true })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn post_resume(State(app): State<App>) -> Response {
+    match app.live.resume().await {
+        Ok(()) => Json(json!({ "paused": false })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

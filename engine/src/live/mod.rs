@@ -34,6 +34,12 @@
 //!   effects is delivered; if persisting fails, the engine stops (see [`store`]).
 //! - A reload applies between two batches: in-flight work finishes on the old triggers.
 //!
+//! **Pause.** [`LiveEngine::pause`] (the big red button) stops the engine thread from
+//! running batches at the next batch boundary; accepted events wait in a backlog, the intake
+//! stays bounded (back-pressure), nothing is dropped. [`LiveEngine::resume`] drains the
+//! backlog first, in acceptance order, at most [`LiveConfig::resume_rate`] events per
+//! second. Both notify the operator. A shutdown while paused drains the backlog too.
+//!
 //! **Shutdown.** [`LiveEngine::shutdown`] stops intake (later submits get
 //! [`SubmitError::ShuttingDown`]), runs everything accepted before it, delivers every
 //! outcome and returns a [`FinalReport`] with the final state. **Dropping** every handle
@@ -56,6 +62,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crossbeam::channel;
+use fusebox_quotas::notify::Notifier;
 use fusebox_quotas::Quotas;
 use tokio::sync::{oneshot, Semaphore, TryAcquireError};
 
@@ -68,7 +75,9 @@ use crate::state::State;
 use crate::trigger::TriggerSet;
 
 pub use log::AcceptedLog;
-pub use status::{Health, Latency, Problem, ProcessFigures, RunState, Status, TriggerFigures};
+pub use status::{
+    Health, Latency, Pause, Problem, ProcessFigures, RunState, Status, TriggerFigures,
+};
 pub use store::{
     BatchWrites, InMemoryStore, MapContents, MapStore, StateStore, StoreError, StoredCustomer,
 };
@@ -89,6 +98,14 @@ pub struct LiveConfig {
     pub store_retries: u32,
     /// Wait before the first retry; doubles each time.
     pub store_backoff: Duration,
+    /// Events per second, at most, while the backlog of a pause drains after `resume`
+    /// (`None`: as fast as the engine runs), so the resume spike does not overload what
+    /// receives the effects.
+    pub resume_rate: Option<u32>,
+    /// The engine's name in notifications (`{"type":"engine","id":…}`).
+    pub name: String,
+    /// Who is told when the engine is paused and resumed.
+    pub operator: String,
 }
 
 impl Default for LiveConfig {
@@ -100,6 +117,9 @@ impl Default for LiveConfig {
             accepted_log: None,
             store_retries: 3,
             store_backoff: Duration::from_millis(10),
+            resume_rate: None,
+            name: "fusebox".into(),
+            operator: "operator".into(),
         }
     }
 }
@@ -190,9 +210,16 @@ pub struct LiveBuilder {
     config: LiveConfig,
     store: Box<dyn StateStore>,
     quotas: Option<Quotas>,
+    notifier: Arc<dyn Notifier>,
 }
 
 impl LiveBuilder {
+    /// Where owner notifications go (the pause and resume of the engine); default none.
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> LiveBuilder {
+        self.notifier = notifier;
+        self
+    }
+
     /// Batching, bounds and the accepted-event log.
     pub fn config(mut self, config: LiveConfig) -> LiveBuilder {
         self.config = config;
@@ -225,6 +252,7 @@ impl LiveBuilder {
             mut config,
             store,
             quotas,
+            notifier,
         } = self;
         config.max_batch = config.max_batch.max(1);
         config.capacity = config.capacity.clamp(1, Semaphore::MAX_PERMITS);
@@ -247,9 +275,12 @@ impl LiveBuilder {
         let worker = worker::Worker::new(
             engine,
             state,
-            store,
-            log,
-            quotas,
+            worker::Resources {
+                store,
+                log,
+                quotas,
+                notifier,
+            },
             config.clone(),
             rx,
             monitor.clone(),
@@ -340,7 +371,25 @@ impl LiveEngine {
             config: LiveConfig::default(),
             store: Box::new(InMemoryStore),
             quotas: None,
+            notifier: Arc::new(fusebox_quotas::notify::NullNotifier),
         }
+    }
+
+    /// The big red button: the engine stops taking work. Accepted events queue up (the
+    /// intake stays bounded, so submitters wait or get `Full`; nothing is dropped), the
+    /// operator is notified, and `status()` shows the pause and the backlog. Takes effect at
+    /// the next batch boundary: a batch already running finishes.
+    pub async fn pause(&self, reason: impl Into<String>) -> Result<(), LiveError> {
+        let reason = reason.into();
+        self.control(|reply| worker::Msg::Pause(reason, reply))
+            .await
+            .map(|_| ())
+    }
+
+    /// Releases the pause: the backlog drains first, in acceptance order, at most
+    /// [`LiveConfig::resume_rate`] events per second; the operator is notified.
+    pub async fn resume(&self) -> Result<(), LiveError> {
+        self.control(worker::Msg::Resume).await.map(|_| ())
     }
 
     /// Submits one event and waits for its outcome. Waits for a place when the intake is

@@ -52,6 +52,15 @@ pub enum RunState {
     },
 }
 
+/// An operator's pause.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pause {
+    /// Why, as the operator said.
+    pub reason: String,
+    /// Since when (seconds since the Unix epoch).
+    pub since_unix_s: f64,
+}
+
 /// A problem, with where, since when and the figure that says so.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
@@ -120,6 +129,8 @@ pub struct Status {
     /// Running, draining or stopped.
     #[serde(flatten)]
     pub state: RunState,
+    /// Set while an operator has paused the engine: why and since when.
+    pub paused: Option<Pause>,
     /// Everything that is wrong (empty when healthy).
     pub problems: Vec<Problem>,
     /// Events accepted and not yet answered.
@@ -166,6 +177,7 @@ pub(crate) struct Tracker {
     intake_full_since: Option<SystemTime>,
     slow_since: Option<SystemTime>,
     pub processes: Vec<ProcessFigures>,
+    pub paused: Option<(String, SystemTime)>,
     /// When each currently exhausted process was first seen exhausted.
     exhausted_since: BTreeMap<String, SystemTime>,
 }
@@ -188,6 +200,7 @@ impl Tracker {
             intake_full_since: None,
             slow_since: None,
             processes: Vec::new(),
+            paused: None,
             exhausted_since: BTreeMap::new(),
         }
     }
@@ -278,6 +291,13 @@ impl Tracker {
                 since_unix_s: unix(self.stopped_since.unwrap_or(now)),
             });
         }
+        if let Some((reason, since)) = &self.paused {
+            problems.push(Problem {
+                component: "engine".into(),
+                what: format!("paused by an operator ({reason}): {queue_depth} events waiting"),
+                since_unix_s: unix(*since),
+            });
+        }
         if queue_depth * 10 > self.capacity * 9 {
             let since = *self.intake_full_since.get_or_insert(now);
             problems.push(Problem {
@@ -349,6 +369,10 @@ impl Tracker {
         Status {
             health,
             state: self.state.clone(),
+            paused: self.paused.as_ref().map(|(reason, since)| Pause {
+                reason: reason.clone(),
+                since_unix_s: unix(*since),
+            }),
             problems,
             queue_depth,
             capacity: self.capacity,

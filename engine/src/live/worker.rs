@@ -1,9 +1,11 @@
 //! The engine thread: gathers micro-batches in acceptance order and runs each through a
 //! session, then answers its submitters (see the parent module for the invariants).
 
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam::channel::{self, RecvTimeoutError, TryRecvError};
+use fusebox_quotas::notify::{Figures, Notification, NotificationKind, Notifier, Subject};
 use fusebox_quotas::Quotas;
 use tokio::sync::oneshot;
 
@@ -25,6 +27,18 @@ pub(crate) enum Msg {
     Reload(Reload, oneshot::Sender<Result<u64, LiveError>>),
     /// Drain and stop.
     Shutdown(oneshot::Sender<Result<FinalReport, LiveError>>),
+    /// The global pause, with the operator's reason.
+    Pause(String, oneshot::Sender<Result<u64, LiveError>>),
+    /// Release the pause.
+    Resume(oneshot::Sender<Result<u64, LiveError>>),
+}
+
+/// What the engine thread owns besides the engine and its state.
+pub(crate) struct Resources {
+    pub store: Box<dyn StateStore>,
+    pub log: Option<AcceptedLog>,
+    pub quotas: Option<Quotas>,
+    pub notifier: std::sync::Arc<dyn Notifier>,
 }
 
 /// A new trigger set, compiled or to compile.
@@ -53,8 +67,13 @@ pub(crate) struct Worker {
     store: Box<dyn StateStore>,
     log: Option<AcceptedLog>,
     quotas: Option<Quotas>,
+    notifier: std::sync::Arc<dyn Notifier>,
     config: LiveConfig,
     rx: channel::Receiver<Msg>,
+    /// Accepted events waiting while paused or draining after a resume, in acceptance order.
+    backlog: VecDeque<Pending>,
+    /// Why and since when an operator paused the engine.
+    paused: Option<String>,
     monitor: std::sync::Arc<Monitor>,
     /// Line number of the last accepted event.
     line: u64,
@@ -68,17 +87,20 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
         state: State,
-        store: Box<dyn StateStore>,
-        log: Option<AcceptedLog>,
-        quotas: Option<Quotas>,
+        resources: Resources,
         config: LiveConfig,
         rx: channel::Receiver<Msg>,
         monitor: std::sync::Arc<Monitor>,
     ) -> Worker {
+        let Resources {
+            store,
+            log,
+            quotas,
+            notifier,
+        } = resources;
         let line = log.as_ref().map_or(0, AcceptedLog::lines);
         Worker {
             engine,
@@ -87,8 +109,11 @@ impl Worker {
             store,
             log,
             quotas,
+            notifier,
             config,
             rx,
+            backlog: VecDeque::new(),
+            paused: None,
             monitor,
             line,
             batches: 0,
@@ -101,17 +126,45 @@ impl Worker {
 
     /// Runs until shut down, or until every handle is dropped and the intake is drained.
     pub fn run(mut self) {
-        while let Ok(msg) = self.rx.recv() {
+        loop {
+            let draining = self.paused.is_none() && !self.backlog.is_empty();
+            let msg = if draining {
+                self.rx.try_recv().ok()
+            } else {
+                match self.rx.recv() {
+                    Ok(msg) => Some(msg),
+                    // Every handle dropped: nobody can resume, so a paused backlog drains.
+                    Err(_) if !self.backlog.is_empty() => {
+                        self.paused = None;
+                        None
+                    }
+                    Err(_) => break,
+                }
+            };
             let control = match msg {
-                Msg::Event(first) => {
+                // Behind a backlog (paused, or still draining), an event waits its turn.
+                Some(Msg::Event(p)) if self.paused.is_some() || !self.backlog.is_empty() => {
+                    self.backlog.push_back(p);
+                    None
+                }
+                Some(Msg::Event(first)) => {
                     let (batch, control) = self.gather(first);
                     self.run_batch(batch);
                     control
                 }
-                control => Some(control),
+                Some(control) => Some(control),
+                None => {
+                    self.drain_backlog_batch();
+                    None
+                }
             };
             if let Some(control) = control {
                 if let Some(done) = self.control(control) {
+                    self.paused = None;
+                    self.monitor.tracker().paused = None;
+                    while !self.backlog.is_empty() {
+                        self.drain_backlog_batch();
+                    }
                     done.finish(self);
                     return;
                 }
@@ -124,6 +177,48 @@ impl Worker {
                 .clone()
                 .unwrap_or_else(|| "every handle was dropped".into()),
         );
+    }
+
+    /// Runs the next batch of the backlog, at most `resume_rate` events per second.
+    fn drain_backlog_batch(&mut self) {
+        let started = Instant::now();
+        let mut n = self.config.max_batch.min(self.backlog.len());
+        if let Some(rate) = self.config.resume_rate {
+            // Batches of about 20 ms of the allowed rate.
+            n = n.min((rate as usize / 50).max(1));
+        }
+        let batch: Vec<Pending> = self.backlog.drain(..n).collect();
+        self.run_batch(batch);
+        if let Some(rate) = self.config.resume_rate {
+            let due = Duration::from_secs_f64(n as f64 / f64::from(rate.max(1)));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+
+    /// Tells the operator the engine was paused or resumed.
+    fn notify_pause(&self, kind: NotificationKind, reason: &str) {
+        let backlog = self.backlog.len() as u64;
+        let what = if kind == NotificationKind::Paused {
+            "paused"
+        } else {
+            "resumed"
+        };
+        self.notifier.notify(Notification {
+            owner: self.config.operator.clone(),
+            subject: Subject::Engine {
+                id: self.config.name.clone(),
+            },
+            kind,
+            reason: reason.to_string(),
+            figures: Figures::new().with("backlog", backlog),
+            at: chrono::Utc::now(),
+            message: format!(
+                "engine {} {what}: {reason}; {backlog} accepted events waiting",
+                self.config.name
+            ),
+        });
     }
 
     /// The first event plus whatever follows it within the batch's size and delay; stops
@@ -326,6 +421,31 @@ impl Worker {
                 None
             }
             Msg::Shutdown(reply) => Some(Shutdown(reply)),
+            Msg::Pause(reason, reply) => {
+                if self.paused.is_none() {
+                    tracing::warn!(%reason, "engine paused by an operator");
+                    self.notify_pause(NotificationKind::Paused, &reason);
+                    self.monitor.tracker().paused = Some((reason.clone(), SystemTime::now()));
+                    self.paused = Some(reason);
+                }
+                let _ = reply.send(Ok(self.version));
+                None
+            }
+            Msg::Resume(reply) => {
+                if let Some(reason) = self.paused.take() {
+                    tracing::warn!(
+                        backlog = self.backlog.len(),
+                        "engine resumed by an operator"
+                    );
+                    self.notify_pause(
+                        NotificationKind::Unpaused,
+                        &format!("resumed after: {reason}"),
+                    );
+                    self.monitor.tracker().paused = None;
+                }
+                let _ = reply.send(Ok(self.version));
+                None
+            }
         }
     }
 
@@ -370,6 +490,9 @@ impl Shutdown {
                     let _ = reply.send(Err(LiveError::Stopped("shut down".into())));
                 }
                 Ok(Msg::Shutdown(reply)) => {
+                    let _ = reply.send(Err(LiveError::Stopped("shut down".into())));
+                }
+                Ok(Msg::Pause(_, reply)) | Ok(Msg::Resume(reply)) => {
                     let _ = reply.send(Err(LiveError::Stopped("shut down".into())));
                 }
                 Err(_) => break,

@@ -24,6 +24,11 @@ pub enum Subject {
         /// The trigger id.
         id: String,
     },
+    /// A whole engine (its global pause, "the big red button"); `id` names the engine.
+    Engine {
+        /// The engine's name.
+        id: String,
+    },
 }
 
 impl Subject {
@@ -40,7 +45,7 @@ impl Subject {
     /// The id, whatever the subject's type.
     pub fn id(&self) -> &str {
         match self {
-            Subject::Process { id } | Subject::Trigger { id } => id,
+            Subject::Process { id } | Subject::Trigger { id } | Subject::Engine { id } => id,
         }
     }
 
@@ -49,6 +54,7 @@ impl Subject {
         match self {
             Subject::Process { .. } => "process",
             Subject::Trigger { .. } => "trigger",
+            Subject::Engine { .. } => "engine",
         }
     }
 }
@@ -105,9 +111,9 @@ pub enum NotificationKind {
     Stopped,
     /// Trigger: it is back under its limits on its own (after throttling).
     Recovered,
-    /// Trigger: an operator paused it.
+    /// An operator paused it (a trigger, or a whole engine: the global pause).
     Paused,
-    /// Trigger: an operator unpaused it.
+    /// An operator unpaused it.
     Unpaused,
 }
 
@@ -378,7 +384,7 @@ impl Notification {
     pub fn process(&self) -> Option<&str> {
         match &self.subject {
             Subject::Process { id } => Some(id),
-            Subject::Trigger { .. } => None,
+            Subject::Trigger { .. } | Subject::Engine { .. } => None,
         }
     }
 
@@ -386,7 +392,7 @@ impl Notification {
     pub fn trigger(&self) -> Option<&str> {
         match &self.subject {
             Subject::Trigger { id } => Some(id),
-            Subject::Process { .. } => None,
+            Subject::Process { .. } | Subject::Engine { .. } => None,
         }
     }
 
