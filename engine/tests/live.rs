@@ -586,3 +586,49 @@ fn pause_and_resume_under_concurrent_submitters_lose_nothing() {
     }
     assert_eq!(state_fingerprint(&report.state), state_fingerprint(&state));
 }
+
+/// Quotas reload between batches: a raised limit lets the held process through.
+#[test]
+fn reloaded_quotas_apply_from_the_next_batch() {
+    use fusebox_quotas::{CollectingNotifier, MemoryLedger, QuotaConfig, Quotas};
+    let quotas = |limit: u32| {
+        let config = QuotaConfig::from_yaml_str(
+            &format!("processes:\n  - {{ id: crm-sync, owner: o, time_zone: UTC, limits: {{ records: {limit} }} }}\n"),
+            "quotas.yaml",
+        )
+        .unwrap();
+        Quotas::new(
+            config,
+            Box::new(MemoryLedger::new()),
+            Arc::new(CollectingNotifier::new()),
+        )
+        .unwrap()
+    };
+    let ev = |i: u64| {
+        Event::new(format!("r{i}"), 1, "a", 1_767_225_600_000_000).with_process("crm-sync")
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = engine(ExecutorKind::Sequential);
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .quotas(quotas(1))
+            .start()
+            .unwrap();
+        assert!(matches!(
+            live.submit(ev(0)).await.unwrap().outcome.status,
+            RecordStatus::Processed { .. }
+        ));
+        assert!(matches!(
+            live.submit(ev(1)).await.unwrap().outcome.status,
+            RecordStatus::Held { .. }
+        ));
+        assert_eq!(live.reload_quotas(Some(quotas(100))).await.unwrap(), 2);
+        assert!(matches!(
+            live.submit(ev(2)).await.unwrap().outcome.status,
+            RecordStatus::Processed { .. }
+        ));
+        assert_eq!(live.reload_quotas(None).await.unwrap(), 3);
+        live.shutdown().await.unwrap();
+    });
+}

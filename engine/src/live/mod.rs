@@ -513,6 +513,16 @@ impl LiveEngine {
             .await
     }
 
+    /// Replaces the quotas (or removes them, with `None`) from the next batch on; the
+    /// batch in flight finishes under the old ones. Build the new [`Quotas`] over the same
+    /// ledger to keep the day's usage. Returns the new configuration version.
+    pub async fn reload_quotas(&self, quotas: Option<Quotas>) -> Result<u64, LiveError> {
+        self.control(|reply| {
+            worker::Msg::Reload(worker::Reload::Quotas(quotas.map(Box::new)), reply)
+        })
+        .await
+    }
+
     /// The customer schema the engine runs on (what a reloaded trigger set must use).
     pub fn schema(&self) -> &Arc<crate::customers::Schema> {
         &self.shared.schema

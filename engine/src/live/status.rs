@@ -149,7 +149,7 @@ pub struct Status {
     pub last_batch_ms: f64,
     /// Submit-to-outcome latency.
     pub latency: Latency,
-    /// Version of the trigger set (1, then +1 per reload).
+    /// Version of the configuration (1, then +1 per trigger or quota reload).
     pub triggers_version: u64,
     /// Per trigger, since start.
     pub triggers: BTreeMap<String, TriggerFigures>,

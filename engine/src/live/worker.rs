@@ -41,10 +41,11 @@ pub(crate) struct Resources {
     pub notifier: std::sync::Arc<dyn Notifier>,
 }
 
-/// A new trigger set, compiled or to compile.
+/// A new trigger set, compiled or to compile, or new quotas.
 pub(crate) enum Reload {
     Compiled(Box<TriggerSet>),
     Yaml { text: String, file: String },
+    Quotas(Option<Box<Quotas>>),
 }
 
 /// An accepted event waiting for its answer.
@@ -454,6 +455,14 @@ impl Worker {
             return Err(LiveError::Stopped(reason.clone()));
         }
         let set = match reload {
+            Reload::Quotas(quotas) => {
+                self.quotas = quotas.map(|q| *q);
+                self.quotas_polled = None;
+                self.version += 1;
+                self.monitor.tracker().triggers_version = self.version;
+                tracing::info!(version = self.version, "quotas reloaded");
+                return Ok(self.version);
+            }
             Reload::Compiled(set) => *set,
             Reload::Yaml { text, file } => {
                 crate::config::compile_triggers(&text, &file, Some(self.state.customers.schema()))
