@@ -9,7 +9,8 @@
 //! - `degraded`: the intake is over 90% full, or a trigger aborted more than half of its
 //!   executions in the last [`WINDOW`] batches (at least 10 executions), or the p99
 //!   submit-to-outcome latency of the last [`LATENCY_SAMPLES`] events is over 1 s, or a quota
-//!   process is exhausted (its events are held);
+//!   process is exhausted (its events are held), or a trigger's p99 execution time over its
+//!   last [`TRIGGER_SAMPLES`] executions is over [`SLOW_TRIGGER_MS`];
 //! - `ok` otherwise.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -100,7 +101,18 @@ pub struct TriggerFigures {
     pub recent_executions: u64,
     /// Aborts in the last [`WINDOW`] batches.
     pub recent_aborts: u64,
+    /// Fuel used by all its executions (see `exec::txn`, "Fuel").
+    pub fuel: u64,
+    /// Median wall time of its last [`TRIGGER_SAMPLES`] executions, ms.
+    pub p50_ms: f64,
+    /// 99th percentile of the same, ms.
+    pub p99_ms: f64,
 }
+
+/// Executions per trigger its latency percentiles are over.
+pub const TRIGGER_SAMPLES: usize = 1024;
+/// A trigger whose p99 execution time is over this (with at least 20 samples) is slow.
+pub const SLOW_TRIGGER_MS: f64 = 20.0;
 
 /// One quota process's figures on its current quota day (polled at most once a second).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -178,6 +190,9 @@ pub(crate) struct Tracker {
     slow_since: Option<SystemTime>,
     pub processes: Vec<ProcessFigures>,
     pub paused: Option<(String, SystemTime)>,
+    /// Per trigger: wall times (ms) of its last executions, and since when it is slow.
+    trigger_times: BTreeMap<String, VecDeque<f64>>,
+    slow_triggers_since: BTreeMap<String, SystemTime>,
     /// When each currently exhausted process was first seen exhausted.
     exhausted_since: BTreeMap<String, SystemTime>,
 }
@@ -199,6 +214,8 @@ impl Tracker {
             failing_since: BTreeMap::new(),
             intake_full_since: None,
             slow_since: None,
+            trigger_times: BTreeMap::new(),
+            slow_triggers_since: BTreeMap::new(),
             processes: Vec::new(),
             paused: None,
             exhausted_since: BTreeMap::new(),
@@ -230,9 +247,17 @@ impl Tracker {
             let RecordStatus::Processed { triggers } = &r.outcome.status else {
                 continue;
             };
-            for t in triggers {
+            for (i, t) in triggers.iter().enumerate() {
                 let figures = self.triggers.entry(t.trigger.to_string()).or_default();
                 figures.executions += 1;
+                figures.fuel += t.fuel;
+                if let Some((_, ns)) = r.timings.get(i) {
+                    let times = self.trigger_times.entry(t.trigger.to_string()).or_default();
+                    if times.len() == TRIGGER_SAMPLES {
+                        times.pop_front();
+                    }
+                    times.push_back(*ns as f64 / 1e6);
+                }
                 let recent = this.entry(t.trigger.to_string()).or_default();
                 recent.0 += 1;
                 match &t.result {
@@ -324,6 +349,26 @@ impl Tracker {
         } else {
             self.slow_since = None;
         }
+        for (id, times) in &self.trigger_times {
+            let l = percentiles(times);
+            if let Some(f) = self.triggers.get_mut(id) {
+                f.p50_ms = l.p50_ms;
+                f.p99_ms = l.p99_ms;
+            }
+            if l.samples >= 20 && l.p99_ms > SLOW_TRIGGER_MS {
+                let since = *self.slow_triggers_since.entry(id.clone()).or_insert(now);
+                problems.push(Problem {
+                    component: format!("trigger:{id}"),
+                    what: format!(
+                        "slow: p99 {:.1} ms per execution over its last {} executions",
+                        l.p99_ms, l.samples
+                    ),
+                    since_unix_s: unix(since),
+                });
+            } else {
+                self.slow_triggers_since.remove(id);
+            }
+        }
         for (id, since) in &self.failing_since {
             let f = &self.triggers[id];
             problems.push(Problem {
@@ -412,6 +457,55 @@ pub(crate) fn percentiles(samples: &VecDeque<f64>) -> Latency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn executions(trigger: &str, ms: u64, n: usize) -> Vec<RecordResult> {
+        use crate::outcome::{RecordOutcome, TriggerOutcome};
+        use std::sync::Arc;
+        (0..n)
+            .map(|i| RecordResult {
+                position: i as u64,
+                outcome: RecordOutcome {
+                    line: i as u64 + 1,
+                    event_id: Some(Arc::from(format!("e{i}"))),
+                    status: RecordStatus::Processed {
+                        triggers: vec![TriggerOutcome {
+                            trigger: Arc::from(trigger),
+                            event_id: Arc::from(format!("e{i}")),
+                            depth: 0,
+                            result: TriggerResult::Committed,
+                            fuel: 3,
+                        }],
+                    },
+                },
+                effects: Vec::new(),
+                held: None,
+                chained_events: 0,
+                timings: vec![(0, ms * 1_000_000)],
+                written: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_slow_trigger_is_a_problem_with_its_p99_and_fuel() {
+        let mut t = Tracker::new(100);
+        t.batch(&executions("fast", 1, 30), 1.0);
+        assert_eq!(t.status(0, 30).health, Health::Ok);
+        t.batch(&executions("slow", 50, 30), 1.0);
+        let s = t.status(0, 60);
+        assert_eq!(s.health, Health::Degraded);
+        assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+        assert_eq!(s.problems[0].component, "trigger:slow");
+        assert!(
+            s.problems[0].what.contains("p99 50.0 ms"),
+            "{}",
+            s.problems[0].what
+        );
+        assert_eq!(
+            (s.triggers["slow"].fuel, s.triggers["slow"].p99_ms),
+            (90, 50.0)
+        );
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
