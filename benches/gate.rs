@@ -82,8 +82,8 @@ fn main() {
                 &records,
                 ExecutorKind::Sequential,
                 &RunOptions {
-                    progress: None,
                     quotas: quotas.as_ref(),
+                    ..RunOptions::default()
                 },
             );
             assert!(r.held.is_empty(), "the bench quota must not hold anything");

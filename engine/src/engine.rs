@@ -34,6 +34,7 @@ use crate::exec::txn::TxnOutput;
 use crate::exec::Admitted;
 use crate::expr::segments::{MembershipSnapshot, Memberships};
 use crate::gate::HeldEvent;
+use crate::governor::Governor;
 use crate::outcome::{Effect, RecordOutcome, RecordStatus, RejectKind};
 use crate::report::{Report, Timings};
 use crate::sink::{BatchCollector, CommitSink, RecordResult};
@@ -79,6 +80,9 @@ pub struct RunOptions<'a> {
     /// Daily per-process quotas to charge before execution (see [`crate::gate`]). `None`:
     /// no event is charged or held.
     pub quotas: Option<&'a Quotas>,
+    /// Where the trigger governor tells owners their trigger was throttled, stopped or
+    /// recovered (see [`crate::governor`]). `None`: transitions are only reported.
+    pub notifier: Option<&'a dyn fusebox_quotas::notify::Notifier>,
 }
 
 /// Why an engine could not be built or a batch could not run.
@@ -122,6 +126,8 @@ pub struct SessionSummary {
     pub timings: Timings,
     /// What the parallel executor did, summed over the chunks.
     pub parallel: ParallelStats,
+    /// The trigger governor's transitions, in order (deterministic).
+    pub governor: Vec<crate::governor::Transition>,
 }
 
 /// Builds an [`Engine`]: its executor and the membership registry its conditions read.
@@ -272,12 +278,17 @@ impl Engine {
         cursor: StreamCursor,
     ) -> Result<Session<'s>, EngineError> {
         self.check_state(state)?;
+        let mut governor = cursor.governor;
+        if governor.stops().len() != self.triggers.triggers.len() {
+            governor.fit(&self.triggers, None);
+        }
         Ok(Session {
             engine: self,
             state,
             options,
             seen: cursor.seen,
             position: cursor.position,
+            governor,
             summary: SessionSummary {
                 timings: Timings {
                     executor: self.executor.name().to_string(),
@@ -310,6 +321,7 @@ impl Engine {
 pub struct StreamCursor {
     seen: FxHashMap<Arc<str>, u64>,
     position: u64,
+    governor: Governor,
 }
 
 impl StreamCursor {
@@ -321,6 +333,17 @@ impl StreamCursor {
     /// Distinct event ids remembered (each costs its id's length plus ~24 bytes).
     pub fn ids_seen(&self) -> usize {
         self.seen.len()
+    }
+
+    /// The trigger governor's state (transitions so far).
+    pub fn governor(&self) -> &Governor {
+        &self.governor
+    }
+
+    /// Moves the stream to another trigger set (a reload): governed triggers keep their
+    /// state by id.
+    pub fn refit(&mut self, set: &TriggerSet, previous: &TriggerSet) {
+        self.governor.fit(set, Some(previous));
     }
 }
 
@@ -340,6 +363,7 @@ pub struct Session<'s> {
     seen: FxHashMap<Arc<str>, u64>,
     /// Records pushed so far.
     position: u64,
+    governor: Governor,
     summary: SessionSummary,
 }
 
@@ -362,6 +386,58 @@ impl Session<'_> {
         records: &[EventRecord],
         sink: &mut dyn CommitSink,
     ) -> Result<(), EngineError> {
+        let set = &*self.engine.triggers;
+        if !Governor::applies(set) {
+            return self.push_chunk(records, sink);
+        }
+        // Each budget window runs as its own chunk, so a stop decided when a window closes
+        // applies from the next window's first event, on every executor.
+        let mut start = 0;
+        while start < records.len() {
+            // The first record moves the stream to its window (closing the previous one,
+            // whose records have all run), then the chunk extends to the next later window.
+            if let Ok(e) = &records[start].event {
+                let window = Governor::window_of(set, e.timestamp);
+                self.governor.advance(set, window, self.options.notifier);
+            }
+            let current = self.governor.current_window();
+            let mut end = start + 1;
+            while end < records.len() {
+                if let (Ok(e), Some(current)) = (&records[end].event, current) {
+                    if Governor::window_of(set, e.timestamp) > current {
+                        break;
+                    }
+                }
+                end += 1;
+            }
+            // `push_chunk_with` borrows the session: the governor is moved out for the chunk.
+            let mut taken = std::mem::take(&mut self.governor);
+            let stops = taken.stops().to_vec();
+            let mut counting = |r: RecordResult| {
+                taken.count(set, &r);
+                sink.record(r);
+            };
+            self.push_chunk_with(&records[start..end], &mut counting, &stops)?;
+            self.governor = taken;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn push_chunk(
+        &mut self,
+        records: &[EventRecord],
+        sink: &mut dyn CommitSink,
+    ) -> Result<(), EngineError> {
+        self.push_chunk_with(records, sink, &[])
+    }
+
+    fn push_chunk_with(
+        &mut self,
+        records: &[EventRecord],
+        sink: &mut dyn CommitSink,
+        stops: &[Option<Arc<str>>],
+    ) -> Result<(), EngineError> {
         let engine = self.engine;
         let _chunk =
             tracing::info_span!("chunk", position = self.position, records = records.len())
@@ -369,7 +445,7 @@ impl Session<'_> {
         let admit_started = Instant::now();
         let memberships = engine.memberships.snapshot();
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
-        let admitted = self.admit(records, &memberships, &mut outcomes);
+        let admitted = self.admit(records, &memberships, stops, &mut outcomes);
         let (admitted, held) = match self.options.quotas {
             Some(quotas) => crate::gate::charge(quotas, admitted, &mut outcomes),
             None => (admitted, Vec::new()),
@@ -428,7 +504,14 @@ impl Session<'_> {
 
     /// The stream's wall-clock figures and executor statistics.
     pub fn finish(self) -> SessionSummary {
-        self.summary
+        let mut summary = self.summary;
+        summary.governor = self.governor.transitions().to_vec();
+        summary
+    }
+
+    /// The trigger governor's state.
+    pub fn governor(&self) -> &Governor {
+        &self.governor
     }
 
     /// Ends this session but not the stream: the figures so far, and the cursor to continue
@@ -439,6 +522,7 @@ impl Session<'_> {
             StreamCursor {
                 seen: self.seen,
                 position: self.position,
+                governor: self.governor,
             },
         )
     }
@@ -449,6 +533,7 @@ impl Session<'_> {
         &mut self,
         records: &'r [EventRecord],
         memberships: &'r MembershipSnapshot,
+        stops: &'r [Option<Arc<str>>],
         outcomes: &mut [Option<RecordOutcome>],
     ) -> Vec<Admitted<'r>> {
         let mut admitted = Vec::with_capacity(records.len());
@@ -502,6 +587,7 @@ impl Session<'_> {
                 event,
                 row,
                 memberships,
+                stops,
             });
         }
         admitted

@@ -74,6 +74,7 @@ pub mod event;
 pub mod exec;
 pub mod expr;
 pub mod gate;
+pub mod governor;
 pub mod health;
 pub mod io;
 #[cfg(feature = "live")]

@@ -27,6 +27,10 @@ pub struct Report {
     pub effects: EffectCounts,
     /// Per trigger, by id.
     pub triggers: BTreeMap<String, TriggerStats>,
+    /// The trigger governor's transitions (throttled, stopped, recovered), in order;
+    /// omitted when there were none (see `governor`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub governor: Vec<crate::governor::Transition>,
 }
 
 /// Input records by status.

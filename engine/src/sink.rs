@@ -84,6 +84,7 @@ impl BatchCollector {
     /// its timings are completed here with the per-trigger ones.
     pub fn finish(self, summary: crate::engine::SessionSummary) -> BatchResult {
         let (mut report, timings) = self.report.finish(summary.timings);
+        report.governor = summary.governor;
         for h in &self.held {
             *report
                 .held_by_process

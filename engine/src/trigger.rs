@@ -35,6 +35,21 @@ pub struct Settings {
     /// them): `max_fuel` [`DEFAULT_MAX_FUEL`], `max_writes` [`DEFAULT_MAX_WRITES`], the others
     /// unlimited unless set.
     pub limits: Limits,
+    /// Budget window length in seconds of event time (see `governor`).
+    pub budget_window_s: u32,
+    /// Consecutive windows over the hard budget before the governor stops a trigger.
+    pub stop_after: u32,
+    /// Consecutive windows under budget before a throttled trigger recovers.
+    pub recover_after: u32,
+}
+
+/// A trigger's fuel budget per window (see `governor`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Soft: over it, throttled.
+    pub fuel: u64,
+    /// Hard: over it for `stop_after` windows, stopped.
+    pub hard_fuel: u64,
 }
 
 /// Default `max_fuel` of an execution: about a millisecond of evaluation work.
@@ -51,6 +66,9 @@ impl Default for Settings {
                 max_writes: Some(DEFAULT_MAX_WRITES),
                 ..Limits::default()
             },
+            budget_window_s: 60,
+            stop_after: 3,
+            recover_after: 2,
         }
     }
 }
@@ -272,6 +290,8 @@ pub struct Trigger {
     /// Stopped by an operator (`stopped:` in the triggers file), with the reason: its
     /// firings are recorded as skipped (`trigger_stopped`) and nothing runs.
     pub stopped: Option<Arc<str>>,
+    /// Fuel budget per window, if governed.
+    pub budget: Option<Budget>,
 }
 
 /// Where a pool's codes come from.

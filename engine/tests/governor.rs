@@ -272,3 +272,134 @@ fn the_batch_status_names_a_stopped_trigger() {
         "stopped by an operator (INC-7): 6 firings skipped"
     );
 }
+
+/// `n` events, customers 1 and 2 alternating, 10 s apart (six per 60 s window), each with a
+/// 200-element list.
+fn timed_events(n: usize) -> Vec<EventRecord> {
+    let items: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+    let jsonl: String = (0..n)
+        .map(|i| {
+            let secs = 1_767_225_600 + 10 * i as i64;
+            let ts = chrono::DateTime::from_timestamp(secs, 0).unwrap().to_rfc3339();
+            format!(
+                "{{\"id\":\"t{i}\",\"customer_id\":{},\"type\":\"a\",\"timestamp\":\"{ts}\",\"properties\":{{\"items\":[{}]}}}}\n",
+                1 + i % 2,
+                items.join(",")
+            )
+        })
+        .collect();
+    read_jsonl(jsonl.as_bytes()).unwrap()
+}
+
+const RUNAWAY: &str = r#"
+settings: { budget_window: 60, stop_after_windows: 3, recover_after_windows: 2 }
+triggers:
+  - id: runaway
+    owner: growth@x
+    on: a
+    budget: { fuel: 1000, hard_fuel: 2000 }
+    condition: "event.properties.items.all(i, i >= 0)"
+    actions:
+      - send_message: { channel: sms, template: spam }
+  - id: innocent
+    owner: loyalty@x
+    on: a
+    budget: { fuel: 1000000 }
+    actions:
+      - award_points: { amount: "1" }
+"#;
+
+fn run_governed(
+    yaml: &str,
+    records: &[EventRecord],
+    executor: ExecutorKind,
+) -> (
+    BatchResult,
+    State,
+    Vec<fusebox_quotas::notify::Notification>,
+) {
+    let t = table();
+    let set = compile_triggers(yaml, "t.yaml", Some(t.schema())).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::builder(set).executor(executor).build().unwrap();
+    let mut state = State::new(t, engine.triggers());
+    let notifier = fusebox_quotas::notify::CollectingNotifier::new();
+    let options = RunOptions {
+        notifier: Some(&notifier),
+        ..RunOptions::default()
+    };
+    let result = engine.run_batch(&mut state, records, &options).unwrap();
+    (result, state, notifier.take())
+}
+
+/// A runaway trigger over its budget is throttled after its first window and stopped after
+/// three windows over its hard budget, its owner told once per transition; from then on its
+/// firings are recorded as `trigger_stopped`; the innocent trigger's outcomes are those of a
+/// run without the runaway; all of it identical on every executor and thread count.
+#[test]
+fn a_runaway_trigger_is_throttled_then_stopped_and_innocents_are_untouched() {
+    use fusebox_quotas::notify::NotificationKind;
+    let records = timed_events(60); // 10 windows of 6 events
+    let (seq, seq_state, notes) = run_governed(RUNAWAY, &records, ExecutorKind::Sequential);
+    let kinds: Vec<(NotificationKind, String)> = notes
+        .iter()
+        .map(|n| (n.kind, n.subject.id().to_string()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (NotificationKind::Throttled, "runaway".to_string()),
+            (NotificationKind::Stopped, "runaway".to_string())
+        ]
+    );
+    assert_eq!(notes[1].owner, "growth@x");
+    assert!(
+        notes[1]
+            .figure("fuel_used")
+            .and_then(|f| f.as_u64())
+            .unwrap()
+            > 2000
+    );
+    let transitions = &seq.report.governor;
+    assert_eq!(
+        transitions.iter().map(|t| t.to).collect::<Vec<_>>(),
+        ["throttled", "stopped"]
+    );
+    // Stopped when the third window closed: the fourth window's first event (line 19) on.
+    let runaway = results_of(&seq, "runaway");
+    assert!(runaway[..18].iter().all(|r| *r == TriggerResult::Committed));
+    assert!(runaway[18..].iter().all(|r| matches!(r, TriggerResult::Stopped { skip: "trigger_stopped", reason } if reason.contains("governor"))), "{:?}", &runaway[17..20]);
+    // The innocent trigger does exactly what it does alone.
+    let alone = RUNAWAY.replace(
+        "  - id: runaway",
+        "  - id: runaway\n    stopped: \"not in this run\"",
+    );
+    let (solo, solo_state, _) = run_governed(&alone, &records, ExecutorKind::Sequential);
+    assert_eq!(results_of(&seq, "innocent"), results_of(&solo, "innocent"));
+    assert_eq!(
+        seq_state.customers.get(0, 0),
+        solo_state.customers.get(0, 0)
+    );
+    for executor in [
+        ExecutorKind::parallel(2),
+        ExecutorKind::parallel(8),
+        ExecutorKind::Locking { threads: 2 },
+    ] {
+        let (other, _, other_notes) = run_governed(RUNAWAY, &records, executor);
+        assert_eq!(other.outcomes, seq.outcomes, "{executor:?}");
+        assert_eq!(other.report, seq.report, "{executor:?}");
+        assert_eq!(other_notes, notes, "{executor:?}");
+    }
+}
+
+#[test]
+fn bad_budgets_are_located_errors() {
+    let t = table();
+    for (yaml, says) in [
+        ("triggers:\n  - { id: t, owner: o, on: a, budget: { fuel: 0 }, actions: [ { award_points: { amount: \"1\" } } ] }\n", "budget fuel must be at least 1"),
+        ("triggers:\n  - { id: t, owner: o, on: a, budget: { fuel: 10, hard_fuel: 5 }, actions: [ { award_points: { amount: \"1\" } } ] }\n", "hard_fuel 5 is below the budget fuel 10"),
+        ("settings: { budget_window: -1 }\ntriggers:\n  - { id: t, owner: o, on: a, actions: [ { award_points: { amount: \"1\" } } ] }\n", "budget_window must be at least 1"),
+    ] {
+        let err = compile_triggers(yaml, "t.yaml", Some(t.schema())).unwrap_err().to_string();
+        assert!(err.contains(says), "{yaml}: {err}");
+    }
+}

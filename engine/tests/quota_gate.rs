@@ -66,8 +66,8 @@ fn run(
     let engine = Engine::builder(set).executor(executor).build().unwrap();
     let mut state = State::new(table, engine.triggers());
     let options = RunOptions {
-        progress: None,
         quotas,
+        ..RunOptions::default()
     };
     let result = engine.run_batch(&mut state, records, &options).unwrap();
     (result, state)

@@ -71,9 +71,13 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
     let mut state = State::new(customers, engine.triggers());
     let bar = progress::bar(records.len() as u64, "events");
     let tick = |done: u64| bar.set_position(done);
+    // Owners hear of governed triggers through the same notifier as quota owners (with
+    // `--quotas`: notifications.jsonl and the webhook).
+    let notifier = quotas.as_ref().map(|q| q.notifications.notifier());
     let options = RunOptions {
         progress: Some(&tick),
         quotas: quotas.as_ref().map(|q| &q.quotas),
+        notifier: notifier.as_deref(),
     };
     // After every input is validated (a bad input creates nothing), before anything is
     // charged: the gate charges quotas inside `run_batch`.
@@ -174,8 +178,22 @@ struct ReportFile<'a> {
     status: health::BatchHealth,
 }
 
-/// The status lines: `status: ok`, or `status: degraded` and one line per problem.
+/// The status lines: `status: ok`, or `status: degraded` and one line per problem; then the
+/// trigger governor's transitions, if any.
 pub fn print_status(result: &BatchResult) {
+    for t in &result.report.governor {
+        println!(
+            "governor: trigger {} {} after the window from {}: {} fuel (budget {}, hard {}), {} executions, {:.0}% of all fuel",
+            t.trigger,
+            t.to,
+            t.window_start,
+            t.fuel_used,
+            t.budget,
+            t.hard_budget,
+            t.executions,
+            t.share * 100.0
+        );
+    }
     let h = health::assess(result);
     println!("status: {}", h.health);
     for p in &h.problems {

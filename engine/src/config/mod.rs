@@ -216,6 +216,17 @@ impl Checker<'_> {
                 &s.value.max_writes,
             );
             settings.limits = defaults.or(&settings.limits);
+            let small = |v: i64| v.min(u32::MAX as i64) as u32;
+            if let Some(v) = self.positive(&s.value.budget_window, "budget_window") {
+                settings.budget_window_s = small(v);
+            }
+            if let Some(v) = self.positive(&s.value.stop_after_windows, "stop_after_windows") {
+                settings.stop_after = small(v);
+            }
+            if let Some(v) = self.positive(&s.value.recover_after_windows, "recover_after_windows")
+            {
+                settings.recover_after = small(v);
+            }
         }
         self.default_limits = settings.limits.clone();
         let declared = f.event_types.as_ref().map(|types| {
@@ -606,6 +617,25 @@ impl Checker<'_> {
                 &l.value.max_writes,
             )
         });
+        let budget = def.budget.as_ref().and_then(|b| {
+            let fuel = self.positive(&Some(b.value.fuel.clone()), "budget fuel")?;
+            let hard = match &b.value.hard_fuel {
+                Some(h) if h.value < fuel => {
+                    self.error(
+                        h.referenced,
+                        format!("hard_fuel {} is below the budget fuel {fuel}", h.value),
+                        Some("the hard budget is the one that stops the trigger: at least the soft one".into()),
+                    );
+                    return None;
+                }
+                Some(h) => h.value,
+                None => fuel.saturating_mul(2),
+            };
+            Some(crate::trigger::Budget {
+                fuel: fuel as u64,
+                hard_fuel: hard as u64,
+            })
+        });
         let stopped = match &def.stopped {
             Some(reason) if reason.value.trim().is_empty() => {
                 self.error(
@@ -646,6 +676,7 @@ impl Checker<'_> {
             actions,
             limits: limits.unwrap_or_default().or(&self.default_limits),
             stopped,
+            budget,
         })
     }
 

@@ -71,6 +71,26 @@ pub struct SettingsDef {
     /// Default chained events per execution (unlimited).
     #[serde(default)]
     pub max_emitted_events: Option<Spanned<i64>>,
+    /// Length of a budget window, in seconds of event time (default 60).
+    #[serde(default)]
+    pub budget_window: Option<Spanned<i64>>,
+    /// Consecutive windows over the hard budget before a trigger is stopped (default 3).
+    #[serde(default)]
+    pub stop_after_windows: Option<Spanned<i64>>,
+    /// Consecutive windows under budget before a throttled trigger recovers (default 2).
+    #[serde(default)]
+    pub recover_after_windows: Option<Spanned<i64>>,
+}
+
+/// `budget:` of a trigger: fuel per window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetDef {
+    /// Soft budget: over it, the trigger is throttled.
+    pub fuel: Spanned<i64>,
+    /// Hard budget (default twice `fuel`): over it for `stop_after_windows`, stopped.
+    #[serde(default)]
+    pub hard_fuel: Option<Spanned<i64>>,
 }
 
 /// One coupon pool.
@@ -144,6 +164,9 @@ pub struct TriggerDef {
     /// Per-execution limits.
     #[serde(default)]
     pub limits: Option<Spanned<LimitsDef>>,
+    /// Fuel budget per window (see `governor`).
+    #[serde(default)]
+    pub budget: Option<Spanned<BudgetDef>>,
     /// What to do, in order.
     pub actions: Spanned<Vec<Spanned<ActionDef>>>,
 }

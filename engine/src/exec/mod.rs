@@ -37,4 +37,7 @@ pub struct Admitted<'a> {
     pub row: Row,
     /// The segment memberships of its batch (a snapshot taken when the batch started).
     pub memberships: &'a MembershipSnapshot,
+    /// Per trigger index, why the governor stopped it (a snapshot taken when the chunk
+    /// started; see `governor`). Empty: none is.
+    pub stops: &'a [Option<std::sync::Arc<str>>],
 }

@@ -200,7 +200,8 @@ pub fn execute(
         }
         for &ti in set.for_event_type(&ev.event_type) {
             let trigger = set.trigger(ti);
-            if let Some(reason) = &trigger.stopped {
+            let governed = admitted.stops.get(ti as usize).and_then(Option::as_ref);
+            if let Some(reason) = trigger.stopped.as_ref().or(governed) {
                 out.timings.push((ti, 0));
                 out.triggers.push(TriggerOutcome {
                     trigger: trigger.id.clone(),

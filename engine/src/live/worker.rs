@@ -326,6 +326,7 @@ impl Worker {
         let options = RunOptions {
             progress: None,
             quotas: self.quotas.as_ref(),
+            notifier: Some(&*self.notifier),
         };
         let cursor = self.cursor.take().unwrap_or_default();
         let mut session = self.engine.resume(&mut self.state, &options, cursor)?;
@@ -474,6 +475,9 @@ impl Worker {
             .memberships(self.engine.memberships().clone())
             .build()?;
         carry_over(self.engine.triggers(), engine.triggers(), &mut self.state);
+        if let Some(cursor) = &mut self.cursor {
+            cursor.refit(engine.triggers(), self.engine.triggers());
+        }
         self.engine = engine;
         self.version += 1;
         self.monitor.tracker().triggers_version = self.version;

@@ -1,0 +1,304 @@
+//! Runaway control over time: per-trigger fuel budgets per window, throttle → stop →
+//! notify, recovery.
+//!
+//! A trigger with a `budget:` has a soft fuel budget per window (`fuel`) and a hard one
+//! (`hard_fuel`, default twice the soft). Windows are **event time** (`settings.budget_window`
+//! seconds, default 60), in both `fusebox run` and the live engine, so a recorded log replays
+//! the same decisions. A window *closes* when the stream reaches an event of a later window
+//! (timestamps that go back count in the current window). At each close, from the fuel the
+//! trigger's committed, skipped and aborted executions used in that window:
+//! - over its hard budget for `stop_after` consecutive windows (default 3) → **stopped**: from
+//!   the next window on, its firings are recorded as skipped (`trigger_stopped`) with the
+//!   reason and figures; it stays stopped until an operator resumes it (remove the budget or
+//!   raise it in the triggers file and run again; in the live engine, reload the file);
+//! - otherwise over its soft budget → **throttled** (reported and notified; the slow lane that
+//!   would defer its executions is not built yet, see the README);
+//! - throttled and back under its soft budget for `recover_after` consecutive windows
+//!   (default 2) → **recovered**.
+//!
+//! Every transition notifies the trigger's owner once, through the run's [`Notifier`], with
+//! the figures that caused it: fuel used, budget, window, executions, share of all fuel.
+//!
+//! **Determinism.** Decisions change only at window boundaries and depend only on the
+//! outcomes of the closed window, whose fuel is the same on every executor and thread count
+//! (see `exec::txn`, "Fuel"); the session runs each window's events as a separate chunk, so
+//! a stop applies exactly from the next window's first event on every executor.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use fusebox_quotas::notify::{Figures, Notification, NotificationKind, Notifier, Subject};
+use serde::Serialize;
+
+use crate::outcome::RecordStatus;
+use crate::sink::RecordResult;
+use crate::trigger::TriggerSet;
+
+/// Where a governed trigger stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GovernorState {
+    /// Within budget.
+    Active,
+    /// Over its soft budget in the last closed window.
+    Throttled,
+    /// Over its hard budget for `stop_after` windows: its firings are skipped.
+    Stopped,
+}
+
+/// One transition, as reported in the run summary and `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// The trigger.
+    pub trigger: Arc<str>,
+    /// `throttled`, `stopped` or `recovered`.
+    pub to: &'static str,
+    /// Start of the window that caused it (event time, RFC 3339).
+    pub window_start: String,
+    /// Fuel the trigger used in that window.
+    pub fuel_used: u64,
+    /// Its soft budget per window.
+    pub budget: u64,
+    /// Its hard budget per window.
+    pub hard_budget: u64,
+    /// Its executions in that window.
+    pub executions: u64,
+    /// Its share of all fuel used in that window (0–1).
+    pub share: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Governed {
+    state: GovernorState,
+    over_hard: u32,
+    under_soft: u32,
+    fuel: u64,
+    executions: u64,
+}
+
+/// The governor's state over a stream (carried from chunk to chunk with the stream).
+#[derive(Debug, Clone, Default)]
+pub struct Governor {
+    /// Current window index (event time / window length), once the first event is seen.
+    window: Option<i64>,
+    triggers: Vec<Governed>,
+    /// Every trigger's fuel in the current window (for shares).
+    total_fuel: u64,
+    /// Per trigger index, why it is stopped by the governor (the snapshot executions read).
+    stops: Vec<Option<Arc<str>>>,
+    transitions: Vec<Transition>,
+}
+
+impl Governor {
+    /// Whether any trigger of `set` has a budget (otherwise the governor does nothing).
+    pub fn applies(set: &TriggerSet) -> bool {
+        set.triggers.iter().any(|t| t.budget.is_some())
+    }
+
+    /// The window of an event time (microseconds), for `set`'s window length.
+    pub fn window_of(set: &TriggerSet, timestamp: i64) -> i64 {
+        let len = i64::from(set.settings.budget_window_s.max(1)) * 1_000_000;
+        timestamp.div_euclid(len)
+    }
+
+    /// Adapts to `set` (a new trigger set: states carry over by trigger id).
+    pub fn fit(&mut self, set: &TriggerSet, previous: Option<&TriggerSet>) {
+        let old = std::mem::take(&mut self.triggers);
+        let old_stops = std::mem::take(&mut self.stops);
+        self.triggers = set
+            .triggers
+            .iter()
+            .map(|t| {
+                previous
+                    .and_then(|p| p.triggers.iter().position(|o| o.id == t.id))
+                    .and_then(|i| old.get(i).cloned())
+                    .filter(|_| t.budget.is_some())
+                    .unwrap_or(Governed {
+                        state: GovernorState::Active,
+                        over_hard: 0,
+                        under_soft: 0,
+                        fuel: 0,
+                        executions: 0,
+                    })
+            })
+            .collect();
+        self.stops = set
+            .triggers
+            .iter()
+            .map(|t| {
+                previous
+                    .and_then(|p| p.triggers.iter().position(|o| o.id == t.id))
+                    .and_then(|i| old_stops.get(i).cloned().flatten())
+                    .filter(|_| t.budget.is_some())
+            })
+            .collect();
+    }
+
+    /// The window the stream is in (`None` before its first event).
+    pub fn current_window(&self) -> Option<i64> {
+        self.window
+    }
+
+    /// Per trigger index: the governor's stop reason, if stopped.
+    pub fn stops(&self) -> &[Option<Arc<str>>] {
+        &self.stops
+    }
+
+    /// Every transition so far, in order.
+    pub fn transitions(&self) -> &[Transition] {
+        &self.transitions
+    }
+
+    /// The current state of every governed trigger.
+    pub fn states(&self, set: &TriggerSet) -> Vec<(Arc<str>, GovernorState)> {
+        set.triggers
+            .iter()
+            .zip(&self.triggers)
+            .filter(|(t, _)| t.budget.is_some())
+            .map(|(t, g)| (t.id.clone(), g.state))
+            .collect()
+    }
+
+    /// Moves the stream to `window`, closing the current one if it is earlier. Returns
+    /// whether a window closed (the stop snapshot may have changed).
+    pub fn advance(
+        &mut self,
+        set: &TriggerSet,
+        window: i64,
+        notifier: Option<&dyn Notifier>,
+    ) -> bool {
+        match self.window {
+            None => {
+                self.window = Some(window);
+                false
+            }
+            Some(current) if window > current => {
+                self.close(set, current, notifier);
+                self.window = Some(window);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Counts a committed record's fuel into the current window.
+    pub fn count(&mut self, set: &TriggerSet, result: &RecordResult) {
+        let RecordStatus::Processed { triggers } = &result.outcome.status else {
+            return;
+        };
+        for (i, t) in triggers.iter().enumerate() {
+            self.total_fuel += t.fuel;
+            let idx = result
+                .timings
+                .get(i)
+                .map(|(idx, _)| *idx as usize)
+                .or_else(|| set.triggers.iter().position(|x| x.id == t.trigger));
+            if let Some(g) = idx.and_then(|i| self.triggers.get_mut(i)) {
+                g.fuel += t.fuel;
+                g.executions += 1;
+            }
+        }
+    }
+
+    fn close(&mut self, set: &TriggerSet, window: i64, notifier: Option<&dyn Notifier>) {
+        let len_s = i64::from(set.settings.budget_window_s.max(1));
+        let start = DateTime::<Utc>::from_timestamp(window.saturating_mul(len_s), 0)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let end =
+            DateTime::<Utc>::from_timestamp(window.saturating_add(1).saturating_mul(len_s), 0)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let total = self.total_fuel;
+        for (i, t) in set.triggers.iter().enumerate() {
+            let Some(budget) = &t.budget else { continue };
+            let g = &mut self.triggers[i];
+            let (fuel, executions) = (g.fuel, g.executions);
+            g.fuel = 0;
+            g.executions = 0;
+            if g.state == GovernorState::Stopped {
+                continue;
+            }
+            g.over_hard = if fuel > budget.hard_fuel {
+                g.over_hard + 1
+            } else {
+                0
+            };
+            let to = if g.over_hard >= set.settings.stop_after {
+                Some(GovernorState::Stopped)
+            } else if fuel > budget.fuel {
+                g.under_soft = 0;
+                (g.state == GovernorState::Active).then_some(GovernorState::Throttled)
+            } else if g.state == GovernorState::Throttled {
+                g.under_soft += 1;
+                (g.under_soft >= set.settings.recover_after).then_some(GovernorState::Active)
+            } else {
+                None
+            };
+            let Some(to) = to else { continue };
+            g.state = to;
+            let share = if total == 0 {
+                0.0
+            } else {
+                fuel as f64 / total as f64
+            };
+            let word = match to {
+                GovernorState::Stopped => "stopped",
+                GovernorState::Throttled => "throttled",
+                GovernorState::Active => "recovered",
+            };
+            let reason = match to {
+                GovernorState::Stopped => format!(
+                    "used {fuel} fuel in the {len_s} s window from {}, over its hard budget {} for {} consecutive windows",
+                    start.to_rfc3339(),
+                    budget.hard_fuel,
+                    set.settings.stop_after
+                ),
+                GovernorState::Throttled => format!(
+                    "used {fuel} fuel in the {len_s} s window from {}, over its budget {}",
+                    start.to_rfc3339(),
+                    budget.fuel
+                ),
+                GovernorState::Active => format!(
+                    "under its budget {} for {} consecutive windows (last: {fuel} fuel)",
+                    budget.fuel, set.settings.recover_after
+                ),
+            };
+            if to == GovernorState::Stopped {
+                self.stops[i] = Some(Arc::from(format!("stopped by the governor: {reason}")));
+            }
+            tracing::warn!(trigger = %t.id, state = word, %reason, "trigger governor");
+            self.transitions.push(Transition {
+                trigger: t.id.clone(),
+                to: word,
+                window_start: start.to_rfc3339(),
+                fuel_used: fuel,
+                budget: budget.fuel,
+                hard_budget: budget.hard_fuel,
+                executions,
+                share,
+            });
+            if let Some(n) = notifier {
+                n.notify(Notification {
+                    owner: t.owner.to_string(),
+                    subject: Subject::trigger(t.id.to_string()),
+                    kind: match to {
+                        GovernorState::Stopped => NotificationKind::Stopped,
+                        GovernorState::Throttled => NotificationKind::Throttled,
+                        GovernorState::Active => NotificationKind::Recovered,
+                    },
+                    reason: reason.clone(),
+                    figures: Figures::new()
+                        .with("fuel_used", fuel)
+                        .with("budget", budget.fuel)
+                        .with("hard_budget", budget.hard_fuel)
+                        .with("window_s", len_s as u64)
+                        .with("window_start", start.to_rfc3339())
+                        .with("executions", executions)
+                        .with("share_of_fuel", share),
+                    at: end,
+                    message: format!("trigger {} {word}: {reason}", t.id),
+                });
+            }
+        }
+        self.total_fuel = 0;
+    }
+}
