@@ -1,6 +1,7 @@
 //! The executor workloads shared by `executors.rs` (criterion, side by side) and
 //! `breakdown.rs` (per-stage timings): 100,000 events each, built from a fixed seed.
-//! Each workload is described in `executors.rs`.
+//! Each workload is described in `executors.rs`. `live.rs` reuses the customer table and the
+//! event generator ([`customers`], [`order_events`]) with a trigger set of its own.
 
 use fusebox::engine::config::compile_triggers;
 use fusebox::engine::customers::{Column, CustomerTable, Schema};
@@ -54,7 +55,9 @@ impl Rng {
     }
 }
 
-fn customers(n: u64) -> CustomerTable {
+/// `n` customers (ids `1..=n`): `points` (0..499), `orders`, `spent`, `tier` (`bronze`), `name`.
+#[allow(dead_code)] // Public for `live.rs`; the other benches use it through `workloads()`.
+pub fn customers(n: u64) -> CustomerTable {
     let schema = Schema::new([
         ("points".to_string(), AttrType::Int),
         ("orders".to_string(), AttrType::Int),
@@ -83,8 +86,15 @@ fn customers(n: u64) -> CustomerTable {
 }
 
 fn events(customers: u64, seed: u64) -> Vec<EventRecord> {
+    order_events(EVENTS, customers, seed)
+}
+
+/// `count` `order.completed` events (ids `e0…`, unique; one second apart; a uniform customer
+/// of `1..=customers`; `total` uniform in 5.00..404.99), from `seed`.
+#[allow(dead_code)] // Public for `live.rs`.
+pub fn order_events(count: usize, customers: u64, seed: u64) -> Vec<EventRecord> {
     let mut rng = Rng(seed);
-    (0..EVENTS)
+    (0..count)
         .map(|i| {
             let total = 5.0 + rng.below(40_000) as f64 / 100.0;
             let props = Map::from_entries([("total".into(), Value::Float(total))]);
