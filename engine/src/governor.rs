@@ -105,33 +105,26 @@ impl Governor {
     pub fn fit(&mut self, set: &TriggerSet, previous: Option<&TriggerSet>) {
         let old = std::mem::take(&mut self.triggers);
         let old_stops = std::mem::take(&mut self.stops);
-        self.triggers = set
-            .triggers
-            .iter()
-            .map(|t| {
-                previous
-                    .and_then(|p| p.triggers.iter().position(|o| o.id == t.id))
+        let fresh = Governed {
+            state: GovernorState::Active,
+            over_hard: 0,
+            under_soft: 0,
+            fuel: 0,
+            executions: 0,
+        };
+        for t in &set.triggers {
+            // A governed trigger keeps its state (and any stop) by id; the rest start afresh.
+            let before = previous
+                .and_then(|p| p.triggers.iter().position(|o| o.id == t.id))
+                .filter(|_| t.budget.is_some());
+            self.triggers.push(
+                before
                     .and_then(|i| old.get(i).cloned())
-                    .filter(|_| t.budget.is_some())
-                    .unwrap_or(Governed {
-                        state: GovernorState::Active,
-                        over_hard: 0,
-                        under_soft: 0,
-                        fuel: 0,
-                        executions: 0,
-                    })
-            })
-            .collect();
-        self.stops = set
-            .triggers
-            .iter()
-            .map(|t| {
-                previous
-                    .and_then(|p| p.triggers.iter().position(|o| o.id == t.id))
-                    .and_then(|i| old_stops.get(i).cloned().flatten())
-                    .filter(|_| t.budget.is_some())
-            })
-            .collect();
+                    .unwrap_or_else(|| fresh.clone()),
+            );
+            self.stops
+                .push(before.and_then(|i| old_stops.get(i).cloned().flatten()));
+        }
     }
 
     /// The window the stream is in (`None` before its first event).

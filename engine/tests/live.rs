@@ -632,3 +632,23 @@ fn reloaded_quotas_apply_from_the_next_batch() {
         live.shutdown().await.unwrap();
     });
 }
+
+/// A shutdown while paused drains the backlog: every accepted event is answered.
+#[test]
+fn a_shutdown_while_paused_answers_the_backlog() {
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = engine(ExecutorKind::Sequential);
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state).start().unwrap();
+        live.pause("maintenance").await.unwrap();
+        let tickets: Vec<_> = (0..5)
+            .map(|i| live.try_submit(event(7, i)).unwrap())
+            .collect();
+        let report = live.shutdown().await.unwrap();
+        assert_eq!(report.status.completed, 5);
+        for (i, t) in tickets.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().line, i as u64 + 1);
+        }
+    });
+}

@@ -120,6 +120,13 @@ pub trait StateStore: Send {
     /// Persists one committed batch's writes, atomically. Called once per batch that wrote
     /// anything, in commit order.
     fn persist(&mut self, writes: &BatchWrites) -> Result<(), StoreError>;
+
+    /// Whether the store wants each batch's writes. A store that keeps nothing says no, and
+    /// the engine then neither collects them (a name lookup per written key, on the engine
+    /// thread, every batch) nor calls [`StateStore::persist`].
+    fn wants_writes(&self) -> bool {
+        true
+    }
 }
 
 /// The default store: the engine's own table is the state. Loads nothing, persists
@@ -134,6 +141,10 @@ impl StateStore for InMemoryStore {
 
     fn persist(&mut self, _writes: &BatchWrites) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn wants_writes(&self) -> bool {
+        false
     }
 }
 

@@ -335,6 +335,9 @@ impl Worker {
         let (summary, cursor) = session.suspend();
         self.cursor = Some(cursor);
         pushed?;
+        if !self.store.wants_writes() {
+            return Ok((results, summary.parallel.aborts));
+        }
         let writes = BatchWrites::collect(
             self.batches,
             results.iter().flat_map(|r| r.written.iter().copied()),
