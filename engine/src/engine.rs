@@ -31,13 +31,14 @@ use crate::event::{check_input_id, EventRecord};
 use crate::exec::parallel::{self, ParallelConfig, ParallelStats, Workers};
 use crate::exec::sequential::{self, InvariantViolation};
 use crate::exec::txn::TxnOutput;
-use crate::exec::Admitted;
+use crate::exec::{Admitted, Participation};
 use crate::expr::segments::{MembershipSnapshot, Memberships};
 use crate::gate::HeldEvent;
 use crate::governor::Governor;
-use crate::outcome::{Effect, RecordOutcome, RecordStatus, RejectKind};
+use crate::outcome::{Effect, RecordOutcome, RecordStatus, RejectKind, TriggerResult};
 use crate::report::{Report, Timings};
 use crate::sink::{BatchCollector, CommitSink, RecordResult};
+use crate::slow_lane::{self, SlowItem};
 use crate::state::State;
 use crate::trigger::TriggerSet;
 
@@ -310,7 +311,7 @@ impl Engine {
         let mut collector = BatchCollector::new(&self.triggers);
         let mut session = self.session(state, options)?;
         session.push(records, &mut collector)?;
-        let summary = session.finish();
+        let summary = session.finish(&mut collector)?;
         Ok(collector.finish(summary))
     }
 }
@@ -391,7 +392,8 @@ impl Session<'_> {
             return self.push_chunk(records, sink);
         }
         // Each budget window runs as its own chunk, so a stop decided when a window closes
-        // applies from the next window's first event, on every executor.
+        // applies from the next window's first event, on every executor. While the slow
+        // lane is in use, chunks also end at its turns (multiples of `slow_lane::STRIDE`).
         let mut start = 0;
         while start < records.len() {
             // The first record moves the stream to its window (closing the previous one,
@@ -410,16 +412,105 @@ impl Session<'_> {
                 }
                 end += 1;
             }
+            let lane = self.governor.lane_active();
+            if lane {
+                let to_turn = slow_lane::STRIDE - self.position % slow_lane::STRIDE;
+                end = end.min(start.saturating_add(usize::try_from(to_turn).unwrap_or(usize::MAX)));
+            }
+            let chunk = &records[start..end];
+            let (table, picks) = self.governor.participation(set, chunk);
             // `push_chunk_with` borrows the session: the governor is moved out for the chunk.
             let mut taken = std::mem::take(&mut self.governor);
-            let stops = taken.stops().to_vec();
+            let base = self.position;
             let mut counting = |r: RecordResult| {
                 taken.count(set, &r);
+                defer(&mut taken, chunk, base, &r);
                 sink.record(r);
             };
-            self.push_chunk_with(&records[start..end], &mut counting, &stops)?;
+            self.push_chunk_with(chunk, &mut counting, &table, &picks)?;
             self.governor = taken;
             start = end;
+            if lane && self.position % slow_lane::STRIDE == 0 {
+                self.slow_lane_turn(sink, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a turn of the slow lane (see [`slow_lane`]): queued deferred executions in
+    /// order, each a transaction of its own on the sequential executor, until they used the
+    /// turn's fuel (at least one); with `drain`, all of them.
+    fn slow_lane_turn(
+        &mut self,
+        sink: &mut dyn CommitSink,
+        drain: bool,
+    ) -> Result<(), EngineError> {
+        let set = &*self.engine.triggers;
+        let share = set.settings.slow_lane_percent;
+        let budget = self.governor.slow_lane_mut().start_turn(share);
+        let memberships = self.engine.memberships.snapshot();
+        let (mut used, mut ran) = (0u64, 0u64);
+        while drain || ran == 0 || used < budget {
+            let Some(item) = self.governor.slow_lane_mut().pop() else {
+                break;
+            };
+            ran += 1;
+            let ti = item.trigger as usize;
+            let participation: Vec<Participation> = (0..set.triggers.len())
+                .map(|i| match self.governor.stops().get(i).cloned().flatten() {
+                    Some(reason) if i == ti => Participation::Stopped(reason),
+                    _ if i == ti => Participation::Run,
+                    _ => Participation::Excluded,
+                })
+                .collect();
+            let outcome = |status| RecordOutcome {
+                line: item.line,
+                event_id: Some(item.event.id.clone()),
+                lane: Some("slow"),
+                status,
+            };
+            let Some(row) = self.state.customers.row_of(item.event.customer_id) else {
+                // Customers are never removed while a stream runs; reported, not dropped.
+                sink.record(RecordResult::not_run(
+                    item.position,
+                    outcome(RecordStatus::Rejected {
+                        kind: RejectKind::UnknownCustomer,
+                        error: format!("unknown customer {}", item.event.customer_id),
+                    }),
+                    None,
+                ));
+                continue;
+            };
+            let admitted = [Admitted {
+                record: 0,
+                line: item.line,
+                event: &item.event,
+                row,
+                memberships: &memberships,
+                participation: &participation,
+            }];
+            let mut output = None;
+            sequential::run(set, self.state, &admitted, |_, o| output = Some(o))?;
+            let output = output.ok_or_else(|| {
+                InvariantViolation(format!(
+                    "slow-lane run of event {} left no output",
+                    item.event.id
+                ))
+            })?;
+            used = used.saturating_add(output.triggers.iter().map(|t| t.fuel).sum::<u64>());
+            let result = RecordResult {
+                position: item.position,
+                outcome: outcome(RecordStatus::Processed {
+                    triggers: output.triggers,
+                }),
+                effects: output.effects,
+                held: None,
+                chained_events: output.chained_events,
+                written: output.writes.into_iter().map(|(key, _)| key).collect(),
+                timings: output.timings,
+            };
+            self.governor.count(set, &result);
+            sink.record(result);
         }
         Ok(())
     }
@@ -429,14 +520,17 @@ impl Session<'_> {
         records: &[EventRecord],
         sink: &mut dyn CommitSink,
     ) -> Result<(), EngineError> {
-        self.push_chunk_with(records, sink, &[])
+        self.push_chunk_with(records, sink, &[], &[])
     }
 
+    /// Runs one chunk; `participation[picks[i]]` says how each trigger takes part in
+    /// record `i` (no picks: the first entry, if any, for every record).
     fn push_chunk_with(
         &mut self,
         records: &[EventRecord],
         sink: &mut dyn CommitSink,
-        stops: &[Option<Arc<str>>],
+        participation: &[Vec<Participation>],
+        picks: &[u32],
     ) -> Result<(), EngineError> {
         let engine = self.engine;
         let _chunk =
@@ -445,7 +539,7 @@ impl Session<'_> {
         let admit_started = Instant::now();
         let memberships = engine.memberships.snapshot();
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
-        let admitted = self.admit(records, &memberships, stops, &mut outcomes);
+        let admitted = self.admit(records, &memberships, participation, picks, &mut outcomes);
         let (admitted, held) = match self.options.quotas {
             Some(quotas) => crate::gate::charge(quotas, admitted, &mut outcomes),
             None => (admitted, Vec::new()),
@@ -502,11 +596,23 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The stream's wall-clock figures and executor statistics.
-    pub fn finish(self) -> SessionSummary {
+    /// Ends the stream: runs every execution still waiting in the slow lane (their results
+    /// go to `sink`, as a push's do), then returns the wall-clock figures and executor
+    /// statistics.
+    pub fn finish(mut self, sink: &mut dyn CommitSink) -> Result<SessionSummary, EngineError> {
+        self.drain_slow_lane(sink)?;
         let mut summary = self.summary;
         summary.governor = self.governor.transitions().to_vec();
-        summary
+        Ok(summary)
+    }
+
+    /// Runs every execution waiting in the slow lane now (e.g. before a live engine shuts
+    /// down); [`Session::finish`] does it too.
+    pub fn drain_slow_lane(&mut self, sink: &mut dyn CommitSink) -> Result<(), EngineError> {
+        if !self.governor.slow_lane().is_empty() {
+            self.slow_lane_turn(sink, true)?;
+        }
+        Ok(())
     }
 
     /// The trigger governor's state.
@@ -533,7 +639,8 @@ impl Session<'_> {
         &mut self,
         records: &'r [EventRecord],
         memberships: &'r MembershipSnapshot,
-        stops: &'r [Option<Arc<str>>],
+        participation: &'r [Vec<Participation>],
+        picks: &[u32],
         outcomes: &mut [Option<RecordOutcome>],
     ) -> Vec<Admitted<'r>> {
         let mut admitted = Vec::with_capacity(records.len());
@@ -541,6 +648,7 @@ impl Session<'_> {
             let reject = |kind: RejectKind, error: String| RecordOutcome {
                 line: record.line,
                 event_id: record.event.as_ref().ok().map(|e| e.id.clone()),
+                lane: None,
                 status: RecordStatus::Rejected { kind, error },
             };
             let event = match &record.event {
@@ -587,7 +695,9 @@ impl Session<'_> {
                 event,
                 row,
                 memberships,
-                stops,
+                participation: participation
+                    .get(picks.get(i).map_or(0, |p| *p as usize))
+                    .map_or(&[][..], |p| &p[..]),
             });
         }
         admitted
@@ -618,6 +728,7 @@ impl Emitter<'_> {
             outcome: RecordOutcome {
                 line: a.line,
                 event_id: Some(a.event.id.clone()),
+                lane: None,
                 status: RecordStatus::Processed {
                     triggers: output.triggers,
                 },
@@ -640,20 +751,13 @@ impl Emitter<'_> {
             let outcome = self.outcomes[i].take().unwrap_or_else(|| RecordOutcome {
                 line: record.line,
                 event_id: record.event.as_ref().ok().map(|e| e.id.clone()),
+                lane: None,
                 status: RecordStatus::Rejected {
                     kind: RejectKind::Malformed,
                     error: "internal: record neither admitted nor rejected".into(),
                 },
             });
-            let result = RecordResult {
-                position: self.base + i as u64,
-                outcome,
-                effects: Vec::new(),
-                held: self.held[i].take(),
-                chained_events: 0,
-                written: Vec::new(),
-                timings: Vec::new(),
-            };
+            let result = RecordResult::not_run(self.base + i as u64, outcome, self.held[i].take());
             self.deliver(result);
             self.next = i + 1;
         }
@@ -668,6 +772,31 @@ impl Emitter<'_> {
             if let Some(progress) = self.progress {
                 progress(position + 1);
             }
+        }
+    }
+}
+
+/// Queues a fast-lane result's deferred executions (depth 0) in the slow lane.
+fn defer(governor: &mut Governor, chunk: &[EventRecord], base: u64, result: &RecordResult) {
+    let RecordStatus::Processed { triggers } = &result.outcome.status else {
+        return;
+    };
+    for (outcome, (ti, _)) in triggers.iter().zip(&result.timings) {
+        if !matches!(outcome.result, TriggerResult::Deferred { .. }) || outcome.depth != 0 {
+            continue;
+        }
+        let index = result.position.saturating_sub(base);
+        let event = usize::try_from(index)
+            .ok()
+            .and_then(|i| chunk.get(i))
+            .and_then(|r| r.event.as_ref().ok());
+        if let Some(event) = event {
+            governor.slow_lane_mut().defer(SlowItem {
+                line: result.outcome.line,
+                position: result.position,
+                event: event.clone(),
+                trigger: *ti,
+            });
         }
     }
 }

@@ -211,6 +211,7 @@ impl Gate<'_, '_, '_> {
         self.outcomes[a.record] = Some(RecordOutcome {
             line: a.line,
             event_id: Some(a.event.id.clone()),
+            lane: None,
             status: RecordStatus::Held {
                 reason: denial.to_string(),
             },

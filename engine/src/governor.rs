@@ -11,8 +11,9 @@
 //!   the next window on, its firings are recorded as skipped (`trigger_stopped`) with the
 //!   reason and figures; it stays stopped until an operator resumes it (remove the budget or
 //!   raise it in the triggers file and run again; in the live engine, reload the file);
-//! - otherwise over its soft budget → **throttled** (reported and notified; the slow lane that
-//!   would defer its executions is not built yet, see the README);
+//! - otherwise over its soft budget → **throttled**: in the next window it fires in place on
+//!   at most its *allowance* of input events (soft budget ÷ the fuel per execution it just
+//!   used); past that, its executions move to the slow lane ([`crate::slow_lane`]);
 //! - throttled and back under its soft budget for `recover_after` consecutive windows
 //!   (default 2) → **recovered**.
 //!
@@ -30,9 +31,16 @@ use chrono::{DateTime, Utc};
 use fusebox_quotas::notify::{Figures, Notification, NotificationKind, Notifier, Subject};
 use serde::Serialize;
 
-use crate::outcome::RecordStatus;
+use crate::event::EventRecord;
+use crate::exec::Participation;
+use crate::outcome::{RecordStatus, TriggerResult};
 use crate::sink::RecordResult;
-use crate::trigger::TriggerSet;
+use crate::slow_lane::SlowLane;
+use crate::trigger::{TriggerIdx, TriggerSet};
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// Where a governed trigger stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,7 +63,8 @@ pub struct Transition {
     pub to: &'static str,
     /// Start of the window that caused it (event time, RFC 3339).
     pub window_start: String,
-    /// Fuel the trigger used in that window.
+    /// Fuel the trigger used in that window, plus its deferred firings priced at its fuel
+    /// per execution (its demand).
     pub fuel_used: u64,
     /// Its soft budget per window.
     pub budget: u64,
@@ -63,6 +72,10 @@ pub struct Transition {
     pub hard_budget: u64,
     /// Its executions in that window.
     pub executions: u64,
+    /// Its firings deferred to the slow lane in that window (priced into `fuel_used` at its
+    /// fuel per execution); omitted when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deferred: u64,
     /// Its share of all fuel used in that window (0–1).
     pub share: f64,
 }
@@ -74,6 +87,14 @@ struct Governed {
     under_soft: u32,
     fuel: u64,
     executions: u64,
+    /// Firings deferred to the slow lane in the current window.
+    deferred: u64,
+    /// Fuel per execution in the last window it executed in (to price deferred firings).
+    per_execution: u64,
+    /// While throttled: input events per window it may fire on in place.
+    allowance: Option<u64>,
+    /// Input events of its types seen in the current window.
+    fired: u64,
 }
 
 /// The governor's state over a stream (carried from chunk to chunk with the stream).
@@ -87,6 +108,8 @@ pub struct Governor {
     /// Per trigger index, why it is stopped by the governor (the snapshot executions read).
     stops: Vec<Option<Arc<str>>>,
     transitions: Vec<Transition>,
+    /// Deferred executions of throttled triggers.
+    lane: SlowLane,
 }
 
 impl Governor {
@@ -111,7 +134,14 @@ impl Governor {
             under_soft: 0,
             fuel: 0,
             executions: 0,
+            deferred: 0,
+            per_execution: 0,
+            allowance: None,
+            fired: 0,
         };
+        if let Some(previous) = previous {
+            self.lane.refit(set, previous);
+        }
         for t in &set.triggers {
             // A governed trigger keeps its state (and any stop) by id; the rest start afresh.
             let before = previous
@@ -135,6 +165,73 @@ impl Governor {
     /// Per trigger index: the governor's stop reason, if stopped.
     pub fn stops(&self) -> &[Option<Arc<str>>] {
         &self.stops
+    }
+
+    /// The slow lane.
+    pub fn slow_lane(&self) -> &SlowLane {
+        &self.lane
+    }
+
+    pub(crate) fn slow_lane_mut(&mut self) -> &mut SlowLane {
+        &mut self.lane
+    }
+
+    /// Whether the slow lane is in use: a trigger is throttled or executions are queued.
+    pub(crate) fn lane_active(&self) -> bool {
+        !self.lane.is_empty() || self.triggers.iter().any(|g| g.allowance.is_some())
+    }
+
+    /// How each trigger takes part in each record of a chunk, in order: a table of distinct
+    /// participation vectors and, per record, its index in the table (empty: every record
+    /// uses the first). Counts the records' firings of throttled triggers: past its
+    /// allowance in the window, a throttled trigger is deferred.
+    pub(crate) fn participation(
+        &mut self,
+        set: &TriggerSet,
+        records: &[EventRecord],
+    ) -> (Vec<Vec<Participation>>, Vec<u32>) {
+        let base: Vec<Participation> = self
+            .stops
+            .iter()
+            .map(|s| s.clone().map_or(Participation::Run, Participation::Stopped))
+            .collect();
+        if !self.triggers.iter().any(|g| g.allowance.is_some()) {
+            return (vec![base], Vec::new());
+        }
+        let mut table = vec![base];
+        let mut keys: Vec<Vec<TriggerIdx>> = vec![Vec::new()];
+        let mut picks = Vec::with_capacity(records.len());
+        for record in records {
+            let mut deferred = Vec::new();
+            if let Ok(event) = &record.event {
+                for &ti in set.for_event_type(&event.event_type) {
+                    let Some(g) = self.triggers.get_mut(ti as usize) else {
+                        continue;
+                    };
+                    if let Some(allowance) = g.allowance {
+                        g.fired += 1;
+                        let stopped = self.stops.get(ti as usize).is_some_and(Option::is_some);
+                        if g.fired > allowance && !stopped {
+                            deferred.push(ti);
+                        }
+                    }
+                }
+            }
+            let pick = match keys.iter().position(|k| *k == deferred) {
+                Some(i) => i,
+                None => {
+                    let mut row = table[0].clone();
+                    for &ti in &deferred {
+                        row[ti as usize] = Participation::Deferred;
+                    }
+                    table.push(row);
+                    keys.push(deferred);
+                    table.len() - 1
+                }
+            };
+            picks.push(pick as u32);
+        }
+        (table, picks)
     }
 
     /// Every transition so far, in order.
@@ -174,18 +271,34 @@ impl Governor {
         }
     }
 
-    /// Counts a committed record's fuel into the current window.
+    /// Counts a committed record's fuel into the current window (and, for a fast-lane
+    /// record, into the slow lane's account).
     pub fn count(&mut self, set: &TriggerSet, result: &RecordResult) {
         let RecordStatus::Processed { triggers } = &result.outcome.status else {
             return;
         };
+        let fast = result.outcome.lane.is_none();
         for (i, t) in triggers.iter().enumerate() {
-            self.total_fuel += t.fuel;
             let idx = result
                 .timings
                 .get(i)
                 .map(|(idx, _)| *idx as usize)
                 .or_else(|| set.triggers.iter().position(|x| x.id == t.trigger));
+            match t.result {
+                // Not executed here; a deferred firing is priced into the window's demand.
+                TriggerResult::Deferred { .. } => {
+                    if let Some(g) = idx.and_then(|i| self.triggers.get_mut(i)) {
+                        g.deferred += 1;
+                    }
+                    continue;
+                }
+                TriggerResult::Stopped { .. } => continue,
+                _ => {}
+            }
+            self.total_fuel += t.fuel;
+            if fast {
+                self.lane.add_fast_fuel(t.fuel);
+            }
             if let Some(g) = idx.and_then(|i| self.triggers.get_mut(i)) {
                 g.fuel += t.fuel;
                 g.executions += 1;
@@ -201,15 +314,25 @@ impl Governor {
             DateTime::<Utc>::from_timestamp(window.saturating_add(1).saturating_mul(len_s), 0)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let total = self.total_fuel;
+        for g in &mut self.triggers {
+            g.fired = 0;
+        }
         for (i, t) in set.triggers.iter().enumerate() {
             let Some(budget) = &t.budget else { continue };
             let g = &mut self.triggers[i];
-            let (fuel, executions) = (g.fuel, g.executions);
+            let (used, executions, deferred) = (g.fuel, g.executions, g.deferred);
             g.fuel = 0;
             g.executions = 0;
+            g.deferred = 0;
+            if let Some(per_execution) = used.checked_div(executions) {
+                g.per_execution = per_execution;
+            }
             if g.state == GovernorState::Stopped {
                 continue;
             }
+            // Its demand: what it used plus what it would have used on its deferred firings
+            // (so moving work to the slow lane never hides a runaway from the budgets).
+            let fuel = used.saturating_add(deferred.saturating_mul(g.per_execution));
             g.over_hard = if fuel > budget.hard_fuel {
                 g.over_hard + 1
             } else {
@@ -226,6 +349,13 @@ impl Governor {
             } else {
                 None
             };
+            let after = to.unwrap_or(g.state);
+            let per_execution = g.per_execution;
+            g.allowance = (after == GovernorState::Throttled).then(|| {
+                // The input events its soft budget pays for at its fuel per execution (all
+                // of them if it used none).
+                budget.fuel.checked_div(per_execution).unwrap_or(u64::MAX)
+            });
             let Some(to) = to else { continue };
             g.state = to;
             let share = if total == 0 {
@@ -267,6 +397,7 @@ impl Governor {
                 budget: budget.fuel,
                 hard_budget: budget.hard_fuel,
                 executions,
+                deferred,
                 share,
             });
             if let Some(n) = notifier {
@@ -286,6 +417,7 @@ impl Governor {
                         .with("window_s", len_s as u64)
                         .with("window_start", start.to_rfc3339())
                         .with("executions", executions)
+                        .with("deferred", deferred)
                         .with("share_of_fuel", share),
                     at: end,
                     message: format!("trigger {} {word}: {reason}", t.id),

@@ -66,6 +66,10 @@ pub fn assess(result: &BatchResult) -> BatchHealth {
         match &o.status {
             RecordStatus::Processed { triggers: ts } => {
                 for t in ts {
+                    // Counted when it runs in the slow lane.
+                    if let TriggerResult::Deferred { .. } = t.result {
+                        continue;
+                    }
                     let tally = triggers.entry(&t.trigger).or_default();
                     tally.executions += 1;
                     match &t.result {
@@ -79,7 +83,9 @@ pub fn assess(result: &BatchResult) -> BatchHealth {
                             tally.stop_reason.get_or_insert_with(|| reason.to_string());
                             tally.stopped_since.get_or_insert(o.line);
                         }
-                        TriggerResult::Committed | TriggerResult::Skipped => {}
+                        TriggerResult::Committed
+                        | TriggerResult::Skipped
+                        | TriggerResult::Deferred { .. } => {}
                     }
                 }
             }

@@ -82,6 +82,7 @@ pub mod live;
 pub mod outcome;
 pub mod report;
 pub mod sink;
+pub mod slow_lane;
 pub mod state;
 pub mod trigger;
 pub mod value;

@@ -166,6 +166,13 @@ pub enum TriggerResult {
         /// Why it was stopped, as the operator wrote it.
         reason: Arc<str>,
     },
+    /// Not run here: the trigger is throttled past its allowance, so this execution moved
+    /// to the slow lane (see the README, "Slow lane"); its result is in a later record of
+    /// the same line marked `"lane":"slow"`. Written as `"result":"deferred","lane":"slow"`.
+    Deferred {
+        /// Always `slow`.
+        lane: &'static str,
+    },
 }
 
 /// One trigger execution in an event's outcome.
@@ -194,6 +201,11 @@ pub struct RecordOutcome {
     /// The event id, when the record could be parsed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<Arc<str>>,
+    /// `Some("slow")` for a slow-lane run: the deferred executions of this line's event,
+    /// run later in the stream (see [`TriggerResult::Deferred`]). `None` (not written) for
+    /// the record's own outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<&'static str>,
     /// Processed or rejected.
     #[serde(flatten)]
     pub status: RecordStatus,
@@ -365,6 +377,7 @@ mod tests {
                 let line = serde_json::to_string(&RecordOutcome {
                     line: 7,
                     event_id,
+                    lane: None,
                     status: status.clone(),
                 })
                 .unwrap();

@@ -46,6 +46,13 @@ pub struct EventCounts {
     pub held: u64,
     /// Chained events created by committed executions.
     pub chained: u64,
+    /// Slow-lane records: runs of deferred executions (not input records; omitted when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub slow_lane_runs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Effects by kind.
@@ -82,6 +89,10 @@ pub struct TriggerStats {
     pub stopped: u64,
     /// Fuel used by all its executions (deterministic; see `exec::txn`, "Fuel").
     pub fuel: u64,
+    /// Firings moved to the slow lane while it was throttled; each is counted again (as
+    /// committed, skipped, aborted or stopped) when it runs there. Omitted when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deferred: u64,
 }
 
 /// Wall-clock timings (not deterministic).
@@ -155,12 +166,17 @@ impl ReportBuilder {
         for (outcome, &(ti, nanos)) in triggers.iter().zip(timings) {
             let i = ti as usize;
             let stats = &mut self.stats[i];
+            if let TriggerResult::Deferred { .. } = outcome.result {
+                stats.deferred += 1;
+                continue;
+            }
             stats.fired += 1;
             stats.fuel += outcome.fuel;
             match &outcome.result {
                 TriggerResult::Committed => stats.committed += 1,
                 TriggerResult::Skipped => stats.skipped += 1,
                 TriggerResult::Stopped { .. } => stats.stopped += 1,
+                TriggerResult::Deferred { .. } => {}
                 TriggerResult::Aborted(reason) => {
                     stats.aborted += 1;
                     *stats.aborted_by_reason.entry(reason.kind()).or_default() += 1;
@@ -187,6 +203,10 @@ impl ReportBuilder {
     /// Counts one input record's status (processed / rejected / held).
     pub fn record(&mut self, outcome: &RecordOutcome) {
         let r = &mut self.report;
+        if outcome.lane.is_some() {
+            r.events.slow_lane_runs += 1;
+            return;
+        }
         r.events.input += 1;
         match &outcome.status {
             RecordStatus::Processed { .. } => r.events.processed += 1,

@@ -48,6 +48,21 @@ pub struct RecordResult {
     pub timings: Vec<(TriggerIdx, u64)>,
 }
 
+impl RecordResult {
+    /// The result of a record that did not run (rejected or held): no effects, no writes.
+    pub fn not_run(position: u64, outcome: RecordOutcome, held: Option<HeldEvent>) -> RecordResult {
+        RecordResult {
+            position,
+            outcome,
+            effects: Vec::new(),
+            held,
+            chained_events: 0,
+            written: Vec::new(),
+            timings: Vec::new(),
+        }
+    }
+}
+
 /// Receives every record's result, in input order, exactly once (see the module docs).
 pub trait CommitSink {
     /// One record's final result.

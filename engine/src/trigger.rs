@@ -41,6 +41,9 @@ pub struct Settings {
     pub stop_after: u32,
     /// Consecutive windows under budget before a throttled trigger recovers.
     pub recover_after: u32,
+    /// Share of the fast lane's fuel a slow-lane turn may use, in percent (1–100, default
+    /// 25; see `slow_lane`).
+    pub slow_lane_percent: u32,
 }
 
 /// A trigger's fuel budget per window (see `governor`).
@@ -69,6 +72,7 @@ impl Default for Settings {
             budget_window_s: 60,
             stop_after: 3,
             recover_after: 2,
+            slow_lane_percent: 25,
         }
     }
 }

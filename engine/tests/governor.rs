@@ -364,10 +364,43 @@ fn a_runaway_trigger_is_throttled_then_stopped_and_innocents_are_untouched() {
         transitions.iter().map(|t| t.to).collect::<Vec<_>>(),
         ["throttled", "stopped"]
     );
-    // Stopped when the third window closed: the fourth window's first event (line 19) on.
-    let runaway = results_of(&seq, "runaway");
-    assert!(runaway[..18].iter().all(|r| *r == TriggerResult::Committed));
-    assert!(runaway[18..].iter().all(|r| matches!(r, TriggerResult::Stopped { skip: "trigger_stopped", reason } if reason.contains("governor"))), "{:?}", &runaway[17..20]);
+    // Window 1 (lines 1-6) ran in place. Throttled in windows 2 and 3 (lines 7-18): in
+    // place up to its allowance, then deferred to the slow lane. Stopped when the third
+    // window closed: from the fourth window's first event (line 19) on.
+    let fast: Vec<(u64, TriggerResult)> = lane_results(&seq, "runaway", None);
+    assert_eq!(fast.len(), 60);
+    assert!(fast[..6]
+        .iter()
+        .all(|(_, r)| *r == TriggerResult::Committed));
+    let deferred = TriggerResult::Deferred { lane: "slow" };
+    for window in [&fast[6..12], &fast[12..18]] {
+        let in_place = window
+            .iter()
+            .take_while(|(_, r)| *r == TriggerResult::Committed)
+            .count();
+        assert!(in_place < 6, "{window:?}");
+        assert!(
+            window[in_place..].iter().all(|(_, r)| *r == deferred),
+            "{window:?}"
+        );
+    }
+    assert!(fast[18..].iter().all(|(_, r)| matches!(r, TriggerResult::Stopped { skip: "trigger_stopped", reason } if reason.contains("governor"))), "{:?}", &fast[17..20]);
+    // 60 records never reach a slow-lane turn: the deferred firings run when the stream
+    // ends, each once, after the stop — so they are recorded as stopped, never lost.
+    let slow = lane_results(&seq, "runaway", Some("slow"));
+    let deferred_lines: Vec<u64> = fast
+        .iter()
+        .filter(|(_, r)| *r == deferred)
+        .map(|(line, _)| *line)
+        .collect();
+    assert_eq!(
+        slow.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+        deferred_lines
+    );
+    assert!(slow
+        .iter()
+        .all(|(_, r)| matches!(r, TriggerResult::Stopped { .. })));
+    assert!(transitions[1].deferred > 0, "{transitions:?}");
     // The innocent trigger does exactly what it does alone.
     let alone = RUNAWAY.replace(
         "  - id: runaway",
@@ -389,6 +422,28 @@ fn a_runaway_trigger_is_throttled_then_stopped_and_innocents_are_untouched() {
         assert_eq!(other.report, seq.report, "{executor:?}");
         assert_eq!(other_notes, notes, "{executor:?}");
     }
+}
+
+/// The (line, result) of `trigger` in every record of `lane` (`None`: the records' own
+/// outcomes, `Some("slow")`: slow-lane runs), in output order.
+fn lane_results(
+    result: &BatchResult,
+    trigger: &str,
+    lane: Option<&str>,
+) -> Vec<(u64, TriggerResult)> {
+    result
+        .outcomes
+        .iter()
+        .filter(|o| o.lane == lane)
+        .flat_map(|o| match &o.status {
+            RecordStatus::Processed { triggers } => triggers
+                .iter()
+                .filter(|t| &*t.trigger == trigger && t.depth == 0)
+                .map(|t| (o.line, t.result.clone()))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
 }
 
 #[test]

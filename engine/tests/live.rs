@@ -240,6 +240,8 @@ fn a_full_intake_refuses_try_submit_and_loses_nothing() {
             })
             .start()
             .unwrap();
+        // Paused, nothing is answered, so the intake stays full while we look at it.
+        live.pause("fill the intake").await.unwrap();
         let mut tickets = Vec::new();
         let mut full = 0;
         for i in 0..10 {
@@ -259,6 +261,7 @@ fn a_full_intake_refuses_try_submit_and_loses_nothing() {
             let live = live.clone();
             async move { live.submit(event(1, 100)).await }
         });
+        live.resume().await.unwrap();
         for t in tickets {
             assert!(matches!(
                 t.await.unwrap().outcome.status,
@@ -282,6 +285,43 @@ fn a_full_intake_refuses_try_submit_and_loses_nothing() {
             live.submit(event(3, 0)).await,
             Err(SubmitError::ShuttingDown)
         );
+    });
+}
+
+/// A batch stops waiting for more events once it holds every accepted one: with a long
+/// `max_delay`, a lone event is answered at once, and `submit_many` runs as one batch.
+#[test]
+fn a_batch_holding_every_accepted_event_does_not_wait_out_its_delay() {
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = engine(ExecutorKind::Sequential);
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .config(LiveConfig {
+                max_batch: 1000,
+                max_delay: Duration::from_secs(5),
+                ..LiveConfig::default()
+            })
+            .start()
+            .unwrap();
+        let started = std::time::Instant::now();
+        live.submit(event(1, 0)).await.unwrap();
+        let many = live
+            .submit_many((1..=50).map(|i| event(1, i)).collect())
+            .await
+            .unwrap();
+        assert_eq!(many.len(), 50);
+        assert!(many.iter().all(Result::is_ok));
+        // Both would have waited out the 5 s delay before.
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "took {:?}",
+            started.elapsed()
+        );
+        // The 50 were announced together, so the batch their first event started waited
+        // for the other 49.
+        assert_eq!(live.status().batches, 2);
+        live.shutdown().await.unwrap();
     });
 }
 

@@ -172,7 +172,8 @@ fn run_batch_equals_the_collector_over_a_session() {
     let mut session = engine.session(&mut b, &options).unwrap();
     session.push(&records[..50], &mut collector).unwrap();
     session.push(&records[50..], &mut collector).unwrap();
-    let streamed = collector.finish(session.finish());
+    let summary = session.finish(&mut collector).unwrap();
+    let streamed = collector.finish(summary);
     assert_eq!(batch.outcomes, streamed.outcomes);
     assert_eq!(batch.effects, streamed.effects);
     assert_eq!(batch.report, streamed.report);

@@ -227,6 +227,20 @@ impl Checker<'_> {
             {
                 settings.recover_after = small(v);
             }
+            if let Some(share) = &s.value.slow_lane_share {
+                if (1..=100).contains(&share.value) {
+                    settings.slow_lane_percent = share.value as u32;
+                } else {
+                    self.error(
+                        share.referenced,
+                        format!(
+                            "slow_lane_share is a percentage between 1 and 100, got {}",
+                            share.value
+                        ),
+                        None,
+                    );
+                }
+            }
         }
         self.default_limits = settings.limits.clone();
         let declared = f.event_types.as_ref().map(|types| {

@@ -80,6 +80,9 @@ pub struct SettingsDef {
     /// Consecutive windows under budget before a throttled trigger recovers (default 2).
     #[serde(default)]
     pub recover_after_windows: Option<Spanned<i64>>,
+    /// Share of the fast lane's fuel the slow lane may use per turn, percent (default 25).
+    #[serde(default)]
+    pub slow_lane_share: Option<Spanned<i64>>,
 }
 
 /// `budget:` of a trigger: fuel per window.

@@ -613,7 +613,7 @@ triggers:
                 event,
                 row: table.row_of(event.customer_id).unwrap(),
                 memberships: crate::expr::segments::MembershipSnapshot::empty(),
-                stops: &[],
+                participation: &[],
             })
             .collect()
     }

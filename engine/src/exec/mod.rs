@@ -37,7 +37,24 @@ pub struct Admitted<'a> {
     pub row: Row,
     /// The segment memberships of its batch (a snapshot taken when the batch started).
     pub memberships: &'a MembershipSnapshot,
-    /// Per trigger index, why the governor stopped it (a snapshot taken when the chunk
-    /// started; see `governor`). Empty: none is.
-    pub stops: &'a [Option<std::sync::Arc<str>>],
+    /// Per trigger index, how it takes part in this transaction (decided before the chunk
+    /// runs; see `governor` and `slow_lane`). Empty: every trigger runs.
+    pub participation: &'a [Participation],
+}
+
+/// How a trigger takes part in an input event's transaction. Decided before execution from
+/// the stream alone, so every executor sees the same.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Participation {
+    /// Runs as usual.
+    Run,
+    /// Stopped by the governor: at every depth, recorded as skipped (`trigger_stopped`)
+    /// with the reason.
+    Stopped(std::sync::Arc<str>),
+    /// Throttled past its allowance: on the input event (depth 0) it is recorded as
+    /// `deferred` and runs later in the slow lane; on chained events it runs as usual.
+    Deferred,
+    /// The transaction is a slow-lane run of another trigger: on the input event it does
+    /// not run and leaves no outcome (it already has one); on chained events it runs.
+    Excluded,
 }

@@ -61,7 +61,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delta::{AddError, Delta, NumKind};
-use super::Admitted;
+use super::{Admitted, Participation};
 use crate::customers::{AttrId, Row, Schema};
 use crate::event::{chained_id, Event};
 use crate::expr::segments::MembershipSnapshot;
@@ -200,7 +200,29 @@ pub fn execute(
         }
         for &ti in set.for_event_type(&ev.event_type) {
             let trigger = set.trigger(ti);
-            let governed = admitted.stops.get(ti as usize).and_then(Option::as_ref);
+            let participation = admitted.participation.get(ti as usize);
+            let governed = match participation {
+                Some(Participation::Stopped(reason)) => Some(reason),
+                _ => None,
+            };
+            if depth == 0 {
+                match participation {
+                    // Its outcome is in the event's fast-lane record.
+                    Some(Participation::Excluded) => continue,
+                    Some(Participation::Deferred) if trigger.stopped.is_none() => {
+                        out.timings.push((ti, 0));
+                        out.triggers.push(TriggerOutcome {
+                            trigger: trigger.id.clone(),
+                            event_id: ev.id.clone(),
+                            depth,
+                            result: TriggerResult::Deferred { lane: "slow" },
+                            fuel: 0,
+                        });
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             if let Some(reason) = trigger.stopped.as_ref().or(governed) {
                 out.timings.push((ti, 0));
                 out.triggers.push(TriggerOutcome {

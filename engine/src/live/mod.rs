@@ -16,9 +16,11 @@
 //! *acceptance order*, and that is the serial order. One dedicated OS thread owns the
 //! [`Engine`], the [`State`] and the [`StateStore`]; it gathers accepted events into
 //! micro-batches ([`LiveConfig::max_batch`] events, or whatever arrived within
-//! [`LiveConfig::max_delay`] of the first) and pushes each through a [`crate::Session`] —
-//! admission, the quota gate, the executor on the engine's own worker threads, the commit
-//! sink — so CPU work never runs on a tokio worker. The session's [`crate::StreamCursor`]
+//! [`LiveConfig::max_delay`] of the first one's acceptance, ending early once the batch
+//! holds every event accepted so far: waiting longer could only delay them) and pushes each
+//! through a [`crate::Session`] — admission, the quota gate, the executor on the engine's
+//! own worker threads, the commit sink — so CPU work never runs on a tokio worker. A second
+//! thread delivers the answers, so waking submitters overlaps the next batch. The session's [`crate::StreamCursor`]
 //! carries the ids seen and the position from batch to batch, so a live run is one stream:
 //! the same results as `fusebox run` over the same events in acceptance order.
 //!
@@ -47,6 +49,7 @@
 //! answers every accepted event, then ends — but nobody waits for it, so a process that
 //! exits right after dropping may cut that short. Call `shutdown` to be sure.
 
+mod answer;
 mod log;
 mod metrics;
 mod status;
@@ -76,7 +79,8 @@ use crate::trigger::TriggerSet;
 
 pub use log::AcceptedLog;
 pub use status::{
-    Health, Latency, Pause, Problem, ProcessFigures, RunState, Status, TriggerFigures,
+    Health, Latency, Pause, Problem, ProcessFigures, RunState, SlowLaneFigures, Status,
+    TriggerFigures,
 };
 pub use store::{
     BatchWrites, InMemoryStore, MapContents, MapStore, StateStore, StoreError, StoredCustomer,
@@ -87,7 +91,8 @@ pub use store::{
 pub struct LiveConfig {
     /// Most events in one micro-batch.
     pub max_batch: usize,
-    /// How long a batch waits for more events after its first arrived. Zero: a batch is
+    /// How long after its first event was accepted a batch may wait for more events; it
+    /// stops waiting as soon as it holds every event accepted so far. Zero: a batch is
     /// whatever is queued when the engine thread gets to it.
     pub max_delay: Duration,
     /// Events accepted and not yet answered, at most (the intake's bound).
@@ -268,9 +273,11 @@ impl LiveBuilder {
         let monitor = Arc::new(Monitor {
             permits: Semaphore::new(config.capacity),
             accepted: AtomicU64::new(0),
+            announced: AtomicU64::new(0),
             tracker: Mutex::new(status::Tracker::new(config.capacity)),
         });
         let (tx, rx) = channel::unbounded();
+        let (slow_tx, slow_rx) = tokio::sync::mpsc::unbounded_channel();
         let schema = state.customers.schema().clone();
         let worker = worker::Worker::new(
             engine,
@@ -280,6 +287,7 @@ impl LiveBuilder {
                 log,
                 quotas,
                 notifier,
+                slow_lane: slow_tx,
             },
             config.clone(),
             rx,
@@ -296,6 +304,7 @@ impl LiveBuilder {
                 accepting: AtomicBool::new(true),
                 capacity: config.capacity,
                 schema,
+                slow_lane: Mutex::new(Some(slow_rx)),
             }),
         })
     }
@@ -307,6 +316,10 @@ pub(crate) struct Monitor {
     pub permits: Semaphore,
     /// Events accepted since start.
     pub accepted: AtomicU64,
+    /// Events accepted or about to be sent to the engine thread (counted before the send):
+    /// while it is ahead of what the engine thread has received, more events are on their
+    /// way and a batch being gathered waits for them (up to its deadline).
+    pub announced: AtomicU64,
     pub tracker: Mutex<status::Tracker>,
 }
 
@@ -322,6 +335,8 @@ struct Shared {
     accepting: AtomicBool,
     capacity: usize,
     schema: Arc<crate::customers::Schema>,
+    /// Until an embedder takes it: where slow-lane results wait.
+    slow_lane: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Submitted>>>,
 }
 
 /// A handle to a running live engine; cheap to clone, usable from any task or thread.
@@ -381,7 +396,7 @@ impl LiveEngine {
     /// the next batch boundary: a batch already running finishes.
     pub async fn pause(&self, reason: impl Into<String>) -> Result<(), LiveError> {
         let reason = reason.into();
-        self.control(|reply| worker::Msg::Pause(reason, reply))
+        self.control(|reply| worker::Control::Pause(reason, reply))
             .await
             .map(|_| ())
     }
@@ -389,7 +404,7 @@ impl LiveEngine {
     /// Releases the pause: the backlog drains first, in acceptance order, at most
     /// [`LiveConfig::resume_rate`] events per second; the operator is notified.
     pub async fn resume(&self) -> Result<(), LiveError> {
-        self.control(worker::Msg::Resume).await.map(|_| ())
+        self.control(worker::Control::Resume).await.map(|_| ())
     }
 
     /// Submits one event and waits for its outcome. Waits for a place when the intake is
@@ -450,10 +465,15 @@ impl LiveEngine {
             .await
             .map_err(|_| SubmitError::ShuttingDown)?;
         permits.forget();
+        // All of them at once, so a batch started by the first waits for the rest.
+        self.shared
+            .monitor
+            .announced
+            .fetch_add(n as u64, Ordering::SeqCst);
         let mut tickets = Vec::with_capacity(n);
         let mut events = events.into_iter();
         for event in events.by_ref() {
-            match self.enqueue(event) {
+            match self.enqueue_announced(event) {
                 Ok(t) => tickets.push(Ok(t)),
                 Err(e) => {
                     tickets.push(Err(e));
@@ -464,6 +484,10 @@ impl LiveEngine {
         // Not enqueued (the engine thread is gone): give their places back.
         let left = events.len();
         if left > 0 {
+            self.shared
+                .monitor
+                .announced
+                .fetch_sub(left as u64, Ordering::SeqCst);
             self.shared.monitor.permits.add_permits(left);
         }
         let mut out = Vec::with_capacity(n);
@@ -477,6 +501,21 @@ impl LiveEngine {
             out.push(Err(SubmitError::Stopped("engine thread ended".into())));
         }
         Ok(out)
+    }
+
+    /// The slow lane's results, for the first caller (later calls get `None`): a throttled
+    /// trigger's executions past its allowance are answered in the event's own
+    /// [`Submitted`] as `"result":"deferred"` and run later in the slow lane (see
+    /// [`crate::slow_lane`]); each such run arrives here as a [`Submitted`] whose outcome
+    /// has `lane: Some("slow")`, with its effects — delivered exactly once, after the batch
+    /// that ran it was persisted. Until taken they wait in memory (unbounded; the status's
+    /// `slow_lane` shows how many ran).
+    pub fn slow_lane_outcomes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Submitted>> {
+        self.shared
+            .slow_lane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// A health summary (see [`Status`]). Never waits for a batch.
@@ -500,7 +539,7 @@ impl LiveEngine {
     /// the one the engine runs on.
     pub async fn reload(&self, triggers: TriggerSet) -> Result<u64, LiveError> {
         self.control(|reply| {
-            worker::Msg::Reload(worker::Reload::Compiled(Box::new(triggers)), reply)
+            worker::Control::Reload(worker::Reload::Compiled(Box::new(triggers)), reply)
         })
         .await
     }
@@ -509,7 +548,7 @@ impl LiveEngine {
     /// reloads it. An invalid file is refused with the same located diagnostics as
     /// `fusebox check` ([`LiveError::Config`]); the old triggers keep running.
     pub async fn reload_yaml(&self, text: String, file: String) -> Result<u64, LiveError> {
-        self.control(|reply| worker::Msg::Reload(worker::Reload::Yaml { text, file }, reply))
+        self.control(|reply| worker::Control::Reload(worker::Reload::Yaml { text, file }, reply))
             .await
     }
 
@@ -518,7 +557,7 @@ impl LiveEngine {
     /// ledger to keep the day's usage. Returns the new configuration version.
     pub async fn reload_quotas(&self, quotas: Option<Quotas>) -> Result<u64, LiveError> {
         self.control(|reply| {
-            worker::Msg::Reload(worker::Reload::Quotas(quotas.map(Box::new)), reply)
+            worker::Control::Reload(worker::Reload::Quotas(quotas.map(Box::new)), reply)
         })
         .await
     }
@@ -535,7 +574,7 @@ impl LiveEngine {
         let (reply, rx) = oneshot::channel();
         self.shared
             .tx
-            .send(worker::Msg::Shutdown(reply))
+            .send(worker::Msg::Control(worker::Control::Shutdown(reply)))
             .map_err(|_| LiveError::Stopped("the engine thread has ended".into()))?;
         rx.await
             .map_err(|_| LiveError::Stopped("the engine thread has ended".into()))?
@@ -543,12 +582,12 @@ impl LiveEngine {
 
     async fn control(
         &self,
-        msg: impl FnOnce(oneshot::Sender<Result<u64, LiveError>>) -> worker::Msg,
+        msg: impl FnOnce(oneshot::Sender<Result<u64, LiveError>>) -> worker::Control,
     ) -> Result<u64, LiveError> {
         let (reply, rx) = oneshot::channel();
         self.shared
             .tx
-            .send(msg(reply))
+            .send(worker::Msg::Control(msg(reply)))
             .map_err(|_| LiveError::Stopped("the engine thread has ended".into()))?;
         rx.await
             .map_err(|_| LiveError::Stopped("the engine thread has ended".into()))?
@@ -564,6 +603,13 @@ impl LiveEngine {
 
     /// Puts an event with a permit already taken on the channel.
     fn enqueue(&self, event: Event) -> Result<Ticket, SubmitError> {
+        self.shared.monitor.announced.fetch_add(1, Ordering::SeqCst);
+        self.enqueue_announced(event)
+    }
+
+    /// [`Self::enqueue`] for an event already counted in `announced` (the engine thread
+    /// keeps gathering a batch while an announced event is on its way).
+    fn enqueue_announced(&self, event: Event) -> Result<Ticket, SubmitError> {
         let (reply, rx) = oneshot::channel();
         let pending = worker::Pending {
             event,
@@ -571,6 +617,7 @@ impl LiveEngine {
             reply,
         };
         if self.shared.tx.send(worker::Msg::Event(pending)).is_err() {
+            self.shared.monitor.announced.fetch_sub(1, Ordering::SeqCst);
             self.shared.monitor.permits.add_permits(1);
             return Err(SubmitError::Stopped("the engine thread has ended".into()));
         }

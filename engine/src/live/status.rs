@@ -14,6 +14,7 @@
 //! - `ok` otherwise.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -107,6 +108,8 @@ pub struct TriggerFigures {
     pub p50_ms: f64,
     /// 99th percentile of the same, ms.
     pub p99_ms: f64,
+    /// Firings moved to the slow lane while it was throttled (see `slow_lane`).
+    pub deferred: u64,
 }
 
 /// Executions per trigger its latency percentiles are over.
@@ -167,6 +170,17 @@ pub struct Status {
     pub triggers: BTreeMap<String, TriggerFigures>,
     /// Per quota process (empty without quotas).
     pub processes: Vec<ProcessFigures>,
+    /// The slow lane: deferred executions of throttled triggers.
+    pub slow_lane: SlowLaneFigures,
+}
+
+/// The slow lane's figures (see `slow_lane`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SlowLaneFigures {
+    /// Deferred executions waiting for their turn.
+    pub queued: usize,
+    /// Deferred executions run so far.
+    pub ran: u64,
 }
 
 /// What the engine thread keeps up to date.
@@ -181,18 +195,19 @@ pub(crate) struct Tracker {
     pub last_batch_ms: f64,
     pub triggers_version: u64,
     latencies: VecDeque<f64>,
-    triggers: BTreeMap<String, TriggerFigures>,
+    triggers: BTreeMap<Arc<str>, TriggerFigures>,
     /// Per batch in the window: per trigger (executions, aborts).
-    recent: VecDeque<BTreeMap<String, (u64, u64)>>,
+    recent: VecDeque<BTreeMap<Arc<str>, (u64, u64)>>,
     /// When each currently-failing trigger started failing.
-    failing_since: BTreeMap<String, SystemTime>,
+    failing_since: BTreeMap<Arc<str>, SystemTime>,
     intake_full_since: Option<SystemTime>,
     slow_since: Option<SystemTime>,
     pub processes: Vec<ProcessFigures>,
     pub paused: Option<(String, SystemTime)>,
+    pub slow_lane: SlowLaneFigures,
     /// Per trigger: wall times (ms) of its last executions, and since when it is slow.
-    trigger_times: BTreeMap<String, VecDeque<f64>>,
-    slow_triggers_since: BTreeMap<String, SystemTime>,
+    trigger_times: BTreeMap<Arc<str>, VecDeque<f64>>,
+    slow_triggers_since: BTreeMap<Arc<str>, SystemTime>,
     /// When each currently exhausted process was first seen exhausted.
     exhausted_since: BTreeMap<String, SystemTime>,
 }
@@ -218,6 +233,7 @@ impl Tracker {
             slow_triggers_since: BTreeMap::new(),
             processes: Vec::new(),
             paused: None,
+            slow_lane: SlowLaneFigures::default(),
             exhausted_since: BTreeMap::new(),
         }
     }
@@ -242,27 +258,33 @@ impl Tracker {
         self.completed += results.len() as u64;
         self.last_batch_events = results.len();
         self.last_batch_ms = execute_ms;
-        let mut this: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut this: BTreeMap<Arc<str>, (u64, u64)> = BTreeMap::new();
         for r in results {
             let RecordStatus::Processed { triggers } = &r.outcome.status else {
                 continue;
             };
             for (i, t) in triggers.iter().enumerate() {
-                let figures = self.triggers.entry(t.trigger.to_string()).or_default();
+                if let TriggerResult::Deferred { .. } = t.result {
+                    entry(&mut self.triggers, &t.trigger).deferred += 1;
+                    continue;
+                }
+                let figures = entry(&mut self.triggers, &t.trigger);
                 figures.executions += 1;
                 figures.fuel += t.fuel;
                 if let Some((_, ns)) = r.timings.get(i) {
-                    let times = self.trigger_times.entry(t.trigger.to_string()).or_default();
+                    let times = entry(&mut self.trigger_times, &t.trigger);
                     if times.len() == TRIGGER_SAMPLES {
                         times.pop_front();
                     }
                     times.push_back(*ns as f64 / 1e6);
                 }
-                let recent = this.entry(t.trigger.to_string()).or_default();
+                let recent = entry(&mut this, &t.trigger);
                 recent.0 += 1;
                 match &t.result {
                     TriggerResult::Committed => figures.committed += 1,
-                    TriggerResult::Skipped | TriggerResult::Stopped { .. } => {}
+                    TriggerResult::Skipped
+                    | TriggerResult::Stopped { .. }
+                    | TriggerResult::Deferred { .. } => {}
                     TriggerResult::Aborted(reason) => {
                         *figures
                             .aborted
@@ -286,7 +308,7 @@ impl Tracker {
             }
         }
         for (id, figures) in &mut self.triggers {
-            let (n, a) = window.get(id.as_str()).copied().unwrap_or_default();
+            let (n, a) = window.get(&**id).copied().unwrap_or_default();
             figures.recent_executions = n;
             figures.recent_aborts = a;
             if n >= 10 && a * 2 > n {
@@ -428,8 +450,13 @@ impl Tracker {
             last_batch_ms: self.last_batch_ms,
             latency,
             triggers_version: self.triggers_version,
-            triggers: self.triggers.clone(),
+            triggers: self
+                .triggers
+                .iter()
+                .map(|(id, f)| (id.to_string(), f.clone()))
+                .collect(),
             processes: self.processes.clone(),
+            slow_lane: self.slow_lane,
         }
     }
 }
@@ -454,6 +481,14 @@ pub(crate) fn percentiles(samples: &VecDeque<f64>) -> Latency {
     }
 }
 
+/// The map's value for `key`, inserting a default; allocates nothing when it is there.
+fn entry<'a, V: Default>(map: &'a mut BTreeMap<Arc<str>, V>, key: &Arc<str>) -> &'a mut V {
+    if !map.contains_key(&**key) {
+        map.insert(key.clone(), V::default());
+    }
+    map.get_mut(&**key).expect("inserted above")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +502,7 @@ mod tests {
                 outcome: RecordOutcome {
                     line: i as u64 + 1,
                     event_id: Some(Arc::from(format!("e{i}"))),
+                    lane: None,
                     status: RecordStatus::Processed {
                         triggers: vec![TriggerOutcome {
                             trigger: Arc::from(trigger),

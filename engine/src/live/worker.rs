@@ -2,6 +2,7 @@
 //! session, then answers its submitters (see the parent module for the invariants).
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam::channel::{self, RecvTimeoutError, TryRecvError};
@@ -9,7 +10,9 @@ use fusebox_quotas::notify::{Figures, Notification, NotificationKind, Notifier, 
 use fusebox_quotas::Quotas;
 use tokio::sync::oneshot;
 
+use super::answer::{Answerer, Waiter};
 use super::log::AcceptedLog;
+use super::metrics::BatchMetrics;
 use super::status::{ProcessFigures, RunState};
 use super::store::{add_loaded, BatchWrites, StateStore, StoreError};
 use super::{metrics, FinalReport, LiveConfig, LiveError, Monitor, SubmitError, Submitted};
@@ -23,6 +26,12 @@ use crate::trigger::TriggerSet;
 pub(crate) enum Msg {
     /// An accepted event (its intake permit is taken).
     Event(Pending),
+    /// An operator's request, handled between batches.
+    Control(Control),
+}
+
+/// An operator's request.
+pub(crate) enum Control {
     /// A new trigger set, answered with its version.
     Reload(Reload, oneshot::Sender<Result<u64, LiveError>>),
     /// Drain and stop.
@@ -39,6 +48,8 @@ pub(crate) struct Resources {
     pub log: Option<AcceptedLog>,
     pub quotas: Option<Quotas>,
     pub notifier: std::sync::Arc<dyn Notifier>,
+    /// Where slow-lane results go (see [`super::LiveEngine::slow_lane_outcomes`]).
+    pub slow_lane: tokio::sync::mpsc::UnboundedSender<Submitted>,
 }
 
 /// A new trigger set, compiled or to compile, or new quotas.
@@ -55,12 +66,6 @@ pub(crate) struct Pending {
     pub reply: oneshot::Sender<Result<Submitted, SubmitError>>,
 }
 
-/// A submitter to answer once its event's batch is done.
-struct Waiter {
-    accepted: Instant,
-    reply: oneshot::Sender<Result<Submitted, SubmitError>>,
-}
-
 pub(crate) struct Worker {
     engine: Engine,
     state: State,
@@ -69,6 +74,7 @@ pub(crate) struct Worker {
     log: Option<AcceptedLog>,
     quotas: Option<Quotas>,
     notifier: std::sync::Arc<dyn Notifier>,
+    slow_lane: tokio::sync::mpsc::UnboundedSender<Submitted>,
     config: LiveConfig,
     rx: channel::Receiver<Msg>,
     /// Accepted events waiting while paused or draining after a resume, in acceptance order.
@@ -78,6 +84,12 @@ pub(crate) struct Worker {
     monitor: std::sync::Arc<Monitor>,
     /// Line number of the last accepted event.
     line: u64,
+    /// Events taken off the channel (compared with [`Monitor::announced`]).
+    received: u64,
+    /// Metric handles for the current trigger set.
+    metrics: BatchMetrics,
+    /// Hands answers to the delivery thread.
+    answers: Answerer,
     batches: u64,
     version: u64,
     /// Why the engine stopped, once it has.
@@ -101,8 +113,11 @@ impl Worker {
             log,
             quotas,
             notifier,
+            slow_lane,
         } = resources;
         let line = log.as_ref().map_or(0, AcceptedLog::lines);
+        let metrics = BatchMetrics::new(engine.triggers());
+        let answers = Answerer::start(monitor.clone());
         Worker {
             engine,
             state,
@@ -111,12 +126,16 @@ impl Worker {
             log,
             quotas,
             notifier,
+            slow_lane,
             config,
             rx,
             backlog: VecDeque::new(),
             paused: None,
             monitor,
             line,
+            received: 0,
+            metrics,
+            answers,
             batches: 0,
             version: 1,
             stopped: None,
@@ -145,6 +164,7 @@ impl Worker {
             let control = match msg {
                 // Behind a backlog (paused, or still draining), an event waits its turn.
                 Some(Msg::Event(p)) if self.paused.is_some() || !self.backlog.is_empty() => {
+                    self.received += 1;
                     self.backlog.push_back(p);
                     None
                 }
@@ -153,7 +173,7 @@ impl Worker {
                     self.run_batch(batch);
                     control
                 }
-                Some(control) => Some(control),
+                Some(Msg::Control(control)) => Some(control),
                 None => {
                     self.drain_backlog_batch();
                     None
@@ -172,6 +192,8 @@ impl Worker {
             }
         }
         // Every handle dropped: the intake is closed and drained.
+        self.drain_slow_lane();
+        self.answers.finish();
         let mut tracker = self.monitor.tracker();
         tracker.stop(
             self.stopped
@@ -222,13 +244,17 @@ impl Worker {
         });
     }
 
-    /// The first event plus whatever follows it within the batch's size and delay; stops
-    /// early at a control message, returned to run after the batch.
-    fn gather(&mut self, first: Pending) -> (Vec<Pending>, Option<Msg>) {
+    /// The first event plus whatever follows it within the batch's size and delay (counted
+    /// from the first event's acceptance); stops early at a control message, returned to
+    /// run after the batch, and once the batch holds every announced event (nothing else
+    /// is on its way, so waiting could only delay these).
+    fn gather(&mut self, first: Pending) -> (Vec<Pending>, Option<Control>) {
+        let deadline = first.accepted + self.config.max_delay;
         let mut batch = vec![first];
-        let deadline = Instant::now() + self.config.max_delay;
+        self.received += 1;
         while batch.len() < self.config.max_batch {
-            let next = if self.config.max_delay.is_zero() {
+            let everything_in = self.received >= self.monitor.announced.load(Ordering::SeqCst);
+            let next = if self.config.max_delay.is_zero() || everything_in {
                 self.rx.try_recv().map_err(|e| match e {
                     TryRecvError::Empty => RecvTimeoutError::Timeout,
                     TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
@@ -237,8 +263,11 @@ impl Worker {
                 self.rx.recv_deadline(deadline)
             };
             match next {
-                Ok(Msg::Event(p)) => batch.push(p),
-                Ok(control) => return (batch, Some(control)),
+                Ok(Msg::Event(p)) => {
+                    self.received += 1;
+                    batch.push(p);
+                }
+                Ok(Msg::Control(control)) => return (batch, Some(control)),
                 Err(_) => break,
             }
         }
@@ -273,22 +302,24 @@ impl Worker {
                 let elapsed = started.elapsed();
                 // Before answering, so a submitter that asks `status()` next sees the batch.
                 self.poll_quotas();
-                let mut tracker = self.monitor.tracker();
-                tracker.batch(&results, elapsed.as_secs_f64() * 1e3);
-                metrics::batch(self.engine.triggers(), &results, elapsed, reexecutions);
-                for (result, waiter) in results.into_iter().zip(waiters) {
-                    let latency = waiter.accepted.elapsed();
-                    tracker.latency(latency);
-                    metrics::answered(latency);
-                    let _ = waiter.reply.send(Ok(Submitted {
-                        line: result.outcome.line,
-                        outcome: result.outcome,
-                        effects: result.effects,
-                        held: result.held,
-                    }));
-                }
-                drop(tracker);
-                self.monitor.permits.add_permits(n);
+                self.monitor
+                    .tracker()
+                    .batch(&results, elapsed.as_secs_f64() * 1e3);
+                self.metrics.batch(&results, elapsed, reexecutions);
+                let answers = waiters
+                    .into_iter()
+                    .zip(results)
+                    .map(|(waiter, result)| {
+                        let answer = Submitted {
+                            line: result.outcome.line,
+                            outcome: result.outcome,
+                            effects: result.effects,
+                            held: result.held,
+                        };
+                        (waiter, Ok(answer))
+                    })
+                    .collect();
+                self.answers.deliver(answers);
             }
             Err(e) => {
                 let reason = e.to_string();
@@ -323,6 +354,17 @@ impl Worker {
                 event: Ok(event),
             })
             .collect();
+        self.run_session(&records, false)
+    }
+
+    /// Pushes `records` (and with `drain`, everything waiting in the slow lane) through a
+    /// session resumed from the cursor, persists the writes, and sends slow-lane results
+    /// on; the records' own results in order, and the re-executions it cost.
+    fn run_session(
+        &mut self,
+        records: &[EventRecord],
+        drain: bool,
+    ) -> Result<(Vec<RecordResult>, u64), LiveError> {
         let options = RunOptions {
             progress: None,
             quotas: self.quotas.as_ref(),
@@ -331,24 +373,69 @@ impl Worker {
         let cursor = self.cursor.take().unwrap_or_default();
         let mut session = self.engine.resume(&mut self.state, &options, cursor)?;
         let mut results = Vec::with_capacity(records.len());
-        let pushed = session.push(&records, &mut |r: RecordResult| results.push(r));
+        let mut slow = Vec::new();
+        let mut sink = |r: RecordResult| {
+            if r.outcome.lane.is_some() {
+                slow.push(r);
+            } else {
+                results.push(r);
+            }
+        };
+        let mut pushed = session.push(records, &mut sink);
+        if drain && pushed.is_ok() {
+            pushed = session.drain_slow_lane(&mut sink);
+        }
         let (summary, cursor) = session.suspend();
+        {
+            let lane = cursor.governor().slow_lane();
+            let mut tracker = self.monitor.tracker();
+            tracker.slow_lane.queued = lane.queued();
+            tracker.slow_lane.ran = lane.ran();
+        }
         self.cursor = Some(cursor);
         pushed?;
-        if !self.store.wants_writes() {
-            return Ok((results, summary.parallel.aborts));
+        if self.store.wants_writes() {
+            let writes = BatchWrites::collect(
+                self.batches,
+                results
+                    .iter()
+                    .chain(&slow)
+                    .flat_map(|r| r.written.iter().copied()),
+                &self.state,
+                self.engine.triggers(),
+            );
+            if !writes.is_empty() {
+                let store = &mut self.store;
+                retry(&self.config, "persist", || store.persist(&writes))?;
+            }
         }
-        let writes = BatchWrites::collect(
-            self.batches,
-            results.iter().flat_map(|r| r.written.iter().copied()),
-            &self.state,
-            self.engine.triggers(),
-        );
-        if !writes.is_empty() {
-            let store = &mut self.store;
-            retry(&self.config, "persist", || store.persist(&writes))?;
+        for r in slow {
+            // Nobody listening (the receiver was dropped): the results stay in the status.
+            let _ = self.slow_lane.send(Submitted {
+                line: r.outcome.line,
+                outcome: r.outcome,
+                effects: r.effects,
+                held: r.held,
+            });
         }
         Ok((results, summary.parallel.aborts))
+    }
+
+    /// Runs everything waiting in the slow lane (before the engine ends).
+    fn drain_slow_lane(&mut self) {
+        let waiting = self
+            .cursor
+            .as_ref()
+            .map_or(0, |c| c.governor().slow_lane().queued());
+        if waiting == 0 || self.stopped.is_some() {
+            return;
+        }
+        if let Err(e) = self.run_session(&[], true) {
+            let reason = e.to_string();
+            tracing::error!(error = %reason, "live engine stopped while draining the slow lane");
+            self.stopped = Some(reason.clone());
+            self.monitor.tracker().stop(reason);
+        }
     }
 
     /// Reads every quota process's figures into the status and metrics, at most once a
@@ -407,26 +494,22 @@ impl Worker {
     }
 
     fn answer_all(&self, waiters: Vec<Waiter>, error: SubmitError) {
-        let n = waiters.len();
-        for w in waiters {
-            let _ = w.reply.send(Err(error.clone()));
-        }
-        self.monitor.permits.add_permits(n);
+        let answers = waiters
+            .into_iter()
+            .map(|w| (w, Err(error.clone())))
+            .collect();
+        self.answers.deliver(answers);
     }
 
     /// Handles a control message; `Some` when the engine must end.
-    fn control(&mut self, msg: Msg) -> Option<Shutdown> {
-        match msg {
-            Msg::Event(p) => {
-                self.run_batch(vec![p]);
-                None
-            }
-            Msg::Reload(reload, reply) => {
+    fn control(&mut self, control: Control) -> Option<Shutdown> {
+        match control {
+            Control::Reload(reload, reply) => {
                 let _ = reply.send(self.reload(reload));
                 None
             }
-            Msg::Shutdown(reply) => Some(Shutdown(reply)),
-            Msg::Pause(reason, reply) => {
+            Control::Shutdown(reply) => Some(Shutdown(reply)),
+            Control::Pause(reason, reply) => {
                 if self.paused.is_none() {
                     tracing::warn!(%reason, "engine paused by an operator");
                     self.notify_pause(NotificationKind::Paused, &reason);
@@ -436,7 +519,7 @@ impl Worker {
                 let _ = reply.send(Ok(self.version));
                 None
             }
-            Msg::Resume(reply) => {
+            Control::Resume(reply) => {
                 if let Some(reason) = self.paused.take() {
                     tracing::warn!(
                         backlog = self.backlog.len(),
@@ -481,6 +564,7 @@ impl Worker {
         if let Some(cursor) = &mut self.cursor {
             cursor.refit(engine.triggers(), self.engine.triggers());
         }
+        self.metrics = BatchMetrics::new(engine.triggers());
         self.engine = engine;
         self.version += 1;
         self.monitor.tracker().triggers_version = self.version;
@@ -494,7 +578,7 @@ struct Shutdown(oneshot::Sender<Result<FinalReport, LiveError>>);
 
 impl Shutdown {
     /// Runs everything accepted before the shutdown, refuses what came after, and answers.
-    fn finish(self, worker: Worker) {
+    fn finish(self, mut worker: Worker) {
         loop {
             match worker.rx.try_recv() {
                 Ok(Msg::Event(p)) => {
@@ -502,18 +586,21 @@ impl Shutdown {
                     let _ = p.reply.send(Err(SubmitError::ShuttingDown));
                     worker.monitor.permits.add_permits(1);
                 }
-                Ok(Msg::Reload(_, reply)) => {
+                Ok(Msg::Control(Control::Reload(_, reply))) => {
                     let _ = reply.send(Err(LiveError::Stopped("shut down".into())));
                 }
-                Ok(Msg::Shutdown(reply)) => {
+                Ok(Msg::Control(Control::Shutdown(reply))) => {
                     let _ = reply.send(Err(LiveError::Stopped("shut down".into())));
                 }
-                Ok(Msg::Pause(_, reply)) | Ok(Msg::Resume(reply)) => {
+                Ok(Msg::Control(Control::Pause(_, reply) | Control::Resume(reply))) => {
                     let _ = reply.send(Err(LiveError::Stopped("shut down".into())));
                 }
                 Err(_) => break,
             }
         }
+        // Every deferred execution runs and every answer is delivered before the report.
+        worker.drain_slow_lane();
+        worker.answers.finish();
         worker.monitor.permits.close();
         let reason = worker.stopped.clone();
         let status = {
