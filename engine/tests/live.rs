@@ -692,3 +692,126 @@ fn a_shutdown_while_paused_answers_the_backlog() {
         }
     });
 }
+
+/// A throttled trigger in the live engine: its deferred executions reach the embedder on
+/// `slow_lane_outcomes` (the rest of the shutdown's drain included), each once; the
+/// accepted-event log replayed as a batch gives the same fast and slow outcomes, effects
+/// and final state.
+#[test]
+fn slow_lane_results_arrive_once_and_equal_the_replay_of_the_log() {
+    const GOVERNED: &str = r#"
+settings: { budget_window: 10 }
+triggers:
+  - id: heavy
+    owner: growth@x
+    on: a
+    budget: { fuel: 2000, hard_fuel: 100000000 }
+    condition: "event.properties.items.all(i, i >= 0)"
+    actions:
+      - award_points: { amount: "2" }
+      - send_message: { channel: sms, template: spam }
+  - id: light
+    owner: loyalty@x
+    on: a
+    condition: "customer.points % 2 == 0"
+    actions:
+      - award_points: { amount: "1" }
+"#;
+    let governed = || {
+        let set = compile_triggers(GOVERNED, "t.yaml", Some(&schema())).unwrap();
+        Engine::builder(set)
+            .executor(ExecutorKind::parallel(2))
+            .build()
+            .unwrap()
+    };
+    let items: Vec<u64> = (0..50).collect();
+    let timed = |i: u64| {
+        let mut e = Event::new(
+            format!("g{i}"),
+            1 + i % CUSTOMERS,
+            "a",
+            1_767_225_600_000_000 + 50_000 * i as i64,
+        );
+        e.properties = Arc::new(fusebox_engine::value::Map::from_entries(vec![(
+            "items".into(),
+            Value::List(items.iter().map(|&n| Value::Int(n as i64)).collect()),
+        )]));
+        e
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("accepted.jsonl");
+    let rt = runtime();
+    let (answers, slow, report) = rt.block_on(async {
+        let engine = governed();
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .config(LiveConfig {
+                max_batch: 64,
+                accepted_log: Some(log.clone()),
+                ..LiveConfig::default()
+            })
+            .start()
+            .unwrap();
+        let mut slow_rx = live.slow_lane_outcomes().expect("first caller gets it");
+        assert!(live.slow_lane_outcomes().is_none());
+        let mut answers = Vec::new();
+        for chunk in 0..15u64 {
+            let batch = (0..100).map(|k| timed(chunk * 100 + k)).collect();
+            for a in live.submit_many(batch).await.unwrap() {
+                answers.push(a.unwrap());
+            }
+        }
+        let report = live.shutdown().await.unwrap();
+        let mut slow = Vec::new();
+        while let Ok(s) = slow_rx.try_recv() {
+            slow.push(s);
+        }
+        (answers, slow, report)
+    });
+    let deferred: Vec<u64> = answers
+        .iter()
+        .filter(|a| {
+            matches!(&a.outcome.status, RecordStatus::Processed { triggers }
+                if triggers.iter().any(|t| matches!(t.result, fusebox_engine::outcome::TriggerResult::Deferred { .. })))
+        })
+        .map(|a| a.line)
+        .collect();
+    assert!(deferred.len() > 50, "{}", deferred.len());
+    assert_eq!(slow.iter().map(|s| s.line).collect::<Vec<_>>(), deferred);
+    assert!(slow.iter().all(|s| s.outcome.lane == Some("slow")));
+    assert_eq!(report.status.slow_lane.ran, deferred.len() as u64);
+    assert_eq!(report.status.slow_lane.queued, 0);
+
+    // The replay: the same run as one batch.
+    let records = read_jsonl(std::io::BufReader::new(std::fs::File::open(&log).unwrap())).unwrap();
+    let engine = governed();
+    let mut state = State::new(table(1..=CUSTOMERS), engine.triggers());
+    let batch = engine
+        .run_batch(&mut state, &records, &RunOptions::default())
+        .unwrap();
+    let json = |o: &fusebox_engine::outcome::RecordOutcome| serde_json::to_string(o).unwrap();
+    let (batch_fast, batch_slow): (Vec<_>, Vec<_>) =
+        batch.outcomes.iter().partition(|o| o.lane.is_none());
+    assert_eq!(
+        answers.iter().map(|a| json(&a.outcome)).collect::<Vec<_>>(),
+        batch_fast.into_iter().map(json).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        slow.iter().map(|s| json(&s.outcome)).collect::<Vec<_>>(),
+        batch_slow.into_iter().map(json).collect::<Vec<_>>()
+    );
+    let mut live_effects: Vec<String> = answers
+        .iter()
+        .chain(&slow)
+        .flat_map(|a| a.effects.iter().map(|e| serde_json::to_string(e).unwrap()))
+        .collect();
+    let mut batch_effects: Vec<String> = batch
+        .effects
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    live_effects.sort();
+    batch_effects.sort();
+    assert_eq!(live_effects, batch_effects);
+    assert_eq!(state_fingerprint(&report.state), state_fingerprint(&state));
+}
