@@ -815,3 +815,38 @@ triggers:
     assert_eq!(live_effects, batch_effects);
     assert_eq!(state_fingerprint(&report.state), state_fingerprint(&state));
 }
+
+/// A notification that could not be delivered (the embedder's channel is full) is visible
+/// in `status()`: the delivery figures, and a `notifier` problem with the reason.
+#[test]
+fn an_undelivered_notification_is_a_problem_in_the_status() {
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = engine(ExecutorKind::Sequential);
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        // Room for one notification, and nobody reads it.
+        let (notifier, _rx) = fusebox_quotas::notify::ChannelNotifier::new(1);
+        let live = LiveEngine::builder(engine, state)
+            .notifier(Arc::new(notifier))
+            .start()
+            .unwrap();
+        assert_eq!(live.status().health, Health::Ok);
+        live.pause("maintenance").await.unwrap();
+        live.resume().await.unwrap();
+        let status = live.status();
+        let delivery = status
+            .notifications
+            .clone()
+            .expect("a channel reports delivery");
+        assert_eq!((delivery.delivered, delivery.dropped), (1, 1));
+        let problem = status
+            .problems
+            .iter()
+            .find(|p| p.component == "notifier")
+            .unwrap_or_else(|| panic!("{:?}", status.problems));
+        assert!(problem.what.contains("1 dropped"), "{}", problem.what);
+        assert!(problem.what.contains("full"), "{}", problem.what);
+        assert_ne!(status.health, Health::Ok);
+        live.shutdown().await.unwrap();
+    });
+}

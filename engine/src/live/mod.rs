@@ -274,6 +274,7 @@ impl LiveBuilder {
             permits: Semaphore::new(config.capacity),
             accepted: AtomicU64::new(0),
             announced: AtomicU64::new(0),
+            notifier: notifier.clone(),
             tracker: Mutex::new(status::Tracker::new(config.capacity)),
         });
         let (tx, rx) = channel::unbounded();
@@ -321,6 +322,8 @@ pub(crate) struct Monitor {
     /// way and a batch being gathered waits for them (up to its deadline).
     pub announced: AtomicU64,
     pub tracker: Mutex<status::Tracker>,
+    /// The owners' notifier (its delivery figures are part of the status).
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl Monitor {
@@ -523,7 +526,11 @@ impl LiveEngine {
         let depth = self.queue_depth();
         metrics::queue_depth(depth);
         let accepted = self.shared.monitor.accepted.load(Ordering::Relaxed);
-        self.shared.monitor.tracker().status(depth, accepted)
+        let notifications = self.shared.monitor.notifier.delivery();
+        self.shared
+            .monitor
+            .tracker()
+            .status(depth, accepted, notifications)
     }
 
     /// Events accepted and not yet answered.

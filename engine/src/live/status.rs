@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use fusebox_quotas::notify::DeliveryStatus;
 use serde::Serialize;
 
 use crate::outcome::{RecordStatus, TriggerResult};
@@ -172,6 +173,8 @@ pub struct Status {
     pub processes: Vec<ProcessFigures>,
     /// The slow lane: deferred executions of throttled triggers.
     pub slow_lane: SlowLaneFigures,
+    /// How the notifier's deliveries are going (`None` if its sink cannot fail).
+    pub notifications: Option<DeliveryStatus>,
 }
 
 /// The slow lane's figures (see `slow_lane`).
@@ -205,6 +208,8 @@ pub(crate) struct Tracker {
     pub processes: Vec<ProcessFigures>,
     pub paused: Option<(String, SystemTime)>,
     pub slow_lane: SlowLaneFigures,
+    /// Since when notifications are failing.
+    undelivered_since: Option<SystemTime>,
     /// Per trigger: wall times (ms) of its last executions, and since when it is slow.
     trigger_times: BTreeMap<Arc<str>, VecDeque<f64>>,
     slow_triggers_since: BTreeMap<Arc<str>, SystemTime>,
@@ -234,6 +239,7 @@ impl Tracker {
             processes: Vec::new(),
             paused: None,
             slow_lane: SlowLaneFigures::default(),
+            undelivered_since: None,
             exhausted_since: BTreeMap::new(),
         }
     }
@@ -321,8 +327,14 @@ impl Tracker {
         }
     }
 
-    /// Takes a [`Status`], given the current queue depth and events accepted.
-    pub fn status(&mut self, queue_depth: usize, accepted: u64) -> Status {
+    /// Takes a [`Status`], given the current queue depth, events accepted and how the
+    /// notifier's deliveries are going.
+    pub fn status(
+        &mut self,
+        queue_depth: usize,
+        accepted: u64,
+        notifications: Option<DeliveryStatus>,
+    ) -> Status {
         let now = SystemTime::now();
         let unix = |t: SystemTime| {
             t.duration_since(SystemTime::UNIX_EPOCH)
@@ -331,6 +343,24 @@ impl Tracker {
         };
         let latency = percentiles(&self.latencies);
         let mut problems = Vec::new();
+        match notifications.as_ref().filter(|d| !d.is_clean()) {
+            Some(d) => {
+                let since = *self.undelivered_since.get_or_insert(now);
+                let last = d
+                    .last_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; last error: {}", e.message));
+                problems.push(Problem {
+                    component: "notifier".into(),
+                    what: format!(
+                        "{} notification(s) failed and {} dropped (never delivered){last}",
+                        d.failed, d.dropped
+                    ),
+                    since_unix_s: unix(since),
+                });
+            }
+            None => self.undelivered_since = None,
+        }
         if let RunState::Stopped { reason } = &self.state {
             problems.push(Problem {
                 component: "engine".into(),
@@ -457,6 +487,7 @@ impl Tracker {
                 .collect(),
             processes: self.processes.clone(),
             slow_lane: self.slow_lane,
+            notifications,
         }
     }
 }

@@ -617,7 +617,7 @@ impl Shutdown {
                 .monitor
                 .accepted
                 .load(std::sync::atomic::Ordering::Relaxed);
-            tracker.status(0, accepted)
+            tracker.status(0, accepted, worker.notifier.delivery())
         };
         let _ = self.0.send(match reason {
             Some(r) => Err(LiveError::Stopped(r)),

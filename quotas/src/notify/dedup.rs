@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{Notification, NotificationKind, Notifier, Subject};
+use super::{DeliveryStatus, Notification, NotificationKind, Notifier, Subject};
 
 /// Past this many remembered keys, keys whose window has ended are forgotten.
 const PRUNE_AT: usize = 4096;
@@ -117,6 +117,10 @@ impl<N: Notifier> Notifier for Dedup<N> {
             },
         );
         self.inner.notify(n);
+    }
+
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        self.inner.delivery()
     }
 }
 

@@ -139,6 +139,10 @@ impl Notifier for JsonlNotifier {
             }
         }
     }
+
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        Some(self.status())
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,10 @@ impl Notifier for ChannelNotifier {
             }
         }
     }
+
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        Some(self.status())
+    }
 }
 
 /// Hands each notification to several sinks, in the order they were added
@@ -181,6 +185,14 @@ impl Notifier for Fanout {
             }
             last.notify(n);
         }
+    }
+
+    /// The sum over the sinks that report delivery.
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        self.sinks
+            .iter()
+            .filter_map(|s| s.delivery())
+            .reduce(DeliveryStatus::merge)
     }
 }
 

@@ -87,17 +87,48 @@ pub use webhook::{WebhookError, WebhookNotifier, WebhookOptions};
 pub trait Notifier: Send + Sync {
     /// Delivers (or queues) one notification.
     fn notify(&self, notification: Notification);
+
+    /// How delivery is going, for sinks that can fail (a file, a channel, a webhook);
+    /// `None` for sinks that cannot. A status page shows it, so a notification that was
+    /// never delivered is visible.
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        None
+    }
 }
 
 impl<N: Notifier + ?Sized> Notifier for Arc<N> {
     fn notify(&self, notification: Notification) {
         (**self).notify(notification)
     }
+
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        (**self).delivery()
+    }
 }
 
 impl<N: Notifier + ?Sized> Notifier for Box<N> {
     fn notify(&self, notification: Notification) {
         (**self).notify(notification)
+    }
+
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        (**self).delivery()
+    }
+}
+
+impl DeliveryStatus {
+    /// Adds another sink's figures (the most recent error of either wins, by time).
+    pub fn merge(mut self, other: DeliveryStatus) -> DeliveryStatus {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.dropped += other.dropped;
+        self.pending += other.pending;
+        self.retries += other.retries;
+        self.last_error = match (self.last_error, other.last_error) {
+            (Some(a), Some(b)) => Some(if b.at >= a.at { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self
     }
 }
 

@@ -342,6 +342,10 @@ impl Notifier for WebhookNotifier {
             });
         }
     }
+
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        Some(self.status())
+    }
 }
 
 impl Drop for WebhookNotifier {

@@ -85,6 +85,15 @@ pub fn delivers_in_order_exactly_once(make: MakeSink) {
         sent.len(),
         "nothing delivered twice"
     );
+    // A sink that reports delivery counts every notification once, all delivered.
+    if let Some(d) = n.delivery() {
+        assert_eq!(
+            (d.delivered, d.failed, d.dropped, d.pending),
+            (sent.len() as u64, 0, 0, 0),
+            "{d}"
+        );
+        assert!(d.is_clean());
+    }
 }
 
 /// The delivered text is one self-describing JSON object per notification.
