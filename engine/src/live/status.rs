@@ -557,9 +557,9 @@ mod tests {
     fn a_slow_trigger_is_a_problem_with_its_p99_and_fuel() {
         let mut t = Tracker::new(100);
         t.batch(&executions("fast", 1, 30), 1.0);
-        assert_eq!(t.status(0, 30).health, Health::Ok);
+        assert_eq!(t.status(0, 30, None).health, Health::Ok);
         t.batch(&executions("slow", 50, 30), 1.0);
-        let s = t.status(0, 60);
+        let s = t.status(0, 60, None);
         assert_eq!(s.health, Health::Degraded);
         assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
         assert_eq!(s.problems[0].component, "trigger:slow");
