@@ -117,6 +117,15 @@ fn the_service_answers_every_accepted_event_once_and_replays_exactly() {
         let r = client.post(format!("{base}/resume")).send().await.unwrap();
         assert_eq!(r.status(), 200);
 
+        // The per-trigger kill switch over HTTP: an unknown trigger is a 404 naming it.
+        let r = client.post(format!("{base}/triggers/nope/stop")).body("x").send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        assert!(r.text().await.unwrap().contains("no trigger `nope`"));
+        let r = client.post(format!("{base}/triggers/order-points/stop")).body("audit").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let r = client.post(format!("{base}/triggers/order-points/resume")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+
         // Concurrent submitters: single events and arrays.
         let mut tasks = Vec::new();
         for s in 0..8u64 {

@@ -341,6 +341,12 @@ impl StreamCursor {
         &self.governor
     }
 
+    /// Clears a governor stop of trigger `index` (an operator's resume): it starts over as
+    /// active.
+    pub fn resume_trigger(&mut self, index: usize) {
+        self.governor.resume(index);
+    }
+
     /// Moves the stream to another trigger set (a reload): governed triggers keep their
     /// state by id.
     pub fn refit(&mut self, set: &TriggerSet, previous: &TriggerSet) {

@@ -97,6 +97,22 @@ struct Governed {
     fired: u64,
 }
 
+impl Governed {
+    fn fresh() -> Governed {
+        Governed {
+            state: GovernorState::Active,
+            over_hard: 0,
+            under_soft: 0,
+            fuel: 0,
+            executions: 0,
+            deferred: 0,
+            per_execution: 0,
+            allowance: None,
+            fired: 0,
+        }
+    }
+}
+
 /// The governor's state over a stream (carried from chunk to chunk with the stream).
 #[derive(Debug, Clone, Default)]
 pub struct Governor {
@@ -128,17 +144,7 @@ impl Governor {
     pub fn fit(&mut self, set: &TriggerSet, previous: Option<&TriggerSet>) {
         let old = std::mem::take(&mut self.triggers);
         let old_stops = std::mem::take(&mut self.stops);
-        let fresh = Governed {
-            state: GovernorState::Active,
-            over_hard: 0,
-            under_soft: 0,
-            fuel: 0,
-            executions: 0,
-            deferred: 0,
-            per_execution: 0,
-            allowance: None,
-            fired: 0,
-        };
+        let fresh = Governed::fresh();
         if let Some(previous) = previous {
             self.lane.refit(set, previous);
         }
@@ -154,6 +160,20 @@ impl Governor {
             );
             self.stops
                 .push(before.and_then(|i| old_stops.get(i).cloned().flatten()));
+        }
+    }
+
+    /// An operator resumed trigger `index`: a governor stop is lifted and it starts over as
+    /// active, its window counts cleared.
+    pub fn resume(&mut self, index: usize) {
+        if let Some(g) = self.triggers.get_mut(index) {
+            *g = Governed {
+                per_execution: g.per_execution,
+                ..Governed::fresh()
+            };
+        }
+        if let Some(stop) = self.stops.get_mut(index) {
+            *stop = None;
         }
     }
 

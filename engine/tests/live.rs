@@ -850,3 +850,112 @@ fn an_undelivered_notification_is_a_problem_in_the_status() {
         live.shutdown().await.unwrap();
     });
 }
+
+/// The kill switch at runtime: `stop_trigger` records the trigger's later firings as
+/// `trigger_stopped` with the reason, `resume_trigger` runs it again — also after the
+/// governor stopped it — each once notifying the owner; an unknown id is refused.
+#[test]
+fn triggers_stop_and_resume_at_runtime_with_notifications() {
+    use fusebox_engine::outcome::TriggerResult;
+    use fusebox_quotas::notify::{CollectingNotifier, NotificationKind};
+    const SET: &str = r#"
+settings: { budget_window: 10, stop_after_windows: 1 }
+triggers:
+  - id: greedy
+    owner: growth@x
+    on: a
+    budget: { fuel: 1, hard_fuel: 1 }
+    actions:
+      - award_points: { amount: "5" }
+  - id: steady
+    owner: loyalty@x
+    on: a
+    actions:
+      - award_points: { amount: "1" }
+"#;
+    let result_of = |a: &Submitted, trigger: &str| match &a.outcome.status {
+        RecordStatus::Processed { triggers } => triggers
+            .iter()
+            .find(|t| &*t.trigger == trigger)
+            .map(|t| t.result.clone())
+            .unwrap(),
+        other => panic!("{other:?}"),
+    };
+    // One event per 10 s window, so every event closes the previous window.
+    let at = |i: i64| {
+        Event::new(
+            format!("k{i}"),
+            1,
+            "a",
+            1_767_225_600_000_000 + i * 10_000_000,
+        )
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let set = compile_triggers(SET, "t.yaml", Some(&schema())).unwrap();
+        let engine = Engine::new(set).unwrap();
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let notes = Arc::new(CollectingNotifier::new());
+        let live = LiveEngine::builder(engine, state)
+            .notifier(notes.clone())
+            .start()
+            .unwrap();
+        // The governor stops `greedy` when the first window closes.
+        assert_eq!(
+            result_of(&live.submit(at(0)).await.unwrap(), "greedy"),
+            TriggerResult::Committed
+        );
+        assert!(matches!(
+            result_of(&live.submit(at(1)).await.unwrap(), "greedy"),
+            TriggerResult::Stopped { .. }
+        ));
+        live.resume_trigger("greedy").await.unwrap();
+        assert_eq!(
+            result_of(&live.submit(at(2)).await.unwrap(), "greedy"),
+            TriggerResult::Committed
+        );
+
+        live.stop_trigger("steady", "double points bug")
+            .await
+            .unwrap();
+        let stopped = result_of(&live.submit(at(3)).await.unwrap(), "steady");
+        assert_eq!(
+            stopped,
+            TriggerResult::Stopped {
+                skip: "trigger_stopped",
+                reason: "double points bug".into()
+            }
+        );
+        live.resume_trigger("steady").await.unwrap();
+        assert_eq!(
+            result_of(&live.submit(at(4)).await.unwrap(), "steady"),
+            TriggerResult::Committed
+        );
+
+        match live.stop_trigger("nope", "x").await {
+            Err(LiveError::UnknownTrigger { id, known }) => {
+                assert_eq!(id, "nope");
+                assert_eq!(known, "greedy, steady");
+            }
+            other => panic!("{other:?}"),
+        }
+        live.shutdown().await.unwrap();
+        let kinds: Vec<(NotificationKind, String, String)> = notes
+            .take()
+            .into_iter()
+            .map(|n| (n.kind, n.subject.id().to_string(), n.owner))
+            .collect();
+        let want = |k, t: &str, o: &str| (k, t.to_string(), o.to_string());
+        assert_eq!(
+            kinds,
+            [
+                want(NotificationKind::Stopped, "greedy", "growth@x"),
+                want(NotificationKind::Resumed, "greedy", "growth@x"),
+                want(NotificationKind::Stopped, "steady", "loyalty@x"),
+                // Resumed, it went over its budget again: stopped when that window closed.
+                want(NotificationKind::Stopped, "greedy", "growth@x"),
+                want(NotificationKind::Resumed, "steady", "loyalty@x"),
+            ]
+        );
+    });
+}

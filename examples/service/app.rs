@@ -7,6 +7,8 @@
 //! | `PUT /triggers` | a triggers file (YAML) | `200 {"version": n}`, or `422` with the located diagnostics (the old triggers keep running) |
 //! | `POST /pause` | the reason (text) | `200`: the engine stops taking work; accepted events wait (the big red button) |
 //! | `POST /resume` | | `200`: the backlog drains, then normal service |
+//! | `POST /triggers/{id}/stop` | the reason (text) | `200 {"version": n}`: from the next batch the trigger's firings are recorded as `trigger_stopped` (the kill switch); `404` for an unknown trigger |
+//! | `POST /triggers/{id}/resume` | | `200 {"version": n}`: an operator's or the governor's stop is lifted; `404` for an unknown trigger |
 //! | `GET /status` | | `200` with `LiveEngine::status()` as JSON (`503` when stopped) |
 //! | `GET /metrics` | | Prometheus text |
 
@@ -14,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -38,6 +40,8 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/events", post(post_events))
         .route("/triggers", put(put_triggers))
+        .route("/triggers/{id}/stop", post(post_stop_trigger))
+        .route("/triggers/{id}/resume", post(post_resume_trigger))
         .route("/pause", post(post_pause))
         .route("/resume", post(post_resume))
         .route("/status", get(get_status))
@@ -165,6 +169,30 @@ async fn post_pause(State(app): State<App>, reason: String) -> Response {
     };
     match app.live.pause(reason).await {
         Ok(()) => Json(json!({ "paused": true })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn post_stop_trigger(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    reason: String,
+) -> Response {
+    let reason = match reason.trim() {
+        "" => "stopped over HTTP".to_string(),
+        r => r.to_string(),
+    };
+    trigger_switch(app.live.stop_trigger(&id, reason).await)
+}
+
+async fn post_resume_trigger(State(app): State<App>, Path(id): Path<String>) -> Response {
+    trigger_switch(app.live.resume_trigger(&id).await)
+}
+
+fn trigger_switch(result: Result<u64, LiveError>) -> Response {
+    match result {
+        Ok(version) => Json(json!({ "version": version })).into_response(),
+        Err(e @ LiveError::UnknownTrigger { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

@@ -197,6 +197,14 @@ pub enum LiveError {
     /// The engine thread could not be started.
     #[error("cannot start the engine thread: {0}")]
     Thread(std::io::Error),
+    /// A stop or resume named a trigger the running set does not have.
+    #[error("no trigger `{id}` (triggers: {known})")]
+    UnknownTrigger {
+        /// The id asked for.
+        id: String,
+        /// The running set's trigger ids, comma-separated.
+        known: String,
+    },
 }
 
 /// What a graceful shutdown returns.
@@ -567,6 +575,32 @@ impl LiveEngine {
             worker::Control::Reload(worker::Reload::Quotas(quotas.map(Box::new)), reply)
         })
         .await
+    }
+
+    /// The kill switch, at runtime: from the next batch on, `trigger`'s firings are recorded
+    /// as skipped (`trigger_stopped`) with `reason` and nothing of it runs; its owner is
+    /// notified. Stays stopped until [`LiveEngine::resume_trigger`] (or a reload of a file
+    /// without `stopped:`). Returns the new configuration version.
+    pub async fn stop_trigger(
+        &self,
+        trigger: &str,
+        reason: impl Into<String>,
+    ) -> Result<u64, LiveError> {
+        let (id, reason) = (trigger.to_string(), reason.into());
+        self.control(|reply| {
+            worker::Control::Reload(worker::Reload::StopTrigger { id, reason }, reply)
+        })
+        .await
+    }
+
+    /// Resumes a trigger stopped by an operator ([`LiveEngine::stop_trigger`] or `stopped:`
+    /// in the file) or by the governor (see [`crate::governor`]; it starts over as active,
+    /// its window counts cleared), from the next batch on; its owner is notified. Returns
+    /// the new configuration version.
+    pub async fn resume_trigger(&self, trigger: &str) -> Result<u64, LiveError> {
+        let id = trigger.to_string();
+        self.control(|reply| worker::Control::Reload(worker::Reload::ResumeTrigger { id }, reply))
+            .await
     }
 
     /// The customer schema the engine runs on (what a reloaded trigger set must use).

@@ -55,8 +55,20 @@ pub(crate) struct Resources {
 /// A new trigger set, compiled or to compile, or new quotas.
 pub(crate) enum Reload {
     Compiled(Box<TriggerSet>),
-    Yaml { text: String, file: String },
+    Yaml {
+        text: String,
+        file: String,
+    },
     Quotas(Option<Box<Quotas>>),
+    /// The runtime kill switch.
+    StopTrigger {
+        id: String,
+        reason: String,
+    },
+    /// Undo an operator's or the governor's stop.
+    ResumeTrigger {
+        id: String,
+    },
 }
 
 /// An accepted event waiting for its answer.
@@ -537,6 +549,38 @@ impl Worker {
         }
     }
 
+    /// A copy of the running trigger set and the index of trigger `id` in it.
+    fn current_with(&self, id: &str) -> Result<(TriggerSet, usize), LiveError> {
+        let set = self.engine.triggers().clone();
+        match set.triggers.iter().position(|t| &*t.id == id) {
+            Some(i) => Ok((set, i)),
+            None => Err(LiveError::UnknownTrigger {
+                id: id.to_string(),
+                known: set
+                    .triggers
+                    .iter()
+                    .map(|t| t.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Tells trigger `i`'s owner about an operator's stop or resume.
+    fn notify_trigger(&self, set: &TriggerSet, i: usize, kind: NotificationKind, reason: &str) {
+        let t = &set.triggers[i];
+        tracing::warn!(trigger = %t.id, %reason, "trigger kill switch");
+        self.notifier.notify(Notification {
+            owner: t.owner.to_string(),
+            subject: Subject::trigger(t.id.to_string()),
+            kind,
+            reason: reason.to_string(),
+            figures: Figures::new().with("version", self.version + 1),
+            at: chrono::Utc::now(),
+            message: format!("trigger {} {reason}", t.id),
+        });
+    }
+
     fn reload(&mut self, reload: Reload) -> Result<u64, LiveError> {
         if let Some(reason) = &self.stopped {
             return Err(LiveError::Stopped(reason.clone()));
@@ -549,6 +593,27 @@ impl Worker {
                 self.monitor.tracker().triggers_version = self.version;
                 tracing::info!(version = self.version, "quotas reloaded");
                 return Ok(self.version);
+            }
+            Reload::StopTrigger { id, reason } => {
+                let (mut set, i) = self.current_with(&id)?;
+                let reason: std::sync::Arc<str> = reason.into();
+                set.triggers[i].stopped = Some(reason.clone());
+                self.notify_trigger(
+                    &set,
+                    i,
+                    NotificationKind::Stopped,
+                    &format!("stopped by an operator: {reason}"),
+                );
+                set
+            }
+            Reload::ResumeTrigger { id } => {
+                let (mut set, i) = self.current_with(&id)?;
+                set.triggers[i].stopped = None;
+                if let Some(cursor) = &mut self.cursor {
+                    cursor.resume_trigger(i);
+                }
+                self.notify_trigger(&set, i, NotificationKind::Resumed, "resumed by an operator");
+                set
             }
             Reload::Compiled(set) => *set,
             Reload::Yaml { text, file } => {
