@@ -78,6 +78,10 @@ enum Command {
         /// Random seed: the same seed writes identical files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write a misbehaving trigger (a loop of chained events on every page view,
+        /// under a fuel budget) for the governor to throttle, defer and stop.
+        #[arg(long)]
+        runaway: bool,
     },
     /// Run triggers over events and write effects, outcomes, final customers and a report.
     Run {
@@ -190,12 +194,14 @@ fn execute(cli: Cli) -> ExitCode {
             customers,
             events,
             seed,
+            runaway,
         } => {
             let spec = commands::gen::GenSpec {
                 out,
                 customers,
                 events,
                 seed,
+                runaway,
             };
             if let Err(e) = outputs::prepare(&spec.out, &[], &[]) {
                 return exit_code(Err(e));

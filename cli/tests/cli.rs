@@ -372,3 +372,80 @@ fn demo_runs() {
             > 0
     );
 }
+
+/// `fusebox gen --runaway` adds a misbehaving trigger (a loop of chained events on every
+/// page view) under a budget; `fusebox run` throttles it, defers it to the slow lane, stops
+/// it, and its summary and report say which trigger, when and why; every executor writes
+/// the same outputs, and the events are those of a plain `gen`.
+#[test]
+fn a_generated_runaway_is_throttled_deferred_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let plain = dir.path().join("plain");
+    ok(&[
+        "gen",
+        "--out",
+        input.to_str().unwrap(),
+        "--customers",
+        "500",
+        "--events",
+        "20000",
+        "--seed",
+        "3",
+        "--runaway",
+    ]);
+    gen(&plain, 500, 20_000, 3);
+    assert_eq!(
+        std::fs::read(input.join("events.jsonl")).unwrap(),
+        std::fs::read(plain.join("events.jsonl")).unwrap()
+    );
+    let out = dir.path().join("out");
+    let (c, e, t) = (
+        input.join("customers.parquet"),
+        input.join("events.jsonl"),
+        input.join("triggers.yaml"),
+    );
+    let run = ok(&[
+        "run",
+        "--customers",
+        c.to_str().unwrap(),
+        "--events",
+        e.to_str().unwrap(),
+        "--triggers",
+        t.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    for says in [
+        "governor: trigger page-rescan throttled after the window from 2026-03-01T00:00:00+00:00",
+        "governor: trigger page-rescan stopped after the window from",
+        "(deferred to the slow lane: ",
+        "trigger:page-rescan      stopped by the governor",
+    ] {
+        assert!(stdout.contains(says), "missing {says:?} in:\n{stdout}");
+    }
+    let report: Json =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let to: Vec<&str> = report["governor"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["trigger"] == "page-rescan")
+        .map(|t| t["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(to, ["throttled", "stopped"]);
+    let outcomes = std::fs::read_to_string(out.join("outcomes.jsonl")).unwrap();
+    assert!(outcomes.contains(r#""result":"deferred","lane":"slow""#));
+    assert!(outcomes.contains(r#""lane":"slow""#));
+    for executor in ["sequential", "locking"] {
+        let other = dir.path().join(executor);
+        run_with(&input, &other, &["--executor", executor]);
+        for file in ["outcomes.jsonl", "effects.jsonl"] {
+            assert!(
+                std::fs::read(other.join(file)).unwrap() == std::fs::read(out.join(file)).unwrap(),
+                "{executor}: {file} differs"
+            );
+        }
+    }
+}

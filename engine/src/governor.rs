@@ -5,15 +5,18 @@
 //! (`hard_fuel`, default twice the soft). Windows are **event time** (`settings.budget_window`
 //! seconds, default 60), in both `fusebox run` and the live engine, so a recorded log replays
 //! the same decisions. A window *closes* when the stream reaches an event of a later window
-//! (timestamps that go back count in the current window). At each close, from the fuel the
-//! trigger's committed, skipped and aborted executions used in that window:
+//! (timestamps that go back count in the current window). At each close, from the trigger's
+//! *demand* in that window — the fuel its committed, skipped and aborted executions used,
+//! plus the fuel of the chained executions its input-event executions caused (its
+//! cascade, whichever triggers ran them), plus its deferred firings priced at its fuel per
+//! execution:
 //! - over its hard budget for `stop_after` consecutive windows (default 3) → **stopped**: from
 //!   the next window on, its firings are recorded as skipped (`trigger_stopped`) with the
 //!   reason and figures; it stays stopped until an operator resumes it (remove the budget or
 //!   raise it in the triggers file and run again; in the live engine, reload the file);
 //! - otherwise over its soft budget → **throttled**: in the next window it fires in place on
-//!   at most its *allowance* of input events (soft budget ÷ the fuel per execution it just
-//!   used); past that, its executions move to the slow lane ([`crate::slow_lane`]);
+//!   at most its *allowance* of input events (soft budget ÷ its fuel per execution, cascade
+//!   included); past that, its executions move to the slow lane ([`crate::slow_lane`]);
 //! - throttled and back under its soft budget for `recover_after` consecutive windows
 //!   (default 2) → **recovered**.
 //!
@@ -76,7 +79,8 @@ pub struct Transition {
     /// fuel per execution); omitted when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub deferred: u64,
-    /// Its share of all fuel used in that window (0–1).
+    /// Its demand as a share of all fuel used in that window plus its own deferred demand
+    /// (0–1).
     pub share: f64,
 }
 
@@ -87,6 +91,9 @@ struct Governed {
     under_soft: u32,
     fuel: u64,
     executions: u64,
+    /// Fuel of the chained executions its input-event executions caused in the current
+    /// window (its cascade: charged to it as well as to the triggers that ran).
+    cascade: u64,
     /// Firings deferred to the slow lane in the current window.
     deferred: u64,
     /// Fuel per execution in the last window it executed in (to price deferred firings).
@@ -105,6 +112,7 @@ impl Governed {
             under_soft: 0,
             fuel: 0,
             executions: 0,
+            cascade: 0,
             deferred: 0,
             per_execution: 0,
             allowance: None,
@@ -319,6 +327,9 @@ impl Governor {
             if fast {
                 self.lane.add_fast_fuel(t.fuel);
             }
+            if let Some(g) = t.root.and_then(|r| self.triggers.get_mut(r as usize)) {
+                g.cascade += t.fuel;
+            }
             if let Some(g) = idx.and_then(|i| self.triggers.get_mut(i)) {
                 g.fuel += t.fuel;
                 g.executions += 1;
@@ -340,8 +351,10 @@ impl Governor {
         for (i, t) in set.triggers.iter().enumerate() {
             let Some(budget) = &t.budget else { continue };
             let g = &mut self.triggers[i];
-            let (used, executions, deferred) = (g.fuel, g.executions, g.deferred);
+            let used = g.fuel.saturating_add(g.cascade);
+            let (executions, deferred) = (g.executions, g.deferred);
             g.fuel = 0;
+            g.cascade = 0;
             g.executions = 0;
             g.deferred = 0;
             if let Some(per_execution) = used.checked_div(executions) {
@@ -350,9 +363,11 @@ impl Governor {
             if g.state == GovernorState::Stopped {
                 continue;
             }
-            // Its demand: what it used plus what it would have used on its deferred firings
-            // (so moving work to the slow lane never hides a runaway from the budgets).
-            let fuel = used.saturating_add(deferred.saturating_mul(g.per_execution));
+            // Its demand: what it and the cascades it started used, plus what it would have
+            // used on its deferred firings (so neither chaining nor the slow lane hides a
+            // runaway from the budgets).
+            let priced = deferred.saturating_mul(g.per_execution);
+            let fuel = used.saturating_add(priced);
             g.over_hard = if fuel > budget.hard_fuel {
                 g.over_hard + 1
             } else {
@@ -378,10 +393,12 @@ impl Governor {
             });
             let Some(to) = to else { continue };
             g.state = to;
-            let share = if total == 0 {
+            // Of everything used in the window plus its own unexecuted demand.
+            let all = total.saturating_add(priced);
+            let share = if all == 0 {
                 0.0
             } else {
-                fuel as f64 / total as f64
+                (fuel as f64 / all as f64).min(1.0)
             };
             let word = match to {
                 GovernorState::Stopped => "stopped",

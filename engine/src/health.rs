@@ -102,11 +102,16 @@ pub fn assess(result: &BatchResult) -> BatchHealth {
         if let Some(since) = t.stopped_since {
             problems.push(BatchProblem {
                 component: format!("trigger:{id}"),
-                what: format!(
-                    "stopped by an operator ({}): {} firings skipped",
-                    t.stop_reason.as_deref().unwrap_or(""),
-                    t.stopped
-                ),
+                what: match t.stop_reason.as_deref().unwrap_or("") {
+                    // The governor's reasons say so themselves.
+                    r if r.starts_with("stopped by") => {
+                        format!("{r}: {} firings skipped", t.stopped)
+                    }
+                    r => format!(
+                        "stopped by an operator ({r}): {} firings skipped",
+                        t.stopped
+                    ),
+                },
                 since_line: since,
             });
         }

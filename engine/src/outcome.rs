@@ -191,6 +191,10 @@ pub struct TriggerOutcome {
     /// `outcomes.jsonl`; summed per trigger in `report.json`.
     #[serde(skip)]
     pub fuel: u64,
+    /// On a chained event: the trigger that started the cascade, on the input event (the
+    /// governor charges a cascade to it too). `None` on the input event. Not written.
+    #[serde(skip)]
+    pub root: Option<crate::trigger::TriggerIdx>,
 }
 
 /// The outcome of one input record: one line of `outcomes.jsonl`.
@@ -337,6 +341,7 @@ mod tests {
                 depth: 16,
                 result,
                 fuel: 7,
+                root: None,
             })
             .collect();
         let mut all = vec![

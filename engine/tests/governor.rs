@@ -458,3 +458,61 @@ fn bad_budgets_are_located_errors() {
         assert!(err.contains(says), "{yaml}: {err}");
     }
 }
+
+/// A cheap trigger that starts an expensive cascade of chained events is charged for it:
+/// the governor throttles and stops the trigger that starts the cascade, even though the
+/// fuel is spent by the trigger on the chained events — on every executor.
+#[test]
+fn a_trigger_is_charged_for_the_cascade_it_starts() {
+    const CASCADE: &str = r#"
+settings: { budget_window: 60, stop_after_windows: 2 }
+event_types: [a, b]
+triggers:
+  - id: starter
+    owner: growth@x
+    on: a
+    budget: { fuel: 1000, hard_fuel: 2000 }
+    actions:
+      - emit_event: { type: b, properties: { items: "event.properties.items" } }
+  - id: worker
+    owner: data@x
+    on: b
+    condition: "event.properties.items.all(i, i >= 0)"
+    actions:
+      - award_points: { amount: "1" }
+"#;
+    let records = timed_events(60); // 10 windows of 6 events
+    let (seq, _, notes) = run_governed(CASCADE, &records, ExecutorKind::Sequential);
+    let transitions: Vec<(&str, &str)> = seq
+        .report
+        .governor
+        .iter()
+        .map(|t| (&*t.trigger, t.to))
+        .collect();
+    assert_eq!(
+        transitions,
+        [("starter", "throttled"), ("starter", "stopped")]
+    );
+    // Its own executions cost a few units; the cascade's condition scans 200 items.
+    assert!(
+        seq.report.triggers["starter"].fuel < 200,
+        "{:?}",
+        seq.report.triggers["starter"]
+    );
+    assert!(
+        seq.report.governor[0].fuel_used > 2000,
+        "{:?}",
+        seq.report.governor[0]
+    );
+    assert_eq!(notes.len(), 2);
+    assert!(notes.iter().all(|n| n.owner == "growth@x"));
+    for executor in [
+        ExecutorKind::parallel(2),
+        ExecutorKind::Locking { threads: 2 },
+    ] {
+        let (other, _, other_notes) = run_governed(CASCADE, &records, executor);
+        assert_eq!(other.outcomes, seq.outcomes, "{executor:?}");
+        assert_eq!(other.report, seq.report, "{executor:?}");
+        assert_eq!(other_notes, notes, "{executor:?}");
+    }
+}

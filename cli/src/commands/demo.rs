@@ -32,6 +32,7 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
         customers: 2_000,
         events: 50_000,
         seed: 42,
+        runaway: false,
     };
     println!(
         "fusebox demo: {} customers, {} events (seed {}), generated in {}",

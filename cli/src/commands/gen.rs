@@ -5,7 +5,9 @@
 //! different rates and properties, a CRM sync process producing its own events, a few events
 //! for customers the customer file does not know (as real feeds have), triggers sharing a
 //! coupon pool that runs dry, and chained events. The same seed always writes byte-identical
-//! files.
+//! files. With `--runaway`, the triggers file also gets a misbehaving trigger (a loop of
+//! chained events on every page view) under a budget, for the governor to throttle, defer
+//! to the slow lane and stop; the events are the same either way.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ pub struct GenSpec {
     pub events: u64,
     /// RNG seed.
     pub seed: u64,
+    /// Add a misbehaving trigger pair with budgets (see [`runaway_yaml`]).
+    pub runaway: bool,
 }
 
 /// Paths of the generated files.
@@ -88,7 +92,19 @@ pub fn generate(spec: &GenSpec, progress: &indicatif::ProgressBar) -> Result<Wor
     save_customers(&table, &w.customers)
         .with_context(|| format!("cannot write {}", w.customers.display()))?;
     write_events(&mut rng, spec, start, &w.events, progress)?;
-    write_text(&w.triggers, &triggers_yaml(spec))?;
+    let mut triggers = triggers_yaml(spec);
+    if spec.runaway {
+        triggers = triggers.replace(
+            "  - tier.upgraded\n",
+            "  - tier.upgraded\n  - page.rescan\n",
+        );
+        triggers = triggers.replace(
+            "settings:\n  max_chain_depth: 16\n",
+            "settings:\n  max_chain_depth: 16\n  budget_window: 3600\n",
+        );
+        triggers.push_str(&runaway_yaml(spec));
+    }
+    write_text(&w.triggers, &triggers)?;
     write_text(&w.segments, super::segment::GENERATED_SEGMENTS)?;
     write_text(&w.quotas, &quotas::quotas_yaml(spec))?;
     Ok(w)
@@ -394,6 +410,43 @@ triggers:
     condition: "now.getHours() >= 22 && event.properties.url == '/sale'"
     actions:
       - send_message: {{ channel: push, template: late-sale }}
+"#
+    )
+}
+
+/// The misbehaving pair `fusebox gen --runaway` adds: every page view starts a rescan that
+/// emits another rescan — a loop of chained events cut at `max_chain_depth` (16) each time,
+/// reported as a loop naming its cycle. Budgets are per hour of event time, scaled to the
+/// workload's page-view rate to about a fifth of what the loop uses (hard budget twice
+/// that): the governor throttles `page-rescan` (charged for the cascade it starts) after
+/// the first hour — its page views past the allowance go to the slow lane — and stops it
+/// after three; the other triggers are untouched.
+fn runaway_yaml(spec: &GenSpec) -> String {
+    // Events are spread over 30 days; 37% are page views.
+    let page_views_per_hour = (spec.events as f64 * 0.37 / (30.0 * 24.0)).max(1.0);
+    // The loop costs ~250 fuel a page view, charged to `page-rescan`, which starts it (its
+    // cascade), and mostly to `rescan-loop`, which runs it. Both get about a fifth of that.
+    let fuel = ((page_views_per_hour * 50.0) as u64).max(100);
+    let hard = fuel * 2;
+    format!(
+        r#"
+  # A misbehaving trigger (fusebox gen --runaway): a loop of chained events on every page
+  # view. The governor throttles it, defers it to the slow lane, then stops it.
+  - id: page-rescan
+    owner: growth@shop.example
+    on: page.viewed
+    budget: {{ fuel: {fuel}, hard_fuel: {hard} }}
+    actions:
+      - emit_event: {{ type: page.rescan, properties: {{ url: "event.properties.url" }} }}
+
+  - id: rescan-loop
+    owner: growth@shop.example
+    on: page.rescan
+    budget: {{ fuel: {fuel}, hard_fuel: {hard} }}
+    # Meant to stop at a rescanned page; every page has a url, so it never does.
+    condition: "event.properties.url != ''"
+    actions:
+      - emit_event: {{ type: page.rescan, properties: {{ url: "event.properties.url" }} }}
 "#
     )
 }

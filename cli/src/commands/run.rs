@@ -231,13 +231,20 @@ pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &P
         "{:<20} {:>10} {:>10} {:>10} {:>10} {:>9}  aborted by reason",
         "trigger", "fired", "committed", "skipped", "aborted", "ms"
     );
+    // Stopped and deferred firings are shown only when a run has them.
     for (id, t) in &r.triggers {
         let ms = result.timings.triggers.get(id).map_or(0.0, |x| x.total_ms);
-        let reasons: Vec<String> = t
+        let mut reasons: Vec<String> = t
             .aborted_by_reason
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        if t.stopped > 0 {
+            reasons.push(format!("(stopped: {} firings skipped)", t.stopped));
+        }
+        if t.deferred > 0 {
+            reasons.push(format!("(deferred to the slow lane: {})", t.deferred));
+        }
         println!(
             "{:<20} {:>10} {:>10} {:>10} {:>10} {:>9.1}  {}",
             id,

@@ -191,9 +191,10 @@ pub fn execute(
     };
     let mut out = TxnOutput::default();
     // The input event is borrowed; only chained events are allocated.
-    let mut queue: VecDeque<(Option<Arc<Event>>, u32)> = VecDeque::new();
-    queue.push_back((None, 0));
-    while let Some((chained, depth)) = queue.pop_front() {
+    // Each event with its depth and the input-event trigger whose cascade it belongs to.
+    let mut queue: VecDeque<(Option<Arc<Event>>, u32, Option<TriggerIdx>)> = VecDeque::new();
+    queue.push_back((None, 0, None));
+    while let Some((chained, depth, root)) = queue.pop_front() {
         let ev: &Event = chained.as_deref().unwrap_or(event);
         if depth > 0 {
             out.chained_events += 1;
@@ -217,6 +218,7 @@ pub fn execute(
                             depth,
                             result: TriggerResult::Deferred { lane: "slow" },
                             fuel: 0,
+                            root,
                         });
                         continue;
                     }
@@ -234,6 +236,7 @@ pub fn execute(
                         reason: reason.clone(),
                     },
                     fuel: 0,
+                    root,
                 });
                 continue;
             }
@@ -293,7 +296,12 @@ pub fn execute(
                     }
                     out.coupon_slots.extend(slots);
                     out.effects.extend(effects);
-                    queue.extend(emitted.into_iter().map(|e| (Some(Arc::new(e)), depth + 1)));
+                    let root = root.or(Some(ti));
+                    queue.extend(
+                        emitted
+                            .into_iter()
+                            .map(|e| (Some(Arc::new(e)), depth + 1, root)),
+                    );
                     TriggerResult::Committed
                 }
             };
@@ -304,6 +312,7 @@ pub fn execute(
                 depth,
                 result,
                 fuel,
+                root,
             });
         }
     }

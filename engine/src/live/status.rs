@@ -541,6 +541,7 @@ mod tests {
                             depth: 0,
                             result: TriggerResult::Committed,
                             fuel: 3,
+                            root: None,
                         }],
                     },
                 },
