@@ -142,6 +142,30 @@ pub enum Target {
     Counter(CounterId),
 }
 
+/// A piece of engine state an action reads or writes (see [`Action::access`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateRef {
+    /// An attribute of the event's customer.
+    Attr(AttrId),
+    /// A shared counter.
+    Counter(CounterId),
+    /// A coupon pool's cursor.
+    PoolCursor(PoolId),
+}
+
+/// What one action touches besides its expressions (see [`Action::access`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActionAccess<'a> {
+    /// State it reads (apart from its expressions' reads).
+    pub reads: smallvec::SmallVec<[StateRef; 1]>,
+    /// State it writes when it succeeds, one entry per write.
+    pub writes: smallvec::SmallVec<[StateRef; 2]>,
+    /// The type of the chained event it emits (its triggers run in the same transaction).
+    pub emits: Option<&'a Arc<str>>,
+    /// Whether it produces an effect.
+    pub effect: bool,
+}
+
 /// Named CEL expressions (message args, event properties), in name order.
 pub type NamedExprs = Vec<(Arc<str>, CompiledExpr)>;
 
@@ -223,11 +247,33 @@ impl Action {
     /// charges): one per attribute, counter or pool cursor it changes. Counted from the action,
     /// not from the executor's view, so every executor and mode counts the same.
     pub fn writes(&self) -> u32 {
+        self.access().writes.len() as u32
+    }
+
+    /// What the action touches besides what its expressions ([`Action::exprs`]) read: the
+    /// one exhaustive description every executor and analysis works from (the locking
+    /// executor's footprints, `max_writes`), so a new action cannot be missed by one of them.
+    pub fn access(&self) -> ActionAccess<'_> {
+        use StateRef::{Attr, Counter, PoolCursor};
+        let mut access = ActionAccess::default();
         match self {
-            Action::Set { .. } | Action::Increment { .. } | Action::AwardPoints { .. } => 1,
-            Action::IssueCoupon { store_in, .. } => 1 + u32::from(store_in.is_some()),
-            Action::SendMessage { .. } | Action::StartFeed { .. } | Action::EmitEvent { .. } => 0,
+            Action::Set { attr, .. } | Action::AwardPoints { attr, .. } => {
+                access.writes.push(Attr(*attr));
+            }
+            Action::Increment { target, .. } => access.writes.push(match target {
+                Target::Attr(a) => Attr(*a),
+                Target::Counter(c) => Counter(*c),
+            }),
+            Action::IssueCoupon { pool, store_in, .. } => {
+                access.reads.push(PoolCursor(*pool));
+                access.writes.push(PoolCursor(*pool));
+                access.writes.extend(store_in.map(Attr));
+                access.effect = true;
+            }
+            Action::SendMessage { .. } | Action::StartFeed { .. } => access.effect = true,
+            Action::EmitEvent { event_type, .. } => access.emits = Some(event_type),
         }
+        access
     }
 
     /// Every expression of the action.

@@ -62,7 +62,7 @@ use super::Admitted;
 use crate::customers::Row;
 use crate::expr::{CounterId, EvalError};
 use crate::state::{Key, State, StateView};
-use crate::trigger::{Action, PoolId, Target, TriggerSet};
+use crate::trigger::{PoolId, StateRef, TriggerSet};
 use crate::value::Value;
 
 /// Runs `events` in order against `state` on `threads` workers (at least one) holding
@@ -347,14 +347,17 @@ impl<'s> Footprints<'s> {
                     for expr in action.exprs() {
                         fp.counters.extend(expr.counters_used());
                     }
-                    match action {
-                        Action::Increment {
-                            target: Target::Counter(c),
-                            ..
-                        } => fp.counters.push(*c),
-                        Action::IssueCoupon { pool, .. } => fp.pools.push(*pool),
-                        Action::EmitEvent { event_type, .. } => todo.push(event_type),
-                        _ => {}
+                    // Every action's reads and writes, from its one exhaustive description.
+                    let access = action.access();
+                    for state in access.reads.iter().chain(&access.writes) {
+                        match *state {
+                            StateRef::Attr(_) => fp.row = true,
+                            StateRef::Counter(c) => fp.counters.push(c),
+                            StateRef::PoolCursor(p) => fp.pools.push(p),
+                        }
+                    }
+                    if let Some(event_type) = access.emits {
+                        todo.push(event_type);
                     }
                 }
             }
