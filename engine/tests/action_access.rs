@@ -6,6 +6,9 @@ use fusebox_engine::customers::Schema;
 use fusebox_engine::trigger::{Action, StateRef};
 use fusebox_engine::value::AttrType;
 
+/// Reads, writes, emitted event type, effect.
+type Described = (Vec<StateRef>, Vec<StateRef>, Option<String>, bool);
+
 #[test]
 fn each_action_describes_its_reads_writes_emits_and_effects() {
     let schema = Schema::new([
@@ -37,7 +40,7 @@ triggers:
         schema.attr("code").unwrap().0,
     );
     let actions: &[Action] = &set.triggers[0].actions;
-    let described: Vec<(Vec<StateRef>, Vec<StateRef>, Option<String>, bool)> = actions
+    let described: Vec<Described> = actions
         .iter()
         .map(|a| {
             let x = a.access();
