@@ -44,6 +44,12 @@ pub struct Settings {
     /// Share of the fast lane's fuel a slow-lane turn may use, in percent (1–100, default
     /// 25; see `slow_lane`).
     pub slow_lane_percent: u32,
+    /// Fuel the whole trigger set may use per budget window (`settings.window_fuel`). When
+    /// set, every enabled trigger without its own `budget:` gets one derived from the set:
+    /// twice its fair share (`window_fuel` ÷ enabled triggers) as the soft budget, four
+    /// times as the hard one. `None` (the default): only triggers with a `budget:` are
+    /// governed.
+    pub window_fuel: Option<u64>,
 }
 
 /// A trigger's fuel budget per window (see `governor`).
@@ -73,6 +79,7 @@ impl Default for Settings {
             stop_after: 3,
             recover_after: 2,
             slow_lane_percent: 25,
+            window_fuel: None,
         }
     }
 }

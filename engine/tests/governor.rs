@@ -516,3 +516,37 @@ triggers:
         assert_eq!(other_notes, notes, "{executor:?}");
     }
 }
+
+/// `settings.window_fuel` derives a budget for every enabled trigger without one: twice its
+/// fair share of the set's fuel per window, four times as the hard budget; a trigger's own
+/// `budget:` wins; a bad value is a located error.
+#[test]
+fn window_fuel_derives_budgets_from_the_trigger_set() {
+    let t = table();
+    let yaml = r#"
+settings: { window_fuel: 9000 }
+triggers:
+  - { id: a1, owner: o, on: a, actions: [ { award_points: { amount: "1" } } ] }
+  - { id: a2, owner: o, on: a, budget: { fuel: 5 }, actions: [ { award_points: { amount: "1" } } ] }
+  - { id: a3, owner: o, on: a, actions: [ { award_points: { amount: "1" } } ] }
+  - { id: off, owner: o, on: a, enabled: false, actions: [ { award_points: { amount: "1" } } ] }
+"#;
+    let set = compile_triggers(yaml, "t.yaml", Some(t.schema())).unwrap_or_else(|e| panic!("{e}"));
+    let budget = |id: &str| {
+        let t = set.triggers.iter().find(|t| &*t.id == id).unwrap();
+        t.budget.as_ref().map(|b| (b.fuel, b.hard_fuel))
+    };
+    // Three enabled triggers: a fair share of 3000 each.
+    assert_eq!(budget("a1"), Some((6000, 12000)));
+    assert_eq!(budget("a2"), Some((5, 10)));
+    assert_eq!(budget("a3"), Some((6000, 12000)));
+    assert_eq!(budget("off"), None);
+    let bad = "settings: { window_fuel: 0 }\ntriggers:\n  - { id: t, owner: o, on: a, actions: [ { award_points: { amount: \"1\" } } ] }\n";
+    let err = compile_triggers(bad, "t.yaml", Some(t.schema()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("window_fuel must be at least 1") && err.contains("t.yaml:1"),
+        "{err}"
+    );
+}

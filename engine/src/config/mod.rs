@@ -227,6 +227,9 @@ impl Checker<'_> {
             {
                 settings.recover_after = small(v);
             }
+            if let Some(v) = self.positive(&s.value.window_fuel, "window_fuel") {
+                settings.window_fuel = Some(v as u64);
+            }
             if let Some(share) = &s.value.slow_lane_share {
                 if (1..=100).contains(&share.value) {
                     settings.slow_lane_percent = share.value as u32;
@@ -337,6 +340,19 @@ impl Checker<'_> {
         self.check_chain_cycles(&emits, &settings);
 
         triggers.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        if let Some(total) = settings.window_fuel {
+            let enabled = triggers.iter().filter(|t| t.enabled).count().max(1) as u64;
+            let fair = (total / enabled).max(1);
+            for t in triggers
+                .iter_mut()
+                .filter(|t| t.enabled && t.budget.is_none())
+            {
+                t.budget = Some(crate::trigger::Budget {
+                    fuel: fair.saturating_mul(2),
+                    hard_fuel: fair.saturating_mul(4),
+                });
+            }
+        }
         let mut by_event_type: FxHashMap<Arc<str>, Vec<u32>> = FxHashMap::default();
         for (i, t) in triggers.iter().enumerate() {
             if t.enabled {
@@ -351,10 +367,8 @@ impl Checker<'_> {
             None => triggers
                 .iter()
                 .flat_map(|t| {
-                    std::iter::once(t.on.clone()).chain(t.actions.iter().filter_map(|a| match a {
-                        Action::EmitEvent { event_type, .. } => Some(event_type.clone()),
-                        _ => None,
-                    }))
+                    std::iter::once(t.on.clone())
+                        .chain(t.actions.iter().filter_map(|a| a.access().emits.cloned()))
                 })
                 .collect(),
         };

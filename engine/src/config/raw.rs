@@ -83,6 +83,10 @@ pub struct SettingsDef {
     /// Share of the fast lane's fuel the slow lane may use per turn, percent (default 25).
     #[serde(default)]
     pub slow_lane_share: Option<Spanned<i64>>,
+    /// Fuel the whole trigger set may use per budget window: every enabled trigger without
+    /// a `budget:` gets a derived one (see `trigger::Settings::window_fuel`).
+    #[serde(default)]
+    pub window_fuel: Option<Spanned<i64>>,
 }
 
 /// `budget:` of a trigger: fuel per window.
