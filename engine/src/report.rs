@@ -117,6 +117,10 @@ pub struct TriggerTiming {
     pub total_ms: f64,
     /// Slowest execution, in microseconds.
     pub max_us: f64,
+    /// Median execution, in microseconds (within 1%).
+    pub p50_us: f64,
+    /// 99th percentile execution, in microseconds (within 1%).
+    pub p99_us: f64,
 }
 
 /// Accumulates a [`Report`] and [`Timings`] during a run without allocating per execution:
@@ -127,6 +131,8 @@ pub struct ReportBuilder {
     index: rustc_hash::FxHashMap<std::sync::Arc<str>, usize>,
     stats: Vec<TriggerStats>,
     times: Vec<TriggerTiming>,
+    /// Per trigger: execution times in ns (2 significant digits; allocated once).
+    histograms: Vec<Option<hdrhistogram::Histogram<u64>>>,
     report: Report,
 }
 
@@ -150,6 +156,9 @@ impl ReportBuilder {
                 })
                 .collect(),
             times: vec![TriggerTiming::default(); set.triggers.len()],
+            histograms: (0..set.triggers.len())
+                .map(|_| hdrhistogram::Histogram::new(2).ok())
+                .collect(),
             report: Report::default(),
         }
     }
@@ -185,6 +194,9 @@ impl ReportBuilder {
             let t = &mut self.times[i];
             t.total_ms += nanos as f64 / 1e6;
             t.max_us = t.max_us.max(nanos as f64 / 1e3);
+            if let Some(h) = self.histograms.get_mut(i).and_then(Option::as_mut) {
+                h.saturating_record(nanos.max(1));
+            }
         }
         for e in effects {
             let effects = &mut self.report.effects;
@@ -221,7 +233,22 @@ impl ReportBuilder {
     /// The finished report and the per-trigger timings.
     pub fn finish(self, mut timings: Timings) -> (Report, Timings) {
         let mut report = self.report;
-        for ((id, stats), time) in self.ids.into_iter().zip(self.stats).zip(self.times) {
+        let histograms = self.histograms;
+        for (i, ((id, stats), mut time)) in self
+            .ids
+            .into_iter()
+            .zip(self.stats)
+            .zip(self.times)
+            .enumerate()
+        {
+            if let Some(h) = histograms
+                .get(i)
+                .and_then(Option::as_ref)
+                .filter(|h| !h.is_empty())
+            {
+                time.p50_us = h.value_at_quantile(0.5) as f64 / 1e3;
+                time.p99_us = h.value_at_quantile(0.99) as f64 / 1e3;
+            }
             if time.total_ms > 0.0 {
                 timings.triggers.insert(id.clone(), time);
             }
