@@ -13,14 +13,19 @@ polars`) and a release build (`cargo build --release`), and writes ~2.5 GB of da
 (`id`, `customer_id` u64, `type`, `timestamp` datetime[us, UTC], `process`, `properties` as
 JSON text).
 
-`run` alternates the sides, `--reps` rounds, each in a fresh process measured from outside
-(wall clock, and peak RSS from `wait4`'s rusage):
+`run` alternates the sides (`--sides`), `--reps` rounds, each in a fresh process measured
+from outside (wall clock, and peak RSS from `wait4`'s rusage):
 - **fusebox**: `target/release/fusebox segment --events events.parquet` (and, once per round,
-  `--events events.jsonl`); its compute time is `elapsed_ms` of `segments.json`;
-- **polars**: this script's `polars-side` in a child process: `read_parquet` of both files
-  and the three properties the group reads decoded once from the JSON column
-  (`str.json_decode` to a struct, unnested) — its "read" — then the same group as one lazy
-  query per segment through `collect_all` (references inlined) — its "compute".
+  `--events events.jsonl`); its compute time is `elapsed_ms` of `segments.json`; `--before
+  BINARY` adds an older build as side `before:parquet` (how the "before" figures were taken);
+- **polars**: this script's `polars-side` in a child process: `read_parquet` of the customers
+  and of `events-typed.parquet` (the same events with the three properties the group reads as
+  typed columns `total`, `value`, `url` instead of the JSON column: Polars' natural layout,
+  and the issue's baseline) — its "read" — then the same group as one lazy query per segment
+  through `collect_all` (references inlined) — its "compute";
+- **polars-json**: the same on `events.parquet` itself, the three properties taken out of the
+  JSON text with `str.extract` regexes (`json_decode` of 10M objects took ~40 s) as part of
+  the read.
 Every round checks that both sides' member sets are equal, segment by segment. Prints
 medians and the ratios of the issue's targets.
 """
@@ -51,9 +56,21 @@ def prepare(args):
             check=True,
         )
     out = DATA / "events.parquet"
-    if out.exists():
-        print(f"{out} exists")
-        return
+    if not out.exists():
+        write_events_parquet(pl, out)
+    typed = DATA / "events-typed.parquet"
+    if not typed.exists():
+        # For the Polars baseline: the three properties the group reads as typed columns.
+        pl.read_parquet(out).with_columns(
+            pl.col("properties").str.json_decode(PROPERTIES).struct.unnest()
+        ).drop("properties").write_parquet(typed)
+        print(f"wrote {typed}")
+
+
+PROPERTIES = None  # set in main(): pl.Struct of total, value, url
+
+
+def write_events_parquet(pl, out):
     started = time.time()
     # One string column with every line; the fields are taken out with JSON paths, so
     # `properties` stays the object's JSON text, as `fusebox segment` reads it.
@@ -85,12 +102,17 @@ def polars_side(args):
 
     t0 = time.perf_counter()
     customers = pl.read_parquet(DATA / "customers.parquet")
-    # The group reads three properties: decoded once, typed, as part of reading the events.
-    events = pl.read_parquet(args.events).with_columns(
-        pl.col("properties")
-        .str.json_decode(pl.Struct({"total": pl.Float64, "value": pl.Float64, "url": pl.String}))
-        .struct.unnest()
-    ).drop("properties", "id", "process")
+    events = pl.read_parquet(args.events)
+    if "properties" in events.columns:
+        # The JSON column: the three properties the group reads, taken out with regexes.
+        grab = lambda name, pattern: pl.col("properties").str.extract(
+            f'"{name}":\\s*{pattern}', 1)
+        events = events.with_columns(
+            grab("total", r"(-?[0-9][0-9.eE+-]*)").cast(pl.Float64).alias("total"),
+            grab("value", r"(-?[0-9][0-9.eE+-]*)").cast(pl.Float64).alias("value"),
+            grab("url", r'"([^"]*)"').alias("url"),
+        )
+    events = events.drop("properties", "id", "process", strict=False)
     t1 = time.perf_counter()
     as_of = events.select(pl.col("timestamp").max()).item()
     as_of_us = int(as_of.timestamp() * 1_000_000) if not isinstance(as_of, int) else as_of
@@ -212,71 +234,85 @@ def fusebox_members(out_dir):
     }
 
 
+def fusebox_side(binary, fmt, out_name, threads, env):
+    """One `fusebox segment` run: (wall s, compute s, peak RSS MiB, member sets)."""
+    out_dir = WORK / out_name
+    wall, mb, _, _ = run_rusage(
+        [binary, "segment", "--customers", str(DATA / "customers.parquet"),
+         "--events", str(DATA / f"events.{fmt}"), "--segments", str(DATA / "segments.yaml"),
+         "--out", str(out_dir), "--threads", str(threads)],
+        env=env,
+    )
+    summary = json.loads((out_dir / "segments.json").read_text())
+    return wall, summary["elapsed_ms"] / 1e3, mb, fusebox_members(out_dir)
+
+
+def polars_run(env, events):
+    """One Polars run: (wall s, compute s, peak RSS MiB, member sets, in-process read s)."""
+    members_file = WORK / "polars-members.json"
+    wall, mb, out, _ = run_rusage(
+        [sys.executable, __file__, "polars-side", "--events", str(DATA / events),
+         "--members", str(members_file)],
+        env=env,
+    )
+    report = json.loads(out.strip().splitlines()[-1])
+    return wall, report["compute_s"], mb, json.loads(members_file.read_text()), report["read_s"]
+
+
 def run(args):
     env = dict(os.environ, POLARS_MAX_THREADS=str(args.threads))
-    sides = {"fusebox parquet": [], "fusebox jsonl": [], "polars": []}
-    compute = {"fusebox parquet": [], "fusebox jsonl": [], "polars": []}
-    rss = {k: [] for k in sides}
-    polars_read = []
-    fusebox_sets = {}
+    sides = {}
+    for side in args.sides.split(","):
+        label, _, fmt = side.partition(":")
+        if label == "polars":
+            sides["polars"] = lambda: polars_run(env, "events-typed.parquet")
+        elif label == "polars-json":
+            sides["polars-json"] = lambda: polars_run(env, "events.parquet")
+        else:
+            binary = args.fusebox if label == "fusebox" else args.before
+            if not binary:
+                sys.exit(f"side {side}: pass --before BINARY")
+            key = f"{label} {fmt}"
+            sides[key] = (lambda b=binary, f=fmt, k=key: fusebox_side(
+                b, f, "out-" + k.replace(" ", "-"), args.threads, env))
+    results = {k: [] for k in sides}
     for rep in range(args.reps):
-        for side in args.order.split(","):
-            if side == "polars":
-                members_file = WORK / "polars-members.json"
-                wall, mb, out, _ = run_rusage(
-                    [sys.executable, __file__, "polars-side", "--events",
-                     str(DATA / "events.parquet"), "--members", str(members_file)],
-                    env=env,
-                )
-                report = json.loads(out.strip().splitlines()[-1])
-                sides["polars"].append(wall)
-                compute["polars"].append(report["compute_s"])
-                polars_read.append(report["read_s"])
-                rss["polars"].append(mb)
-                polars_members = json.loads(members_file.read_text())
-            else:
-                fmt = side.split()[1]
-                key = f"fusebox {fmt}"
-                out_dir = WORK / f"out-{fmt}"
-                wall, mb, _, stderr = run_rusage(
-                    [args.fusebox, "segment", "--customers", str(DATA / "customers.parquet"),
-                     "--events", str(DATA / f"events.{fmt}"), "--segments",
-                     str(DATA / "segments.yaml"), "--out", str(out_dir), "--threads",
-                     str(args.threads)],
-                    env=env,
-                )
-                summary = json.loads((out_dir / "segments.json").read_text())
-                sides[key].append(wall)
-                compute[key].append(summary["elapsed_ms"] / 1e3)
-                rss[key].append(mb)
-                fusebox_sets[fmt] = fusebox_members(out_dir)
-            print(f"round {rep}: {side}: {wall:.2f} s, peak RSS {mb:.0f} MiB", flush=True)
-        for fmt, sets in fusebox_sets.items():
-            check_equal(sets, polars_members, f"fusebox {fmt}")
+        sets = {}
+        for key, go in sides.items():
+            r = go()
+            results[key].append(r)
+            sets[key] = r[3]
+            print(f"round {rep}: {key}: {r[0]:.2f} s, compute {r[1]:.3f} s, "
+                  f"peak RSS {r[2]:.0f} MiB", flush=True)
+        reference = sets.get("polars") or next(iter(sets.values()))
+        for key, got in sets.items():
+            check_equal(got, reference, key)
+    med = statistics.median
     print()
-    print(f"{args.reps} interleaved rounds, medians (threads {args.threads}):")
+    print(f"{args.reps} interleaved rounds, medians (--threads {args.threads}, "
+          f"POLARS_MAX_THREADS={args.threads}):")
+    print()
     print("| side | whole process | compute | peak RSS |")
     print("|---|---|---|---|")
-    med = statistics.median
-    for key in sides:
-        if sides[key]:
-            print(f"| {key} | {med(sides[key]):.2f} s | {med(compute[key]):.3f} s | "
-                  f"{med(rss[key]):.0f} MiB |")
-    if polars_read:
-        print(f"| polars read_parquet + collect_all (in process) | "
-              f"{med([r + c for r, c in zip(polars_read, compute['polars'])]):.2f} s | "
-              f"{med(compute['polars']):.3f} s | |")
-        fb = sides["fusebox parquet"]
-        if fb:
-            pol = med([r + c for r, c in zip(polars_read, compute["polars"])])
-            print()
-            print(f"fusebox parquet whole process ÷ polars read+collect_all: "
-                  f"{med(fb) / pol:.2f} (target ≤ 1)")
-            print(f"fusebox peak RSS ÷ polars peak RSS: "
-                  f"{med(rss['fusebox parquet']) / med(rss['polars']):.2f} (target ≤ 1.5)")
-            print(f"polars compute ÷ fusebox compute: "
-                  f"{med(compute['polars']) / med(compute['fusebox parquet']):.2f} (target ≥ 2)")
-    print("member sets equal on every round: yes")
+    for key, rs in results.items():
+        print(f"| {key} | {med(r[0] for r in rs):.2f} s | {med(r[1] for r in rs):.3f} s | "
+              f"{med(r[2] for r in rs):.0f} MiB |")
+    if "polars" in results:
+        pol = results["polars"]
+        in_process = med(r[4] + r[1] for r in pol)
+        print(f"| polars read + collect_all (in process) | {in_process:.2f} s | "
+              f"{med(r[1] for r in pol):.3f} s | |")
+        print()
+        for key, rs in results.items():
+            if key.startswith("polars"):
+                continue
+            print(f"{key}: whole process ÷ polars read + collect_all = "
+                  f"{med(r[0] for r in rs) / in_process:.2f} (target ≤ 1); "
+                  f"peak RSS ÷ polars = {med(r[2] for r in rs) / med(r[2] for r in pol):.2f} "
+                  f"(target ≤ 1.5); polars compute ÷ compute = "
+                  f"{med(r[1] for r in pol) / med(r[1] for r in rs):.2f} (target ≥ 2)")
+    print()
+    print(f"member sets equal on every round: yes ({', '.join(results)})")
 
 
 def check_equal(fusebox_sets, polars_sets, side):
@@ -299,12 +335,20 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--reps", type=int, default=3)
     r.add_argument("--threads", type=int, default=2)
-    r.add_argument("--order", default="fusebox parquet,polars,fusebox jsonl")
+    r.add_argument("--sides", default="fusebox:parquet,polars,fusebox:jsonl,polars-json",
+                   help="comma-separated, in round order: fusebox:FMT, before:FMT, polars, "
+                   "polars-json")
     r.add_argument("--fusebox", default=str(FUSEBOX), help="the fusebox binary to measure")
+    r.add_argument("--before", help="an older fusebox binary (side before:FMT)")
     s = sub.add_parser("polars-side")
     s.add_argument("--events", required=True)
     s.add_argument("--members")
     args = ap.parse_args()
+    if args.cmd != "run":
+        import polars as pl
+
+        global PROPERTIES
+        PROPERTIES = pl.Struct({"total": pl.Float64, "value": pl.Float64, "url": pl.String})
     {"prepare": prepare, "run": run, "polars-side": polars_side}[args.cmd](args)
 
 
