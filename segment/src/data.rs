@@ -22,6 +22,8 @@
 //! cached sub-query result is keyed by its normalised form *and* the versions of the inputs it
 //! reads, so after a change only the sub-queries that read changed inputs are recomputed.
 
+mod columns;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fusebox_engine::customers::{AttrId, Column, CustomerTable, Row};

@@ -457,6 +457,26 @@ impl Filter {
             Filter::Attr(_) | Filter::Event(_) => {}
         }
     }
+
+    /// Appends the names of the event properties this filter reads (in `where` filters and
+    /// sums), in order of appearance.
+    pub fn event_properties(&self, out: &mut Vec<Arc<str>>) {
+        match self {
+            Filter::And(c) | Filter::Or(c) => c.iter().for_each(|f| f.event_properties(out)),
+            Filter::Not(f) => f.event_properties(out),
+            Filter::Event(e) => {
+                out.extend(e.filters.iter().map(|p| p.name.clone()));
+                if let EventTest::Performed {
+                    sum: Some((name, _)),
+                    ..
+                } = &e.test
+                {
+                    out.push(name.clone());
+                }
+            }
+            Filter::Attr(_) | Filter::InSegment(_) => {}
+        }
+    }
 }
 
 /// One segment of a group.
@@ -478,6 +498,20 @@ pub struct SegmentGroup {
     pub segments: Vec<Segment>,
     /// Warnings found while validating (unknown event types, …).
     pub warnings: Vec<fusebox_engine::config::Diagnostic>,
+}
+
+impl SegmentGroup {
+    /// The event properties the group reads, sorted and without repeats: a store holding only
+    /// these gives every segment the same members as one holding all of them.
+    pub fn event_properties(&self) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for s in &self.segments {
+            s.filter.event_properties(&mut out);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// Kleene OR over optional truth values.

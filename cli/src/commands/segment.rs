@@ -9,14 +9,18 @@
 //!
 //! `--as-of` defaults to the latest event timestamp, so a replay of the same files gives the
 //! same memberships on any day.
+//!
+//! Events are read straight into columns ([`fusebox_engine::io::columnar`]), keeping only the
+//! properties the group reads, and grouped by type and customer from those columns
+//! ([`EventStore::from_columns`]); the columns are dropped once the store is built.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fusebox_engine::customers::CustomerTable;
+use fusebox_engine::io::columnar::{read_event_columns, PropertySelection};
 use fusebox_engine::io::customers::load_customers;
-use fusebox_engine::io::events::read_events;
 use fusebox_engine::value::{format_timestamp, parse_timestamp};
 use fusebox_segment::explain::render;
 use fusebox_segment::{compile_segments, ComputeOptions, EventStore, SegmentData, SegmentEngine};
@@ -123,24 +127,27 @@ pub fn segment(spec: &SegmentSpec) -> Result<(), Failure> {
         load_customers(&spec.customers)
     })
     .map_err(|e| Failure::Input(e.into()))?;
-    let records = progress::stage(format!("reading {}", spec.events.display()), || {
-        read_events(&spec.events)
+    let name = spec.segments.display().to_string();
+    // Only the event properties the group reads are kept (every record is still checked in
+    // full). A group that does not compile keeps none: the compile after reading reports it.
+    let selection = compile_segments(&text, &name, Some(customers.schema()), None)
+        .map_or(PropertySelection::Only(Vec::new()), |g| {
+            PropertySelection::Only(g.event_properties())
+        });
+    let columns = progress::stage(format!("reading {}", spec.events.display()), || {
+        read_event_columns(&spec.events, &selection)
     })
     .map_err(|e| Failure::Input(e.into()))?;
-    let bad = records.iter().filter(|r| r.event.is_err()).count();
+    let bad = columns.rejected.len();
     if bad > 0 {
         eprintln!("warning: {bad} event record(s) could not be parsed and are ignored (run `fusebox run` to see them in outcomes.jsonl)");
     }
-    let events = || records.iter().filter_map(|r| r.event.as_ref().ok());
-    let as_of = as_of_arg
-        .or_else(|| events().map(|e| e.timestamp).max())
-        .unwrap_or(0);
+    let as_of = as_of_arg.or(columns.max_timestamp()).unwrap_or(0);
     let store = progress::stage("indexing events by customer", || {
-        EventStore::from_events(&customers, events())
+        EventStore::from_columns(&customers, &columns)
     });
-    // The store keeps its own columnar copy; the parsed records are not needed any more.
-    drop(records);
-    let name = spec.segments.display().to_string();
+    // The store keeps its own layout; the columns are not needed any more.
+    drop(columns);
     let group = compile_segments(&text, &name, Some(customers.schema()), Some(&store.types()))
         .map_err(|e| {
             print_config_error(&e);

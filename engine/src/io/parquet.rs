@@ -106,11 +106,38 @@ pub(crate) fn schema(path: &Path) -> Result<Vec<(String, ArrowDataType)>, String
 
 /// Reads the named columns of a Parquet file (the caller checked their kinds).
 pub(crate) fn read(path: &Path, columns: &[String]) -> Result<DataFrame, String> {
-    contain_panics(|| check_counts(path))?;
+    check(path)?;
+    read_rows(path, columns, None)
+}
+
+/// Checks the file's counts before anything is decoded (see [`check_counts`]); once per file,
+/// before any [`read_rows`].
+pub(crate) fn check(path: &Path) -> Result<(), String> {
+    contain_panics(|| check_counts(path))
+}
+
+/// The number of rows of a Parquet file, from its footer.
+pub(crate) fn num_rows(path: &Path) -> Result<usize, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    contain_panics(|| {
+        ParquetReader::new(file)
+            .num_rows()
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Reads the named columns of rows `offset..offset + len` (`None`: every row) of a file that
+/// passed [`check`] (the caller checked the columns' kinds).
+pub(crate) fn read_rows(
+    path: &Path,
+    columns: &[String],
+    slice: Option<(usize, usize)>,
+) -> Result<DataFrame, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     contain_panics(|| {
         ParquetReader::new(file)
             .with_columns(Some(columns.to_vec()))
+            .with_slice(slice)
             .finish()
             .map_err(|e| e.to_string())
     })

@@ -23,7 +23,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use crate::event::{Event, EventRecord};
 use crate::value::{parse_timestamp_explained, Map, Value};
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Parses JSONL from any reader; see the module docs for the record rules.
 pub fn read_jsonl(mut reader: impl BufRead) -> std::io::Result<Vec<EventRecord>> {
@@ -43,19 +43,24 @@ pub fn read_jsonl(mut reader: impl BufRead) -> std::io::Result<Vec<EventRecord>>
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let event = match std::str::from_utf8(bytes) {
-            Err(e) => Err(format!(
-                "not valid UTF-8 (invalid byte at column {})",
-                e.valid_up_to() + 1
-            )),
-            Ok(text) => parse_event(text),
-        };
+        let event = line_text(bytes).and_then(parse_event);
         records.push(EventRecord { line, event });
     }
     Ok(records)
 }
 
-fn trim_line_end(buf: &[u8]) -> &[u8] {
+/// A non-blank line as text, or why it is not UTF-8.
+pub(crate) fn line_text(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not valid UTF-8 (invalid byte at column {})",
+            e.valid_up_to() + 1
+        )
+    })
+}
+
+/// A line without its trailing `\n` and `\r`s.
+pub(crate) fn trim_line_end(buf: &[u8]) -> &[u8] {
     let mut end = buf.len();
     while end > 0 && matches!(buf[end - 1], b'\n' | b'\r') {
         end -= 1;
@@ -65,6 +70,40 @@ fn trim_line_end(buf: &[u8]) -> &[u8] {
 
 /// Parses one line into an event, or says precisely why it cannot be one.
 pub(crate) fn parse_event(text: &str) -> Result<Event, String> {
+    let fields = parse_fields::<Properties>(text)?;
+    Ok(Event {
+        id: Arc::from(fields.id.as_str().as_ref()),
+        customer_id: fields.customer_id,
+        event_type: Arc::from(fields.event_type.as_ref()),
+        timestamp: fields.timestamp,
+        process: fields.process.map(|p| Arc::from(p.as_ref())),
+        properties: Arc::new(fields.properties.map(|p| p.0).unwrap_or_default()),
+    })
+}
+
+/// The fields of one valid event line, borrowed from the line where they have no escapes;
+/// `properties` is whatever `P` reads the object into (a [`Map`] for [`parse_event`], column
+/// cells for the columnar reader).
+pub(crate) struct EventFields<'a, P> {
+    /// The event id (a numeric id stays a number until asked for).
+    pub(crate) id: RawId<'a>,
+    /// The customer id.
+    pub(crate) customer_id: u64,
+    /// The event type (non-empty).
+    pub(crate) event_type: Cow<'a, str>,
+    /// Microseconds since the epoch, UTC.
+    pub(crate) timestamp: i64,
+    /// The producing process, if any.
+    pub(crate) process: Option<Cow<'a, str>>,
+    /// The properties, if the line has them.
+    pub(crate) properties: Option<P>,
+}
+
+/// Parses and checks one line: every rule of the module docs. The one definition of a valid
+/// JSONL event, shared by [`parse_event`] and the columnar reader.
+pub(crate) fn parse_fields<'a, P: Deserialize<'a>>(
+    text: &'a str,
+) -> Result<EventFields<'a, P>, String> {
     let start = text.len() - text.trim_start().len();
     match text[start..].chars().next() {
         Some('{') => {}
@@ -80,18 +119,14 @@ pub(crate) fn parse_event(text: &str) -> Result<Event, String> {
             ))
         }
     }
-    let raw: RawEvent = serde_json::from_str(text).map_err(|e| {
+    let raw: RawEvent<'a, P> = serde_json::from_str(text).map_err(|e| {
         format!(
             "malformed event JSON at column {}: {}",
             e.column(),
             strip_position(&e)
         )
     })?;
-    let id: Arc<str> = match raw.id {
-        RawId::Text(s) => Arc::from(s.as_ref()),
-        RawId::Number(n) => Arc::from(n.to_string()),
-    };
-    if id.is_empty() {
+    if raw.id.is_empty() {
         return Err("field `id` is empty".into());
     }
     if raw.event_type.0.is_empty() {
@@ -99,21 +134,25 @@ pub(crate) fn parse_event(text: &str) -> Result<Event, String> {
     }
     let timestamp = parse_timestamp_explained(&raw.timestamp.0)
         .map_err(|e| format!("field `timestamp`: {e}"))?;
-    Ok(Event {
-        id,
+    Ok(EventFields {
+        id: raw.id,
         customer_id: raw.customer_id.0,
-        event_type: Arc::from(raw.event_type.0.as_ref()),
+        event_type: raw.event_type.0,
         timestamp,
-        process: raw.process.map(|p| Arc::from(p.0.as_ref())),
-        properties: Arc::new(raw.properties.map(|p| p.0).unwrap_or_default()),
+        process: raw.process.map(|p| p.0),
+        properties: raw.properties,
     })
 }
 
 /// Parses a `properties` JSON object given as text (the Parquet layout), with the same rules
 /// as in a JSONL line: an object, no repeated key.
 pub(crate) fn parse_properties(json: &str) -> Result<Map, String> {
-    serde_json::from_str::<Properties>(json)
-        .map(|p| p.0)
+    parse_properties_as::<Properties>(json).map(|p| p.0)
+}
+
+/// [`parse_properties`] into any reader of the object (the columnar reader's cells).
+pub(crate) fn parse_properties_as<'a, P: Deserialize<'a>>(json: &'a str) -> Result<P, String> {
+    serde_json::from_str::<P>(json)
         .map_err(|e| format!("{} (at column {})", strip_position(&e), e.column()))
 }
 
@@ -127,8 +166,11 @@ fn strip_position(e: &serde_json::Error) -> String {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEvent<'a> {
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "P: Deserialize<'de>, 'de: 'a")
+)]
+struct RawEvent<'a, P> {
     #[serde(borrow)]
     id: RawId<'a>,
     customer_id: CustomerId,
@@ -139,13 +181,30 @@ struct RawEvent<'a> {
     #[serde(default, borrow)]
     process: Option<Text<'a, ProcessField>>,
     #[serde(default)]
-    properties: Option<Properties>,
+    properties: Option<P>,
 }
 
 /// An event id: a string, or a non-negative integer (which becomes its decimal string).
-enum RawId<'a> {
+pub(crate) enum RawId<'a> {
+    /// A string id.
     Text(Cow<'a, str>),
+    /// A numeric id.
     Number(u64),
+}
+
+impl RawId<'_> {
+    /// Whether the id is the empty string.
+    fn is_empty(&self) -> bool {
+        matches!(self, RawId::Text(s) if s.is_empty())
+    }
+
+    /// The id as text (a number as its decimal string).
+    pub(crate) fn as_str(&self) -> Cow<'_, str> {
+        match self {
+            RawId::Text(s) => Cow::Borrowed(s.as_ref()),
+            RawId::Number(n) => Cow::Owned(n.to_string()),
+        }
+    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawId<'a> {
@@ -236,7 +295,10 @@ impl<'de: 'a, 'a, F: FieldName> Deserialize<'de> for Text<'a, F> {
 
 /// `properties`: a JSON object whose keys are unique (a repeated key is an error, not "last
 /// one wins", so no property is dropped silently).
-struct Properties(Map);
+pub(crate) struct Properties(pub(crate) Map);
+
+/// The error of a `properties` object with a repeated key.
+pub(crate) const REPEATED_KEY: &str = "field `properties` has a repeated key";
 
 impl<'de> Deserialize<'de> for Properties {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -255,9 +317,7 @@ impl<'de> Deserialize<'de> for Properties {
                 let n = entries.len();
                 let props = Map::from_entries(entries);
                 if props.len() != n {
-                    return Err(de::Error::custom(
-                        "field `properties` has a repeated key".to_string(),
-                    ));
+                    return Err(de::Error::custom(REPEATED_KEY));
                 }
                 Ok(Properties(props))
             }

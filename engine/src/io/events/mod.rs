@@ -11,6 +11,10 @@
 //! under its line (or row) number and carries on. Only problems with the file as a whole
 //! (cannot open, not Parquet, a missing or unexpected column, empty) are errors of the read
 //! itself. The format rules are in [`jsonl`] and [`parquet`].
+//!
+//! [`crate::io::columnar`] reads the same files into columns instead of one [`Event`] per
+//! record, through the same checks (`jsonl::parse_fields`, `parquet::BlockCells::row`), so both
+//! readers accept and reject exactly the same records.
 
 use std::fs::File;
 use std::io::BufReader;
