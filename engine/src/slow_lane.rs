@@ -36,7 +36,7 @@ use crate::trigger::{TriggerIdx, TriggerSet};
 
 /// Records between two slow-lane turns (turns run at stream positions that are multiples
 /// of it).
-pub const STRIDE: u64 = 256;
+pub const STRIDE: u64 = 64;
 
 /// One deferred execution.
 #[derive(Debug, Clone)]
