@@ -61,42 +61,9 @@ use machine::{pct, vm_hwm_kb, CpuMeter};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const INNOCENT: &str = r#"
-settings: { budget_window: 10 }
-event_types: [order.completed, page.rescan]
-counters:
-  - id: orders_total
-  - id: revenue
-    kind: float
-pools:
-  - id: promo
-    generate: { prefix: "P-", count: 100000000 }
-triggers:
-  - id: points
-    owner: o@x
-    on: order.completed
-    actions:
-      - award_points: { amount: "int(event.properties.total / 10.0)" }
-      - increment: { attribute: orders }
-      - increment: { attribute: spent, by: "event.properties.total" }
-      - increment: { counter: orders_total }
-      - increment: { counter: revenue, by: "event.properties.total" }
-      - send_message: { channel: email, template: receipt, args: { name: "customer.name", total: "event.properties.total" } }
-  - id: promo
-    owner: o@x
-    on: order.completed
-    condition: "event.properties.total > 300.0"
-    actions:
-      - issue_coupon: { pool: promo }
-      - send_message: { channel: sms, template: promo, args: { code: "coupon", name: "customer.name" } }
-  - id: tier
-    owner: o@x
-    on: order.completed
-    priority: 200
-    condition: "customer.points > 1500 && customer.tier != 'gold'"
-    actions:
-      - set: { attribute: tier, value: "'gold'" }
-"#;
+/// Settings and event types, then the `live` bench's triggers as the innocent ones.
+const HEADER: &str =
+    "settings: { budget_window: 10 }\nevent_types: [order.completed, page.rescan]\n";
 
 /// The runaway pair; `BUDGET` is replaced by the variant's budget line (or nothing).
 const RUNAWAY: &str = r#"
@@ -142,12 +109,16 @@ impl Variant {
     /// The triggers file: the loop costs ~250 fuel an event, 2,500 a window of 10 events.
     fn triggers(self) -> String {
         let budget = match self {
-            Variant::Absent => return INNOCENT.to_string(),
+            Variant::Absent => return format!("{HEADER}{}", workloads::LIVE_TRIGGERS),
             Variant::Ungoverned => "",
             Variant::Throttled => "    budget: { fuel: 500, hard_fuel: 100000000 }",
             Variant::Stopped => "    budget: { fuel: 500, hard_fuel: 1000 }",
         };
-        format!("{INNOCENT}{}", RUNAWAY.replace("BUDGET", budget))
+        format!(
+            "{HEADER}{}{}",
+            workloads::LIVE_TRIGGERS,
+            RUNAWAY.replace("BUDGET", budget)
+        )
     }
 }
 

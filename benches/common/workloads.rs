@@ -210,3 +210,43 @@ triggers:
         ),
     ]
 }
+
+/// The live bench's trigger set, firing on every `order.completed`: `points` (points,
+/// `orders`, `spent`, two global counters, a receipt), `promo` (`total > 300`: a coupon from
+/// one shared pool and an sms), `tier` (a tier upgrade). The `runaway` bench uses it as its
+/// innocent triggers.
+#[allow(dead_code)] // Used by `live.rs` and `runaway.rs`.
+pub const LIVE_TRIGGERS: &str = r#"
+counters:
+  - id: orders_total
+  - id: revenue
+    kind: float
+pools:
+  - id: promo
+    generate: { prefix: "P-", count: 100000000 }
+triggers:
+  - id: points
+    owner: o@x
+    on: order.completed
+    actions:
+      - award_points: { amount: "int(event.properties.total / 10.0)" }
+      - increment: { attribute: orders }
+      - increment: { attribute: spent, by: "event.properties.total" }
+      - increment: { counter: orders_total }
+      - increment: { counter: revenue, by: "event.properties.total" }
+      - send_message: { channel: email, template: receipt, args: { name: "customer.name", total: "event.properties.total" } }
+  - id: promo
+    owner: o@x
+    on: order.completed
+    condition: "event.properties.total > 300.0"
+    actions:
+      - issue_coupon: { pool: promo }
+      - send_message: { channel: sms, template: promo, args: { code: "coupon", name: "customer.name" } }
+  - id: tier
+    owner: o@x
+    on: order.completed
+    priority: 200
+    condition: "customer.points > 1500 && customer.tier != 'gold'"
+    actions:
+      - set: { attribute: tier, value: "'gold'" }
+"#;

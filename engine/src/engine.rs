@@ -504,17 +504,7 @@ impl Session<'_> {
                 ))
             })?;
             used = used.saturating_add(output.triggers.iter().map(|t| t.fuel).sum::<u64>());
-            let result = RecordResult {
-                position: item.position,
-                outcome: outcome(RecordStatus::Processed {
-                    triggers: output.triggers,
-                }),
-                effects: output.effects,
-                held: None,
-                chained_events: output.chained_events,
-                written: output.writes.into_iter().map(|(key, _)| key).collect(),
-                timings: output.timings,
-            };
+            let result = committed_result(item.position, outcome, output);
             self.governor.count(set, &result);
             sink.record(result);
         }
@@ -729,22 +719,13 @@ struct Emitter<'c> {
 impl Emitter<'_> {
     fn committed(&mut self, a: &Admitted<'_>, output: TxnOutput) {
         self.flush_to(a.record);
-        let result = RecordResult {
-            position: self.base + a.record as u64,
-            outcome: RecordOutcome {
-                line: a.line,
-                event_id: Some(a.event.id.clone()),
-                lane: None,
-                status: RecordStatus::Processed {
-                    triggers: output.triggers,
-                },
-            },
-            effects: output.effects,
-            held: None,
-            chained_events: output.chained_events,
-            written: output.writes.into_iter().map(|(key, _)| key).collect(),
-            timings: output.timings,
+        let outcome = |status| RecordOutcome {
+            line: a.line,
+            event_id: Some(a.event.id.clone()),
+            lane: None,
+            status,
         };
+        let result = committed_result(self.base + a.record as u64, outcome, output);
         self.deliver(result);
         self.next = a.record + 1;
     }
@@ -804,5 +785,25 @@ fn defer(governor: &mut Governor, chunk: &[EventRecord], base: u64, result: &Rec
                 trigger: *ti,
             });
         }
+    }
+}
+
+/// The result of a committed transaction at stream `position`; `outcome` wraps its status
+/// into the record's outcome (line, id, lane).
+fn committed_result(
+    position: u64,
+    outcome: impl FnOnce(RecordStatus) -> RecordOutcome,
+    output: TxnOutput,
+) -> RecordResult {
+    RecordResult {
+        position,
+        outcome: outcome(RecordStatus::Processed {
+            triggers: output.triggers,
+        }),
+        effects: output.effects,
+        held: None,
+        chained_events: output.chained_events,
+        written: output.writes.into_iter().map(|(key, _)| key).collect(),
+        timings: output.timings,
     }
 }
