@@ -67,6 +67,9 @@ mod stats;
 
 #[path = "common/machine.rs"]
 mod machine;
+
+#[path = "common/open_loop.rs"]
+mod open_loop;
 use machine::{pct, vm_hwm_kb, CpuMeter};
 use stats::median;
 
@@ -373,40 +376,17 @@ async fn open_loop(
     rate: f64,
 ) -> (Vec<u64>, Vec<u64>, f64, FinalReport) {
     let live = start(setup, config, 64).await;
-    let start_at = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut tasks = Vec::with_capacity(events.len());
-    let mut issued = 0;
-    while issued < events.len() {
-        tick.tick().await;
-        let due = ((start_at.elapsed().as_secs_f64() * rate) as usize + 1).min(events.len());
-        while issued < due {
-            let scheduled = start_at + Duration::from_secs_f64(issued as f64 / rate);
-            let live = live.clone();
-            let event = events[issued].clone();
-            tasks.push(tokio::spawn(async move {
-                let t = Instant::now();
-                let answer = live.submit(event).await;
-                let from_submit = t.elapsed().as_nanos() as u64;
-                let answer = answer.unwrap_or_else(|e| panic!("not run: {e}"));
-                assert!(matches!(
-                    answer.outcome.status,
-                    RecordStatus::Processed { .. }
-                ));
-                (from_submit, scheduled.elapsed().as_nanos() as u64)
-            }));
-            issued += 1;
-        }
+    let (answered, secs) = open_loop::run(&live, events, rate).await;
+    let mut from_submit = Vec::with_capacity(answered.len());
+    let mut from_schedule = Vec::with_capacity(answered.len());
+    for a in answered {
+        assert!(matches!(
+            a.answer.outcome.status,
+            RecordStatus::Processed { .. }
+        ));
+        from_submit.push(a.from_submit);
+        from_schedule.push(a.from_schedule);
     }
-    let mut from_submit = Vec::with_capacity(tasks.len());
-    let mut from_schedule = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        let (a, b) = task.await.expect("open-loop task");
-        from_submit.push(a);
-        from_schedule.push(b);
-    }
-    let secs = start_at.elapsed().as_secs_f64();
     let report = live.shutdown().await.expect("clean shutdown");
     (
         from_submit,

@@ -56,6 +56,10 @@ use stats::median;
 #[path = "common/machine.rs"]
 #[allow(dead_code)]
 mod machine;
+
+#[path = "common/open_loop.rs"]
+#[allow(dead_code)] // `from_schedule` is only read by `live`.
+mod open_loop;
 use machine::{pct, vm_hwm_kb, CpuMeter};
 
 #[global_allocator]
@@ -171,42 +175,23 @@ async fn open_loop(variant: Variant, events: &[Event], rate: f64) -> Run {
         .expect("live engine");
     let mut slow = live.slow_lane_outcomes().expect("first taker");
     let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut tasks = Vec::with_capacity(events.len());
-    let mut issued = 0;
-    while issued < events.len() {
-        tick.tick().await;
-        let due = ((start.elapsed().as_secs_f64() * rate) as usize + 1).min(events.len());
-        while issued < due {
-            let live = live.clone();
-            let event = events[issued].clone();
-            tasks.push(tokio::spawn(async move {
-                let t = Instant::now();
-                let answer = live.submit(event).await.expect("answered");
-                (t.elapsed().as_nanos() as u64, answer)
-            }));
-            issued += 1;
-        }
-    }
-    let mut latencies = Vec::with_capacity(tasks.len());
+    let (answered, secs) = open_loop::run(&live, events, rate).await;
+    let mut latencies = Vec::with_capacity(answered.len());
     let mut innocent_effects = Vec::new();
-    for task in tasks {
-        let (ns, answer) = task.await.expect("task");
+    for a in answered {
         assert!(matches!(
-            answer.outcome.status,
+            a.answer.outcome.status,
             RecordStatus::Processed { .. }
         ));
-        latencies.push(ns);
+        latencies.push(a.from_submit);
         innocent_effects.extend(
-            answer
+            a.answer
                 .effects
                 .iter()
                 .filter(|e| !e.trigger.starts_with("rescan"))
                 .map(|e| e.key.clone()),
         );
     }
-    let secs = start.elapsed().as_secs_f64();
     live.shutdown().await.expect("shutdown");
     while let Ok(s) = slow.try_recv() {
         innocent_effects.extend(

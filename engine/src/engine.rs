@@ -456,19 +456,30 @@ impl Session<'_> {
         let budget = self.governor.slow_lane_mut().start_turn(share);
         let memberships = self.engine.memberships.snapshot();
         let (mut used, mut ran) = (0u64, 0u64);
+        // Per deferred trigger, built on first use: it runs (or is stopped), the rest are
+        // excluded from the input event.
+        let mut only: Vec<Option<Vec<Participation>>> = vec![None; set.triggers.len()];
         while drain || ran == 0 || used < budget {
             let Some(item) = self.governor.slow_lane_mut().pop() else {
                 break;
             };
             ran += 1;
             let ti = item.trigger as usize;
-            let participation: Vec<Participation> = (0..set.triggers.len())
-                .map(|i| match self.governor.stops().get(i).cloned().flatten() {
-                    Some(reason) if i == ti => Participation::Stopped(reason),
-                    _ if i == ti => Participation::Run,
-                    _ => Participation::Excluded,
+            let stops = self.governor.stops();
+            let participation = only
+                .get_mut(ti)
+                .map(|slot| {
+                    &*slot.get_or_insert_with(|| {
+                        (0..set.triggers.len())
+                            .map(|i| match stops.get(i).cloned().flatten() {
+                                Some(reason) if i == ti => Participation::Stopped(reason),
+                                _ if i == ti => Participation::Run,
+                                _ => Participation::Excluded,
+                            })
+                            .collect()
+                    })
                 })
-                .collect();
+                .map_or(&[][..], |p| &p[..]);
             let outcome = |status| RecordOutcome {
                 line: item.line,
                 event_id: Some(item.event.id.clone()),
@@ -493,7 +504,7 @@ impl Session<'_> {
                 event: &item.event,
                 row,
                 memberships: &memberships,
-                participation: &participation,
+                participation,
             }];
             let mut output = None;
             sequential::run(set, self.state, &admitted, |_, o| output = Some(o))?;

@@ -16,8 +16,8 @@ use fusebox_engine::customers::{Column, CustomerTable, Schema};
 use fusebox_engine::event::Event;
 use fusebox_engine::io::events::read_jsonl;
 use fusebox_engine::live::{
-    BatchWrites, Health, InMemoryStore, LiveConfig, LiveEngine, LiveError, MapStore, RunState,
-    StateStore, StoreError, StoredCustomer, SubmitError, Submitted,
+    BatchWrites, Health, InMemoryStore, LiveBuilder, LiveConfig, LiveEngine, LiveError, MapStore,
+    RunState, StateStore, StoreError, StoredCustomer, SubmitError, Submitted,
 };
 use fusebox_engine::outcome::RecordStatus;
 use fusebox_engine::state::State;
@@ -83,6 +83,13 @@ fn event(s: u64, i: u64) -> Event {
         ty,
         1_767_225_600_000_000 + i as i64,
     )
+}
+
+/// A live engine on the sequential executor and a fresh table, to configure and start.
+fn sequential_builder() -> LiveBuilder {
+    let engine = engine(ExecutorKind::Sequential);
+    let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+    LiveEngine::builder(engine, state)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -229,9 +236,7 @@ fn concurrent_submitters_equal_the_batch_replay_of_the_log() {
 fn a_full_intake_refuses_try_submit_and_loses_nothing() {
     let rt = runtime();
     rt.block_on(async {
-        let engine = engine(ExecutorKind::Sequential);
-        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
-        let live = LiveEngine::builder(engine, state)
+        let live = sequential_builder()
             .config(LiveConfig {
                 max_batch: 1000,
                 max_delay: Duration::from_millis(200),
@@ -294,9 +299,7 @@ fn a_full_intake_refuses_try_submit_and_loses_nothing() {
 fn a_batch_holding_every_accepted_event_does_not_wait_out_its_delay() {
     let rt = runtime();
     rt.block_on(async {
-        let engine = engine(ExecutorKind::Sequential);
-        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
-        let live = LiveEngine::builder(engine, state)
+        let live = sequential_builder()
             .config(LiveConfig {
                 max_batch: 1000,
                 max_delay: Duration::from_secs(5),
@@ -377,9 +380,7 @@ fn a_failing_store_stops_the_engine_and_delivers_nothing_of_its_batch() {
     let rt = runtime();
     rt.block_on(async {
         let calls = Arc::new(AtomicU64::new(0));
-        let engine = engine(ExecutorKind::Sequential);
-        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
-        let live = LiveEngine::builder(engine, state)
+        let live = sequential_builder()
             .config(LiveConfig {
                 max_delay: Duration::ZERO,
                 store_retries: 2,
@@ -505,9 +506,7 @@ fn an_exhausted_quota_holds_events_and_status_names_the_process() {
     .unwrap();
     let rt = runtime();
     rt.block_on(async {
-        let engine = engine(ExecutorKind::Sequential);
-        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
-        let live = LiveEngine::builder(engine, state)
+        let live = sequential_builder()
             .quotas(quotas)
             .config(LiveConfig {
                 max_delay: Duration::ZERO,
@@ -649,12 +648,7 @@ fn reloaded_quotas_apply_from_the_next_batch() {
     };
     let rt = runtime();
     rt.block_on(async {
-        let engine = engine(ExecutorKind::Sequential);
-        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
-        let live = LiveEngine::builder(engine, state)
-            .quotas(quotas(1))
-            .start()
-            .unwrap();
+        let live = sequential_builder().quotas(quotas(1)).start().unwrap();
         assert!(matches!(
             live.submit(ev(0)).await.unwrap().outcome.status,
             RecordStatus::Processed { .. }
@@ -678,9 +672,7 @@ fn reloaded_quotas_apply_from_the_next_batch() {
 fn a_shutdown_while_paused_answers_the_backlog() {
     let rt = runtime();
     rt.block_on(async {
-        let engine = engine(ExecutorKind::Sequential);
-        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
-        let live = LiveEngine::builder(engine, state).start().unwrap();
+        let live = sequential_builder().start().unwrap();
         live.pause("maintenance").await.unwrap();
         let tickets: Vec<_> = (0..5)
             .map(|i| live.try_submit(event(7, i)).unwrap())

@@ -235,3 +235,22 @@ fn a_membership_published_mid_chunk_applies_from_the_next_chunk() {
         );
     }
 }
+
+/// The per-trigger timings of a run carry execution-time percentiles (what `timings.json`
+/// shows): for every trigger that ran, 0 < p50 ≤ p99 ≤ about the slowest execution.
+#[test]
+fn trigger_timings_carry_p50_and_p99() {
+    let records = records(200);
+    let (engine, customers) = engine(ExecutorKind::Sequential);
+    let mut state = State::new(customers, engine.triggers());
+    let batch = engine
+        .run_batch(&mut state, &records, &RunOptions::default())
+        .unwrap();
+    assert!(!batch.timings.triggers.is_empty());
+    for (id, t) in &batch.timings.triggers {
+        assert!(t.p50_us > 0.0, "{id}: {t:?}");
+        assert!(t.p50_us <= t.p99_us, "{id}: {t:?}");
+        // The histogram keeps 2 significant digits: within 1% of the slowest.
+        assert!(t.p99_us <= t.max_us * 1.01 + 0.001, "{id}: {t:?}");
+    }
+}
