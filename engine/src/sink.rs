@@ -8,14 +8,20 @@
 //! queue, a live submitter waiting on its outcome) delivers each exactly once. A re-executed
 //! speculative transaction never reaches the sink twice; only its final incarnation commits.
 //!
+//! Besides the records' own results, the sink receives **slow-lane results**
+//! (`outcome.lane == Some("slow")`, see [`crate::slow_lane`]): a throttled trigger's deferred
+//! execution, run later as its own transaction, reaches the sink once, at its turn, carrying
+//! its event's line and position.
+//!
 //! This is the attachment point for everything downstream — like aptos' commit hook or
 //! ripgrep's `Sink`: [`BatchCollector`] collects a [`BatchResult`] (what
 //! `Engine::run_batch` returns and `fusebox run` writes), a live engine answers its
 //! submitters, metrics count. A closure `FnMut(RecordResult)` is a sink too.
 //!
 //! Invariants:
-//! - `position`s arrive as 0, 1, 2, … with no gap and no repeat, over the whole stream;
-//! - effects arrive in commit order, which is input order;
+//! - the records' own results (`lane` `None`) arrive with `position`s 0, 1, 2, … with no gap
+//!   and no repeat, over the whole stream; a slow-lane result repeats its event's position;
+//! - effects arrive in commit order: input order, with slow-lane runs at their turns;
 //! - the sink is called on the thread that drives the stream, never from an executor's
 //!   worker threads.
 
@@ -63,7 +69,8 @@ impl RecordResult {
     }
 }
 
-/// Receives every record's result, in input order, exactly once (see the module docs).
+/// Receives every record's result, in input order, exactly once, and each slow-lane result
+/// at its turn (see the module docs).
 pub trait CommitSink {
     /// One record's final result.
     fn record(&mut self, result: RecordResult);

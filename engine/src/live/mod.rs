@@ -142,6 +142,17 @@ pub struct Submitted {
     pub held: Option<HeldEvent>,
 }
 
+impl From<crate::sink::RecordResult> for Submitted {
+    fn from(r: crate::sink::RecordResult) -> Submitted {
+        Submitted {
+            line: r.outcome.line,
+            outcome: r.outcome,
+            effects: r.effects,
+            held: r.held,
+        }
+    }
+}
+
 /// Why an event was not accepted, or accepted but never run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SubmitError {

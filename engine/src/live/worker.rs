@@ -321,15 +321,7 @@ impl Worker {
                 let answers = waiters
                     .into_iter()
                     .zip(results)
-                    .map(|(waiter, result)| {
-                        let answer = Submitted {
-                            line: result.outcome.line,
-                            outcome: result.outcome,
-                            effects: result.effects,
-                            held: result.held,
-                        };
-                        (waiter, Ok(answer))
-                    })
+                    .map(|(waiter, result)| (waiter, Ok(Submitted::from(result))))
                     .collect();
                 self.answers.deliver(answers);
             }
@@ -423,12 +415,7 @@ impl Worker {
         }
         for r in slow {
             // Nobody listening (the receiver was dropped): the results stay in the status.
-            let _ = self.slow_lane.send(Submitted {
-                line: r.outcome.line,
-                outcome: r.outcome,
-                effects: r.effects,
-                held: r.held,
-            });
+            let _ = self.slow_lane.send(Submitted::from(r));
         }
         Ok((results, summary.parallel.aborts))
     }
@@ -551,12 +538,12 @@ impl Worker {
 
     /// A copy of the running trigger set and the index of trigger `id` in it.
     fn current_with(&self, id: &str) -> Result<(TriggerSet, usize), LiveError> {
-        let set = self.engine.triggers().clone();
-        match set.triggers.iter().position(|t| &*t.id == id) {
-            Some(i) => Ok((set, i)),
+        let running = self.engine.triggers();
+        match running.triggers.iter().position(|t| &*t.id == id) {
+            Some(i) => Ok((running.clone(), i)),
             None => Err(LiveError::UnknownTrigger {
                 id: id.to_string(),
-                known: set
+                known: running
                     .triggers
                     .iter()
                     .map(|t| t.id.to_string())
