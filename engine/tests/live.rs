@@ -951,3 +951,56 @@ triggers:
         );
     });
 }
+
+/// `status()` shows the segment memberships the engine's conditions read (size, compute
+/// time, when published), and with a freshness rule names a segment not republished in time.
+#[test]
+fn status_shows_published_segments_and_names_a_stale_one() {
+    use fusebox_engine::expr::segments::Memberships;
+    let rt = runtime();
+    rt.block_on(async {
+        let registry = Arc::new(Memberships::new());
+        let set = compile_triggers(TRIGGERS, "triggers.yaml", Some(&schema())).unwrap();
+        let engine = Engine::builder(set)
+            .memberships(registry.clone())
+            .build()
+            .unwrap();
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .config(LiveConfig {
+                segment_max_age: Some(Duration::from_secs(3600)),
+                ..LiveConfig::default()
+            })
+            .start()
+            .unwrap();
+        registry.publish_computed("vip", vec![1, 2, 3], Some(Duration::from_millis(4)));
+        let status = live.status();
+        assert_eq!(status.health, Health::Ok, "{:?}", status.problems);
+        assert_eq!(status.segments.len(), 1);
+        assert_eq!(
+            (status.segments[0].id.as_str(), status.segments[0].members),
+            ("vip", 3)
+        );
+        assert_eq!(status.segments[0].compute_ms, Some(4.0));
+        let report = live.shutdown().await.unwrap();
+        assert_eq!(report.status.segments.len(), 1);
+
+        // The same publication, with a rule it breaks.
+        let set = compile_triggers(TRIGGERS, "triggers.yaml", Some(&schema())).unwrap();
+        let engine = Engine::builder(set).memberships(registry).build().unwrap();
+        let state = State::new(table(1..=CUSTOMERS), engine.triggers());
+        let live = LiveEngine::builder(engine, state)
+            .config(LiveConfig {
+                segment_max_age: Some(Duration::ZERO),
+                ..LiveConfig::default()
+            })
+            .start()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let status = live.status();
+        assert_eq!(status.health, Health::Degraded);
+        assert_eq!(status.problems.len(), 1, "{:?}", status.problems);
+        assert_eq!(status.problems[0].component, "segment:vip");
+        live.shutdown().await.unwrap();
+    });
+}

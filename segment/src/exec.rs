@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use fusebox_engine::expr::segments::Memberships;
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
@@ -502,7 +503,7 @@ impl SegmentEngine {
                 }
             })
             .collect();
-        Ok(GroupResult {
+        let result = GroupResult {
             as_of,
             segments,
             timed_out: expired,
@@ -512,7 +513,9 @@ impl SegmentEngine {
             data_state: data.state(),
             generation: 0,
             aggs: AggSlot::new(state),
-        })
+        };
+        crate::telemetry::record(&result, prev_nodes.is_some());
+        Ok(result)
     }
 
     /// Refresh: groups the `Rows` event leaves by event type (and dirty rows), with every
@@ -665,6 +668,20 @@ impl SegmentEngine {
             _ => RoaringBitmap::new(),
         };
         Ok((Arc::new(bitmap), Source::Computed))
+    }
+
+    /// Publishes every finished segment of `result` into `registry`, the memberships the
+    /// trigger engine's `segment('id')` conditions read (from its next batch on), with the
+    /// segment's compute time. Unfinished segments (deadline) keep their previous publication.
+    pub fn publish(&self, data: &SegmentData, result: &GroupResult, registry: &Memberships) {
+        let work: FxHashMap<&str, Duration> = result
+            .segments
+            .iter()
+            .map(|s| (s.id.as_ref(), s.work))
+            .collect();
+        for (id, customers) in self.member_ids(data, result) {
+            registry.publish_computed(&id, customers, work.get(id.as_ref()).copied());
+        }
     }
 
     /// Segment rows of the data's ids: `(segment id, customer ids)` for finished segments.

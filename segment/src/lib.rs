@@ -97,6 +97,7 @@ pub mod model;
 pub mod oracle;
 pub mod plan;
 pub mod refresh;
+mod telemetry;
 pub mod text;
 
 pub use config::compile_segments;

@@ -13,16 +13,45 @@
 //!
 //! The process-wide registry ([`Memberships::global`]) is what an engine reads unless it is
 //! built with its own (`EngineBuilder::memberships`).
+//!
+//! Each publication also records when it happened, its size and (if the publisher says) how
+//! long the computation took: [`MembershipSnapshot::published`] lists them, the live
+//! engine's `status()` shows them and flags a segment not refreshed for too long.
 
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+/// One segment's published membership.
+#[derive(Debug, Clone)]
+struct Publication {
+    /// Sorted, unique customer ids.
+    members: Arc<[u64]>,
+    /// When it was published.
+    at: SystemTime,
+    /// How long computing it took, if the publisher said.
+    compute: Option<Duration>,
+}
+
+/// What is known of one published segment: its size and freshness.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublishedSegment {
+    /// Segment id.
+    pub id: String,
+    /// Customers in it.
+    pub members: usize,
+    /// When it was last published (seconds since the Unix epoch).
+    pub published_unix_s: f64,
+    /// How long its last computation took (ms), if the publisher said.
+    pub compute_ms: Option<f64>,
+}
 
 /// The memberships of every published segment at one moment; immutable.
 #[derive(Debug, Default)]
 pub struct MembershipSnapshot {
-    /// Sorted, unique customer ids per segment id.
-    segments: FxHashMap<Arc<str>, Arc<[u64]>>,
+    segments: FxHashMap<Arc<str>, Publication>,
 }
 
 impl MembershipSnapshot {
@@ -36,12 +65,31 @@ impl MembershipSnapshot {
     pub fn contains(&self, id: &str, customer: u64) -> Option<bool> {
         self.segments
             .get(id)
-            .map(|m| m.binary_search(&customer).is_ok())
+            .map(|p| p.members.binary_search(&customer).is_ok())
     }
 
     /// The published segment ids, in no particular order.
     pub fn segment_ids(&self) -> impl Iterator<Item = &str> {
         self.segments.keys().map(|k| k.as_ref())
+    }
+
+    /// Size and freshness of every published segment, by id.
+    pub fn published(&self) -> Vec<PublishedSegment> {
+        let mut list: Vec<PublishedSegment> = self
+            .segments
+            .iter()
+            .map(|(id, p)| PublishedSegment {
+                id: id.to_string(),
+                members: p.members.len(),
+                published_unix_s: p
+                    .at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                compute_ms: p.compute.map(|d| d.as_secs_f64() * 1e3),
+            })
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
     }
 }
 
@@ -75,13 +123,23 @@ impl Memberships {
     }
 
     /// Replaces the membership of segment `id` with `customers` (any order, duplicates ok).
-    pub fn publish(&self, id: &str, mut customers: Vec<u64>) {
+    pub fn publish(&self, id: &str, customers: Vec<u64>) {
+        self.publish_computed(id, customers, None);
+    }
+
+    /// [`Memberships::publish`], also recording how long computing the membership took
+    /// (shown by [`MembershipSnapshot::published`]).
+    pub fn publish_computed(&self, id: &str, mut customers: Vec<u64>, compute: Option<Duration>) {
         customers.sort_unstable();
         customers.dedup();
-        let members: Arc<[u64]> = customers.into();
+        let publication = Publication {
+            members: customers.into(),
+            at: SystemTime::now(),
+            compute,
+        };
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         let mut segments = current.segments.clone();
-        segments.insert(Arc::from(id), members);
+        segments.insert(Arc::from(id), publication);
         *current = Arc::new(MembershipSnapshot { segments });
     }
 
@@ -107,5 +165,35 @@ mod tests {
         assert_eq!(before.contains("new", 1), None);
         assert_eq!(registry.contains("vip", 1), Some(false));
         assert_eq!(registry.contains("vip", 2), Some(true));
+    }
+
+    #[test]
+    fn a_publication_records_its_size_time_and_compute_time() {
+        let registry = Memberships::new();
+        assert!(registry.snapshot().published().is_empty());
+        let before = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        registry.publish("vip", vec![3, 1, 1]);
+        registry.publish_computed("new", vec![5], Some(Duration::from_millis(7)));
+        let published = registry.snapshot().published();
+        assert_eq!(published.len(), 2);
+        assert_eq!(
+            (
+                published[0].id.as_str(),
+                published[0].members,
+                published[0].compute_ms
+            ),
+            ("new", 1, Some(7.0))
+        );
+        assert_eq!(
+            (
+                published[1].id.as_str(),
+                published[1].members,
+                published[1].compute_ms
+            ),
+            ("vip", 2, None)
+        );
+        assert!(published.iter().all(|p| p.published_unix_s >= before));
     }
 }

@@ -111,6 +111,9 @@ pub struct LiveConfig {
     pub name: String,
     /// Who is told when the engine is paused and resumed.
     pub operator: String,
+    /// A segment membership published longer ago than this makes `status()` degraded
+    /// (`segment:<id>` problem); `None`: no freshness rule.
+    pub segment_max_age: Option<Duration>,
 }
 
 impl Default for LiveConfig {
@@ -125,6 +128,7 @@ impl Default for LiveConfig {
             resume_rate: None,
             name: "fusebox".into(),
             operator: "operator".into(),
+            segment_max_age: None,
         }
     }
 }
@@ -294,7 +298,11 @@ impl LiveBuilder {
             accepted: AtomicU64::new(0),
             announced: AtomicU64::new(0),
             notifier: notifier.clone(),
-            tracker: Mutex::new(status::Tracker::new(config.capacity)),
+            tracker: Mutex::new(status::Tracker::new(
+                config.capacity,
+                config.segment_max_age,
+            )),
+            memberships: engine.memberships().clone(),
         });
         let (tx, rx) = channel::unbounded();
         let (slow_tx, slow_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -343,11 +351,25 @@ pub(crate) struct Monitor {
     pub tracker: Mutex<status::Tracker>,
     /// The owners' notifier (its delivery figures are part of the status).
     pub notifier: Arc<dyn Notifier>,
+    /// The segment registry the engine's conditions read (reloads keep it).
+    pub memberships: Arc<crate::expr::segments::Memberships>,
 }
 
 impl Monitor {
     pub(crate) fn tracker(&self) -> std::sync::MutexGuard<'_, status::Tracker> {
         self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A status, given the queue depth: what is observed outside the tracker is read
+    /// before its lock is taken.
+    pub(crate) fn status(&self, queue_depth: usize) -> Status {
+        let observed = status::Observed {
+            queue_depth,
+            accepted: self.accepted.load(Ordering::Relaxed),
+            notifications: self.notifier.delivery(),
+            segments: self.memberships.snapshot().published(),
+        };
+        self.tracker().status(observed)
     }
 }
 
@@ -544,12 +566,7 @@ impl LiveEngine {
     pub fn status(&self) -> Status {
         let depth = self.queue_depth();
         metrics::queue_depth(depth);
-        let accepted = self.shared.monitor.accepted.load(Ordering::Relaxed);
-        let notifications = self.shared.monitor.notifier.delivery();
-        self.shared
-            .monitor
-            .tracker()
-            .status(depth, accepted, notifications)
+        self.shared.monitor.status(depth)
     }
 
     /// Events accepted and not yet answered.

@@ -10,7 +10,8 @@
 //!   executions in the last [`WINDOW`] batches (at least 10 executions), or the p99
 //!   submit-to-outcome latency of the last [`LATENCY_SAMPLES`] events is over 1 s, or a quota
 //!   process is exhausted (its events are held), or a trigger's p99 execution time over its
-//!   last [`TRIGGER_SAMPLES`] executions is over [`SLOW_TRIGGER_MS`];
+//!   last [`TRIGGER_SAMPLES`] executions is over [`SLOW_TRIGGER_MS`], or a segment's
+//!   membership was last published longer ago than `LiveConfig::segment_max_age`;
 //! - `ok` otherwise.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -20,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use fusebox_quotas::notify::DeliveryStatus;
 use serde::Serialize;
 
+use crate::expr::segments::PublishedSegment;
 use crate::outcome::{RecordStatus, TriggerResult};
 use crate::sink::RecordResult;
 
@@ -67,7 +69,8 @@ pub struct Pause {
 /// A problem, with where, since when and the figure that says so.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
-    /// `engine`, `intake`, `store`, `log`, `latency` or `trigger:<id>`.
+    /// `engine`, `intake`, `store`, `log`, `latency`, `notifier`, `trigger:<id>`,
+    /// `process:<id>` or `segment:<id>`.
     pub component: String,
     /// What is wrong, in words, with its figure.
     pub what: String,
@@ -175,6 +178,21 @@ pub struct Status {
     pub slow_lane: SlowLaneFigures,
     /// How the notifier's deliveries are going (`None` if its sink cannot fail).
     pub notifications: Option<DeliveryStatus>,
+    /// The segment memberships conditions read: size, when published, compute time.
+    pub segments: Vec<PublishedSegment>,
+}
+
+/// What a status is taken from besides the tracker: read by the caller, outside its lock.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    /// Events accepted and not yet answered.
+    pub queue_depth: usize,
+    /// Events accepted since start.
+    pub accepted: u64,
+    /// How the notifier's deliveries are going.
+    pub notifications: Option<DeliveryStatus>,
+    /// The published segment memberships.
+    pub segments: Vec<PublishedSegment>,
 }
 
 /// The slow lane's figures (see `slow_lane`).
@@ -215,10 +233,12 @@ pub(crate) struct Tracker {
     slow_triggers_since: BTreeMap<Arc<str>, SystemTime>,
     /// When each currently exhausted process was first seen exhausted.
     exhausted_since: BTreeMap<String, SystemTime>,
+    /// A segment published longer ago than this is stale (`None`: never).
+    segment_max_age: Option<Duration>,
 }
 
 impl Tracker {
-    pub fn new(capacity: usize) -> Tracker {
+    pub fn new(capacity: usize, segment_max_age: Option<Duration>) -> Tracker {
         Tracker {
             state: RunState::Running,
             stopped_since: None,
@@ -241,6 +261,7 @@ impl Tracker {
             slow_lane: SlowLaneFigures::default(),
             undelivered_since: None,
             exhausted_since: BTreeMap::new(),
+            segment_max_age,
         }
     }
 
@@ -327,14 +348,14 @@ impl Tracker {
         }
     }
 
-    /// Takes a [`Status`], given the current queue depth, events accepted and how the
-    /// notifier's deliveries are going.
-    pub fn status(
-        &mut self,
-        queue_depth: usize,
-        accepted: u64,
-        notifications: Option<DeliveryStatus>,
-    ) -> Status {
+    /// Takes a [`Status`], given what the caller observed outside the tracker.
+    pub fn status(&mut self, observed: Observed) -> Status {
+        let Observed {
+            queue_depth,
+            accepted,
+            notifications,
+            segments,
+        } = observed;
         let now = SystemTime::now();
         let unix = |t: SystemTime| {
             t.duration_since(SystemTime::UNIX_EPOCH)
@@ -458,6 +479,21 @@ impl Tracker {
                 since_unix_s: unix(since),
             });
         }
+        if let Some(max_age) = self.segment_max_age {
+            for segment in &segments {
+                let age = unix(now) - segment.published_unix_s;
+                if age > max_age.as_secs_f64() {
+                    problems.push(Problem {
+                        component: format!("segment:{}", segment.id),
+                        what: format!(
+                            "stale: last published {age:.0} s ago (at most {} s expected)",
+                            max_age.as_secs_f64()
+                        ),
+                        since_unix_s: segment.published_unix_s + max_age.as_secs_f64(),
+                    });
+                }
+            }
+        }
         let health = match (&self.state, problems.is_empty()) {
             (RunState::Stopped { .. }, _) => Health::Stopped,
             (_, true) => Health::Ok,
@@ -488,6 +524,7 @@ impl Tracker {
             processes: self.processes.clone(),
             slow_lane: self.slow_lane,
             notifications,
+            segments,
         }
     }
 }
@@ -556,11 +593,11 @@ mod tests {
 
     #[test]
     fn a_slow_trigger_is_a_problem_with_its_p99_and_fuel() {
-        let mut t = Tracker::new(100);
+        let mut t = Tracker::new(100, None);
         t.batch(&executions("fast", 1, 30), 1.0);
-        assert_eq!(t.status(0, 30, None).health, Health::Ok);
+        assert_eq!(t.status(observed(30, Vec::new())).health, Health::Ok);
         t.batch(&executions("slow", 50, 30), 1.0);
-        let s = t.status(0, 60, None);
+        let s = t.status(observed(60, Vec::new()));
         assert_eq!(s.health, Health::Degraded);
         assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
         assert_eq!(s.problems[0].component, "trigger:slow");
@@ -573,6 +610,48 @@ mod tests {
             (s.triggers["slow"].fuel, s.triggers["slow"].p99_ms),
             (90, 50.0)
         );
+    }
+
+    fn observed(accepted: u64, segments: Vec<PublishedSegment>) -> Observed {
+        Observed {
+            accepted,
+            segments,
+            ..Observed::default()
+        }
+    }
+
+    fn published(id: &str, seconds_ago: f64) -> PublishedSegment {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        PublishedSegment {
+            id: id.into(),
+            members: 7,
+            published_unix_s: now - seconds_ago,
+            compute_ms: Some(1.5),
+        }
+    }
+
+    #[test]
+    fn a_segment_not_published_for_longer_than_its_max_age_is_stale() {
+        let mut t = Tracker::new(100, Some(Duration::from_secs(60)));
+        let s = t.status(observed(
+            0,
+            vec![published("fresh", 10.0), published("old", 300.0)],
+        ));
+        assert_eq!(s.health, Health::Degraded);
+        assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+        assert_eq!(s.problems[0].component, "segment:old");
+        assert!(
+            s.problems[0].what.contains("300 s ago"),
+            "{}",
+            s.problems[0].what
+        );
+        assert_eq!(s.segments.len(), 2);
+        // Without a rule, age alone is never a problem; the figures are still shown.
+        let mut t = Tracker::new(100, None);
+        let s = t.status(observed(0, vec![published("old", 1e6)]));
+        assert_eq!((s.health, s.segments.len()), (Health::Ok, 1));
     }
 
     #[test]

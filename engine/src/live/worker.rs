@@ -655,7 +655,7 @@ impl Shutdown {
         worker.answers.finish();
         worker.monitor.permits.close();
         let reason = worker.stopped.clone();
-        let status = {
+        {
             let mut tracker = worker.monitor.tracker();
             match &reason {
                 Some(r) => tracker.stop(r.clone()),
@@ -665,12 +665,8 @@ impl Shutdown {
                     }
                 }
             }
-            let accepted = worker
-                .monitor
-                .accepted
-                .load(std::sync::atomic::Ordering::Relaxed);
-            tracker.status(0, accepted, worker.notifier.delivery())
-        };
+        }
+        let status = worker.monitor.status(0);
         let _ = self.0.send(match reason {
             Some(r) => Err(LiveError::Stopped(r)),
             None => Ok(FinalReport {
