@@ -94,6 +94,58 @@ pub fn write_atomically(
     file.commit()
 }
 
+/// A JSONL file written line by line as results come, put in place only by
+/// [`JsonlFile::commit`] (dropped uncommitted, it leaves nothing). Lines are serialized as
+/// [`write_jsonl`] does, so a file written either way is the same bytes.
+pub struct JsonlFile {
+    tmp: AtomicFile,
+    out: BufWriter<File>,
+}
+
+impl JsonlFile {
+    /// Starts writing `path`.
+    pub fn create(path: &Path) -> Result<JsonlFile> {
+        let mut tmp = AtomicFile::create(path)?;
+        let file = tmp
+            .file()
+            .try_clone()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(JsonlFile {
+            tmp,
+            out: BufWriter::with_capacity(1 << 20, file),
+        })
+    }
+
+    /// Appends `item` as one line.
+    pub fn item<T: Serialize>(&mut self, item: &T) -> Result<()> {
+        serde_json::to_writer(&mut self.out, item).map_err(|e| self.error(e.into()))?;
+        self.line_end()
+    }
+
+    /// Appends a line already serialized (without its newline).
+    pub fn line(&mut self, text: &str) -> Result<()> {
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(|e| self.error(e))?;
+        self.line_end()
+    }
+
+    fn line_end(&mut self) -> Result<()> {
+        self.out.write_all(b"\n").map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: std::io::Error) -> anyhow::Error {
+        anyhow::anyhow!("cannot write {}: {e}", self.tmp.path.display())
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> Result<()> {
+        self.out.flush().map_err(|e| self.error(e))?;
+        drop(self.out);
+        self.tmp.commit()
+    }
+}
+
 /// One compact JSON value per line.
 pub fn write_jsonl<T: Serialize>(path: &Path, items: impl IntoIterator<Item = T>) -> Result<()> {
     write_atomically(path, |out| {

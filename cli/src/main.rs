@@ -103,6 +103,10 @@ enum Command {
         /// Executor. Outputs are byte-identical whichever is used.
         #[arg(long, value_enum, default_value_t = ExecutorArg::Parallel)]
         executor: ExecutorArg,
+        /// Events read, executed and written per chunk: memory holds a few chunks, not the
+        /// events file. Outputs are byte-identical whatever the size.
+        #[arg(long, default_value_t = commands::run_pipeline::DEFAULT_CHUNK, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        chunk: usize,
         /// Do not print the summary.
         #[arg(long)]
         quiet: bool,
@@ -227,6 +231,7 @@ fn execute(cli: Cli) -> ExitCode {
             out,
             threads,
             executor,
+            chunk,
             quiet,
             quotas,
         } => {
@@ -249,6 +254,7 @@ fn execute(cli: Cli) -> ExitCode {
                 triggers,
                 out,
                 executor,
+                chunk,
                 quiet,
                 quotas: quotas.setup(),
             };

@@ -13,9 +13,9 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use fusebox_engine::config::{Diagnostic, Severity};
-use fusebox_engine::event::EventRecord;
-use fusebox_engine::gate::Canonical;
-use fusebox_engine::BatchResult;
+use fusebox_engine::event::Event;
+use fusebox_engine::gate::{Canonical, HeldEvent};
+use fusebox_engine::report::Report;
 use fusebox_quotas::{
     ConfigError, Denial, DurableLedger, Ledger, LedgerError, MemoryLedger, Notification,
     QuotaConfig, Quotas, QuotasError, RedisLedger, RedisOptions, ReferenceClock,
@@ -23,7 +23,6 @@ use fusebox_quotas::{
 use serde::Serialize;
 
 use crate::diagnostics::print_diagnostics;
-use crate::files::write_jsonl;
 use crate::notify::{RunNotifier, WebhookSetup};
 use crate::Failure;
 
@@ -296,26 +295,24 @@ struct HeldLine<'a> {
     event: Option<Canonical<'a>>,
 }
 
-/// Writes `held.jsonl` into `out` (`notifications.jsonl` is written as the run goes).
-pub fn write_outputs(out: &Path, records: &[EventRecord], result: &BatchResult) -> Result<()> {
-    let held = result.held.iter().map(|h| HeldLine {
-        line: h.line,
-        event_id: &h.event_id,
-        denial: &h.denial,
-        bytes: h.bytes,
-        message: h.denial.to_string(),
-        event: records
-            .get(h.record)
-            .and_then(|r| r.event.as_ref().ok())
-            .map(Canonical::of),
-    });
-    write_jsonl(&out.join("held.jsonl"), held)
+/// One line of `held.jsonl` for `held` (without its newline): `event` is the held record's
+/// event, if it parsed. `notifications.jsonl` is written as the run goes.
+pub fn held_line(held: &HeldEvent, event: Option<&Event>) -> Result<String> {
+    let line = HeldLine {
+        line: held.line,
+        event_id: &held.event_id,
+        denial: &held.denial,
+        bytes: held.bytes,
+        message: held.denial.to_string(),
+        event: event.map(Canonical::of),
+    };
+    Ok(serde_json::to_string(&line)?)
 }
 
 /// The quota lines of the run summary.
-pub fn print_summary(result: &BatchResult, notifications: &[Notification], ledger: &str) {
-    let by_process: Vec<String> = result
-        .report
+pub fn print_summary(report: &Report, notifications: &[Notification], ledger: &str) {
+    let held: u64 = report.held_by_process.values().sum();
+    let by_process: Vec<String> = report
         .held_by_process
         .iter()
         .map(|(p, n)| format!("{p} {n}"))
@@ -327,7 +324,7 @@ pub fn print_summary(result: &BatchResult, notifications: &[Notification], ledge
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
         "quotas: {} held{} (held.jsonl); {} notifications to owners{} (notifications.jsonl); ledger {ledger}",
-        result.held.len(),
+        held,
         if by_process.is_empty() {
             String::new()
         } else {

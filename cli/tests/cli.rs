@@ -39,28 +39,40 @@ fn run_with(input: &Path, out: &Path, extra: &[&str]) -> Output {
     ok(&args)
 }
 
+/// The reference is one chunk (the default chunk is larger than the file) on the sequential
+/// executor; the others stream in chunks of every size down to one event.
 #[test]
-fn outputs_are_byte_identical_across_executors_and_thread_counts() {
+fn outputs_are_byte_identical_across_executors_thread_counts_and_chunk_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     gen(&input, 200, 30_000, 11);
     let reference = dir.path().join("seq");
     run_with(&input, &reference, &["--executor", "sequential"]);
     let runs = [
-        ("parallel", "1"),
-        ("parallel", "2"),
-        ("parallel", "4"),
-        ("parallel", "8"),
-        ("speculative", "2"),
-        ("speculative", "4"),
-        ("locking", "2"),
+        ("parallel", "1", "65536"),
+        ("parallel", "2", "65536"),
+        ("parallel", "4", "65536"),
+        ("parallel", "8", "65536"),
+        ("speculative", "2", "65536"),
+        ("speculative", "4", "65536"),
+        ("locking", "2", "65536"),
+        ("parallel", "2", "1000"),
+        ("parallel", "2", "7"),
+        ("sequential", "1", "1"),
     ];
-    for (executor, threads) in runs {
-        let out = dir.path().join(format!("{executor}{threads}"));
+    for (executor, threads, chunk) in runs {
+        let out = dir.path().join(format!("{executor}{threads}-{chunk}"));
         run_with(
             &input,
             &out,
-            &["--executor", executor, "--threads", threads],
+            &[
+                "--executor",
+                executor,
+                "--threads",
+                threads,
+                "--chunk",
+                chunk,
+            ],
         );
         for f in [
             "effects.jsonl",
@@ -70,7 +82,7 @@ fn outputs_are_byte_identical_across_executors_and_thread_counts() {
         ] {
             assert!(
                 std::fs::read(reference.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(),
-                "{f} differs between sequential and {executor} with {threads} threads"
+                "{f} differs between sequential and {executor} with {threads} threads, chunks of {chunk}"
             );
         }
     }
@@ -438,13 +450,17 @@ fn a_generated_runaway_is_throttled_deferred_and_stopped() {
     let outcomes = std::fs::read_to_string(out.join("outcomes.jsonl")).unwrap();
     assert!(outcomes.contains(r#""result":"deferred","lane":"slow""#));
     assert!(outcomes.contains(r#""lane":"slow""#));
-    for executor in ["sequential", "locking"] {
-        let other = dir.path().join(executor);
-        run_with(&input, &other, &["--executor", executor]);
-        for file in ["outcomes.jsonl", "effects.jsonl"] {
+    for (executor, chunk) in [
+        ("sequential", "65536"),
+        ("locking", "65536"),
+        ("parallel", "5"),
+    ] {
+        let other = dir.path().join(format!("{executor}-{chunk}"));
+        run_with(&input, &other, &["--executor", executor, "--chunk", chunk]);
+        for file in ["outcomes.jsonl", "effects.jsonl", "report.json"] {
             assert!(
                 std::fs::read(other.join(file)).unwrap() == std::fs::read(out.join(file)).unwrap(),
-                "{executor}: {file} differs"
+                "{executor}, chunks of {chunk}: {file} differs"
             );
         }
     }

@@ -12,11 +12,13 @@
 //! process with held events is one; rejected input records are one. Health is `ok` with no problem, `degraded` otherwise.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::engine::BatchResult;
-use crate::outcome::{RecordStatus, TriggerResult};
+use crate::gate::HeldEvent;
+use crate::outcome::{RecordOutcome, RecordStatus, TriggerResult};
 
 /// One thing that is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,9 +62,26 @@ fn listed(reasons: &BTreeMap<&'static str, u64>) -> String {
 
 /// Assesses a batch from its outcomes and held events.
 pub fn assess(result: &BatchResult) -> BatchHealth {
-    let mut triggers: BTreeMap<&str, Tally> = BTreeMap::new();
-    let mut rejected = Tally::default();
-    for o in &result.outcomes {
+    let mut tally = HealthTally::default();
+    result.outcomes.iter().for_each(|o| tally.outcome(o));
+    result.held.iter().for_each(|h| tally.held(h));
+    tally.finish()
+}
+
+/// The same assessment, built record by record from a stream (what a streamed `fusebox run`
+/// does instead of keeping every outcome): feed it every record's outcome and held event, in
+/// input order, then [`HealthTally::finish`]. Its memory is per trigger and per process, not
+/// per record.
+#[derive(Default)]
+pub struct HealthTally {
+    triggers: BTreeMap<Arc<str>, Tally>,
+    processes: BTreeMap<Arc<str>, Tally>,
+    rejected: Tally,
+}
+
+impl HealthTally {
+    /// Counts one outcome.
+    pub fn outcome(&mut self, o: &RecordOutcome) {
         match &o.status {
             RecordStatus::Processed { triggers: ts } => {
                 for t in ts {
@@ -70,7 +89,10 @@ pub fn assess(result: &BatchResult) -> BatchHealth {
                     if let TriggerResult::Deferred { .. } = t.result {
                         continue;
                     }
-                    let tally = triggers.entry(&t.trigger).or_default();
+                    let tally = match self.triggers.get_mut(&t.trigger) {
+                        Some(tally) => tally,
+                        None => self.triggers.entry(t.trigger.clone()).or_default(),
+                    };
                     tally.executions += 1;
                     match &t.result {
                         TriggerResult::Aborted(reason) => {
@@ -90,80 +112,85 @@ pub fn assess(result: &BatchResult) -> BatchHealth {
                 }
             }
             RecordStatus::Rejected { kind, .. } => {
-                rejected.aborted += 1;
-                *rejected.reasons.entry(kind.name()).or_default() += 1;
-                rejected.first.get_or_insert(o.line);
+                self.rejected.aborted += 1;
+                *self.rejected.reasons.entry(kind.name()).or_default() += 1;
+                self.rejected.first.get_or_insert(o.line);
             }
             RecordStatus::Held { .. } => {}
         }
     }
-    let mut problems = Vec::new();
-    for (id, t) in &triggers {
-        if let Some(since) = t.stopped_since {
-            problems.push(BatchProblem {
-                component: format!("trigger:{id}"),
-                what: match t.stop_reason.as_deref().unwrap_or("") {
-                    // The governor's reasons say so themselves.
-                    r if r.starts_with("stopped by") => {
-                        format!("{r}: {} firings skipped", t.stopped)
-                    }
-                    r => format!(
-                        "stopped by an operator ({r}): {} firings skipped",
-                        t.stopped
-                    ),
-                },
-                since_line: since,
-            });
-        }
-        let Some(first) = t.first else { continue };
-        let failing = if t.aborted * 2 > t.executions {
-            "failing: "
-        } else {
-            ""
-        };
-        problems.push(BatchProblem {
-            component: format!("trigger:{id}"),
-            what: format!(
-                "{failing}{} of {} executions aborted ({})",
-                t.aborted,
-                t.executions,
-                listed(&t.reasons)
-            ),
-            since_line: first,
-        });
-    }
-    let mut processes: BTreeMap<&str, Tally> = BTreeMap::new();
-    for h in &result.held {
-        let tally = processes.entry(&h.process).or_default();
+
+    /// Counts one held event.
+    pub fn held(&mut self, h: &HeldEvent) {
+        let tally = self.processes.entry(h.process.clone()).or_default();
         tally.aborted += 1;
         *tally.reasons.entry(h.denial.kind()).or_default() += 1;
         tally.first.get_or_insert(h.line);
     }
-    for (id, t) in &processes {
-        problems.push(BatchProblem {
-            component: format!("process:{id}"),
-            what: format!("{} events held ({})", t.aborted, listed(&t.reasons)),
-            since_line: t.first.unwrap_or(0),
-        });
-    }
-    if let Some(first) = rejected.first {
-        problems.push(BatchProblem {
-            component: "input".into(),
-            what: format!(
-                "{} records rejected ({})",
-                rejected.aborted,
-                listed(&rejected.reasons)
-            ),
-            since_line: first,
-        });
-    }
-    BatchHealth {
-        health: if problems.is_empty() {
-            "ok"
-        } else {
-            "degraded"
-        },
-        problems,
+
+    /// The assessment of everything counted.
+    pub fn finish(self) -> BatchHealth {
+        let mut problems = Vec::new();
+        for (id, t) in &self.triggers {
+            if let Some(since) = t.stopped_since {
+                problems.push(BatchProblem {
+                    component: format!("trigger:{id}"),
+                    what: match t.stop_reason.as_deref().unwrap_or("") {
+                        // The governor's reasons say so themselves.
+                        r if r.starts_with("stopped by") => {
+                            format!("{r}: {} firings skipped", t.stopped)
+                        }
+                        r => format!(
+                            "stopped by an operator ({r}): {} firings skipped",
+                            t.stopped
+                        ),
+                    },
+                    since_line: since,
+                });
+            }
+            let Some(first) = t.first else { continue };
+            let failing = if t.aborted * 2 > t.executions {
+                "failing: "
+            } else {
+                ""
+            };
+            problems.push(BatchProblem {
+                component: format!("trigger:{id}"),
+                what: format!(
+                    "{failing}{} of {} executions aborted ({})",
+                    t.aborted,
+                    t.executions,
+                    listed(&t.reasons)
+                ),
+                since_line: first,
+            });
+        }
+        for (id, t) in &self.processes {
+            problems.push(BatchProblem {
+                component: format!("process:{id}"),
+                what: format!("{} events held ({})", t.aborted, listed(&t.reasons)),
+                since_line: t.first.unwrap_or(0),
+            });
+        }
+        if let Some(first) = self.rejected.first {
+            problems.push(BatchProblem {
+                component: "input".into(),
+                what: format!(
+                    "{} records rejected ({})",
+                    self.rejected.aborted,
+                    listed(&self.rejected.reasons)
+                ),
+                since_line: first,
+            });
+        }
+        BatchHealth {
+            health: if problems.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            },
+            problems,
+        }
     }
 }
 

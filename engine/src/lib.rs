@@ -91,4 +91,4 @@ pub use engine::{
     BatchResult, Engine, EngineBuilder, EngineError, ExecutorKind, RunOptions, Session,
     SessionSummary, StreamCursor,
 };
-pub use sink::{BatchCollector, CommitSink, RecordResult};
+pub use sink::{BatchCollector, CommitSink, RecordResult, StreamTally, StreamTotals};

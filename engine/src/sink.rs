@@ -25,10 +25,14 @@
 //! - the sink is called on the thread that drives the stream, never from an executor's
 //!   worker threads.
 
+use std::collections::BTreeMap;
+
 use crate::engine::BatchResult;
+use crate::exec::parallel::ParallelStats;
 use crate::gate::HeldEvent;
+use crate::health::{BatchHealth, HealthTally};
 use crate::outcome::{Effect, RecordOutcome, RecordStatus};
-use crate::report::ReportBuilder;
+use crate::report::{Report, ReportBuilder, Timings};
 use crate::trigger::{TriggerIdx, TriggerSet};
 
 /// What one input record became.
@@ -82,6 +86,69 @@ impl<F: FnMut(RecordResult)> CommitSink for F {
     }
 }
 
+/// A stream's deterministic report and health, counted result by result without keeping
+/// the results: what a sink that writes results out as they come (a streamed `fusebox run`)
+/// keeps. It counts the report exactly as [`BatchCollector`] does (one `count` for both).
+pub struct StreamTally {
+    report: ReportBuilder,
+    health: HealthTally,
+    held_by_process: BTreeMap<String, u64>,
+}
+
+/// What a [`StreamTally`] adds up to.
+#[derive(Debug)]
+pub struct StreamTotals {
+    /// The deterministic report (`report.json`).
+    pub report: Report,
+    /// Wall-clock timings, with the per-trigger ones (`timings.json`).
+    pub timings: Timings,
+    /// What the parallel executor did.
+    pub parallel: ParallelStats,
+    /// Is something broken, and where ([`crate::health`]).
+    pub health: BatchHealth,
+    /// Events held by the quota gate.
+    pub held: u64,
+}
+
+impl StreamTally {
+    /// An empty tally for a stream run with `triggers`.
+    pub fn new(triggers: &TriggerSet) -> StreamTally {
+        StreamTally {
+            report: ReportBuilder::new(triggers),
+            health: HealthTally::default(),
+            held_by_process: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one result (a record's own or a slow-lane one), in the order the sink got it.
+    pub fn record(&mut self, r: &RecordResult) {
+        count(&mut self.report, r);
+        self.health.outcome(&r.outcome);
+        if let Some(h) = &r.held {
+            self.health.held(h);
+            *self
+                .held_by_process
+                .entry(h.process.to_string())
+                .or_default() += 1;
+        }
+    }
+
+    /// The totals, with the stream's summary (see [`crate::Session::finish`]).
+    pub fn finish(self, summary: crate::engine::SessionSummary) -> StreamTotals {
+        let (mut report, timings) = self.report.finish(summary.timings);
+        report.governor = summary.governor;
+        let held = self.held_by_process.values().sum();
+        report.held_by_process = self.held_by_process;
+        StreamTotals {
+            report,
+            timings,
+            parallel: summary.parallel,
+            health: self.health.finish(),
+            held,
+        }
+    }
+}
+
 /// The sink that collects a whole stream into a [`BatchResult`]: outcomes, effects, held
 /// events, the deterministic report and the per-trigger timings.
 pub struct BatchCollector {
@@ -126,13 +193,17 @@ impl BatchCollector {
 
 impl CommitSink for BatchCollector {
     fn record(&mut self, r: RecordResult) {
-        if let RecordStatus::Processed { triggers } = &r.outcome.status {
-            self.report
-                .transaction(triggers, &r.timings, &r.effects, r.chained_events);
-        }
-        self.report.record(&r.outcome);
+        count(&mut self.report, &r);
         self.outcomes.push(r.outcome);
         self.effects.extend(r.effects);
         self.held.extend(r.held);
     }
+}
+
+/// Counts one result into a report.
+fn count(report: &mut ReportBuilder, r: &RecordResult) {
+    if let RecordStatus::Processed { triggers } = &r.outcome.status {
+        report.transaction(triggers, &r.timings, &r.effects, r.chained_events);
+    }
+    report.record(&r.outcome);
 }

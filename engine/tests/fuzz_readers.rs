@@ -22,7 +22,7 @@ use fusebox_engine::config::compile_triggers;
 use fusebox_engine::customers::{Column as AttrColumn, CustomerTable, Schema};
 use fusebox_engine::event::EventRecord;
 use fusebox_engine::io::customers::{load_customers, save_customers};
-use fusebox_engine::io::events::{read_events, read_jsonl};
+use fusebox_engine::io::events::{read_events, read_jsonl, EventChunks};
 use fusebox_engine::state::State;
 use fusebox_engine::value::AttrType;
 use fusebox_engine::{Engine, RunOptions};
@@ -245,7 +245,37 @@ proptest! {
             }
         }
         run_all(&records)?;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        std::fs::write(&path, &bytes).unwrap();
+        chunks_are_the_whole_read(&path)?;
     }
+}
+
+/// [`EventChunks`] at several chunk sizes: concatenated, the chunks are exactly what
+/// `read_events` returns, and a file it refuses is refused when opened (or, for damage only
+/// decoding finds, by a chunk).
+fn chunks_are_the_whole_read(path: &std::path::Path) -> Result<(), TestCaseError> {
+    let whole = read_events(path);
+    for chunk in [1, 3, 64] {
+        let chunked: Result<Vec<Vec<EventRecord>>, _> =
+            EventChunks::open(path, chunk).and_then(|c| c.collect());
+        match (&whole, chunked) {
+            (Ok(whole), Ok(chunks)) => {
+                prop_assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= chunk));
+                let joined: Vec<EventRecord> = chunks.into_iter().flatten().collect();
+                prop_assert_eq!(whole, &joined, "chunk size {}", chunk);
+            }
+            (Err(_), Err(_)) => {}
+            (whole, chunked) => prop_assert!(
+                false,
+                "chunk size {chunk}: whole read {:?}, chunked read {:?}",
+                whole.as_ref().map(Vec::len),
+                chunked.map(|c| c.len())
+            ),
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- Parquet inputs
@@ -417,6 +447,7 @@ proptest! {
             std::fs::write(&path, &bytes).unwrap();
             keep_for_abort(&bytes, "events");
         }
+        chunks_are_the_whole_read(&path)?;
         match read_events(&path) {
             Err(e) => prop_assert!(!e.to_string().is_empty()),
             Ok(records) => {

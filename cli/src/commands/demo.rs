@@ -69,6 +69,7 @@ pub fn demo(out: Option<PathBuf>) -> Result<(), Failure> {
         executor: ExecutorKind::parallel(
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         ),
+        chunk: super::run_pipeline::DEFAULT_CHUNK,
         quiet: false,
         // The generated quotas include a runaway CRM sync: the demo shows it being held.
         quotas: Some(QuotaSetup {

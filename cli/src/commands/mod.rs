@@ -5,5 +5,6 @@ pub mod demo;
 pub mod gen;
 pub mod quota;
 pub mod run;
+pub mod run_pipeline;
 pub mod segment;
 pub mod segment_refresh;

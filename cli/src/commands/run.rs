@@ -7,12 +7,13 @@ use anyhow::{Context, Result};
 use fusebox_engine::config::compile_triggers;
 use fusebox_engine::health;
 use fusebox_engine::io::customers::{load_customers, save_customers};
-use fusebox_engine::io::events::read_events;
+use fusebox_engine::io::events::{EventChunks, ReadProgress};
 use fusebox_engine::state::State;
-use fusebox_engine::{BatchResult, Engine, ExecutorKind, RunOptions};
+use fusebox_engine::{Engine, ExecutorKind, RunOptions, StreamTotals};
 
+use super::run_pipeline;
 use crate::diagnostics::{print_config_error, print_diagnostics};
-use crate::files::{read_text, write_json, write_jsonl};
+use crate::files::{read_text, write_json};
 use crate::outputs::{self, Input};
 use crate::progress;
 use crate::quotas::{LedgerChoice, QuotaSetup};
@@ -31,6 +32,8 @@ pub struct RunSpec {
     pub out: PathBuf,
     /// Executor.
     pub executor: ExecutorKind,
+    /// Records read, executed and written per chunk (see [`run_pipeline`]).
+    pub chunk: usize,
     /// Print the summary.
     pub quiet: bool,
     /// Daily per-process quotas, if any (see `crate::quotas`).
@@ -39,7 +42,9 @@ pub struct RunSpec {
 
 /// Runs and writes `effects.jsonl`, `customers.parquet`, `outcomes.jsonl`, `report.json`,
 /// `timings.json` into `spec.out` (and `held.jsonl`, `notifications.jsonl` with quotas).
-pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
+/// Events stream through in chunks (see [`run_pipeline`]): memory holds the customers and a
+/// few chunks, not the events file.
+pub fn run(spec: &RunSpec) -> Result<StreamTotals, Failure> {
     let started = Instant::now();
     check_paths(spec)?;
     let triggers_text = read_text(&spec.triggers)?;
@@ -62,15 +67,24 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         .as_ref()
         .map(crate::quotas::prepare)
         .transpose()?;
-    let records = progress::stage(format!("reading {}", spec.events.display()), || {
-        read_events(&spec.events)
+    // Opening reads the first chunk: a file that cannot be read at all is refused here,
+    // before any output exists.
+    let chunks = progress::stage(format!("reading {}", spec.events.display()), || {
+        EventChunks::open(&spec.events, spec.chunk)
     })
     .map_err(|e| Failure::Input(e.into()))?;
     let loaded_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let mut state = State::new(customers, engine.triggers());
-    let bar = progress::bar(records.len() as u64, "events");
+    // The number of events is known once the file is read: until then the bar's length is
+    // an estimate from the share of the file read so far.
+    let bar = progress::bar(0, "events");
     let tick = |done: u64| bar.set_position(done);
+    let records_read = std::cell::Cell::new(0u64);
+    let on_read = |read: ReadProgress, records: usize| {
+        records_read.set(records_read.get() + records as u64);
+        bar.set_length(estimated_records(read, records_read.get()));
+    };
     // Owners hear of governed triggers through the same notifier as quota owners (with
     // `--quotas`: notifications.jsonl and the webhook).
     let notifier = quotas.as_ref().map(|q| q.notifications.notifier());
@@ -80,22 +94,24 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         notifier: notifier.as_deref(),
     };
     // After every input is validated (a bad input creates nothing), before anything is
-    // charged: the gate charges quotas inside `run_batch`.
+    // charged: the gate charges quotas as the stream runs.
     outputs::create(&spec.out)?;
     if let Some(q) = &quotas {
         q.notifications.open_file(&spec.out)?;
     }
+    let files =
+        run_pipeline::OutputFiles::create(&spec.out, quotas.is_some()).map_err(Failure::Runtime)?;
     let exec_started = Instant::now();
-    let result = engine
-        .run_batch(&mut state, &records, &options)
+    let session = engine
+        .session(&mut state, &options)
         .map_err(|e| Failure::Runtime(e.into()))?;
+    let totals = run_pipeline::stream(session, engine.triggers(), chunks, files, &on_read)?;
     let exec_ms = exec_started.elapsed().as_secs_f64() * 1e3;
     bar.finish_and_clear();
 
-    write_outputs(&spec.out, &result, &state).map_err(Failure::Runtime)?;
+    write_outputs(&spec.out, &totals, &state).map_err(Failure::Runtime)?;
     let notifications = match &quotas {
         Some(q) => {
-            crate::quotas::write_outputs(&spec.out, &records, &result).map_err(Failure::Runtime)?;
             q.quotas
                 .sync()
                 .context("cannot persist the quota ledger")
@@ -111,18 +127,31 @@ pub fn run(spec: &RunSpec) -> Result<BatchResult, Failure> {
         None => None,
     };
     if !spec.quiet {
-        print_summary(&result, loaded_ms, exec_ms, &spec.out);
+        print_summary(&totals, loaded_ms, exec_ms, &spec.out);
         if let Some((notifications, ledger, _)) = &notifications {
-            crate::quotas::print_summary(&result, notifications, ledger);
+            crate::quotas::print_summary(&totals.report, notifications, ledger);
         }
     }
     if let Some((_, _, Some(webhook))) = &notifications {
         webhook.print(spec.quiet);
     }
     if !spec.quiet {
-        print_status(&result);
+        print_status(&totals);
     }
-    Ok(result)
+    Ok(totals)
+}
+
+/// The records of a file, estimated from how much of it was read and how many records that
+/// was (exact once it is all read).
+fn estimated_records(read: ReadProgress, records_read: u64) -> u64 {
+    match read {
+        ReadProgress::Rows { total, .. } => total,
+        ReadProgress::Bytes { done, total } if done > 0 && done < total => {
+            let per_byte = records_read as f64 / done as f64;
+            ((total as f64 * per_byte) as u64).max(records_read)
+        }
+        ReadProgress::Bytes { .. } => records_read,
+    }
 }
 
 /// The files a run writes into `--out` (the quota ones only with `--quotas`).
@@ -154,17 +183,15 @@ fn check_paths(spec: &RunSpec) -> Result<(), Failure> {
     outputs::check(&spec.out, &outputs, &inputs)
 }
 
-fn write_outputs(out: &Path, result: &BatchResult, state: &State) -> Result<()> {
-    write_jsonl(&out.join("effects.jsonl"), &result.effects)?;
-    write_jsonl(&out.join("outcomes.jsonl"), &result.outcomes)?;
+fn write_outputs(out: &Path, totals: &StreamTotals, state: &State) -> Result<()> {
     write_json(
         &out.join("report.json"),
         &ReportFile {
-            report: &result.report,
-            status: health::assess(result),
+            report: &totals.report,
+            status: &totals.health,
         },
     )?;
-    write_json(&out.join("timings.json"), &result.timings)?;
+    write_json(&out.join("timings.json"), &totals.timings)?;
     save_customers(&state.customers, &out.join("customers.parquet"))?;
     Ok(())
 }
@@ -175,13 +202,13 @@ fn write_outputs(out: &Path, result: &BatchResult, state: &State) -> Result<()> 
 struct ReportFile<'a> {
     #[serde(flatten)]
     report: &'a fusebox_engine::report::Report,
-    status: health::BatchHealth,
+    status: &'a health::BatchHealth,
 }
 
 /// The status lines: `status: ok`, or `status: degraded` and one line per problem; then the
 /// trigger governor's transitions, if any.
-pub fn print_status(result: &BatchResult) {
-    for t in &result.report.governor {
+pub fn print_status(totals: &StreamTotals) {
+    for t in &totals.report.governor {
         println!(
             "governor: trigger {} {} after the window from {}: {} fuel (budget {}, hard {}), {} executions, {:.0}% of all fuel",
             t.trigger,
@@ -194,7 +221,7 @@ pub fn print_status(result: &BatchResult) {
             t.share * 100.0
         );
     }
-    let h = health::assess(result);
+    let h = &totals.health;
     println!("status: {}", h.health);
     for p in &h.problems {
         println!(
@@ -205,8 +232,8 @@ pub fn print_status(result: &BatchResult) {
 }
 
 /// The human summary printed after a run.
-pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &Path) {
-    let r = &result.report;
+pub fn print_summary(totals: &StreamTotals, loaded_ms: f64, exec_ms: f64, out: &Path) {
+    let r = &totals.report;
     let e = &r.events;
     println!(
         "events: {} in, {} processed, {} rejected, {} held; {} chained events",
@@ -233,7 +260,7 @@ pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &P
     );
     // Stopped and deferred firings are shown only when a run has them.
     for (id, t) in &r.triggers {
-        let ms = result.timings.triggers.get(id).map_or(0.0, |x| x.total_ms);
+        let ms = totals.timings.triggers.get(id).map_or(0.0, |x| x.total_ms);
         let mut reasons: Vec<String> = t
             .aborted_by_reason
             .iter()
@@ -256,7 +283,7 @@ pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &P
             reasons.join(" ")
         );
     }
-    let p = &result.parallel;
+    let p = &totals.parallel;
     if p.parallel_blocks + p.sequential_blocks > 0 {
         println!(
             "parallel: {} blocks speculated, {} run sequentially; {} executions, {} validations, {} aborts, {} dependency waits, {} re-executed at commit; speculate {} ms, commit {} ms",
@@ -275,7 +302,7 @@ pub fn print_summary(result: &BatchResult, loaded_ms: f64, exec_ms: f64, out: &P
         loaded_ms,
         exec_ms,
         rate,
-        result.timings.executor,
+        totals.timings.executor,
         out.display()
     );
 }

@@ -24,9 +24,11 @@ use polars::prelude::*;
 
 use crate::event::{Event, EventRecord};
 
+mod chunks;
 pub mod jsonl;
 pub mod parquet;
 
+pub use chunks::{EventChunks, ReadProgress};
 pub use jsonl::read_jsonl;
 use parquet::read_parquet;
 
@@ -63,14 +65,37 @@ pub enum EventIoError {
     },
 }
 
-/// Reads events from a `.jsonl` (or `.ndjson`) or `.parquet` file.
+/// The two events file formats, told by the extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// `.jsonl`, `.ndjson` or `.json`.
+    Jsonl,
+    /// `.parquet`.
+    Parquet,
+}
+
+impl Format {
+    /// The format of `path`, or [`EventIoError::UnknownFormat`].
+    pub(crate) fn of(path: &Path) -> Result<Format, EventIoError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("jsonl" | "ndjson" | "json") => Ok(Format::Jsonl),
+            Some("parquet") => Ok(Format::Parquet),
+            _ => Err(EventIoError::UnknownFormat {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// Reads events from a `.jsonl` (or `.ndjson`) or `.parquet` file (all at once; see
+/// [`EventChunks`] to read it chunk by chunk).
 pub fn read_events(path: &Path) -> Result<Vec<EventRecord>, EventIoError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase());
-    let records = match ext.as_deref() {
-        Some("jsonl" | "ndjson" | "json") => {
+    let records = match Format::of(path)? {
+        Format::Jsonl => {
             let file = File::open(path).map_err(|error| EventIoError::Open {
                 path: path.to_path_buf(),
                 error,
@@ -82,12 +107,7 @@ pub fn read_events(path: &Path) -> Result<Vec<EventRecord>, EventIoError> {
                 }
             })?
         }
-        Some("parquet") => read_parquet(path)?,
-        _ => {
-            return Err(EventIoError::UnknownFormat {
-                path: path.to_path_buf(),
-            })
-        }
+        Format::Parquet => read_parquet(path)?,
     };
     if records.is_empty() {
         return Err(EventIoError::Empty {

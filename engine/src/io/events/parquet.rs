@@ -39,6 +39,11 @@ type Cells<T> = Vec<Result<T, String>>;
 pub(super) fn read_parquet(path: &Path) -> Result<Vec<EventRecord>, EventIoError> {
     let file = EventsFile::open(path)?;
     let block = file.read(None)?;
+    Ok(records_of(&block, 0))
+}
+
+/// The records of a block whose first row is row `first + 1` of the file.
+pub(super) fn records_of(block: &Block<'_>, first: u64) -> Vec<EventRecord> {
     let cells = block.cells();
     let mut records = Vec::with_capacity(cells.len());
     for i in 0..cells.len() {
@@ -58,11 +63,11 @@ pub(super) fn read_parquet(path: &Path) -> Result<Vec<EventRecord>, EventIoError
             })
         });
         records.push(EventRecord {
-            line: i as u64 + 1,
+            line: first + i as u64 + 1,
             event,
         });
     }
-    Ok(records)
+    records
 }
 
 /// An events Parquet file whose schema and counts were checked: what each column is and which
