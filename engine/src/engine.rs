@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fusebox_quotas::Quotas;
-use rustc_hash::FxHashMap;
 
 use crate::event::{check_input_id, EventRecord};
 use crate::exec::parallel::{self, ParallelConfig, ParallelStats, Workers};
@@ -37,6 +36,7 @@ use crate::gate::HeldEvent;
 use crate::governor::Governor;
 use crate::outcome::{Effect, RecordOutcome, RecordStatus, RejectKind, TriggerResult};
 use crate::report::{Report, Timings};
+use crate::seen_ids::SeenIds;
 use crate::sink::{BatchCollector, CommitSink, RecordResult};
 use crate::slow_lane::{self, SlowItem};
 use crate::state::State;
@@ -320,7 +320,7 @@ impl Engine {
 /// number of records pushed (see [`Session::suspend`] and [`Engine::resume`]).
 #[derive(Debug, Default)]
 pub struct StreamCursor {
-    seen: FxHashMap<Arc<str>, u64>,
+    seen: SeenIds,
     position: u64,
     governor: Governor,
 }
@@ -367,7 +367,7 @@ pub struct Session<'s> {
     state: &'s mut State,
     options: &'s RunOptions<'s>,
     /// Every id seen so far, with the line it was first seen at.
-    seen: FxHashMap<Arc<str>, u64>,
+    seen: SeenIds,
     /// Records pushed so far.
     position: u64,
     governor: Governor,
@@ -671,7 +671,7 @@ impl Session<'_> {
                 outcomes[i] = Some(reject(RejectKind::Malformed, msg));
                 continue;
             }
-            if let Some(first) = self.seen.get(&event.id) {
+            if let Some(first) = self.seen.first_line(&event.id) {
                 outcomes[i] = Some(reject(
                     RejectKind::DuplicateEventId,
                     format!(
@@ -681,7 +681,7 @@ impl Session<'_> {
                 ));
                 continue;
             }
-            self.seen.insert(event.id.clone(), record.line);
+            self.seen.insert(&event.id, record.line);
             if !self.engine.triggers.is_known_event_type(&event.event_type) {
                 outcomes[i] = Some(reject(
                     RejectKind::UnknownEventType,

@@ -81,6 +81,7 @@ pub mod io;
 pub mod live;
 pub mod outcome;
 pub mod report;
+mod seen_ids;
 pub mod sink;
 pub mod slow_lane;
 pub mod state;
