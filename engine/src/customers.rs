@@ -469,6 +469,17 @@ impl CustomerTable {
             .is_some_and(|c| c.accepts(value))
     }
 
+    /// Writes one attribute of one customer and returns the value it replaced; `None` (and
+    /// the table unchanged) if `value` does not fit the attribute's type.
+    pub fn replace(&mut self, row: Row, attr: AttrId, value: Value) -> Option<Value> {
+        let column = self.columns.get_mut(usize::from(attr))?;
+        if !column.accepts(&value) {
+            return None;
+        }
+        let old = column.get(row as usize);
+        column.set(row as usize, value).then_some(old)
+    }
+
     /// Writes one attribute of one customer.
     ///
     /// Returns `false` and leaves the table unchanged if `value` does not fit the attribute's
@@ -511,6 +522,9 @@ mod tests {
         assert!(!t.accepts(points, &Value::str("nine")) && !t.accepts(99, &Value::Null));
         assert_eq!(t.get(row, points), Value::Int(9));
         assert_eq!(t.get(row, 0), Value::Null);
+        assert_eq!(t.replace(row, points, Value::Int(10)), Some(Value::Int(9)));
+        assert_eq!(t.replace(row, points, Value::str("ten")), None);
+        assert_eq!(t.get(row, points), Value::Int(10));
     }
 
     #[test]

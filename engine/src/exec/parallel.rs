@@ -160,9 +160,11 @@ pub struct ParallelStats {
     pub dependency_waits: u64,
     /// Transactions re-executed eagerly by the committer.
     pub commit_reexecutions: u64,
-    /// Wall time spent speculating (all workers busy), in microseconds.
+    /// Wall time spent speculating or executing partitioned blocks (all workers busy), in
+    /// microseconds.
     pub speculate_us: u64,
-    /// Wall time spent committing in order (one thread), in microseconds.
+    /// Wall time spent committing in order (one thread; for partitioned blocks, the in-order
+    /// pass and applying the block), in microseconds.
     pub commit_us: u64,
 }
 
@@ -274,17 +276,22 @@ pub(super) fn run_classified(
                 partition::run_block(set, &schema, state, block, &plan, helpers.as_ref(), || {
                     pending.deliver(&mut on_commit)
                 });
-            stats.speculate_us += started.elapsed().as_micros() as u64;
+            let elapsed = started.elapsed();
             match ran {
-                Partitioned::Done(outputs) => {
+                Partitioned::Done { outputs, in_order } => {
                     stats.partitioned_blocks += 1;
+                    stats.speculate_us += elapsed.saturating_sub(in_order).as_micros() as u64;
+                    stats.commit_us += in_order.as_micros() as u64;
                     outbox = Outbox {
                         events: block,
                         outputs,
                     };
                     continue;
                 }
-                Partitioned::Abandoned => stats.partition_fallbacks += 1,
+                Partitioned::Abandoned => {
+                    stats.partition_fallbacks += 1;
+                    stats.speculate_us += elapsed.as_micros() as u64;
+                }
                 Partitioned::Failed { at, error } => {
                     // Commit exactly the transactions before the failing one, then report.
                     sequential::run(set, state, &block[..at.min(block.len())], &mut on_commit)?;
@@ -375,6 +382,15 @@ pub(crate) struct Helpers {
 }
 
 impl Helpers {
+    /// Runs `side` on a helper while the calling thread runs `main`; returns `main`'s result
+    /// when both are done.
+    pub(crate) fn alongside<R>(&self, side: impl FnOnce() + Send, main: impl FnOnce() -> R) -> R {
+        self.pool.in_place_scope(|scope| {
+            scope.spawn(move |_| side());
+            main()
+        })
+    }
+
     /// Runs `work` once on every helper (each with its own copy of the trigger set) and once
     /// on the calling thread, after `meanwhile`; returns their results, the calling thread's
     /// last. Returns when all are done.

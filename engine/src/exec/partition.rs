@@ -31,8 +31,10 @@
 //! 4. **Resolve** in one in-order pass on the calling thread: for each transaction in serial
 //!    order, fill its coupon codes from the pool cursors before it, then apply its counter
 //!    and cursor deltas to the running values and turn each into the plain value it produced.
-//! 5. **Apply**: every group's final attribute values, the counters and the pool cursors are
-//!    written to the [`State`]; the outputs become the block's outbox.
+//! 5. **Apply**: every group's final attribute values are written to the [`State`] by a
+//!    helper while the calling thread runs the in-order pass (the replaced values are kept
+//!    and put back should the pass fail); then the counters and pool cursors; the outputs
+//!    become the block's outbox.
 //!
 //! ## Why the result equals the sequential executor's, byte for byte
 //! - *Rows.* A partitionable transaction reads and writes only attributes of its own customer
@@ -88,7 +90,7 @@ use super::parallel::Helpers;
 use super::sequential::InvariantViolation;
 use super::txn::{execute, ExecMode, TxnError, TxnOutput, Write};
 use super::Admitted;
-use crate::customers::{AttrId, Row, Schema};
+use crate::customers::{AttrId, CustomerTable, Row, Schema};
 use crate::expr::EvalError;
 use crate::state::{Key, State, StateView};
 use crate::trigger::TriggerSet;
@@ -247,8 +249,13 @@ pub(crate) fn plan(
 
 /// How a partitioned block ended.
 pub(crate) enum Partitioned {
-    /// Resolved and applied to the state: the outputs, in serial order, to hand over.
-    Done(Vec<TxnOutput>),
+    /// Resolved and applied to the state.
+    Done {
+        /// The outputs, in serial order, to hand over.
+        outputs: Vec<TxnOutput>,
+        /// Time spent in the in-order pass and applying (one thread).
+        in_order: std::time::Duration,
+    },
     /// Deferral could not reproduce the sequential result (a counter sum overflowed, a pool
     /// ran dry): nothing was applied; run the block with another executor.
     Abandoned,
@@ -267,7 +274,7 @@ struct WorkerOutput {
     /// Outputs by transaction index (in the block).
     outputs: Vec<(u32, TxnOutput)>,
     /// Final attribute values of the customers it ran.
-    rows: Vec<(Row, AttrId, Value)>,
+    rows: RowValues,
     /// The lowest violating transaction it met.
     failed: Option<(usize, InvariantViolation)>,
 }
@@ -332,14 +339,27 @@ pub(crate) fn run_block(
     if let Some((at, error)) = failed {
         return Partitioned::Failed { at, error };
     }
-    let resolved = match resolve(set, state, block, outputs) {
-        Ok(Some(resolved)) => resolved,
-        Ok(None) => return Partitioned::Abandoned,
-        Err((at, error)) => return Partitioned::Failed { at, error },
+    // The in-order pass runs on this thread while a helper writes the rows (keeping the
+    // values it replaces, to put back should the pass fail).
+    let in_order = std::time::Instant::now();
+    let State {
+        customers,
+        counters,
+        pool_cursors,
+    } = state;
+    let mut applied: Result<RowValues, (Row, AttrId)> = Ok(Vec::new());
+    let apply = || applied = apply_rows(customers, rows);
+    let resolve = || resolve(set, counters, pool_cursors, block, outputs);
+    let resolved = match helpers {
+        Some(helpers) => helpers.alongside(apply, resolve),
+        None => {
+            apply();
+            resolve()
+        }
     };
-    let (outputs, counters, cursors) = resolved;
-    for (row, attr, value) in rows.into_iter().flatten() {
-        if !state.customers.set(row, attr, value) {
+    let undo = match applied {
+        Ok(undo) => undo,
+        Err((row, attr)) => {
             // Unreachable: every value was checked against its column when recorded.
             return Partitioned::Failed {
                 at: 0,
@@ -348,26 +368,67 @@ pub(crate) fn run_block(
                 )),
             };
         }
+    };
+    let failed = match resolved {
+        Ok(Some((outputs, new_counters, new_cursors))) => {
+            *counters = new_counters;
+            *pool_cursors = new_cursors;
+            return Partitioned::Done {
+                outputs,
+                in_order: in_order.elapsed(),
+            };
+        }
+        Ok(None) => Partitioned::Abandoned,
+        Err((at, error)) => Partitioned::Failed { at, error },
+    };
+    undo_rows(customers, undo);
+    failed
+}
+
+/// Attribute values by customer row.
+type RowValues = Vec<(Row, AttrId, Value)>;
+
+/// Writes every customer's final values; returns the values they replaced (or, with nothing
+/// written, the first value that does not fit).
+fn apply_rows(
+    customers: &mut CustomerTable,
+    rows: Vec<RowValues>,
+) -> Result<RowValues, (Row, AttrId)> {
+    let mut undo = Vec::with_capacity(rows.iter().map(Vec::len).sum());
+    for (row, attr, value) in rows.into_iter().flatten() {
+        match customers.replace(row, attr, value) {
+            Some(old) => undo.push((row, attr, old)),
+            None => {
+                undo_rows(customers, undo);
+                return Err((row, attr));
+            }
+        }
     }
-    state.counters = counters;
-    state.pool_cursors = cursors;
-    Partitioned::Done(outputs)
+    Ok(undo)
+}
+
+/// Puts back the values [`apply_rows`] replaced.
+fn undo_rows(customers: &mut CustomerTable, undo: RowValues) {
+    for (row, attr, old) in undo.into_iter().rev() {
+        customers.set(row, attr, old);
+    }
 }
 
 /// Resolved outputs, counters and pool cursors of a block.
 type Resolved = (Vec<TxnOutput>, Vec<Value>, Vec<u64>);
 
 /// The in-order pass: fills coupon codes and resolves counter and cursor deltas against the
-/// running values (starting from the committed ones), turning every delta into the value it
+/// running values (starting from the committed `counters` and `cursors`), turning every delta into the value it
 /// produced. `Ok(None)`: not reproducible with deferral; abandon the block.
 fn resolve(
     set: &TriggerSet,
-    state: &State,
+    counters: &[Value],
+    cursors: &[u64],
     block: &[Admitted<'_>],
     outputs: Vec<Option<TxnOutput>>,
 ) -> Result<Option<Resolved>, (usize, InvariantViolation)> {
-    let mut counters = state.counters.clone();
-    let mut cursors = state.pool_cursors.clone();
+    let mut counters = counters.to_vec();
+    let mut cursors = cursors.to_vec();
     let mut done = Vec::with_capacity(outputs.len());
     for (i, output) in outputs.into_iter().enumerate() {
         let Some(mut output) = output else {
