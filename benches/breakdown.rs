@@ -37,6 +37,7 @@ fn main() {
             "speculative",
             ExecutorKind::Parallel(fusebox::engine::exec::parallel::ParallelConfig {
                 self_tuning: false,
+                partition: false,
                 ..fusebox::engine::exec::parallel::ParallelConfig::with_threads(2)
             }),
         ),

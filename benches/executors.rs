@@ -44,6 +44,7 @@ fn executors() -> Vec<(&'static str, ExecutorKind)> {
             "speculative",
             ExecutorKind::Parallel(fusebox::engine::exec::parallel::ParallelConfig {
                 self_tuning: false,
+                partition: false,
                 ..fusebox::engine::exec::parallel::ParallelConfig::with_threads(2)
             }),
         ),

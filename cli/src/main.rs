@@ -50,11 +50,13 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ExecutorArg {
-    /// Optimistic parallel execution (Block-STM); identical results to `sequential`. Each
-    /// block speculates or runs sequentially, whichever is measured faster on this workload.
+    /// Parallel execution; identical results to `sequential`. A block in which no event's
+    /// triggers read shared state (a counter, a stored coupon code) runs partitioned by
+    /// customer; any other block speculates (Block-STM) or runs sequentially, whichever is
+    /// measured faster on this workload.
     Parallel,
-    /// Block-STM on every block, without the throughput-based choice (contended blocks are
-    /// still given up): to measure or exercise speculation.
+    /// Block-STM on every block, never partitioned, without the throughput-based choice
+    /// (contended blocks are still given up): to measure or exercise speculation.
     Speculative,
     /// One event after another (the reference executor).
     Sequential,
@@ -244,6 +246,7 @@ fn execute(cli: Cli) -> ExitCode {
                 ExecutorArg::Parallel => ExecutorKind::parallel(threads),
                 ExecutorArg::Speculative => ExecutorKind::Parallel(ParallelConfig {
                     self_tuning: false,
+                    partition: false,
                     ..ParallelConfig::with_threads(threads)
                 }),
                 ExecutorArg::Locking => ExecutorKind::Locking { threads },

@@ -188,6 +188,20 @@ impl Column {
         }
     }
 
+    /// Whether [`Column::set`] would take `value`.
+    fn accepts(&self, value: &Value) -> bool {
+        matches!(
+            (self, value),
+            (_, Value::Null)
+                | (Column::String(_), Value::Str(_))
+                | (Column::Int(_), Value::Int(_))
+                | (Column::Float(_), Value::Float(_) | Value::Int(_))
+                | (Column::Bool(_), Value::Bool(_))
+                | (Column::Timestamp(_), Value::Timestamp(_))
+                | (Column::StringList(_), Value::List(_))
+        )
+    }
+
     /// Writes `value` into row `row`; `false` (and nothing written) if the type does not fit.
     fn set(&mut self, row: usize, value: Value) -> bool {
         match (self, value) {
@@ -448,6 +462,24 @@ impl CustomerTable {
         self.columns[usize::from(attr)].get(row as usize)
     }
 
+    /// Whether [`CustomerTable::set`] would accept `value` for `attr` (on any row).
+    pub fn accepts(&self, attr: AttrId, value: &Value) -> bool {
+        self.columns
+            .get(usize::from(attr))
+            .is_some_and(|c| c.accepts(value))
+    }
+
+    /// Writes one attribute of one customer and returns the value it replaced; `None` (and
+    /// the table unchanged) if `value` does not fit the attribute's type.
+    pub fn replace(&mut self, row: Row, attr: AttrId, value: Value) -> Option<Value> {
+        let column = self.columns.get_mut(usize::from(attr))?;
+        if !column.accepts(&value) {
+            return None;
+        }
+        let old = column.get(row as usize);
+        column.set(row as usize, value).then_some(old)
+    }
+
     /// Writes one attribute of one customer.
     ///
     /// Returns `false` and leaves the table unchanged if `value` does not fit the attribute's
@@ -486,8 +518,13 @@ mod tests {
         assert_eq!(t.get(row, points), Value::Int(7));
         assert!(t.set(row, points, Value::Int(9)));
         assert!(!t.set(row, points, Value::str("nine")));
+        assert!(t.accepts(points, &Value::Int(1)) && t.accepts(points, &Value::Null));
+        assert!(!t.accepts(points, &Value::str("nine")) && !t.accepts(99, &Value::Null));
         assert_eq!(t.get(row, points), Value::Int(9));
         assert_eq!(t.get(row, 0), Value::Null);
+        assert_eq!(t.replace(row, points, Value::Int(10)), Some(Value::Int(9)));
+        assert_eq!(t.replace(row, points, Value::str("ten")), None);
+        assert_eq!(t.get(row, points), Value::Int(10));
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub enum ExecutorKind {
     /// The reference executor: one event at a time.
     #[default]
     Sequential,
-    /// Optimistic parallel execution (Block-STM); same results as sequential.
+    /// Parallel execution: partitioned by customer where no event reads shared state,
+    /// optimistic (Block-STM) or sequential elsewhere; same results as sequential.
     Parallel(ParallelConfig),
     /// Pessimistic per-key locks granted in event order: the benchmark baseline.
     Locking {

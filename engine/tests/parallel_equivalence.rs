@@ -3,7 +3,11 @@
 //! count and block size. Random workloads over few keys (heavy contention: 1–10 customers, one
 //! small coupon pool, shared counters) and many keys.
 //!
-//! Default run: 5,000 + 5,000 generated workloads, each checked at 1, 2, 4 and 8 threads.
+//! Default run: 5,000 + 5,000 generated workloads, each checked at 1, 2, 4 and 8 threads with
+//! Block-STM on every block, and at 1, 2 and 8 threads partitioning every block in which no
+//! transaction reads shared state; plus 3,000 workloads whose trigger sets are built to mix
+//! partitionable event types with one whose triggers may read shared state
+//! (`mixed_partitionable_workloads_equal_sequential`).
 //! `cargo test -p fusebox-engine --test parallel_equivalence -- --ignored` runs larger ones.
 
 use std::collections::HashSet;
@@ -56,27 +60,92 @@ struct Workload {
 fn workload(max_customers: u64) -> impl Strategy<Value = Workload> {
     let triggers = prop::collection::vec((0u8..10, 0usize..3, 0i64..12, 0i64..4), 1..6);
     let events = prop::collection::vec((0u64..1000, 0usize..3, 0u32..100), 1..48);
-    (1..=max_customers, triggers, events, 0u64..40).prop_map(|(customers, triggers, events, pool_size)| {
-        let types = ["a", "b", "c"];
-        let mut yaml = format!(
-            "settings: {{ max_chain_depth: 3 }}\nevent_types: [a, b, c]\npools:\n  - id: small\n    generate: {{ prefix: \"S-\", count: {} }}\ncounters:\n  - id: hits\n  - id: total\n    kind: float\ntriggers:\n",
-            pool_size + 1
-        );
-        for (i, (kind, on, k, prio)) in triggers.iter().enumerate() {
-            yaml.push_str(&trigger_yaml(*kind, i, types[*on], *k, *prio));
-        }
-        let mut jsonl = String::new();
-        for (i, (c, ty, x)) in events.iter().enumerate() {
-            // Skew: half the events go to customer 1.
-            let customer = if c % 2 == 0 { 1 } else { 1 + c % customers };
-            jsonl.push_str(&format!(
-                "{{\"id\":\"e{i}\",\"customer_id\":{customer},\"type\":\"{}\",\"timestamp\":\"2026-03-01T12:00:00Z\",\"properties\":{{\"x\":{}}}}}\n",
-                types[*ty],
-                f64::from(*x) / 8.0
-            ));
-        }
-        Workload { customers, triggers: yaml, events: jsonl }
-    })
+    (1..=max_customers, triggers, events, 0u64..40).prop_map(
+        |(customers, triggers, events, pool_size)| {
+            build_workload(customers, &triggers, &events, pool_size)
+        },
+    )
+}
+
+/// Trigger kinds that only touch the event's customer, add blindly to counters or pass coupon
+/// codes through (partitionable); the others (3: a stored code, 4 and 9: counter reads) read
+/// shared state.
+const PARTITIONABLE_KINDS: [u8; 7] = [0, 1, 2, 5, 6, 7, 8];
+
+/// Workloads whose events of types `a` and `b` are partitionable (their triggers, and `b`'s
+/// chained from `a`, are of partitionable kinds) while `c`'s triggers may read shared state;
+/// `c` events are one in `c_one_in`, so blocks of every kind occur: all partitionable, mixed.
+fn mixed_workload(max_customers: u64) -> impl Strategy<Value = Workload> {
+    let partitionable = prop::collection::vec(
+        (
+            prop::sample::select(&PARTITIONABLE_KINDS[..]),
+            0usize..2,
+            0i64..12,
+            0i64..4,
+        ),
+        1..5,
+    );
+    let any = prop::collection::vec((0u8..10, Just(2usize), 0i64..12, 0i64..4), 0..3);
+    let events = prop::collection::vec((0u64..1000, 0u64..1000, 0u32..100), 1..64);
+    (
+        1..=max_customers,
+        partitionable,
+        any,
+        events,
+        0u64..200,
+        2u64..12,
+    )
+        .prop_map(
+            |(customers, mut triggers, any, events, pool_size, c_one_in)| {
+                triggers.extend(any);
+                let events: Vec<(u64, usize, u32)> = events
+                    .into_iter()
+                    .map(|(c, t, x)| {
+                        (
+                            c,
+                            if t % c_one_in == 0 {
+                                2
+                            } else {
+                                (t % 2) as usize
+                            },
+                            x,
+                        )
+                    })
+                    .collect();
+                build_workload(customers, &triggers, &events, pool_size)
+            },
+        )
+}
+
+fn build_workload(
+    customers: u64,
+    triggers: &[(u8, usize, i64, i64)],
+    events: &[(u64, usize, u32)],
+    pool_size: u64,
+) -> Workload {
+    let types = ["a", "b", "c"];
+    let mut yaml = format!(
+        "settings: {{ max_chain_depth: 3 }}\nevent_types: [a, b, c]\npools:\n  - id: small\n    generate: {{ prefix: \"S-\", count: {} }}\ncounters:\n  - id: hits\n  - id: total\n    kind: float\ntriggers:\n",
+        pool_size + 1
+    );
+    for (i, (kind, on, k, prio)) in triggers.iter().enumerate() {
+        yaml.push_str(&trigger_yaml(*kind, i, types[*on], *k, *prio));
+    }
+    let mut jsonl = String::new();
+    for (i, (c, ty, x)) in events.iter().enumerate() {
+        // Skew: half the events go to customer 1.
+        let customer = if c % 2 == 0 { 1 } else { 1 + c % customers };
+        jsonl.push_str(&format!(
+            "{{\"id\":\"e{i}\",\"customer_id\":{customer},\"type\":\"{}\",\"timestamp\":\"2026-03-01T12:00:00Z\",\"properties\":{{\"x\":{}}}}}\n",
+            types[*ty],
+            f64::from(*x) / 8.0
+        ));
+    }
+    Workload {
+        customers,
+        triggers: yaml,
+        events: jsonl,
+    }
 }
 
 fn table(n: u64) -> CustomerTable {
@@ -187,6 +256,20 @@ fn check(w: &Workload, block_size: usize) -> Result<(), TestCaseError> {
             &format!("{threads} threads, block {block_size}"),
         )?;
     }
+    // Partitioned where no transaction of a block reads shared state, speculated elsewhere.
+    for threads in [1, 2, 8] {
+        let par = run(
+            &engine,
+            &customers,
+            &records,
+            ExecutorKind::Parallel(ParallelConfig::always_partitioned(threads, block_size)),
+        );
+        assert_same(
+            &seq,
+            &par,
+            &format!("partitioned, {threads} threads, block {block_size}"),
+        )?;
+    }
     Ok(())
 }
 
@@ -202,6 +285,41 @@ proptest! {
     fn many_key_workloads_equal_sequential(w in workload(200), block_size in prop_oneof![4usize..12, Just(64)]) {
         check(&w, block_size)?;
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mixed_partitionable_workloads_equal_sequential(w in mixed_workload(50), block_size in prop_oneof![1usize..8, Just(16), Just(64)]) {
+        check(&w, block_size)?;
+    }
+}
+
+/// The mixed workloads do run partitioned blocks, speculated blocks and partitioned blocks
+/// given back (a small pool running dry under deferred takes): the property above is not
+/// vacuous.
+#[test]
+fn mixed_workloads_exercise_every_path() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut stats = fusebox_engine::exec::parallel::ParallelStats::default();
+    for _ in 0..200 {
+        let w = mixed_workload(50).new_tree(&mut runner).unwrap().current();
+        let customers = table(w.customers);
+        let set = compile_triggers(&w.triggers, "t.yaml", Some(customers.schema())).unwrap();
+        let engine = Engine::new(set).unwrap();
+        let records = read_jsonl(w.events.as_bytes()).unwrap();
+        let (result, _) = run(
+            &engine,
+            &customers,
+            &records,
+            ExecutorKind::Parallel(ParallelConfig::always_partitioned(2, 4)),
+        );
+        stats.add(&result.parallel);
+    }
+    assert!(stats.partitioned_blocks > 1000, "{stats:?}");
+    assert!(stats.parallel_blocks > 100, "{stats:?}");
+    assert!(stats.partition_fallbacks > 0, "{stats:?}");
 }
 
 proptest! {
@@ -286,6 +404,7 @@ fn contention_falls_back_to_sequential_when_adaptive() {
         ExecutorKind::Parallel(ParallelConfig {
             block_size: 1000,
             self_tuning: false,
+            partition: false,
             ..ParallelConfig::with_threads(2)
         }),
     );
@@ -324,6 +443,7 @@ fn mixed_parallel_and_sequential_blocks_commit_in_serial_order() {
         ExecutorKind::Parallel(ParallelConfig {
             block_size: 500,
             self_tuning: false,
+            partition: false,
             ..ParallelConfig::with_threads(2)
         }),
     );
@@ -354,6 +474,7 @@ fn self_tuning_switches_modes_between_blocks_and_still_equals_sequential() {
         &records,
         ExecutorKind::Parallel(ParallelConfig {
             block_size: 256,
+            partition: false,
             ..ParallelConfig::with_threads(2)
         }),
     );

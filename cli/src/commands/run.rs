@@ -284,10 +284,10 @@ pub fn print_summary(totals: &StreamTotals, loaded_ms: f64, exec_ms: f64, out: &
         );
     }
     let p = &totals.parallel;
-    if p.parallel_blocks + p.sequential_blocks > 0 {
+    if p.parallel_blocks + p.sequential_blocks + p.partitioned_blocks > 0 {
         println!(
-            "parallel: {} blocks speculated, {} run sequentially; {} executions, {} validations, {} aborts, {} dependency waits, {} re-executed at commit; speculate {} ms, commit {} ms",
-            p.parallel_blocks, p.sequential_blocks, p.executions, p.validations, p.aborts, p.dependency_waits, p.commit_reexecutions,
+            "parallel: {} blocks partitioned by customer ({} fell back), {} speculated, {} run sequentially; {} executions, {} validations, {} aborts, {} dependency waits, {} re-executed at commit; speculate {} ms, commit {} ms",
+            p.partitioned_blocks, p.partition_fallbacks, p.parallel_blocks, p.sequential_blocks, p.executions, p.validations, p.aborts, p.dependency_waits, p.commit_reexecutions,
             p.speculate_us / 1000,
             p.commit_us / 1000
         );

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::txn::{SlotTarget, TxnOutput, Write};
 use crate::outcome::{Effect, EffectKind};
-use crate::state::{Key, State};
+use crate::state::State;
 use crate::trigger::TriggerSet;
 use crate::value::{Map, Value};
 
@@ -23,25 +23,52 @@ use crate::value::{Map, Value};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unresolvable;
 
-/// Resolves and applies `output` to `state`; returns the effects to emit, in order.
+/// Resolves and applies `output` to `state`. On success the output is what eager execution
+/// records: every delta replaced by the value it produced, every deferred code filled in, no
+/// coupon slots left.
 pub fn commit(
     set: &TriggerSet,
     state: &mut State,
     output: &mut TxnOutput,
 ) -> Result<(), Unresolvable> {
-    let mut resolved: smallvec::SmallVec<[(Key, Value); 4]> =
+    let mut resolved: smallvec::SmallVec<[Value; 4]> =
         smallvec::SmallVec::with_capacity(output.writes.len());
     for (key, write) in &output.writes {
         let value = match write {
             Write::Set(v) => v.clone(),
             Write::Delta(delta) => delta.apply_to(&state.get(*key)).map_err(|_| Unresolvable)?,
         };
-        resolved.push((*key, value));
+        resolved.push(value);
     }
+    fill_coupon_slots(set, &state.pool_cursors, output)?;
+    for ((key, write), value) in output.writes.iter_mut().zip(resolved) {
+        if matches!(write, Write::Delta(_)) {
+            *write = Write::Set(value.clone());
+        }
+        if !state.apply(*key, value) {
+            return Err(Unresolvable);
+        }
+    }
+    output.coupon_slots.clear();
+    Ok(())
+}
+
+/// Writes the deferred coupon codes of `output` into its effects: the `nth` deferred take from
+/// a pool gets the code at `cursors[pool] + nth`, `cursors` being the pool cursors before
+/// this transaction. The slots stay in `output`; nothing is written if a code is missing.
+pub(crate) fn fill_coupon_slots(
+    set: &TriggerSet,
+    cursors: &[u64],
+    output: &mut TxnOutput,
+) -> Result<(), Unresolvable> {
+    let mut codes: smallvec::SmallVec<[Arc<str>; 2]> =
+        smallvec::SmallVec::with_capacity(output.coupon_slots.len());
     for slot in &output.coupon_slots {
-        let pool = &set.pools[usize::from(slot.pool)];
-        let cursor = state.pool_cursors[usize::from(slot.pool)];
-        let code: Arc<str> = pool.code(cursor + slot.nth).ok_or(Unresolvable)?;
+        let pool = set.pools.get(usize::from(slot.pool)).ok_or(Unresolvable)?;
+        let cursor = cursors.get(usize::from(slot.pool)).ok_or(Unresolvable)?;
+        codes.push(pool.code(cursor + slot.nth).ok_or(Unresolvable)?);
+    }
+    for (slot, code) in output.coupon_slots.iter().zip(codes) {
         for target in &slot.targets {
             match target {
                 SlotTarget::CouponEffect(i) => {
@@ -63,11 +90,6 @@ pub fn commit(
                     }
                 }
             }
-        }
-    }
-    for (key, value) in resolved {
-        if !state.apply(key, value) {
-            return Err(Unresolvable);
         }
     }
     Ok(())

@@ -5,13 +5,12 @@
 //! *might* touch, and waits until no earlier transaction holds any of it.
 //!
 //! # Algorithm
-//! 1. **Footprints, statically.** For each event type, `Footprints` walks the
-//!    [`TriggerSet`]: every enabled trigger of the type, and transitively every trigger of
-//!    every type an `emit_event` action may emit (cycles are followed once). The footprint
-//!    is whether the customer's row is touched, plus every counter and every coupon pool that
-//!    any of those triggers may read or write — increment targets, `issue_coupon` pools, and
-//!    `counters.<name>` mentioned in a condition or an argument. A footprint over-approximates:
-//!    a trigger whose condition turns out false still locks what its actions would touch.
+//! 1. **Footprints, statically** ([`super::footprint`]). For each event type: whether the
+//!    customer's row is touched, plus every counter and every coupon pool that any trigger
+//!    of the type or of its possible cascade may read or write — increment targets,
+//!    `issue_coupon` pools, and `counters.<name>` mentioned in a condition or an argument. A
+//!    footprint over-approximates: a trigger whose condition turns out false still locks what
+//!    its actions would touch.
 //! 2. **Lock plan, in serial order (Calvin-style deterministic locking).** Lock keys are
 //!    coarse: one lock per customer row (all its attributes), one per counter, one per pool.
 //!    `LockPlan` gives each transaction, for each of its lock keys, its *turn*: how many
@@ -54,15 +53,16 @@ use std::sync::Arc;
 use crossbeam::channel;
 use crossbeam::utils::Backoff;
 use dashmap::DashMap;
-use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
+use super::footprint::{Footprint, Footprints};
 use super::sequential::InvariantViolation;
 use super::txn::{execute, ExecMode, TxnError, TxnOutput, Write};
 use super::Admitted;
 use crate::customers::Row;
 use crate::expr::{CounterId, EvalError};
 use crate::state::{Key, State, StateView};
-use crate::trigger::{PoolId, StateRef, TriggerSet};
+use crate::trigger::{PoolId, TriggerSet};
 use crate::value::Value;
 
 /// Runs `events` in order against `state` on `threads` workers (at least one) holding
@@ -289,89 +289,6 @@ enum LockKey {
     Pool(PoolId),
 }
 
-/// Every key a transaction of one event type may touch, apart from which customer it is.
-///
-/// Invariant: `counters` and `pools` are sorted and without repeats.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Footprint {
-    /// Some reachable trigger runs, so the customer's row may be read or written.
-    row: bool,
-    counters: Vec<CounterId>,
-    pools: Vec<PoolId>,
-}
-
-impl Footprint {
-    /// Whether a transaction on customer `row` with this footprint holds the lock of `key`.
-    fn covers(&self, row: Row, key: Key) -> bool {
-        match key {
-            Key::Attr { row: r, .. } => self.row && r == row,
-            Key::Counter(c) => self.counters.binary_search(&c).is_ok(),
-            Key::PoolCursor(p) => self.pools.binary_search(&p).is_ok(),
-        }
-    }
-}
-
-/// Footprints by event type, computed on first use.
-struct Footprints<'s> {
-    set: &'s TriggerSet,
-    by_type: FxHashMap<Arc<str>, Arc<Footprint>>,
-}
-
-impl<'s> Footprints<'s> {
-    fn new(set: &'s TriggerSet) -> Self {
-        Footprints {
-            set,
-            by_type: FxHashMap::default(),
-        }
-    }
-
-    /// The footprint of an event of `event_type` and its whole possible cascade.
-    fn of(&mut self, event_type: &Arc<str>) -> Arc<Footprint> {
-        if let Some(f) = self.by_type.get(event_type) {
-            return f.clone();
-        }
-        let mut fp = Footprint::default();
-        let mut seen: FxHashSet<&str> = FxHashSet::default();
-        let mut todo: Vec<&str> = vec![event_type];
-        while let Some(ty) = todo.pop() {
-            if !seen.insert(ty) {
-                continue;
-            }
-            for &ti in self.set.for_event_type(ty) {
-                let trigger = self.set.trigger(ti);
-                fp.row = true;
-                if let Some(cond) = &trigger.condition {
-                    fp.counters.extend(cond.counters_used());
-                }
-                for action in &trigger.actions {
-                    for expr in action.exprs() {
-                        fp.counters.extend(expr.counters_used());
-                    }
-                    // Every action's reads and writes, from its one exhaustive description.
-                    let access = action.access();
-                    for state in access.reads.iter().chain(&access.writes) {
-                        match *state {
-                            StateRef::Attr(_) => fp.row = true,
-                            StateRef::Counter(c) => fp.counters.push(c),
-                            StateRef::PoolCursor(p) => fp.pools.push(p),
-                        }
-                    }
-                    if let Some(event_type) = access.emits {
-                        todo.push(event_type);
-                    }
-                }
-            }
-        }
-        fp.counters.sort_unstable();
-        fp.counters.dedup();
-        fp.pools.sort_unstable();
-        fp.pools.dedup();
-        let fp = Arc::new(fp);
-        self.by_type.insert(event_type.clone(), fp.clone());
-        fp
-    }
-}
-
 /// Which locks each transaction takes, and when it is its turn.
 ///
 /// Invariants: `grants(i)` lists each lock of transaction `i` once, with `turn` = the number
@@ -462,6 +379,7 @@ mod tests {
     use crate::io::events::read_jsonl;
     use crate::outcome::{Effect, TriggerOutcome};
     use crate::value::AttrType;
+    use rustc_hash::FxHashSet;
 
     /// Per committed transaction: input record, writes, effects, outcomes, chained events.
     type Commit = (
@@ -742,6 +660,16 @@ triggers:
         let mut pools = vec![pool("tiny"), pool("big")];
         pools.sort_unstable();
         assert_eq!(order.pools, pools);
+        assert_eq!(
+            order.counters_read,
+            vec![counter("vips")],
+            "read by the chained trigger's feed argument; orders and revenue are blind deltas"
+        );
+        assert_eq!(
+            order.pools_read,
+            vec![pool("tiny")],
+            "the tiny code is stored, the big one only passed through"
+        );
         let visit = fps.of(&Arc::from("visit"));
         assert_eq!(
             visit.counters,
@@ -749,13 +677,13 @@ triggers:
             "read in a condition only"
         );
         assert!(visit.pools.is_empty());
+        assert_eq!(visit.counters_read, vec![counter("orders")]);
         let ping = fps.of(&Arc::from("ping"));
         assert_eq!(
             *ping,
             Footprint {
                 row: true,
-                counters: vec![],
-                pools: vec![]
+                ..Footprint::default()
             },
             "a self-emitting cycle terminates"
         );
@@ -792,7 +720,7 @@ triggers:
         let fp = Footprint {
             row: true,
             counters: vec![0],
-            pools: vec![],
+            ..Footprint::default()
         };
         let mut view = LockedView {
             base: &state,
@@ -835,8 +763,7 @@ triggers:
                 let mut plan = LockPlan::new(&mut Footprints::new(&set), &admitted);
                 plan.footprints[broken] = Arc::new(Footprint {
                     row: true,
-                    counters: vec![],
-                    pools: vec![],
+                    ..Footprint::default()
                 });
                 let mut state = State::new(table.clone(), &set);
                 let mut commits = Vec::new();

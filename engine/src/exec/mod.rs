@@ -4,13 +4,20 @@
 //!   every executor;
 //! - [`delta`]: numeric addition on a key (eager or deferred), defined once;
 //! - [`sequential`]: the reference executor — obviously correct, one event after another.
-//!   Every other executor is tested against it.
+//!   Every other executor is tested against it;
+//! - [`parallel`]: the default executor; runs each block partitioned by customer
+//!   ([`partition`]) when no transaction in it reads shared state, otherwise with Block-STM
+//!   or sequentially;
+//! - [`footprint`]: what a transaction of each event type may read and write, statically;
+//! - [`locking`]: deterministic per-key locking, the pessimistic baseline.
 
 pub(crate) mod commit;
 pub(crate) mod delta;
+pub(crate) mod footprint;
 pub(crate) mod locking;
 pub(crate) mod mvmemory;
 pub mod parallel;
+pub(crate) mod partition;
 pub(crate) mod scheduler;
 pub(crate) mod sequential;
 pub(crate) mod tuner;

@@ -1,6 +1,14 @@
-//! The optimistic parallel executor (Block-STM).
+//! The default parallel executor: partitioned by customer where no conflict is possible,
+//! optimistic (Block-STM) elsewhere.
 //!
-//! Admitted events are cut into blocks. Within a block, worker threads execute transactions
+//! Admitted events are cut into blocks. A block whose transactions only touch their own
+//! customer's row, add blindly to counters and pass coupon codes through (no transaction reads
+//! shared state) runs **partitioned** (see [`super::partition`]): whole customers per worker,
+//! plain reads and writes, deltas and coupon slots resolved in one in-order pass — nothing to
+//! speculate, validate or re-execute. Every other block runs with Block-STM or sequentially,
+//! as follows.
+//!
+//! Within a speculated block, worker threads execute transactions
 //! speculatively and out of order against a [`MvMemory`], record what each read, validate
 //! those reads after lower transactions finish, and re-execute on conflict, as directed by the
 //! [`Scheduler`]. A reader that meets an ESTIMATE waits for that writer (a dependency) instead
@@ -21,6 +29,12 @@
 //! codes from one pool do not conflict (Aptos aggregators / delayed fields).
 //!
 //! ## When it does not run in parallel
+//! - a block is partitioned only with `partition` on (the default), at least two threads (or
+//!   `adaptive` off), when none of its transactions may read a counter or a live pool cursor,
+//!   and — with `adaptive` on — when its customers are spread enough to gain from it (the
+//!   longest customer chain or the even share per thread, whichever is longer, is at most
+//!   1/1.25 of the block). If its deferred writes cannot be resolved (a counter sum
+//!   overflows, a pool runs dry), it is run as below instead, from the state before it;
 //! - with `self_tuning` on (the default), each block speculates or runs sequentially,
 //!   whichever has been measured faster per transaction on this workload, probing the other
 //!   mode now and then (see [`super::tuner`]): on cheap, memory-bound triggers and two cores
@@ -53,6 +67,7 @@ use crossbeam::utils::Backoff;
 
 use super::commit::commit;
 use super::mvmemory::{MvMemory, ReadError, TxnIdx};
+use super::partition::{self, Classifier, Partitioned};
 use super::scheduler::{Incarnation, Scheduler, Task};
 use super::sequential::{self, InvariantViolation};
 use super::tuner::{Mode, Tuner};
@@ -81,6 +96,9 @@ pub struct ParallelConfig {
     /// Choose between speculating and sequential block by block, by measured throughput
     /// (see [`super::tuner`]).
     pub self_tuning: bool,
+    /// Run blocks in which no transaction reads shared state partitioned by customer (see
+    /// [`super::partition`]).
+    pub partition: bool,
 }
 
 impl ParallelConfig {
@@ -93,6 +111,7 @@ impl ParallelConfig {
             min_parallel_block: 8 * threads,
             adaptive: true,
             self_tuning: true,
+            partition: true,
         }
     }
 
@@ -104,6 +123,16 @@ impl ParallelConfig {
             min_parallel_block: 0,
             adaptive: false,
             self_tuning: false,
+            partition: false,
+        }
+    }
+
+    /// Partition every block that can be (even at one thread, even with few customers),
+    /// speculate the others (no fallbacks): for tests of the partitioned path.
+    pub fn always_partitioned(threads: usize, block_size: usize) -> ParallelConfig {
+        ParallelConfig {
+            partition: true,
+            ..ParallelConfig::always_parallel(threads, block_size)
         }
     }
 }
@@ -113,6 +142,11 @@ impl ParallelConfig {
 pub struct ParallelStats {
     /// Blocks executed speculatively.
     pub parallel_blocks: u64,
+    /// Blocks executed partitioned by customer.
+    pub partitioned_blocks: u64,
+    /// Partitioned blocks whose deferred writes could not be resolved, run again as if
+    /// never partitioned (counted there too).
+    pub partition_fallbacks: u64,
     /// Blocks run by the sequential executor (small, contended or fallen back).
     pub sequential_blocks: u64,
     /// Transaction executions, all incarnations, in speculated blocks (including blocks given
@@ -126,9 +160,11 @@ pub struct ParallelStats {
     pub dependency_waits: u64,
     /// Transactions re-executed eagerly by the committer.
     pub commit_reexecutions: u64,
-    /// Wall time spent speculating (all workers busy), in microseconds.
+    /// Wall time spent speculating or executing partitioned blocks (all workers busy), in
+    /// microseconds.
     pub speculate_us: u64,
-    /// Wall time spent committing in order (one thread), in microseconds.
+    /// Wall time spent committing in order (one thread; for partitioned blocks, the in-order
+    /// pass and applying the block), in microseconds.
     pub commit_us: u64,
 }
 
@@ -136,6 +172,8 @@ impl ParallelStats {
     /// Adds `other`'s counts to these (the stats of a stream are the sum of its batches').
     pub fn add(&mut self, other: &ParallelStats) {
         self.parallel_blocks += other.parallel_blocks;
+        self.partitioned_blocks += other.partitioned_blocks;
+        self.partition_fallbacks += other.partition_fallbacks;
         self.sequential_blocks += other.sequential_blocks;
         self.executions += other.executions;
         self.validations += other.validations;
@@ -166,13 +204,31 @@ struct Learnt {
     backoff: usize,
 }
 
-/// Runs `events` in order with Block-STM, calling `on_commit` in serial order.
+/// Runs `events` in order (partitioned, with Block-STM or sequentially, block by block),
+/// calling `on_commit` in serial order.
+///
+/// On an error, `on_commit` has seen exactly the transactions the sequential executor would
+/// have committed before the failing one.
 pub(crate) fn run(
     set: &TriggerSet,
     state: &mut State,
     events: &[Admitted<'_>],
     config: ParallelConfig,
     workers: &Workers,
+    on_commit: impl FnMut(&Admitted<'_>, TxnOutput),
+) -> Result<ParallelStats, InvariantViolation> {
+    let classifier = Classifier::new(set);
+    run_classified(set, state, events, config, workers, classifier, on_commit)
+}
+
+/// [`run`] with a given classifier (tests use one that is wrong on purpose).
+pub(super) fn run_classified(
+    set: &TriggerSet,
+    state: &mut State,
+    events: &[Admitted<'_>],
+    config: ParallelConfig,
+    workers: &Workers,
+    mut classifier: Classifier<'_>,
     mut on_commit: impl FnMut(&Admitted<'_>, TxnOutput),
 ) -> Result<ParallelStats, InvariantViolation> {
     let schema = state.customers.schema().clone();
@@ -195,6 +251,54 @@ pub(crate) fn run(
     // so reporting overlaps with speculation instead of extending the serial commit.
     let mut outbox = Outbox::default();
     for block in events.chunks(config.block_size.max(1)) {
+        let partition = config.partition
+            && block.len() >= config.min_parallel_block
+            && !(config.threads <= 1 && config.adaptive);
+        let plan = partition
+            .then(|| {
+                partition::plan(
+                    &mut classifier,
+                    set,
+                    state,
+                    block,
+                    config.threads,
+                    config.adaptive,
+                )
+            })
+            .flatten();
+        if let Some(plan) = plan {
+            let helpers = workers
+                .helpers
+                .get_or_init(|| Helpers::start(set, config.threads));
+            let started = std::time::Instant::now();
+            let pending = std::mem::take(&mut outbox);
+            let ran =
+                partition::run_block(set, &schema, state, block, &plan, helpers.as_ref(), || {
+                    pending.deliver(&mut on_commit)
+                });
+            let elapsed = started.elapsed();
+            match ran {
+                Partitioned::Done { outputs, in_order } => {
+                    stats.partitioned_blocks += 1;
+                    stats.speculate_us += elapsed.saturating_sub(in_order).as_micros() as u64;
+                    stats.commit_us += in_order.as_micros() as u64;
+                    outbox = Outbox {
+                        events: block,
+                        outputs,
+                    };
+                    continue;
+                }
+                Partitioned::Abandoned => {
+                    stats.partition_fallbacks += 1;
+                    stats.speculate_us += elapsed.as_micros() as u64;
+                }
+                Partitioned::Failed { at, error } => {
+                    // Commit exactly the transactions before the failing one, then report.
+                    sequential::run(set, state, &block[..at.min(block.len())], &mut on_commit)?;
+                    return Err(error);
+                }
+            }
+        }
         let forced_sequential = config.threads <= 1 && config.adaptive
             || block.len() < config.min_parallel_block
             || sequential_left > 0;
@@ -272,12 +376,50 @@ pub(crate) fn run(
 /// so Polars' and the embedder's Rayon work never interleave with speculation (nested waits
 /// there are how pools deadlock). Each helper executes with its own copy of the trigger
 /// names (see [`TriggerSet::with_fresh_names`]).
-struct Helpers {
+pub(crate) struct Helpers {
     pool: rayon::ThreadPool,
     sets: Vec<TriggerSet>,
 }
 
 impl Helpers {
+    /// Runs `side` on a helper while the calling thread runs `main`; returns `main`'s result
+    /// when both are done.
+    pub(crate) fn alongside<R>(&self, side: impl FnOnce() + Send, main: impl FnOnce() -> R) -> R {
+        self.pool.in_place_scope(|scope| {
+            scope.spawn(move |_| side());
+            main()
+        })
+    }
+
+    /// Runs `work` once on every helper (each with its own copy of the trigger set) and once
+    /// on the calling thread, after `meanwhile`; returns their results, the calling thread's
+    /// last. Returns when all are done.
+    pub(crate) fn broadcast<R: Send>(
+        &self,
+        set: &TriggerSet,
+        work: impl Fn(&TriggerSet) -> R + Sync,
+        meanwhile: impl FnOnce(),
+    ) -> Vec<R> {
+        let slots: Vec<Mutex<Option<R>>> = self.sets.iter().map(|_| Mutex::new(None)).collect();
+        let mine = self.pool.in_place_scope(|scope| {
+            for (worker_set, slot) in self.sets.iter().zip(&slots) {
+                let work = &work;
+                scope.spawn(move |_| {
+                    let result = work(worker_set);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                });
+            }
+            meanwhile();
+            work(set)
+        });
+        let mut results: Vec<R> = slots
+            .into_iter()
+            .filter_map(|slot| slot.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        results.push(mine);
+        results
+    }
+
     /// `None` when `threads` is 1 or no thread could be started (then the calling thread
     /// speculates alone, which is still correct).
     fn start(set: &TriggerSet, threads: usize) -> Option<Helpers> {
