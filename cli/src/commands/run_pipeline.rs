@@ -29,6 +29,7 @@
 
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use fusebox_engine::event::EventRecord;
@@ -145,8 +146,16 @@ pub fn stream(
         let writer = scope.spawn(move || write(out_rx, files));
 
         let mut sink = StreamSink::new(triggers);
+        // Where the executing stage waited: for the reader (input-bound) and for the writer
+        // (output-bound); with `-v`, the run logs both.
+        let (mut waited_input, mut waited_output) = (Duration::ZERO, Duration::ZERO);
         let executed = (|| -> Result<(), Failure> {
-            for item in chunk_rx {
+            loop {
+                let asked = Instant::now();
+                let Ok(item) = chunk_rx.recv() else {
+                    return Ok(());
+                };
+                waited_input += asked.elapsed();
                 let (chunk, progress) = item.map_err(|e| Failure::Input(e.into()))?;
                 on_read(progress, chunk.len());
                 let base = session.position();
@@ -155,13 +164,19 @@ pub fn stream(
                     .map_err(|e| Failure::Runtime(e.into()))?;
                 let written = sink.take(&chunk, base).map_err(Failure::Runtime)?;
                 drop(chunk);
+                let sent = Instant::now();
                 if out_tx.send(ToWriter::Chunk(written)).is_err() {
                     // The writer failed: its error is reported below.
                     return Ok(());
                 }
+                waited_output += sent.elapsed();
             }
-            Ok(())
         })();
+        tracing::info!(
+            waited_for_input_ms = waited_input.as_millis() as u64,
+            waited_for_writer_ms = waited_output.as_millis() as u64,
+            "stream pipeline"
+        );
         let finished = executed.and_then(|()| {
             let summary = session
                 .finish(&mut sink)
