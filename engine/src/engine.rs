@@ -672,7 +672,7 @@ impl Session<'_> {
                 outcomes[i] = Some(reject(RejectKind::Malformed, msg));
                 continue;
             }
-            if let Some(first) = self.seen.first_line(&event.id) {
+            if let Some(first) = self.seen.first_line_or_insert(&event.id, record.line) {
                 outcomes[i] = Some(reject(
                     RejectKind::DuplicateEventId,
                     format!(
@@ -682,7 +682,6 @@ impl Session<'_> {
                 ));
                 continue;
             }
-            self.seen.insert(&event.id, record.line);
             if !self.engine.triggers.is_known_event_type(&event.event_type) {
                 outcomes[i] = Some(reject(
                     RejectKind::UnknownEventType,

@@ -18,9 +18,11 @@
 //! tables by hash, so growing doubles one small table at a time instead of the whole set
 //! (no transient 1.5× peak at the resize of a large table).
 //!
-//! Invariant: `first_line(id)` is `Some(line)` if and only if `insert(id, line)` was called
-//! before for the same bytes, and `line` is that first call's line.
+//! Invariant: `first_line(id)` (and `first_line_or_insert(id, _)`) is `Some(line)` if and
+//! only if `first_line_or_insert` was called before with the same bytes, and `line` is that
+//! first call's line.
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::Hasher;
@@ -104,12 +106,8 @@ impl SeenIds {
         self.len
     }
 
-    /// The bytes of the id a slot holds.
-    fn bytes_of<'a>(&'a self, slot: &'a Slot) -> &'a [u8] {
-        bytes_of(&self.arena, slot)
-    }
-
-    /// The line `id` was first seen at, if it was.
+    /// The line `id` was first seen at, if it was (without recording it).
+    #[cfg(test)]
     pub fn first_line(&self, id: &str) -> Option<u64> {
         let bytes = id.as_bytes();
         let hash = hash_bytes(bytes);
@@ -127,26 +125,50 @@ impl SeenIds {
             })?
         };
         Some(match slot.line {
-            FAR_LINE => self.far_lines.get(self.bytes_of(slot)).copied()?,
+            FAR_LINE => self.far_lines.get(bytes).copied()?,
             line => u64::from(line),
         })
     }
 
-    /// Records `id` as first seen at `line`. The caller checked it was not seen before.
-    pub fn insert(&mut self, id: &str, line: u64) {
+    /// The line `id` was first seen at if it was; otherwise records it as first seen at
+    /// `line` and returns `None`. One hash and one probe either way (admission calls this
+    /// once per input event).
+    pub fn first_line_or_insert(&mut self, id: &str, line: u64) -> Option<u64> {
         let bytes = id.as_bytes();
         let hash = hash_bytes(bytes);
-        let key = if bytes.len() <= INLINE_MAX {
-            inline_key(bytes)
-        } else {
-            let offset = self.arena.len() as u64;
-            self.arena.extend_from_slice(bytes);
-            let mut key = [0u8; 16];
-            key[..6].copy_from_slice(&offset.to_le_bytes()[..6]);
-            key[6..10].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-            key[10..14].copy_from_slice(&(hash as u32).to_le_bytes());
-            key[15] = 0x80;
-            key
+        let inline = (bytes.len() <= INLINE_MAX).then(|| inline_key(bytes));
+        let arena = &self.arena;
+        let eq = |s: &Slot| match &inline {
+            Some(key) => s.key == *key,
+            None => {
+                is_long(&s.key) && {
+                    let (_, len, h) = long_parts(&s.key);
+                    len == bytes.len() && h == hash as u32 && bytes_of(arena, s) == bytes
+                }
+            }
+        };
+        let entry = self.shards[shard_of(hash)].entry(hash, eq, |s| hash_bytes(bytes_of(arena, s)));
+        let vacant = match entry {
+            Entry::Occupied(found) => {
+                return Some(match found.get().line {
+                    FAR_LINE => self.far_lines.get(bytes).copied().unwrap_or(u64::MAX),
+                    line => u64::from(line),
+                })
+            }
+            Entry::Vacant(vacant) => vacant,
+        };
+        let key = match inline {
+            Some(key) => key,
+            None => {
+                let offset = self.arena.len() as u64;
+                self.arena.extend_from_slice(bytes);
+                let mut key = [0u8; 16];
+                key[..6].copy_from_slice(&offset.to_le_bytes()[..6]);
+                key[6..10].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
+                key[10..14].copy_from_slice(&(hash as u32).to_le_bytes());
+                key[15] = 0x80;
+                key
+            }
         };
         let line = match u32::try_from(line) {
             Ok(l) if l != FAR_LINE => l,
@@ -155,10 +177,9 @@ impl SeenIds {
                 FAR_LINE
             }
         };
-        let arena = &self.arena;
-        self.shards[shard_of(hash)]
-            .insert_unique(hash, Slot { key, line }, |s| hash_bytes(bytes_of(arena, s)));
+        vacant.insert(Slot { key, line });
         self.len += 1;
+        None
     }
 }
 
@@ -194,7 +215,12 @@ mod tests {
         ];
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(seen.first_line(id), None, "{id:?}");
-            seen.insert(id, i as u64 + 1);
+            assert_eq!(seen.first_line_or_insert(id, i as u64 + 1), None, "{id:?}");
+            assert_eq!(
+                seen.first_line_or_insert(id, 99),
+                Some(i as u64 + 1),
+                "{id:?}"
+            );
         }
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(seen.first_line(id), Some(i as u64 + 1), "{id:?}");
@@ -203,11 +229,17 @@ mod tests {
         for other in ["ev-0000000", "ev-000000010", "a\0", "x".repeat(39).as_str()] {
             assert_eq!(seen.first_line(other), None, "{other:?}");
         }
-        seen.insert("far", u64::from(u32::MAX) + 7);
-        assert_eq!(seen.first_line("far"), Some(u64::from(u32::MAX) + 7));
-        seen.insert("edge", u64::from(u32::MAX));
-        assert_eq!(seen.first_line("edge"), Some(u64::from(u32::MAX)));
-        assert_eq!(seen.len(), ids.len() + 2);
+        let far = "far, and longer than fifteen bytes";
+        for (id, line) in [
+            ("far", u64::from(u32::MAX) + 7),
+            ("edge", u64::from(u32::MAX)),
+            (far, u64::MAX),
+        ] {
+            assert_eq!(seen.first_line_or_insert(id, line), None);
+            assert_eq!(seen.first_line(id), Some(line));
+            assert_eq!(seen.first_line_or_insert(id, 1), Some(line));
+        }
+        assert_eq!(seen.len(), ids.len() + 3);
     }
 
     proptest! {
@@ -221,10 +253,11 @@ mod tests {
             let mut reference: std::collections::HashMap<String, u64> = Default::default();
             for (line, id) in ids.iter().enumerate() {
                 prop_assert_eq!(seen.first_line(id), reference.get(id).copied());
-                if !reference.contains_key(id) {
-                    seen.insert(id, line as u64);
-                    reference.insert(id.clone(), line as u64);
-                }
+                prop_assert_eq!(
+                    seen.first_line_or_insert(id, line as u64),
+                    reference.get(id).copied()
+                );
+                reference.entry(id.clone()).or_insert(line as u64);
             }
             for id in ids.iter().chain(&probes) {
                 prop_assert_eq!(seen.first_line(id), reference.get(id).copied());
