@@ -6,6 +6,8 @@
 //! this order:
 //! - `fusebox run --threads 1` and `--threads 2` (the default parallel executor),
 //! - `fusebox run --executor sequential`,
+//! - `taskset -c 0 fusebox run --threads 1`: the whole process on one core (skipped without
+//!   `taskset`), since reading and writing overlap execution on threads of their own,
 //! - the **floor**: read the same events file and parse every line into a `serde_json::Value`
 //!   on a Rayon pool of 2 threads (in this process; nothing else).
 //!
@@ -123,8 +125,20 @@ fn gen(bin: &Path, dir: &Path, customers: u64, events: u64) -> PathBuf {
 }
 
 fn run(bin: &Path, input: &Path, out: &Path, extra: &[&str]) -> Child {
+    run_on(bin, input, out, extra, None)
+}
+
+/// [`run`], pinned to the given CPUs (`taskset -c`) when `cpus` is set.
+fn run_on(bin: &Path, input: &Path, out: &Path, extra: &[&str], cpus: Option<&str>) -> Child {
     let _ = std::fs::remove_dir_all(out);
-    let mut cmd = Command::new(bin);
+    let mut cmd = match cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus]).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.arg("run")
         .arg("--customers")
         .arg(input.join("customers.parquet"))
@@ -176,17 +190,39 @@ fn main() {
         .build()
         .expect("pool");
 
-    let variants: [(&str, &[&str]); 3] = [
-        ("`--threads 1`", &["--threads", "1"]),
-        ("`--threads 2` (default executor)", &["--threads", "2"]),
-        ("`--executor sequential`", &["--executor", "sequential"]),
+    // `--threads` sets the executor's workers; reading and writing overlap execution on
+    // threads of their own, so `--threads 1` still uses more than one core. The last
+    // variant pins the whole process to one core: the one-core baseline.
+    let pinned = Command::new("taskset")
+        .args(["-c", "0", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut variants: Vec<(&str, &[&str], Option<&str>)> = vec![
+        ("`--threads 1`", &["--threads", "1"], None),
+        (
+            "`--threads 2` (default executor)",
+            &["--threads", "2"],
+            None,
+        ),
+        (
+            "`--executor sequential`",
+            &["--executor", "sequential"],
+            None,
+        ),
     ];
+    if pinned {
+        variants.push((
+            "`--threads 1` on one core (`taskset -c 0`)",
+            &["--threads", "1"],
+            Some("0"),
+        ));
+    }
     let mut runs: Vec<Vec<Child>> = variants.iter().map(|_| Vec::new()).collect();
     let mut floors = Vec::new();
     let cpu = CpuMeter::start();
     for _ in 0..reps {
-        for (i, (_, extra)) in variants.iter().enumerate() {
-            runs[i].push(run(&bin, &input, &out, extra));
+        for (i, (_, extra, cpus)) in variants.iter().enumerate() {
+            runs[i].push(run_on(&bin, &input, &out, extra, *cpus));
         }
         floors.push(floor(&pool, &input.join("events.jsonl")));
     }
@@ -197,7 +233,7 @@ fn main() {
     println!("| command | wall s | execute ms | peak RSS MB | ÷ floor (wall) |");
     println!("|---|---|---|---|---|");
     let mut walls = Vec::new();
-    for ((name, _), children) in variants.iter().zip(&runs) {
+    for ((name, _, _), children) in variants.iter().zip(&runs) {
         let wall = median(children.iter().map(|c| c.wall).collect());
         let exec = median(children.iter().map(|c| execute_ms(&c.stdout)).collect());
         let rss = median(children.iter().map(|c| c.rss_kb).collect());
@@ -209,8 +245,14 @@ fn main() {
         );
     }
     println!("| floor: read + serde_json::Value per line, 2 threads | {floor_s:.2} | | | 1.00 |");
+    if pinned {
+        println!(
+            "\ntwo cores (`--threads 2`) ÷ one core (`taskset -c 0 … --threads 1`) speed-up (wall): **{:.2}×**",
+            walls[3] / walls[1]
+        );
+    }
     println!(
-        "\nthreads 2 ÷ threads 1 speed-up (wall): **{:.2}×**; all walls: t1 {:?}, t2 {:?}, floor {:?}",
+        "threads 2 ÷ threads 1 speed-up (wall): **{:.2}×**; all walls: t1 {:?}, t2 {:?}, floor {:?}",
         walls[0] / walls[1],
         runs[0].iter().map(|c| (c.wall * 100.0).round() / 100.0).collect::<Vec<_>>(),
         runs[1].iter().map(|c| (c.wall * 100.0).round() / 100.0).collect::<Vec<_>>(),
