@@ -373,41 +373,13 @@ impl StateView for LockedView<'_> {
 mod tests {
     use super::*;
     use crate::config::compile_triggers;
-    use crate::customers::{Column, CustomerTable, Schema};
+    use crate::customers::CustomerTable;
     use crate::event::Event;
-    use crate::exec::sequential;
+    use crate::exec::test_support::{
+        admitted, commit_of, customers, observed, sequential, Observed,
+    };
     use crate::io::events::read_jsonl;
-    use crate::outcome::{Effect, TriggerOutcome};
-    use crate::value::AttrType;
     use rustc_hash::FxHashSet;
-
-    /// Per committed transaction: input record, writes, effects, outcomes, chained events.
-    type Commit = (
-        usize,
-        Vec<(Key, Write)>,
-        Vec<Effect>,
-        Vec<TriggerOutcome>,
-        u64,
-    );
-
-    fn commit_of(a: &Admitted<'_>, out: TxnOutput) -> Commit {
-        (
-            a.record,
-            out.writes,
-            out.effects,
-            out.triggers,
-            out.chained_events,
-        )
-    }
-
-    /// Everything an executor produced that must not depend on the executor.
-    #[derive(Debug, PartialEq)]
-    struct Observed {
-        commits: Vec<Commit>,
-        columns: Vec<Column>,
-        counters: Vec<Value>,
-        pool_cursors: Vec<u64>,
-    }
 
     const TRIGGERS: &str = r#"
 pools:
@@ -469,30 +441,6 @@ triggers:
       - emit_event: { type: ping }
 "#;
 
-    fn customers(n: u64) -> CustomerTable {
-        let schema = Schema::new([
-            ("points".to_string(), AttrType::Int),
-            ("tier".to_string(), AttrType::String),
-            ("spent".to_string(), AttrType::Float),
-            ("last_coupon".to_string(), AttrType::String),
-        ])
-        .unwrap();
-        let n_us = n as usize;
-        CustomerTable::new(
-            schema,
-            (1..=n).collect(),
-            vec![
-                Column::Int(vec![Some(0); n_us]),
-                Column::String(vec![None; n_us]),
-                Column::Float(vec![None; n_us]),
-                Column::String(vec![None; n_us]),
-            ],
-        )
-        .unwrap()
-    }
-
-    /// A deterministic pseudo-random workload of `n` events over `customers` customers:
-    /// orders (some without `total`, so conditions fail), visits and ping cascades.
     fn workload(seed: u64, n: usize, customers: u64) -> Vec<Event> {
         let mut x = seed
             .wrapping_mul(6364136223846793005)
@@ -524,21 +472,6 @@ triggers:
             .collect()
     }
 
-    fn admitted<'e>(table: &CustomerTable, events: &'e [Event]) -> Vec<Admitted<'e>> {
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, event)| Admitted {
-                record: i,
-                line: i as u64 + 1,
-                event,
-                row: table.row_of(event.customer_id).unwrap(),
-                memberships: crate::expr::segments::MembershipSnapshot::empty(),
-                participation: &[],
-            })
-            .collect()
-    }
-
     fn observe(
         set: &TriggerSet,
         table: &CustomerTable,
@@ -557,18 +490,7 @@ triggers:
             commits.push(commit_of(a, out))
         })
         .unwrap();
-        Observed {
-            commits,
-            columns: state.customers.columns().to_vec(),
-            counters: state.counters,
-            pool_cursors: state.pool_cursors,
-        }
-    }
-
-    fn sequential(set: &TriggerSet, table: &CustomerTable, events: &[Event]) -> Observed {
-        observe(set, table, events, |set, state, admitted, on_commit| {
-            sequential::run(set, state, admitted, on_commit)
-        })
+        observed(commits, state)
     }
 
     fn locking(

@@ -24,6 +24,8 @@ pub(crate) mod tuner;
 pub(crate) mod txn;
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use crate::customers::Row;

@@ -654,31 +654,14 @@ impl StateView for RowView<'_> {
 mod tests {
     use super::*;
     use crate::config::compile_triggers;
-    use crate::customers::{Column, CustomerTable};
+    use crate::customers::CustomerTable;
     use crate::event::Event;
+    use crate::exec::parallel;
     use crate::exec::parallel::{ParallelConfig, ParallelStats, Workers};
-    use crate::exec::{parallel, sequential};
+    use crate::exec::test_support::{
+        admitted, commit_of, customers, observed, sequential, Observed,
+    };
     use crate::io::events::read_jsonl;
-    use crate::outcome::{Effect, TriggerOutcome};
-    use crate::value::AttrType;
-
-    /// Per committed transaction: input record, writes, effects, outcomes, chained events.
-    type Commit = (
-        usize,
-        Vec<(Key, Write)>,
-        Vec<Effect>,
-        Vec<TriggerOutcome>,
-        u64,
-    );
-
-    /// Everything an executor produced that must not depend on the executor.
-    #[derive(Debug, PartialEq)]
-    struct Observed {
-        commits: Vec<Commit>,
-        columns: Vec<Column>,
-        counters: Vec<Value>,
-        pool_cursors: Vec<u64>,
-    }
 
     /// `order`, `ping` and `vip` (chained) are partitionable: own row, blind counter
     /// increments, pass-through coupons (`tiny` runs dry under deferred takes). `visit` reads
@@ -749,28 +732,6 @@ triggers:
       - issue_coupon: { pool: tiny, store_in: last_coupon }
 "#;
 
-    fn customers(n: u64) -> CustomerTable {
-        let schema = Schema::new([
-            ("points".to_string(), AttrType::Int),
-            ("tier".to_string(), AttrType::String),
-            ("spent".to_string(), AttrType::Float),
-            ("last_coupon".to_string(), AttrType::String),
-        ])
-        .unwrap();
-        let n_us = n as usize;
-        CustomerTable::new(
-            schema,
-            (1..=n).collect(),
-            vec![
-                Column::Int(vec![Some(0); n_us]),
-                Column::String(vec![None; n_us]),
-                Column::Float(vec![None; n_us]),
-                Column::String(vec![None; n_us]),
-            ],
-        )
-        .unwrap()
-    }
-
     /// `n` pseudo-random events over `customers` customers; `shared` in 0..=10 is how often
     /// (in tenths) an event is of a type that reads shared state.
     fn workload(seed: u64, n: usize, customers: u64, shared: u64) -> Vec<Event> {
@@ -810,21 +771,6 @@ triggers:
             .collect()
     }
 
-    fn admitted<'e>(table: &CustomerTable, events: &'e [Event]) -> Vec<Admitted<'e>> {
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, event)| Admitted {
-                record: i,
-                line: i as u64 + 1,
-                event,
-                row: table.row_of(event.customer_id).unwrap(),
-                memberships: crate::expr::segments::MembershipSnapshot::empty(),
-                participation: &[],
-            })
-            .collect()
-    }
-
     fn fixture(customers_n: u64) -> (TriggerSet, CustomerTable) {
         let table = customers(customers_n);
         let set = compile_triggers(TRIGGERS, "t.yaml", Some(table.schema()))
@@ -855,36 +801,6 @@ triggers:
             |a, out| commits.push(commit_of(a, out)),
         );
         (observed(commits, state), result)
-    }
-
-    fn commit_of(a: &Admitted<'_>, out: TxnOutput) -> Commit {
-        (
-            a.record,
-            out.writes,
-            out.effects,
-            out.triggers,
-            out.chained_events,
-        )
-    }
-
-    fn observed(commits: Vec<Commit>, state: State) -> Observed {
-        Observed {
-            commits,
-            columns: state.customers.columns().to_vec(),
-            counters: state.counters,
-            pool_cursors: state.pool_cursors,
-        }
-    }
-
-    fn sequential(set: &TriggerSet, table: &CustomerTable, events: &[Event]) -> Observed {
-        let mut state = State::new(table.clone(), set);
-        let admitted = admitted(table, events);
-        let mut commits = Vec::new();
-        sequential::run(set, &mut state, &admitted, |a, out| {
-            commits.push(commit_of(a, out))
-        })
-        .unwrap();
-        observed(commits, state)
     }
 
     #[test]

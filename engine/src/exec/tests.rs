@@ -1,34 +1,12 @@
 //! Behaviour of the reference executor (trigger semantics).
 
 use crate::config::compile_triggers;
-use crate::customers::{Column, CustomerTable, Schema};
 use crate::engine::{BatchResult, Engine, RunOptions};
+use crate::exec::test_support::customers;
 use crate::io::events::read_jsonl;
 use crate::outcome::{AbortReason, EffectKind, RecordStatus, RejectKind, TriggerResult};
 use crate::state::State;
-use crate::value::{AttrType, Value};
-
-fn customers(n: u64) -> CustomerTable {
-    let schema = Schema::new([
-        ("points".to_string(), AttrType::Int),
-        ("tier".to_string(), AttrType::String),
-        ("spent".to_string(), AttrType::Float),
-        ("last_coupon".to_string(), AttrType::String),
-    ])
-    .unwrap();
-    let n_us = n as usize;
-    CustomerTable::new(
-        schema,
-        (1..=n).collect(),
-        vec![
-            Column::Int(vec![Some(0); n_us]),
-            Column::String(vec![None; n_us]),
-            Column::Float(vec![None; n_us]),
-            Column::String(vec![None; n_us]),
-        ],
-    )
-    .unwrap()
-}
+use crate::value::Value;
 
 fn run(triggers: &str, events: &str) -> (BatchResult, State) {
     let table = customers(3);
