@@ -20,6 +20,8 @@
 //! `cargo bench --bench run_e2e` (env: RUN_EVENTS, RUN_CUSTOMERS, RUN_REPS, RUN_BIG_EVENTS,
 //! RUN_DATA to keep generated inputs in a directory between runs).
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/machine.rs"]
 #[allow(dead_code)]
 mod machine;
@@ -30,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use cli::{fusebox_binary, run_args};
 use machine::CpuMeter;
 use rayon::prelude::*;
 use stats::median;
@@ -39,11 +42,6 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn fusebox_binary() -> Option<PathBuf> {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/fusebox");
-    bin.exists().then_some(bin)
 }
 
 /// One finished child: wall seconds, peak RSS in kB, stdout.
@@ -139,16 +137,7 @@ fn run_on(bin: &Path, input: &Path, out: &Path, extra: &[&str], cpus: Option<&st
         }
         None => Command::new(bin),
     };
-    cmd.arg("run")
-        .arg("--customers")
-        .arg(input.join("customers.parquet"))
-        .arg("--events")
-        .arg(input.join("events.jsonl"))
-        .arg("--triggers")
-        .arg(input.join("triggers.yaml"))
-        .arg("--out")
-        .arg(out)
-        .args(extra);
+    run_args(&mut cmd, input, out).args(extra);
     let child = measure(&mut cmd);
     let _ = std::fs::remove_dir_all(out);
     child

@@ -57,6 +57,10 @@ use stats::median;
 #[allow(dead_code)]
 mod machine;
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{fusebox_binary, run_args};
+
 #[path = "common/open_loop.rs"]
 #[allow(dead_code)] // `from_schedule` is only read by `live`.
 mod open_loop;
@@ -292,11 +296,6 @@ fn live_section(rt: &tokio::runtime::Runtime, reps: usize) {
     cpu.report("the live section");
 }
 
-fn fusebox_binary() -> Option<std::path::PathBuf> {
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/fusebox");
-    bin.exists().then_some(bin)
-}
-
 fn batch_section(reps: usize) {
     let Some(bin) = fusebox_binary() else {
         println!("\n(batch section skipped: build target/release/fusebox first)");
@@ -327,17 +326,14 @@ fn batch_section(reps: usize) {
     let (plain, runaway) = (gen("plain", false), gen("runaway", true));
     let run = |input: &std::path::Path, out: &str| {
         let t = Instant::now();
-        let o = std::process::Command::new(&bin)
-            .args(["run", "--quiet", "--customers"])
-            .arg(input.join("customers.parquet"))
-            .arg("--events")
-            .arg(input.join("events.jsonl"))
-            .arg("--triggers")
-            .arg(input.join("triggers.yaml"))
-            .arg("--out")
-            .arg(dir.path().join(out))
-            .output()
-            .expect("run");
+        let o = run_args(
+            &mut std::process::Command::new(&bin),
+            input,
+            &dir.path().join(out),
+        )
+        .arg("--quiet")
+        .output()
+        .expect("run");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         t.elapsed().as_secs_f64()
     };
