@@ -42,7 +42,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::io::events::EventIoError;
+use crate::io::events::{EventIoError, Format};
 use crate::value::Value;
 
 pub use props::{PropertyColumn, PropertyValue};
@@ -134,12 +134,8 @@ pub fn read_event_columns(
     path: &Path,
     selection: &PropertySelection,
 ) -> Result<EventColumns, EventIoError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase());
-    let columns = match ext.as_deref() {
-        Some("jsonl" | "ndjson" | "json") => {
+    let columns = match Format::of(path)? {
+        Format::Jsonl => {
             let open_error = |error| EventIoError::Open {
                 path: path.to_path_buf(),
                 error,
@@ -147,12 +143,7 @@ pub fn read_event_columns(
             let file = File::open(path).map_err(open_error)?;
             jsonl::read(file, selection).map_err(open_error)?
         }
-        Some("parquet") => parquet::read(path, selection)?,
-        _ => {
-            return Err(EventIoError::UnknownFormat {
-                path: path.to_path_buf(),
-            })
-        }
+        Format::Parquet => parquet::read(path, selection)?,
     };
     if columns.is_empty() && columns.rejected.is_empty() {
         return Err(EventIoError::Empty {
