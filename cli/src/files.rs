@@ -197,6 +197,35 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n");
     }
 
+    /// What a streamed run relies on: line by line gives `write_jsonl`'s bytes, and a file
+    /// dropped before `commit` (the stream failed) leaves the old file and no temporary one.
+    #[test]
+    fn a_jsonl_file_writes_write_jsonls_bytes_and_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (whole, streamed) = (dir.path().join("whole.jsonl"), dir.path().join("s.jsonl"));
+        let items = [serde_json::json!({"a": "é\n"}), serde_json::json!([1, 2.5])];
+        write_jsonl(&whole, &items).unwrap();
+        let mut file = JsonlFile::create(&streamed).unwrap();
+        file.item(&items[0]).unwrap();
+        file.line(&serde_json::to_string(&items[1]).unwrap())
+            .unwrap();
+        file.commit().unwrap();
+        assert_eq!(
+            std::fs::read(&whole).unwrap(),
+            std::fs::read(&streamed).unwrap()
+        );
+
+        let mut failed = JsonlFile::create(&streamed).unwrap();
+        failed.item(&items[0]).unwrap();
+        drop(failed);
+        assert_eq!(
+            std::fs::read(&whole).unwrap(),
+            std::fs::read(&streamed).unwrap()
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "the temporary file is removed");
+    }
+
     #[test]
     fn a_byte_order_mark_is_skipped() {
         let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use fusebox_engine::io::events::read_jsonl;
 use fusebox_engine::outcome::{RecordStatus, TriggerResult};
 use fusebox_engine::state::State;
 use fusebox_engine::value::AttrType;
-use fusebox_engine::{BatchCollector, Engine, ExecutorKind, RecordResult, RunOptions};
+use fusebox_engine::{BatchCollector, Engine, ExecutorKind, RecordResult, RunOptions, StreamTally};
 use proptest::prelude::*;
 
 const TRIGGERS: &str = r#"
@@ -177,6 +177,39 @@ fn run_batch_equals_the_collector_over_a_session() {
     assert_eq!(batch.outcomes, streamed.outcomes);
     assert_eq!(batch.effects, streamed.effects);
     assert_eq!(batch.report, streamed.report);
+}
+
+/// A streamed run keeps no outcomes: its [`StreamTally`], fed result by result over chunks,
+/// gives the report and the health a whole batch gives (`fusebox run` writes both).
+#[test]
+fn a_stream_tally_equals_the_batch_report_and_health() {
+    let records = records(200);
+    let (engine, customers) = engine(ExecutorKind::parallel(2));
+    let mut a = State::new(customers.clone(), engine.triggers());
+    let batch = engine
+        .run_batch(&mut a, &records, &RunOptions::default())
+        .unwrap();
+    let mut b = State::new(customers, engine.triggers());
+    let options = RunOptions::default();
+    let mut tally = StreamTally::new(engine.triggers());
+    let mut session = engine.session(&mut b, &options).unwrap();
+    for chunk in records.chunks(37) {
+        session
+            .push(chunk, &mut |r: RecordResult| tally.record(&r))
+            .unwrap();
+    }
+    let summary = session
+        .finish(&mut |r: RecordResult| tally.record(&r))
+        .unwrap();
+    let totals = tally.finish(summary);
+    assert_eq!(totals.report, batch.report);
+    let health = fusebox_engine::health::assess(&batch);
+    assert_eq!(totals.health, health);
+    assert_eq!(
+        health.health, "degraded",
+        "the records include rejected ones"
+    );
+    assert_eq!(totals.held, batch.held.len() as u64);
 }
 
 const SEGMENT_TRIGGERS: &str = r#"
