@@ -172,6 +172,17 @@ fn table(n: u64) -> CustomerTable {
     .unwrap()
 }
 
+impl Workload {
+    /// Runs the workload (its triggers must compile) as one batch on `executor`.
+    fn run(&self, executor: ExecutorKind) -> BatchResult {
+        let customers = table(self.customers);
+        let set = compile_triggers(&self.triggers, "t.yaml", Some(customers.schema())).unwrap();
+        let engine = Engine::new(set).unwrap();
+        let records = read_jsonl(self.events.as_bytes()).unwrap();
+        run(&engine, &customers, &records, executor).0
+    }
+}
+
 fn run(
     engine: &Engine,
     customers: &CustomerTable,
@@ -305,16 +316,9 @@ fn mixed_workloads_exercise_every_path() {
     let mut stats = fusebox_engine::exec::parallel::ParallelStats::default();
     for _ in 0..200 {
         let w = mixed_workload(50).new_tree(&mut runner).unwrap().current();
-        let customers = table(w.customers);
-        let set = compile_triggers(&w.triggers, "t.yaml", Some(customers.schema())).unwrap();
-        let engine = Engine::new(set).unwrap();
-        let records = read_jsonl(w.events.as_bytes()).unwrap();
-        let (result, _) = run(
-            &engine,
-            &customers,
-            &records,
-            ExecutorKind::Parallel(ParallelConfig::always_partitioned(2, 4)),
-        );
+        let result = w.run(ExecutorKind::Parallel(ParallelConfig::always_partitioned(
+            2, 4,
+        )));
         stats.add(&result.parallel);
     }
     assert!(stats.partitioned_blocks > 1000, "{stats:?}");
@@ -493,16 +497,9 @@ fn every_idempotency_key_appears_exactly_once() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     for _ in 0..50 {
         let w = workload(5).new_tree(&mut runner).unwrap().current();
-        let customers = table(w.customers);
-        let set = compile_triggers(&w.triggers, "t.yaml", Some(customers.schema())).unwrap();
-        let engine = Engine::new(set).unwrap();
-        let records = read_jsonl(w.events.as_bytes()).unwrap();
-        let (result, _) = run(
-            &engine,
-            &customers,
-            &records,
-            ExecutorKind::Parallel(ParallelConfig::always_parallel(4, 3)),
-        );
+        let result = w.run(ExecutorKind::Parallel(ParallelConfig::always_parallel(
+            4, 3,
+        )));
         let keys: HashSet<&str> = result.effects.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(
             keys.len(),
