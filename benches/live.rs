@@ -29,6 +29,11 @@
 //! best measured sustained live throughput: events issued at a fixed rate (a 1 ms tokio
 //! interval issues every event due by then), each submitted and awaited in its own spawned
 //! task; p99 from submit, and from the event's scheduled time (which also counts pacing lag).
+//! Each open-loop run starts after a 2,000-event warm-up; `LIVE_OPEN_REPS` (default 3)
+//! interleaved repetitions, reported as medians with the range of p99 (one stall of a few
+//! tens of ms backs up enough events to move a single run's p99 by 4–8×).
+//!
+//! The process uses mimalloc with the `fusebox` CLI's purge delay (`common/allocator.rs`).
 //!
 //! **3. Peak RSS** of the bench process (`VmHWM`). After each section the bench prints where the
 //! machine's CPU went meanwhile (this bench, other processes, idle; from `/proc/stat`): the
@@ -44,7 +49,7 @@
 //! `LIVE_EVENTS` (events per throughput and open-loop run, default 100000), `LIVE_REPS`
 //! (interleaved throughput repetitions, default 5), `LIVE_LAT_EVENTS` (per latency setting,
 //! default 20000), `LIVE_LAT_SECS` (time cap per latency setting, default 2), `LIVE_ONLY`
-//! (`throughput`, `latency` or `open`: that section alone), `LIVE_SUSTAINED` (`R1K,R100K`:
+//! (`throughput`, `latency` or `open`: that section alone), `LIVE_OPEN_REPS`, `LIVE_SUSTAINED` (`R1K,R100K`:
 //! the sustained live throughput, events/s, the open loop halves when the throughput section
 //! did not run).
 
@@ -70,6 +75,9 @@ mod machine;
 
 #[path = "common/open_loop.rs"]
 mod open_loop;
+
+#[path = "common/allocator.rs"]
+mod allocator;
 use machine::{pct, vm_hwm_kb, CpuMeter};
 use stats::median;
 
@@ -367,6 +375,22 @@ async fn closed_loop(setup: &Setup, config: LiveConfig, events: &[Event], load: 
     }
 }
 
+/// Events run through a fresh engine before an open-loop run's clock starts: its first
+/// batches (threads waking, the customer table and the allocator's pages coming in) took
+/// 4–15 ms each on a 64-event warm-up and backed the first second's queue up behind them.
+const OPEN_LOOP_WARM_UP: usize = 2_000;
+
+/// One open-loop run's figures (latencies in ms).
+#[derive(Clone, Copy)]
+struct OpenRun {
+    achieved: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    p99_schedule: f64,
+    mean_batch: f64,
+}
+
 /// An open-loop run: `events` issued at `rate` per second, each awaited in its own task.
 /// Latencies from submit and from the scheduled time, ns.
 async fn open_loop(
@@ -375,7 +399,7 @@ async fn open_loop(
     events: &[Event],
     rate: f64,
 ) -> (Vec<u64>, Vec<u64>, f64, FinalReport) {
-    let live = start(setup, config, 64).await;
+    let live = start(setup, config, OPEN_LOOP_WARM_UP).await;
     let (answered, secs) = open_loop::run(&live, events, rate).await;
     let mut from_submit = Vec::with_capacity(answered.len());
     let mut from_schedule = Vec::with_capacity(answered.len());
@@ -467,6 +491,7 @@ fn check_one_submitter(setup: &Setup, run: &LiveRun, sent: &[Event], warm: usize
 }
 
 fn main() {
+    allocator::keep_freed_memory();
     let events: usize = env("LIVE_EVENTS", 100_000).max(1_000);
     let reps: usize = env("LIVE_REPS", 5).max(1);
     let lat_events: usize = env("LIVE_LAT_EVENTS", 20_000).max(100);
@@ -641,12 +666,46 @@ fn main() {
     }
 
     if section("open") {
+        let open_reps: usize = env("LIVE_OPEN_REPS", 3).max(1);
         let cpu = CpuMeter::start();
-        println!("\n## Open loop at half the best sustained live throughput ({events} events)");
         println!(
-            "| customers | max_delay | max_batch | target rate ev/s | achieved ev/s | p50 ms | p99 ms | p99.9 ms | p99 from schedule ms | mean batch |"
+            "\n## Open loop at half the best sustained live throughput ({events} events, \
+             {OPEN_LOOP_WARM_UP}-event warm-up, medians of {open_reps} interleaved runs)"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!(
+            "| customers | max_delay | max_batch | target rate ev/s | achieved ev/s | p50 ms | p99 ms | p99.9 ms | p99 from schedule ms | p99 range ms | mean batch |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        const DELAYS: [u64; 3] = [0, 1, 5];
+        // runs[setup][delay] = one OpenRun per repetition.
+        let mut runs: Vec<Vec<Vec<OpenRun>>> = vec![vec![Vec::new(); DELAYS.len()]; setups.len()];
+        for _ in 0..open_reps {
+            for (si, setup) in setups.iter().enumerate() {
+                if sustained[si] <= 0.0 {
+                    continue;
+                }
+                for (di, delay) in DELAYS.into_iter().enumerate() {
+                    let (mut a, mut b, achieved, report) = rt.block_on(open_loop(
+                        setup,
+                        live_config(1024, delay),
+                        &setup.events,
+                        sustained[si] / 2.0,
+                    ));
+                    assert_eq!(a.len(), setup.events.len(), "open loop: every event");
+                    a.sort_unstable();
+                    b.sort_unstable();
+                    runs[si][di].push(OpenRun {
+                        achieved,
+                        p50: pct(&a, 50.0),
+                        p99: pct(&a, 99.0),
+                        p999: pct(&a, 99.9),
+                        p99_schedule: pct(&b, 99.0),
+                        mean_batch: report.status.completed as f64
+                            / report.status.batches.max(1) as f64,
+                    });
+                }
+            }
+        }
         for (si, setup) in setups.iter().enumerate() {
             if sustained[si] <= 0.0 {
                 println!(
@@ -655,28 +714,23 @@ fn main() {
                 );
                 continue;
             }
-            let rate = sustained[si] / 2.0;
-            for delay in [0u64, 1, 5] {
-                let (mut a, mut b, achieved, report) = rt.block_on(open_loop(
-                    setup,
-                    live_config(1024, delay),
-                    &setup.events,
-                    rate,
-                ));
-                assert_eq!(a.len(), setup.events.len(), "open loop: every event");
-                a.sort_unstable();
-                b.sort_unstable();
+            for (di, delay) in DELAYS.into_iter().enumerate() {
+                let reps = &runs[si][di];
+                let of = |f: fn(&OpenRun) -> f64| median(reps.iter().map(f).collect());
+                let p99s = reps.iter().map(|r| r.p99);
                 println!(
-                    "| {} | {} ms | 1024 | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} |",
+                    "| {} | {} ms | 1024 | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}–{:.1} | {:.1} |",
                     setup.name,
                     delay,
-                    rate,
-                    achieved,
-                    pct(&a, 50.0),
-                    pct(&a, 99.0),
-                    pct(&a, 99.9),
-                    pct(&b, 99.0),
-                    report.status.completed as f64 / report.status.batches.max(1) as f64
+                    sustained[si] / 2.0,
+                    of(|r| r.achieved),
+                    of(|r| r.p50),
+                    of(|r| r.p99),
+                    of(|r| r.p999),
+                    of(|r| r.p99_schedule),
+                    p99s.clone().fold(f64::INFINITY, f64::min),
+                    p99s.fold(0.0, f64::max),
+                    of(|r| r.mean_batch),
                 );
             }
         }

@@ -66,6 +66,9 @@ use cli::{fusebox_binary, run_args};
 mod open_loop;
 use machine::{pct, vm_hwm_kb, CpuMeter};
 
+#[path = "common/allocator.rs"]
+mod allocator;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -365,6 +368,7 @@ fn batch_section(reps: usize) {
 }
 
 fn main() {
+    allocator::keep_freed_memory();
     let reps: usize = env("RUNAWAY_REPS", 3).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
